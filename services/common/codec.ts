@@ -1,0 +1,365 @@
+/**
+ * Avro records in single-object encoding, over avsc and the schema files in `schemas/`.
+ *
+ * Wire format (Avro spec, "Single-object encoding"): `C3 01`, the 8-byte little-endian CRC-64-AVRO
+ * (Rabin) fingerprint of the writer schema's Parsing Canonical Form, then the Avro binary body.
+ *
+ * - {@link SchemaRegistry} loads every `<name>.v<N>.avsc` file and indexes it by full name, version and
+ *   fingerprint.
+ * - {@link Codec} writes with one schema (the latest version by default) and reads any registered
+ *   version of the same record through a cached resolver, so v1 records are readable by a v2 reader.
+ * - Unknown fingerprints raise {@link UnknownSchemaError}; a bad marker, truncation, trailing bytes or an
+ *   undecodable body raise {@link CorruptRecordError}. Neither is retriable: the bus dead-letters them.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import avro from 'avsc';
+import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError, ValidationError } from './errors.ts';
+import type { RecordName, RecordTypes } from './records.ts';
+
+export const SCHEMAS_DIR = resolve(import.meta.dirname, '../../schemas');
+export const MAGIC = Buffer.from([0xc3, 0x01]);
+export const HEADER_BYTES = 10;
+
+// ---------------------------------------------------------------------------------------------------------
+// CRC-64-AVRO (the Rabin fingerprint of the Avro specification)
+
+const EMPTY64 = 0xc15d213aa4d7a795n;
+const FP_TABLE: bigint[] = Array.from({ length: 256 }, (_, i) => {
+  let fp = BigInt(i);
+  for (let j = 0; j < 8; j++) fp = (fp >> 1n) ^ (EMPTY64 & -(fp & 1n));
+  return fp & 0xffffffffffffffffn;
+});
+
+/** CRC-64-AVRO of `text` as an unsigned 64-bit integer. */
+export function rabin64(text: string): bigint {
+  let fp = EMPTY64;
+  for (const byte of Buffer.from(text, 'utf8')) {
+    fp = (fp >> 8n) ^ (FP_TABLE[Number((fp ^ BigInt(byte)) & 0xffn)] as bigint);
+  }
+  return fp;
+}
+
+/** The 8 fingerprint bytes as they appear in a single-object header (little-endian). */
+function fingerprintBytes(fp: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(fp);
+  return b;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// avsc types: typed attribute numbers, and bounded array/map reads
+
+/**
+ * `long` branch of an attribute value: safe JS integers. Together with {@link Float64Type} it lets the
+ * attribute union stay unwrapped (plain JS values) while the wire keeps long vs double.
+ */
+class Int64Type extends avro.types.LogicalType {
+  protected override _fromValue(val: unknown): unknown {
+    return val;
+  }
+  protected override _toValue(any: unknown): unknown {
+    return typeof any === 'number' && Number.isSafeInteger(any) ? any : undefined;
+  }
+  protected override _resolve(type: avro.Type): unknown {
+    const name = type.typeName;
+    if (name === 'long' || name === 'int' || name === this.typeName) return (v: unknown) => v;
+    return undefined;
+  }
+}
+
+/** `double` branch of an attribute value: every number that is not a safe integer. */
+class Float64Type extends avro.types.LogicalType {
+  protected override _fromValue(val: unknown): unknown {
+    return val;
+  }
+  protected override _toValue(any: unknown): unknown {
+    return typeof any === 'number' && !Number.isSafeInteger(any) ? any : undefined;
+  }
+  protected override _resolve(type: avro.Type): unknown {
+    const name = type.typeName;
+    if (name === 'double' || name === 'float' || name === this.typeName) return (v: unknown) => v;
+    return undefined;
+  }
+}
+
+interface Tap {
+  buf: Buffer;
+  pos: number;
+  readLong(): number;
+  skipLong(): void;
+  readString(): string;
+}
+interface ItemReader {
+  _read(tap: Tap): unknown;
+}
+
+/**
+ * avsc reads an array/map block count and loops that many times without checking the buffer: a corrupt
+ * count (say 2^40) spins or exhausts memory. Every item of our schemas takes at least one byte, so a
+ * count larger than the bytes left is corruption.
+ */
+function readBlockCount(tap: Tap): number {
+  let n = tap.readLong();
+  if (n < 0) {
+    n = -n;
+    tap.skipLong();
+  }
+  const left = tap.buf.length - tap.pos;
+  if (left < 0) throw new CorruptRecordError('truncated body');
+  if (n > left) throw new CorruptRecordError(`block count ${n} exceeds the ${left} bytes left`);
+  return n;
+}
+
+class BoundedArrayType extends avro.types.ArrayType {
+  _read(this: { itemsType: ItemReader }, tap: Tap): unknown[] {
+    const items = this.itemsType;
+    const out: unknown[] = [];
+    let n: number;
+    while ((n = readBlockCount(tap))) {
+      while (n--) out.push(items._read(tap));
+    }
+    return out;
+  }
+}
+
+class BoundedMapType extends avro.types.MapType {
+  _read(this: { valuesType: ItemReader }, tap: Tap): Record<string, unknown> {
+    const values = this.valuesType;
+    const out: Record<string, unknown> = {};
+    let n: number;
+    while ((n = readBlockCount(tap))) {
+      while (n--) {
+        const key = tap.readString();
+        out[key] = values._read(tap);
+      }
+    }
+    return out;
+  }
+}
+
+const typeOptions: Partial<avro.ForSchemaOptions> = {
+  wrapUnions: 'auto',
+  logicalTypes: { 'bk-int64': Int64Type, 'bk-float64': Float64Type },
+  typeHook: (schema, opts) => {
+    if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return undefined;
+    const t = (schema as { type?: unknown; logicalType?: unknown }).type;
+    if ((schema as { logicalType?: unknown }).logicalType !== undefined) return undefined;
+    if (t === 'array') return new BoundedArrayType(schema, opts);
+    if (t === 'map') return new BoundedMapType(schema, opts);
+    return undefined;
+  },
+};
+
+/** Parses an Avro schema (object or JSON text) with bkstream's logical types and bounded reads. */
+export function parseSchema(schema: object | string): avro.Type {
+  return avro.Type.forSchema(typeof schema === 'string' ? (JSON.parse(schema) as avro.Schema) : (schema as avro.Schema), {
+    ...typeOptions,
+    registry: {},
+  });
+}
+
+/** Parsing Canonical Form of a type (avsc's schema without attributes is canonical). */
+export function canonicalForm(type: avro.Type): string {
+  return JSON.stringify(type.schema());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Registry
+
+export interface SchemaEntry {
+  /** Full record name, e.g. `bkstream.SpanBatch`. */
+  readonly fullName: string;
+  /** Short record name, e.g. `SpanBatch`. */
+  readonly name: string;
+  readonly version: number;
+  readonly file: string;
+  readonly type: avro.Type;
+  /** Unsigned CRC-64-AVRO as 16 hex digits (big-endian reading). */
+  readonly fingerprint: string;
+  /** The 10-byte single-object header: marker + little-endian fingerprint. */
+  readonly header: Buffer;
+}
+
+const FILE_PATTERN = /^(?<base>[a-z0-9-]+)\.v(?<version>\d+)\.avsc$/;
+
+export class SchemaRegistry {
+  readonly #byFingerprint = new Map<string, SchemaEntry>();
+  readonly #byName = new Map<string, SchemaEntry[]>();
+
+  /** Loads every `*.v<N>.avsc` of the given directories (default: the project's `schemas/`). */
+  static load(dirs: readonly string[] = [SCHEMAS_DIR]): SchemaRegistry {
+    const registry = new SchemaRegistry();
+    for (const dir of dirs) {
+      for (const file of readdirSync(dir).sort()) {
+        const m = FILE_PATTERN.exec(file);
+        if (!m?.groups) continue;
+        const path = join(dir, file);
+        registry.add(readFileSync(path, 'utf8'), Number(m.groups.version), path);
+      }
+    }
+    return registry;
+  }
+
+  /** Registers one schema version. */
+  add(schemaText: string, version: number, file = '(inline)'): SchemaEntry {
+    let type: avro.Type;
+    try {
+      type = parseSchema(schemaText);
+    } catch (err) {
+      throw new ValidationError(`${file}: invalid Avro schema: ${(err as Error).message}`, { cause: err });
+    }
+    const fullName = type.name;
+    if (!fullName) throw new ValidationError(`${file}: top-level schema must be a named record`);
+    const fp = rabin64(canonicalForm(type));
+    const entry: SchemaEntry = {
+      fullName,
+      name: fullName.slice(fullName.lastIndexOf('.') + 1),
+      version,
+      file,
+      type,
+      fingerprint: fp.toString(16).padStart(16, '0'),
+      header: Buffer.concat([MAGIC, fingerprintBytes(fp)]),
+    };
+    const versions = this.#byName.get(entry.name) ?? [];
+    if (versions.some((v) => v.version === version)) {
+      throw new ValidationError(`${file}: ${entry.name} v${version} is registered twice`);
+    }
+    versions.push(entry);
+    versions.sort((a, b) => a.version - b.version);
+    this.#byName.set(entry.name, versions);
+    this.#byFingerprint.set(fingerprintKey(entry.header, 2), entry);
+    return entry;
+  }
+
+  /** The newest version of a record, or a specific one. */
+  get(name: string, version?: number): SchemaEntry {
+    const versions = this.#byName.get(name);
+    const entry = version === undefined ? versions?.at(-1) : versions?.find((v) => v.version === version);
+    if (!entry) throw new ValidationError(`no schema ${name}${version === undefined ? '' : ` v${version}`} in the registry`);
+    return entry;
+  }
+
+  /** The writer schema named by a single-object header, if registered. */
+  byHeader(buf: Buffer): SchemaEntry | undefined {
+    return this.#byFingerprint.get(fingerprintKey(buf, 2));
+  }
+
+  names(): string[] {
+    return [...this.#byName.keys()];
+  }
+
+  versions(name: string): readonly SchemaEntry[] {
+    return this.#byName.get(name) ?? [];
+  }
+}
+
+/** Map key for the 8 fingerprint bytes at `offset` (a latin1 string is the cheapest exact key). */
+function fingerprintKey(buf: Buffer, offset: number): string {
+  return buf.toString('latin1', offset, offset + 8);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Codec
+
+let defaultRegistry: SchemaRegistry | undefined;
+/** The registry of the project's `schemas/`, loaded once. */
+export function schemas(): SchemaRegistry {
+  defaultRegistry ??= SchemaRegistry.load();
+  return defaultRegistry;
+}
+
+/** Encodes and decodes one record type. Not shared between threads; cheap to create. */
+export class Codec<T> {
+  readonly schema: SchemaEntry;
+  readonly #registry: SchemaRegistry;
+  readonly #resolvers = new Map<SchemaEntry, avro.Resolver>();
+  #scratch = Buffer.allocUnsafe(64 * 1024);
+
+  /** `name` is the short record name; `version` defaults to the newest. */
+  constructor(name: string, options: { registry?: SchemaRegistry; version?: number } = {}) {
+    this.#registry = options.registry ?? schemas();
+    this.schema = this.#registry.get(name, options.version);
+  }
+
+  /** Single-object encoding of `value`; throws {@link ValidationError} if it does not fit the schema. */
+  encode(value: T): Buffer {
+    const { type, header } = this.schema;
+    for (;;) {
+      header.copy(this.#scratch, 0);
+      let end: number;
+      try {
+        end = type.encode(value, this.#scratch, HEADER_BYTES);
+      } catch (err) {
+        throw new ValidationError(`value does not fit ${this.schema.name} v${this.schema.version}: ${describeInvalid(type, value) ?? (err as Error).message}`, { cause: err });
+      }
+      if (end > 0) return Buffer.from(this.#scratch.subarray(0, end));
+      // avsc returns the negated missing size when the buffer is too small.
+      this.#scratch = Buffer.allocUnsafe(Math.max(this.#scratch.length * 2, this.#scratch.length - end + HEADER_BYTES));
+    }
+  }
+
+  /**
+   * Decodes a single-object record written with any registered version of this record, resolved to
+   * this codec's (reader) version.
+   */
+  decode(buf: Buffer): T {
+    if (buf.length < HEADER_BYTES || buf[0] !== 0xc3 || buf[1] !== 0x01) {
+      throw new CorruptRecordError(
+        buf.length < HEADER_BYTES ? `record of ${buf.length} bytes is shorter than the single-object header` : 'record lacks the Avro single-object marker C3 01',
+      );
+    }
+    const writer = this.#registry.byHeader(buf);
+    if (!writer) throw new UnknownSchemaError(buf.readBigUInt64LE(2).toString(16).padStart(16, '0'));
+    const resolver = writer === this.schema ? undefined : this.#resolver(writer);
+    let decoded: { value: unknown; offset: number };
+    try {
+      decoded = this.schema.type.decode(buf, HEADER_BYTES, resolver);
+    } catch (err) {
+      if (err instanceof CorruptRecordError) throw err;
+      throw new CorruptRecordError(`body does not decode as ${writer.name} v${writer.version}: ${(err as Error).message}`, { cause: err });
+    }
+    if (decoded.offset < 0) throw new CorruptRecordError(`truncated ${writer.name} v${writer.version} body`);
+    if (decoded.offset !== buf.length) {
+      throw new CorruptRecordError(`${buf.length - decoded.offset} trailing bytes after ${writer.name} v${writer.version} body`);
+    }
+    return decoded.value as T;
+  }
+
+  /** Whether a value fits the schema (used by tests and producers that validate before sending). */
+  isValid(value: unknown): value is T {
+    return this.schema.type.isValid(value);
+  }
+
+  #resolver(writer: SchemaEntry): avro.Resolver {
+    let r = this.#resolvers.get(writer);
+    if (!r) {
+      try {
+        r = this.schema.type.createResolver(writer.type);
+      } catch (err) {
+        throw new SchemaMismatchError(
+          `${writer.name} v${writer.version} cannot be read as ${this.schema.name} v${this.schema.version}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      this.#resolvers.set(writer, r);
+    }
+    return r;
+  }
+}
+
+/** A typed codec for one of the project's record types. */
+export function codecFor<N extends RecordName>(name: N, options?: { registry?: SchemaRegistry; version?: number }): Codec<RecordTypes[N]> {
+  return new Codec<RecordTypes[N]>(name, options);
+}
+
+/** The first path in `value` that does not fit `type`, for error messages. */
+function describeInvalid(type: avro.Type, value: unknown): string | undefined {
+  let found: string | undefined;
+  type.isValid(value, {
+    errorHook: (path: string[], any: unknown) => {
+      found ??= `${path.join('.') || '(root)'} = ${JSON.stringify(any)?.slice(0, 80)}`;
+    },
+  });
+  return found;
+}

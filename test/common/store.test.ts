@@ -1,0 +1,195 @@
+/**
+ * The store contract, run against embedded PGlite and the PostgreSQL server alike.
+ */
+import test from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../services/common/log.ts';
+import { createStore } from '../../services/common/store/index.ts';
+import { loadMigrations, migrate } from '../../services/common/store/migrate.ts';
+import { freshDatabase, freshStore, storeContract, DRIVERS } from '../helpers/store.ts';
+
+const DISCOVERED = [
+  'apm_endpoint',
+  'apm_host_instance',
+  'apm_topo_instance',
+  'apm_topo_node',
+  'apm_topo_relation',
+  'apm_remote_service_relation',
+  'apm_root_endpoint',
+];
+const ALL_TABLES = ['apm_application', 'apm_discover_rule', ...DISCOVERED, 'cmdb_host', 'bkdata_flow', 'bkdata_flow_step', 'schema_migrations',
+  // orchestrator (0200, 0201)
+  'bkdata_flow_command', 'bkdata_flow_outbox', 'bkdata_sim_object'];
+
+const UPSERT_ENDPOINT = `
+  INSERT INTO apm_endpoint (bk_biz_id, app_name, endpoint_name, service_name, category_id, category_kind_key, category_kind_value, span_kind, first_seen, last_seen)
+  SELECT b, a, e, s, c, k, v, sk, t, t
+  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::timestamptz[]) AS x(b, a, e, s, c, k, v, sk, t)
+  ON CONFLICT ON CONSTRAINT apm_endpoint_natural_key DO UPDATE
+    SET last_seen = GREATEST(apm_endpoint.last_seen, EXCLUDED.last_seen),
+        first_seen = LEAST(apm_endpoint.first_seen, EXCLUDED.first_seen),
+        updated_at = now()`;
+
+function endpoints(rows: { name: string; service?: string; at: number }[]): unknown[] {
+  return [
+    rows.map(() => 2),
+    rows.map(() => 'shop'),
+    rows.map((r) => r.name),
+    rows.map((r) => r.service ?? 'order-svc'),
+    rows.map(() => 'http'),
+    rows.map(() => 'http.method'),
+    rows.map(() => 'GET'),
+    rows.map(() => 2),
+    rows.map((r) => new Date(r.at)),
+  ];
+}
+
+for (const driver of DRIVERS) {
+  test.serial(`migrations apply from empty and are idempotent [${driver}]`, async (t) => {
+    const store = await freshStore(t, driver);
+    const first = await store.migrate();
+    t.deepEqual(first.applied, loadMigrations().map((m) => m.version));
+    const second = await store.migrate();
+    t.deepEqual(second.applied, []);
+    t.deepEqual(second.skipped, first.applied);
+    const { rows } = await store.query<{ table_name: string }>(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`,
+    );
+    t.deepEqual(rows.map((r) => r.table_name).sort(), [...ALL_TABLES].sort());
+  });
+}
+
+test('concurrent migrations from three instances apply each version once [pg]', async (t) => {
+  const url = await freshDatabase(t);
+  const stores = [1, 2, 3].map(() => createStore({ databaseUrl: url, logger: silentLogger, poolSize: 2 }));
+  t.teardown(() => Promise.all(stores.map((s) => s.stop())).then(() => undefined));
+  const results = await Promise.all(stores.map((s) => s.migrate()));
+  const applied = results.flatMap((r) => r.applied);
+  t.deepEqual(applied.sort(), loadMigrations().map((m) => m.version));
+});
+
+test.serial('a failing migration rolls back and names itself [pglite]', async (t) => {
+  const store = await freshStore(t, 'pglite');
+  const err = await t.throwsAsync(migrate(store, silentLogger, [{ version: 1, name: 'broken', sql: 'CREATE TABLE x (id int); SELECT nope;' }]));
+  t.regex(err?.message ?? '', /migration 1_broken failed/);
+  const { rows } = await store.query(`SELECT 1 FROM information_schema.tables WHERE table_name = 'x'`);
+  t.is(rows.length, 0, 'the partial migration was rolled back');
+});
+
+storeContract('the 12 built-in discover rules are seeded', async (t, store) => {
+  const { rows } = await store.query<{ type: string; n: number }>('SELECT type, count(*)::int AS n FROM apm_discover_rule WHERE bk_biz_id = 0 GROUP BY type ORDER BY type');
+  t.deepEqual(rows.map((r) => ({ ...r })), [
+    { type: 'category', n: 7 },
+    { type: 'platform', n: 2 },
+    { type: 'sdk', n: 1 },
+    { type: 'system', n: 2 },
+  ]);
+});
+
+storeContract('upsert keeps GREATEST(last_seen) and LEAST(first_seen), one row per natural key', async (t, store) => {
+  await store.query(UPSERT_ENDPOINT, endpoints([{ name: 'GET /a', at: 2_000_000 }, { name: 'GET /b', at: 2_000_000 }]));
+  // an older sighting (a replay) must not move last_seen back, but extends first_seen
+  await store.query(UPSERT_ENDPOINT, endpoints([{ name: 'GET /a', at: 1_000_000 }]));
+  // a newer one moves it forward
+  await store.query(UPSERT_ENDPOINT, endpoints([{ name: 'GET /b', at: 3_000_000 }]));
+  const { rows } = await store.query<{ endpoint_name: string; first_seen: Date; last_seen: Date }>(
+    'SELECT endpoint_name, first_seen, last_seen FROM apm_endpoint ORDER BY endpoint_name',
+  );
+  t.deepEqual(rows.map((r) => [r.endpoint_name, r.first_seen.getTime(), r.last_seen.getTime()]), [
+    ['GET /a', 1_000_000, 2_000_000],
+    ['GET /b', 2_000_000, 3_000_000],
+  ]);
+});
+
+storeContract('unique natural keys hold, including NULL parts and very long keys', async (t, store) => {
+  const long = 'x'.repeat(2048);
+  await store.query(UPSERT_ENDPOINT, endpoints([{ name: long, service: long, at: 1 }]));
+  await store.query(UPSERT_ENDPOINT, endpoints([{ name: long, service: long, at: 2 }]));
+  t.is((await store.query('SELECT 1 FROM apm_endpoint')).rowCount, 1);
+
+  const insertHost = `INSERT INTO apm_host_instance (bk_biz_id, app_name, bk_cloud_id, bk_host_id, ip, topo_node_key, first_seen, last_seen)
+    VALUES (2, 'shop', $1, $2, '10.0.0.1', 'order-svc', now(), now())`;
+  await store.query(insertHost, [-1, null]);
+  await t.throwsAsync(store.query(insertHost, [-1, null]), { message: /apm_host_instance_natural_key/ });
+  await store.query(insertHost, [0, 42]); // a different key (the CMDB hit) is a different row
+  t.is((await store.query('SELECT 1 FROM apm_host_instance')).rowCount, 2);
+
+  const insertApp = `INSERT INTO apm_application (bk_biz_id, app_name) VALUES (2, 'shop')`;
+  await store.query(insertApp);
+  await t.throwsAsync(store.query(insertApp), { message: /apm_application_natural_key/ });
+});
+
+storeContract('every discovered table has the natural-key constraint and event-time columns', async (t, store) => {
+  for (const table of DISCOVERED) {
+    const { rows } = await store.query<{ column_name: string }>(
+      `SELECT column_name FROM information_schema.columns WHERE table_name = $1`,
+      [table],
+    );
+    const cols = rows.map((r) => r.column_name);
+    t.true(cols.includes('first_seen') && cols.includes('last_seen'), table);
+    const c = await store.query(`SELECT 1 FROM information_schema.table_constraints WHERE table_name = $1 AND constraint_name = $2 AND constraint_type = 'UNIQUE'`, [
+      table,
+      `${table}_natural_key`,
+    ]);
+    t.is(c.rowCount, 1, `${table}_natural_key`);
+  }
+});
+
+storeContract('transactions commit or roll back as a whole', async (t, store) => {
+  await store.transaction(async (tx) => {
+    await tx.query(`INSERT INTO apm_application (bk_biz_id, app_name) VALUES (1, 'a')`);
+  });
+  await t.throwsAsync(
+    store.transaction(async (tx) => {
+      await tx.query(`INSERT INTO apm_application (bk_biz_id, app_name) VALUES (1, 'b')`);
+      throw new Error('abort');
+    }),
+    { message: 'abort' },
+  );
+  const { rows } = await store.query<{ app_name: string }>('SELECT app_name FROM apm_application ORDER BY app_name');
+  t.deepEqual(rows.map((r) => r.app_name), ['a']);
+});
+
+storeContract('int8 comes back as a number and timestamptz as a Date on both drivers', async (t, store) => {
+  const { rows } = await store.query<{ n: unknown; at: unknown; j: unknown }>(`SELECT 9007199254740991::bigint AS n, now() AS at, '{"a":[1]}'::jsonb AS j`);
+  t.is(rows[0]?.n, 9007199254740991);
+  t.true(rows[0]?.at instanceof Date);
+  t.deepEqual(rows[0]?.j, { a: [1] });
+});
+
+test('a PostgreSQL server that is down gives a clear, retriable error', async (t) => {
+  const store = createStore({ databaseUrl: 'postgres://postgres:secret@127.0.0.1:1/nope', logger: silentLogger });
+  const err = await t.throwsAsync(store.start());
+  t.regex(err?.message ?? '', /cannot connect to PostgreSQL at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/nope/);
+  t.true((err as { retriable?: boolean }).retriable);
+  await store.stop();
+});
+
+test.serial('PGlite persists to its directory across restarts', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'bkpglite-')), 'db');
+  const a = createStore({ dataDir: dir, logger: silentLogger });
+  await a.migrate();
+  await a.query(`INSERT INTO apm_application (bk_biz_id, app_name) VALUES (3, 'persisted')`);
+  await a.stop();
+  const b = createStore({ dataDir: dir, logger: silentLogger });
+  t.teardown(() => b.stop());
+  t.deepEqual((await b.migrate()).applied, []);
+  t.is((await b.query(`SELECT 1 FROM apm_application WHERE app_name = 'persisted'`)).rowCount, 1);
+});
+
+test.serial('a PGlite directory in use by another process is refused with a clear error', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'bkpglite-')), 'db');
+  // pid 1 is always alive and never ours
+  writeFileSync(`${dir}.lock`, '1\n');
+  const store = createStore({ dataDir: dir, logger: silentLogger });
+  const err = await t.throwsAsync(store.start());
+  t.regex(err?.message ?? '', /in use by process 1/);
+  // a stale lock (dead pid) is taken over
+  writeFileSync(`${dir}.lock`, '999999999\n');
+  const ok = createStore({ dataDir: dir, logger: silentLogger });
+  await ok.start();
+  await ok.stop();
+  t.pass();
+});
