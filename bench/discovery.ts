@@ -1,0 +1,325 @@
+/**
+ * `npm run bench:discovery`: discovery throughput against a bare consumer, in one run.
+ *
+ * 1. A child process fills `<prefix>.spans` (12 partitions) with a realistic mix: 200 services × 50
+ *    endpoints, traces of ~9 spans (http entry, http/grpc calls between services, mysql/redis clients,
+ *    kafka producer → consumer, calls to an external `peer.service`), 3 hosts/instances per service,
+ *    batched per (partition, service) as the receiver does, so parents and children of a trace arrive in
+ *    different records.
+ * 2. Baseline (a): a bare kafkajs consumer (eachBatch) that drains the topic and decodes every record
+ *    with the full SpanBatch schema. For detail, also the same with discovery's projection reader.
+ * 3. Discovery (b) end to end, in this process: consumer group, rules, the seven discoverers, windows,
+ *    dedupe, upserts into the store (embedded PGlite on disk unless BENCH_DATABASE_URL names PostgreSQL),
+ *    until every span is processed and every row it produced is flushed.
+ * 4. Memory: the dedupe cache is filled to DISCOVERY_CACHE_MAX_KEYS (1 000 000) keys of realistic shape
+ *    through the real sink (rows discarded instead of written), then RSS is read. Peak RSS covers steps
+ *    3 and 4.
+ *
+ * Env: KAFKA_BROKERS (set by scripts/with-broker.ts), BENCH_SPANS (default 1 200 000),
+ * BENCH_DATABASE_URL (PostgreSQL instead of PGlite).
+ */
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+// eslint-disable-next-line no-restricted-imports -- the baseline is a bare kafkajs consumer by definition
+import { Kafka, logLevel } from 'kafkajs';
+import { Bus, partitionFor, type OutMessage } from '../services/common/bus.ts';
+import { codecFor, type Codec } from '../services/common/codec.ts';
+import { commonSpec, loadConfig } from '../services/common/config.ts';
+import { createLogger } from '../services/common/log.ts';
+import { createRegistry, type Registry } from '../services/common/metrics.ts';
+import type { Span } from '../services/common/records.ts';
+import { createStore } from '../services/common/store/index.ts';
+import { topicPlan } from '../services/common/topics.ts';
+import { createDiscovery } from '../services/discovery/service.ts';
+import { spanBatchReader } from '../services/discovery/span-codec.ts';
+import { traces } from './discovery-mix.ts';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+const TOTAL_SPANS = Number(process.env.BENCH_SPANS ?? 1_200_000);
+const PARTITIONS = 12;
+const SERVICES = 200;
+const SPANS_PER_RECORD = 100;
+const CONCURRENCY = 3;
+const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+const quiet = createLogger({ level: 'silent' });
+
+/** Child process: fills the topic and prints `produced <spans> <records> <bytes>`. */
+async function produce(topic: string): Promise<void> {
+  const codec = codecFor('SpanBatch');
+  const bus = new Bus({ brokers, clientId: 'bench-producer', logger: quiet });
+  const producer = bus.producer({ maxInFlightRequests: 5 });
+  await producer.start();
+  const buffers = new Map<string, { partition: number; spans: Span[] }>();
+  let out: OutMessage[] = [];
+  let records = 0;
+  let bytes = 0;
+  let spans = 0;
+  const sends: Promise<void>[] = [];
+  const emit = (partition: number, list: Span[]): void => {
+    const value = codec.encode({ spans: list });
+    out.push({ key: list[0]?.trace_id ?? null, value, partition });
+    records++;
+    bytes += value.length;
+    if (out.length >= 40) {
+      sends.push(producer.send(topic, out));
+      out = [];
+    }
+  };
+  for (const trace of traces(TOTAL_SPANS)) {
+    const partition = partitionFor(trace[0]?.trace_id ?? '', PARTITIONS);
+    for (const s of trace) {
+      const key = `${partition}:${s.resource['service.name'] as string}`;
+      let b = buffers.get(key);
+      if (!b) buffers.set(key, (b = { partition, spans: [] }));
+      b.spans.push(s);
+      spans++;
+      if (b.spans.length >= SPANS_PER_RECORD) {
+        emit(partition, b.spans);
+        b.spans = [];
+      }
+    }
+    if (sends.length >= 8) await Promise.all(sends.splice(0));
+  }
+  for (const b of buffers.values()) if (b.spans.length > 0) emit(b.partition, b.spans);
+  if (out.length > 0) sends.push(producer.send(topic, out));
+  await Promise.all(sends);
+  await producer.stop();
+  console.log(`produced ${spans} ${records} ${bytes}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Measurements
+
+/** The bare consumer: drain and decode, nothing else. Returns spans/s from first batch to last span. */
+async function bareConsumer(topic: string, groupId: string, codec: Codec<{ spans: unknown[] }>, expected: number): Promise<{ spansPerS: number; cpuUsPerSpan: number }> {
+  const kafka = new Kafka({ clientId: groupId, brokers, logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId, maxBytesPerPartition: 1 << 20, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  let seen = 0;
+  let first = 0;
+  let last = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  let cpu0 = process.cpuUsage();
+  await consumer.run({
+    partitionsConsumedConcurrently: CONCURRENCY,
+    eachBatch: async ({ batch }) => {
+      if (first === 0) {
+        first = performance.now();
+        cpu0 = process.cpuUsage();
+      }
+      for (const m of batch.messages) if (m.value) seen += codec.decode(m.value).spans.length;
+      if (seen >= expected && last === 0) {
+        last = performance.now();
+        done();
+      }
+    },
+  });
+  await finished;
+  const cpu = process.cpuUsage(cpu0);
+  await consumer.disconnect();
+  return { spansPerS: (seen / (last - first)) * 1000, cpuUsPerSpan: (cpu.user + cpu.system) / seen };
+}
+
+function metricSum(registry: Registry, name: string): number {
+  const m = registry.getSingleMetric(name) as unknown as { hashMap?: Record<string, { value: number }> } | undefined;
+  return Object.values(m?.hashMap ?? {}).reduce((n, v) => n + v.value, 0);
+}
+
+interface DiscoveryRun {
+  spansPerS: number;
+  cpuUsPerSpan: number;
+  written: number;
+  cachedKeys: number;
+  rssMb: number;
+  peakRssMb: number;
+  hitRatio: number;
+  store: string;
+}
+
+async function discoveryRun(prefix: string, expected: number, databaseUrl: string | undefined): Promise<DiscoveryRun> {
+  const dir = `.tmp/bench-pglite-${prefix}`;
+  const store = createStore({ databaseUrl, dataDir: dir, logger: quiet, poolSize: 4 });
+  await store.start();
+  await store.migrate();
+  const registry = createRegistry();
+  const bus = new Bus({ brokers, clientId: 'bench-discovery', logger: quiet, registry });
+  const env: NodeJS.ProcessEnv = {
+    KAFKA_BROKERS: brokers.join(','),
+    TOPIC_PREFIX: prefix,
+    DISCOVERY_GROUP_ID: `${prefix}-discovery-${databaseUrl ? 'pg' : 'pglite'}`,
+    DISCOVERY_EVENTS_GROUP_ID: `${prefix}-events-${databaseUrl ? 'pg' : 'pglite'}`,
+    DISCOVERY_CONSUME_REPLAY: 'false',
+    DISCOVERY_HTTP_PORT: '0',
+    DISCOVERY_PARTITIONS_CONCURRENTLY: String(CONCURRENCY),
+    DISCOVERY_PAIRING_TTL_MS: '2000',
+  };
+  const service = await createDiscovery({ env, logger: quiet, registry, store, bus, common: loadConfig(commonSpec, { env }) });
+  let peak = 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 100);
+  await service.start();
+  let first = 0;
+  let cpu0 = process.cpuUsage();
+  let maxPaused = 0;
+  let maxWindow = 0;
+  while (service.pipeline.processedSpans() < expected) {
+    if (first === 0 && service.pipeline.processedSpans() > 0) {
+      first = performance.now();
+      cpu0 = process.cpuUsage();
+    }
+    maxPaused = Math.max(maxPaused, service.consumers[0]?.pausedPartitions().reduce((n, p) => n + p.partitions.length, 0) ?? 0);
+    maxWindow = Math.max(maxWindow, service.pipeline.windowItems());
+    await sleep(10);
+  }
+  await service.flusher.flush();
+  const last = performance.now();
+  const cpu = process.cpuUsage(cpu0);
+  const spansPerS = (expected / (last - first)) * 1000;
+  // Let the windows settle (root endpoints of the last traces) so every write is counted.
+  await sleep(2_500);
+  await service.flusher.flush();
+  await registry.metrics(); // runs the gauges' collect
+  const written = metricSum(registry, 'bkstream_discovery_records_written_total');
+  const histo = (name: string): string => {
+    const m = registry.getSingleMetric(name) as unknown as { hashMap: Record<string, { sum: number; count: number }> };
+    const v = Object.values(m.hashMap).reduce((a, x) => ({ sum: a.sum + x.sum, count: a.count + x.count }), { sum: 0, count: 0 });
+    return `${v.count} × ${(v.sum / Math.max(1, v.count) * 1000).toFixed(1)} ms = ${v.sum.toFixed(1)} s`;
+  };
+  console.log(`    detail: flushes ${histo('bkstream_discovery_flush_seconds')}; handler ${histo('bkstream_consumer_handle_seconds')}; ` +
+    `most paused partitions ${maxPaused}; most window entries ${maxWindow}; run ${((last - first) / 1000).toFixed(1)} s`);
+  const hitRatio = (registry.getSingleMetric('bkstream_discovery_cache_hit_ratio') as unknown as { hashMap: Record<string, { value: number }> }).hashMap[''];
+
+  gc();
+  const rssAfterRunMb = process.memoryUsage.rss() / 2 ** 20;
+  console.log(`    memory after the run: ${Math.round(rssAfterRunMb)} MB RSS with ${service.sink.cachedKeys()} cached keys`);
+
+  // Memory with the cache full: realistic keys (endpoints of a service with unparameterised URLs,
+  // instances) through the real sink; the rows are discarded instead of written.
+  const { sink } = service;
+  for (let i = 0; sink.cachedKeys() < service.config.cacheMaxKeys && i < 3 * service.config.cacheMaxKeys; i++) {
+    const svc = `svc-${i % SERVICES}`;
+    if (i % 2 === 0) {
+      sink.emit('endpoint', 2, 'bench', { endpoint_name: `GET /api/${svc}/orders/${i}`, service_name: svc, category_id: 'http', category_kind_key: 'http.method', category_kind_value: 'GET', span_kind: 2 }, Date.now() * 1000);
+    } else {
+      sink.emit('instance', 2, 'bench', { topo_node_key: svc, instance_id: `go:${svc}:pod-${i}:10.1.${i & 255}.${(i >> 8) & 255}:8080`, instance_topo_kind: 'service', component_instance_category: null, component_instance_predicate_value: null, sdk_name: 'opentelemetry', sdk_version: '1.28.0', sdk_language: 'go' }, Date.now() * 1000);
+    }
+    if (i % 5_000 === 0) sink.take();
+  }
+  sink.take();
+  gc();
+  await sleep(200);
+  const rssMb = process.memoryUsage.rss() / 2 ** 20;
+  const mem = process.memoryUsage();
+  console.log(`    memory detail: heap used ${Math.round(mem.heapUsed / 2 ** 20)} MB of ${Math.round(mem.heapTotal / 2 ** 20)} MB, external ${Math.round(mem.external / 2 ** 20)} MB ` +
+    `(array buffers ${Math.round(mem.arrayBuffers / 2 ** 20)} MB, including PGlite's WASM memory), RSS ${Math.round(rssMb)} MB`);
+  peak = Math.max(peak, process.memoryUsage.rss());
+  clearInterval(sampler);
+  const cachedKeys = sink.cachedKeys();
+  await service.stop();
+  const admin = bus.admin();
+  await admin.start();
+  await admin.deleteGroup(env.DISCOVERY_GROUP_ID as string);
+  await admin.deleteGroup(env.DISCOVERY_EVENTS_GROUP_ID as string);
+  await admin.stop();
+  await store.stop();
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(`${dir}.lock`, { force: true });
+  return { spansPerS, cpuUsPerSpan: (cpu.user + cpu.system) / expected, written, cachedKeys, rssMb, peakRssMb: peak / 2 ** 20, hitRatio: hitRatio?.value ?? 0, store: databaseUrl ? 'postgresql' : 'pglite' };
+}
+
+/** Runs {@link discoveryRun} in a fresh process, so its RSS is discovery's alone. */
+function discoveryChild(prefix: string, expected: number, databaseUrl: string | undefined): Promise<DiscoveryRun> {
+  return new Promise<DiscoveryRun>((resolve, reject) => {
+    const child = spawn(process.execPath, [import.meta.filename, '--discover', prefix, String(expected)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, BENCH_RUN_DATABASE_URL: databaseUrl ?? '' },
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      const text = c.toString();
+      out += text;
+      for (const line of text.split('\n')) if (line.startsWith('    ')) console.log(line);
+    });
+    child.once('exit', (code) => {
+      const json = out.split('\n').find((l) => l.startsWith('{'));
+      if (code === 0 && json) resolve(JSON.parse(json) as DiscoveryRun);
+      else reject(new Error(`discovery run exited with ${code}`));
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const prefix = `bench-disc-${Date.now().toString(36)}`;
+  const bus = new Bus({ brokers, clientId: 'bench', logger: quiet });
+  const admin = bus.admin();
+  await admin.start();
+  const plan = topicPlan(prefix).map((p) => (p.topic.endsWith('.spans') ? { ...p, numPartitions: PARTITIONS } : p));
+  await admin.ensureTopics(plan);
+  const topic = `${prefix}.spans`;
+  try {
+    console.log(`filling ${topic} with ${TOTAL_SPANS} spans (child process)…`);
+    const started = performance.now();
+    const produced = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [import.meta.filename, '--produce', topic], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`producer exited with ${code}`))));
+    });
+    const [, spans, records, bytes] = /produced (\d+) (\d+) (\d+)/.exec(produced) ?? [];
+    const expected = Number(spans);
+    console.log(`  ${expected} spans in ${records} records, ${(Number(bytes) / 2 ** 20).toFixed(1)} MiB, ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+    // BENCH_SKIP_BASELINE=1 (profiling only) skips the bare consumers.
+    const skip = process.env.BENCH_SKIP_BASELINE === '1';
+    const none = { spansPerS: NaN, cpuUsPerSpan: NaN };
+    const baseline = skip ? none : await bareConsumer(topic, `${prefix}-bare`, codecFor('SpanBatch'), expected);
+    console.log(`(a) bare kafkajs consumer, full decode:        ${Math.round(baseline.spansPerS)} spans/s, ${baseline.cpuUsPerSpan.toFixed(1)} µs CPU per span`);
+    const projected = skip ? none : await bareConsumer(topic, `${prefix}-bare-proj`, spanBatchReader(), expected);
+    console.log(`    bare kafkajs consumer, discovery projection: ${Math.round(projected.spansPerS)} spans/s, ${projected.cpuUsPerSpan.toFixed(1)} µs CPU per span (detail only)`);
+    for (const g of [`${prefix}-bare`, `${prefix}-bare-proj`]) await admin.deleteGroup(g);
+
+    const runs: DiscoveryRun[] = [await discoveryChild(prefix, expected, undefined)];
+    if (process.env.BENCH_DATABASE_URL) runs.push(await discoveryChild(prefix, expected, process.env.BENCH_DATABASE_URL));
+    for (const r of runs) {
+      console.log(`(b) discovery end to end [${r.store}]:          ${Math.round(r.spansPerS)} spans/s, ratio b/a ${(r.spansPerS / baseline.spansPerS).toFixed(2)}, ` +
+        `${r.written} rows written (${((r.written / expected) * 1000).toFixed(2)} per 1 000 spans), cache hit ratio ${r.hitRatio.toFixed(4)}`);
+      console.log(`    CPU per span: discovery ${r.cpuUsPerSpan.toFixed(1)} µs (all threads, store included) vs bare consumer ${baseline.cpuUsPerSpan.toFixed(1)} µs`);
+      console.log(`    memory [${r.store}]: ${Math.round(r.rssMb)} MB RSS with ${r.cachedKeys} cached keys, peak ${Math.round(r.peakRssMb)} MB`);
+    }
+    const r = runs[0] as DiscoveryRun;
+    console.log(`RESULT bench=discovery spans_per_s=${Math.round(r.spansPerS)} baseline_spans_per_s=${Math.round(baseline.spansPerS)} ratio=${(r.spansPerS / baseline.spansPerS).toFixed(2)} ` +
+      `writes_per_1k_spans=${((r.written / expected) * 1000).toFixed(2)} rss_mb=${Math.round(r.peakRssMb)} cached_keys=${r.cachedKeys}`);
+  } finally {
+    await admin.deleteTopics(plan.map((p) => p.topic)).catch(() => undefined);
+    await admin.stop();
+  }
+}
+
+if (process.argv.includes('--discover')) {
+  const i = process.argv.indexOf('--discover');
+  discoveryRun(process.argv[i + 1] as string, Number(process.argv[i + 2]), process.env.BENCH_RUN_DATABASE_URL || undefined).then((r) => {
+    console.log(JSON.stringify(r));
+    process.exit(0);
+  }, (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+} else if (process.argv.includes('--produce')) {
+  produce(process.argv[process.argv.indexOf('--produce') + 1] as string).then(() => process.exit(0), (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+} else {
+  main().then(() => process.exit(0), (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,52 @@
+/**
+ * Root endpoints (reference §3.7): per trace, the first SERVER or PRODUCER span ordered by start time
+ * (then longest first). In the stream a trace's spans arrive over time: the window keeps the best
+ * candidate per trace and emits it when the trace has been quiet for the pairing TTL.
+ */
+import { SpanKind } from '../../common/records.ts';
+import type { ClassifiedSpan } from '../classify.ts';
+import { keyString, type DiscoverySpan } from '../fields.ts';
+import type { RootEndpointRow, Sink } from '../records.ts';
+
+export interface RootCandidate {
+  bk_biz_id: number;
+  app_name: string;
+  start: number;
+  elapsed: number;
+  /** Tie-break so the choice never depends on arrival order. */
+  spanId: string;
+  timeUs: number;
+  row: RootEndpointRow;
+}
+
+/** The root-endpoint row a SERVER or PRODUCER span would make. */
+export function rootRow(c: ClassifiedSpan): RootEndpointRow | undefined {
+  const { span } = c;
+  if (!c.filtered || (span.kind !== SpanKind.SERVER && span.kind !== SpanKind.PRODUCER)) return undefined;
+  return { endpoint_name: keyString(c.rule.endpoint?.get(span)), service_name: c.service, category_id: c.rule.categoryId };
+}
+
+export function rootCandidate(span: DiscoverySpan, row: RootEndpointRow): RootCandidate {
+  return { bk_biz_id: span.bk_biz_id, app_name: span.app_name, start: span.start_time, elapsed: span.elapsed_time, spanId: span.span_id, timeUs: span.end_time, row };
+}
+
+/** Whether a span comes before a candidate: earlier start, then longer, then smaller span id. */
+export function spanBefore(span: DiscoverySpan, c: RootCandidate): boolean {
+  return span.start_time < c.start || (span.start_time === c.start && (span.elapsed_time > c.elapsed || (span.elapsed_time === c.elapsed && span.span_id < c.spanId)));
+}
+
+export function emitRoot(c: RootCandidate, sink: Sink): void {
+  sink.emit('root_endpoint', c.bk_biz_id, c.app_name, c.row, c.timeUs);
+}
+
+/** Groups one list of spans by trace and emits each trace's root endpoint. */
+export function discoverRootEndpoints(spans: readonly ClassifiedSpan[], sink: Sink): void {
+  const best = new Map<string, RootCandidate>();
+  for (const c of spans) {
+    const row = rootRow(c);
+    if (!row) continue;
+    const seen = best.get(c.span.trace_id);
+    if (!seen || spanBefore(c.span, seen)) best.set(c.span.trace_id, rootCandidate(c.span, row));
+  }
+  for (const cand of best.values()) emitRoot(cand, sink);
+}

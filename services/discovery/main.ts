@@ -1,0 +1,5 @@
+/** The discovery process: `node services/discovery/main.ts`. */
+import { runService } from '../common/service.ts';
+import { discoveryService } from './service.ts';
+
+runService(discoveryService);

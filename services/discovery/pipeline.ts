@@ -1,0 +1,286 @@
+/**
+ * The streaming core: the batch handler of the span consumers.
+ *
+ * For each consumed batch: load what its apps need (lookups), classify each span once, run the
+ * per-span discoverers into the dedupe sink, put the spans that need a partner into the partition's
+ * window, and return `{ durable }` — the batch's ticket, which resolves once the batch's window entries
+ * are settled and the flush covering its rows has completed. The bus commits offsets only then.
+ *
+ * Partition state is dropped on revoke, and whenever a partition is read again from an earlier offset
+ * (after a rebalance or a failed flush the bus re-reads from the last commit): the entries of the old
+ * reading are void, the new reading re-creates them.
+ */
+import type { Batch, HandleResult, TopicPartitions } from '../common/bus.ts';
+import type { Logger } from '../common/log.ts';
+import { retry } from '../common/retry.ts';
+import { classify } from './classify.ts';
+import type { DedupeSink, NodeKinds } from './dedupe.ts';
+import { discoverEndpoint } from './discoverers/endpoint.ts';
+import { discoverHost } from './discoverers/host.ts';
+import { discoverInstance } from './discoverers/instance.ts';
+import { discoverNode } from './discoverers/node.ts';
+import { discoverSingleSpanRelation, pairRelation } from './discoverers/relation.ts';
+import { pairRemote } from './discoverers/remote-service-relation.ts';
+import { emitRoot } from './discoverers/root-endpoint.ts';
+import type { DiscoverySpan } from './fields.ts';
+import type { Flusher, Ticket } from './flusher.ts';
+import type { Lookups } from './lookups.ts';
+import { SEP } from './records.ts';
+import type { RuleSet } from './rules.ts';
+import { ShapeCache, shapeFacts, shapeKey } from './shape.ts';
+import type { DiscoverySpanBatch } from './span-codec.ts';
+import { PartitionWindow, type ChildFacts, type DropReason, type ParentFacts, type WindowEvents, type WindowOptions } from './window.ts';
+
+export interface PipelineStats {
+  spans: number;
+  /** Spans whose shape was not cached (the discoverers ran for them). */
+  shapeMisses: number;
+  paired: number;
+  dropped: Record<DropReason, number>;
+}
+
+export interface PipelineOptions {
+  lookups: Lookups;
+  sink: DedupeSink;
+  nodeKinds: NodeKinds;
+  flusher: Flusher;
+  window: WindowOptions;
+  /** See {@link DedupeOptions.touchIntervalMs}. */
+  touchIntervalMs: number;
+  /** Entries of the span-shape cache. */
+  maxShapes: number;
+  /** Batches accepted but not yet processed before the handler waits (back-pressure). */
+  maxQueuedBatches: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** The second key of a root row's memo entry. */
+const ROOT = 'root';
+
+interface PartitionState {
+  window: PartitionWindow;
+  /** The offset after the last record handled; a batch starting before it is a re-read. */
+  next: bigint | undefined;
+}
+
+export class SpanPipeline {
+  readonly #opts: PipelineOptions;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #partitions = new Map<string, PartitionState>();
+  readonly #events: WindowEvents;
+  #stats: PipelineStats = SpanPipeline.#zero();
+  #processed = 0;
+  readonly #shapes: ShapeCache;
+  #memo = new WeakMap<object, Map<object | string, number>>();
+  #queue: { batch: Batch<DiscoverySpanBatch>; ticket: Ticket }[] = [];
+  readonly #room: (() => void)[] = [];
+  #draining: Promise<void> | undefined;
+  #memoVersion = -1;
+  readonly #touchS: number;
+
+  constructor(options: PipelineOptions) {
+    this.#opts = options;
+    this.#log = options.logger.child({ component: 'discovery.pipeline' });
+    this.#now = options.now ?? Date.now;
+    this.#shapes = new ShapeCache(options.maxShapes);
+    this.#touchS = Math.floor(options.touchIntervalMs / 1000);
+    const { sink } = options;
+    this.#events = {
+      pair: (parent, child, timeUs) => this.#pair(parent, child, timeUs),
+      root: (candidate) => {
+        if (!this.#recent(candidate.row, ROOT, candidate.timeUs)) emitRoot(candidate, sink);
+      },
+      dropped: (reason, count) => {
+        this.#stats.dropped[reason] += count;
+      },
+    };
+  }
+
+  static #zero(): PipelineStats {
+    return { spans: 0, shapeMisses: 0, paired: 0, dropped: { parent_evicted: 0, child_unpaired: 0, child_evicted: 0, trace_evicted: 0 } };
+  }
+
+  /** Counts since the previous call. */
+  stats(): PipelineStats {
+    const s = this.#stats;
+    this.#stats = SpanPipeline.#zero();
+    return s;
+  }
+
+  /** Spans processed since start (never reset). */
+  processedSpans(): number {
+    return this.#processed;
+  }
+
+  /** Entries in all partition windows. */
+  windowItems(): number {
+    let n = 0;
+    for (const p of this.#partitions.values()) n += p.window.size();
+    return n;
+  }
+
+  /**
+   * The bus handler: queues the batch and returns at once with its durability promise, so kafkajs
+   * fetches the next batches while this one is processed (kafkajs issues the next fetch only once every
+   * handler of the previous one returned). At most `maxQueuedBatches` wait; beyond that the handler waits
+   * for room, which stops fetching (back-pressure).
+   */
+  handle = async (batch: Batch<DiscoverySpanBatch>): Promise<HandleResult> => {
+    while (this.#queue.length >= this.#opts.maxQueuedBatches) await new Promise<void>((resolve) => this.#room.push(resolve));
+    const ticket = this.#opts.flusher.ticket();
+    this.#queue.push({ batch, ticket });
+    this.#draining ??= this.#drain().finally(() => {
+      this.#draining = undefined;
+    });
+    return { durable: ticket.done };
+  };
+
+  /** Processes queued batches in order, yielding to I/O between them. */
+  async #drain(): Promise<void> {
+    for (;;) {
+      const item = this.#queue.shift();
+      if (!item) return;
+      this.#room.shift()?.();
+      const { batch, ticket } = item;
+      try {
+        const spans: DiscoverySpan[] = [];
+        for (const r of batch.records) for (const s of r.value.spans) spans.push(s);
+        const apps = distinctApps(spans);
+        // Lookups load from the store; retried with backoff so an outage is not a tight re-read loop.
+        await retry(async () => this.#opts.lookups.ensure(apps), { retries: 5, maxDelayMs: 5_000 });
+        if (!batch.isStale()) this.#processBatch(batch, spans, ticket);
+        ticket.release();
+      } catch (err) {
+        this.#log.error('batch processing failed; the partition will be read again', { topic: batch.topic, partition: batch.partition, err });
+        ticket.fail(err);
+      }
+      this.#opts.flusher.nudge();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  #processBatch(batch: Batch<DiscoverySpanBatch>, spans: readonly DiscoverySpan[], ticket: Ticket): void {
+    const state = this.#state(batch.topic, batch.partition);
+    const first = batch.records[0] ? BigInt(batch.records[0].offset) : undefined;
+    if (first !== undefined && state.next !== undefined && first < state.next) {
+      this.#log.debug('partition read again; its window is reset', { topic: batch.topic, partition: batch.partition, offset: String(first) });
+      state.window.clear();
+    }
+    state.next = BigInt(batch.lastOffset) + 1n;
+    this.process(spans, state.window, ticket);
+    state.window.expire(this.#now());
+  }
+
+  /** Waits until every queued batch has been processed. */
+  async idle(): Promise<void> {
+    while (this.#draining) await this.#draining;
+  }
+
+  /**
+   * Runs the discoverers over the spans whose shape was not processed within the touch interval, and
+   * feeds every span's pairing facts to the window. Synchronous.
+   */
+  process(spans: readonly DiscoverySpan[], window: PartitionWindow, ticket: Ticket): void {
+    const { lookups, sink, nodeKinds } = this.#opts;
+    const touchS = this.#touchS;
+    const shapes = this.#shapes;
+    const now = this.#now();
+    let lastBiz = NaN;
+    let lastApp = '';
+    let rules: RuleSet | undefined;
+    for (const span of spans) {
+      if (span.bk_biz_id !== lastBiz || span.app_name !== lastApp || !rules) {
+        lastBiz = span.bk_biz_id;
+        lastApp = span.app_name;
+        rules = lookups.rules(lastBiz, lastApp);
+      }
+      const key = shapeKey(span, rules, lookups.cmdbVersion * 1_000_003 + nodeKinds.version);
+      const seconds = Math.floor(span.end_time / 1_000_000);
+      let shape = shapes.get(key);
+      if (!shape || seconds > shape.seenS + touchS) {
+        const c = classify(span, rules);
+        discoverEndpoint(c, sink);
+        discoverHost(c, lookups, sink);
+        discoverInstance(c, sink);
+        discoverNode(c, sink);
+        discoverSingleSpanRelation(c, lookups, sink);
+        shape = shapeFacts(c, shape ? Math.max(shape.seenS, seconds) : seconds);
+        shapes.set(key, shape);
+        this.#stats.shapeMisses++;
+      }
+
+      if (shape.relParent || shape.remoteParent) window.addParent(span.span_id, shape, span.end_time, ticket, now);
+      if (span.parent_span_id !== '' && (shape.relChild || shape.remoteChild !== undefined)) window.addChild(span.parent_span_id, shape, span.end_time, ticket, now);
+      if (shape.root) window.addRootCandidate(span, shape.root, ticket, now);
+    }
+    this.#stats.spans += spans.length;
+    this.#processed += spans.length;
+  }
+
+  /**
+   * Whether a pair or root of shared facts objects was emitted within the touch interval (facts objects
+   * belong to shapes, so equal shapes share them). Cleared when node kinds change, as pairing reads them.
+   */
+  #recent(first: object, second: object | string, timeUs: number): boolean {
+    if (this.#memoVersion !== this.#opts.nodeKinds.version) {
+      this.#memoVersion = this.#opts.nodeKinds.version;
+      this.#memo = new WeakMap();
+    }
+    let inner = this.#memo.get(first);
+    if (!inner) this.#memo.set(first, (inner = new Map<object | string, number>()));
+    const seconds = Math.floor(timeUs / 1_000_000);
+    const seen = inner.get(second);
+    if (seen !== undefined && seconds <= seen + this.#touchS) return true;
+    inner.set(second, seen === undefined ? seconds : Math.max(seen, seconds));
+    return false;
+  }
+
+  #pair(parent: ParentFacts, child: ChildFacts, timeUs: number): void {
+    const { sink, lookups } = this.#opts;
+    const biz = child.bk_biz_id;
+    const app = child.app_name;
+    if (parent.relParent && child.relChild) {
+      this.#stats.paired++;
+      if (!this.#recent(parent.relParent, child.relChild, timeUs)) sink.emit('relation', biz, app, pairRelation(parent.relParent, child.relChild, lookups, biz, app), timeUs);
+    }
+    if (parent.remoteParent && child.remoteChild !== undefined) {
+      this.#stats.paired++;
+      if (!this.#recent(parent.remoteParent, child.remoteChild, timeUs)) sink.emit('remote_service_relation', biz, app, pairRemote(parent.remoteParent, child.remoteChild), timeUs);
+    }
+  }
+
+  #state(topic: string, partition: number): PartitionState {
+    const key = `${topic}:${partition}`;
+    let s = this.#partitions.get(key);
+    if (!s) this.#partitions.set(key, (s = { window: new PartitionWindow(this.#opts.window, this.#events), next: undefined }));
+    return s;
+  }
+
+  /** Settles window entries that have been quiet for the TTL. */
+  expire(): void {
+    const now = this.#now();
+    for (const p of this.#partitions.values()) p.window.expire(now);
+  }
+
+  /** Forgets the state of partitions this member lost. */
+  revoke(partitions: readonly TopicPartitions[]): void {
+    for (const { topic, partitions: ps } of partitions) for (const p of ps) this.#partitions.delete(`${topic}:${p}`);
+  }
+}
+
+/** The distinct (biz, app) pairs of a list of spans (consecutive spans are usually of one app). */
+export function distinctApps(spans: readonly DiscoverySpan[]): [number, string][] {
+  const seen = new Map<string, [number, string]>();
+  let lastBiz = NaN;
+  let lastApp = '';
+  for (const s of spans) {
+    if (s.bk_biz_id === lastBiz && s.app_name === lastApp) continue;
+    lastBiz = s.bk_biz_id;
+    lastApp = s.app_name;
+    const key = lastBiz + SEP + lastApp;
+    if (!seen.has(key)) seen.set(key, [lastBiz, lastApp]);
+  }
+  return [...seen.values()];
+}

@@ -1,0 +1,250 @@
+/**
+ * The discovery service: consumer groups on `spans` (and `spans.replay`), the rules engine and the seven
+ * discoverers, LRU dedupe, batched idempotent upserts, expiry sweeps, cmdb_host from agent static
+ * events, and the query API on port 8081 (with /metrics and /healthz).
+ */
+import type { Batch, BusConsumer, ConsumerOptions } from '../common/bus.ts';
+import { codecFor } from '../common/codec.ts';
+import { loadConfig } from '../common/config.ts';
+import { Lifecycle, type Component } from '../common/lifecycle.ts';
+import { counter, createHttpServer, gauge, histogram, type HttpServer } from '../common/metrics.ts';
+import type { AgentEvent } from '../common/records.ts';
+import type { ServiceDeps, ServiceModule } from '../common/service.ts';
+import { topicName } from '../common/topics.ts';
+import { queryRoutes } from './api.ts';
+import { hostsFromEvent, upsertHosts } from './cmdb.ts';
+import { discoverySpec, validateDiscovery, type DiscoveryConfig } from './config.ts';
+import { DedupeSink, NodeKinds } from './dedupe.ts';
+import { Flusher } from './flusher.ts';
+import { Lookups } from './lookups.ts';
+import { SpanPipeline } from './pipeline.ts';
+import { TABLES } from './records.ts';
+import { spanBatchReader, type DiscoverySpanBatch } from './span-codec.ts';
+import { Sweeper } from './sweep.ts';
+import { Writer } from './writer.ts';
+
+/** Topo nodes whose kind is kept in memory for the relation discoverer. */
+const MAX_NODE_KINDS = 200_000;
+
+export interface DiscoveryService extends Component {
+  readonly config: DiscoveryConfig;
+  readonly http: HttpServer;
+  readonly pipeline: SpanPipeline;
+  readonly sink: DedupeSink;
+  readonly flusher: Flusher;
+  readonly sweeper: Sweeper;
+  /** The span consumers (spans, and spans.replay when enabled) and the events consumer. */
+  readonly consumers: readonly BusConsumer<unknown>[];
+}
+
+function consumerPart<T>(consumer: BusConsumer<T>, drainMs: number): Component {
+  return { name: consumer.name, start: () => consumer.start(), stop: () => consumer.stop(drainMs) };
+}
+
+export async function createDiscovery(deps: ServiceDeps): Promise<DiscoveryService> {
+  const config = loadConfig(discoverySpec, { env: deps.env, validate: validateDiscovery });
+  const log = deps.logger.child({ component: 'discovery' });
+  const { registry, store, bus } = deps;
+  const prefix = deps.common.topicPrefix;
+  const topics = {
+    spans: topicName(prefix, 'spans'),
+    replay: topicName(prefix, 'spansReplay'),
+    events: topicName(prefix, 'events'),
+    dlq: topicName(prefix, 'dlq'),
+  };
+
+  const m = {
+    spans: counter(registry, { name: 'bkstream_discovery_spans_total', help: 'Spans processed by the discoverers' }),
+    shapeMisses: counter(registry, { name: 'bkstream_discovery_shape_misses_total', help: 'Spans whose shape was not cached within the touch interval (the discoverers ran for them)' }),
+    sightings: counter(registry, { name: 'bkstream_discovery_sightings_total', help: 'Discovered records by dedupe result (hit = already written, miss = queued)', labelNames: ['table', 'result'] }),
+    written: counter(registry, { name: 'bkstream_discovery_records_written_total', help: 'Rows upserted into the store', labelNames: ['table'] }),
+    rejected: counter(registry, { name: 'bkstream_discovery_records_rejected_total', help: 'Rows the store refused individually (dropped)', labelNames: ['table'] }),
+    flush: histogram(registry, { name: 'bkstream_discovery_flush_seconds', help: 'Duration of a flush of pending rows' }),
+    flushFailures: counter(registry, { name: 'bkstream_discovery_flush_failures_total', help: 'Flushes that failed (rows kept and retried)' }),
+    pairs: counter(registry, { name: 'bkstream_discovery_pairs_total', help: 'Parent/child span pairs found in the partition windows' }),
+    dropped: counter(registry, { name: 'bkstream_discovery_window_dropped_total', help: 'Window entries dropped: children that never met their parent, entries evicted by the size bound', labelNames: ['reason'] }),
+    swept: counter(registry, { name: 'bkstream_discovery_swept_rows_total', help: 'Rows deleted by expiry sweeps', labelNames: ['table', 'reason'] }),
+    hosts: counter(registry, { name: 'bkstream_discovery_cmdb_hosts_total', help: 'cmdb_host rows upserted from agent static events' }),
+  };
+  let hits = 0;
+  let lookupsTotal = 0;
+
+  const nodeKinds = new NodeKinds(MAX_NODE_KINDS);
+  const sink = new DedupeSink({ maxKeys: config.cacheMaxKeys, ttlMs: config.cacheTtlMs, touchIntervalMs: config.touchIntervalMs, nodeKinds });
+  const writer = new Writer({ store, logger: deps.logger });
+  let flushFailures = 0;
+  const flusher = new Flusher({
+    pending: sink,
+    write: (snapshot) => writer.write(snapshot),
+    intervalMs: config.flushIntervalMs,
+    maxRows: config.flushMaxRows,
+    logger: deps.logger,
+    onFlushed: (result, seconds) => {
+      flushFailures = 0;
+      m.flush.observe(seconds);
+      for (const [table, n] of Object.entries(result.written)) if (n) m.written.inc({ table }, n);
+      for (const [table, n] of Object.entries(result.rejected)) if (n) m.rejected.inc({ table }, n);
+    },
+    onFailed: () => {
+      flushFailures++;
+      m.flushFailures.inc();
+    },
+  });
+  const lookups = new Lookups({ db: store, logger: deps.logger, nodeKinds, ruleTtlMs: config.ruleCacheTtlMs, cmdbTtlMs: config.cmdbCacheTtlMs, maxNodesPerApp: config.maxRowsPerApp });
+  const pipeline = new SpanPipeline({
+    lookups,
+    sink,
+    nodeKinds,
+    flusher,
+    window: { ttlMs: config.pairingTtlMs, maxItems: config.pairingMaxItems },
+    touchIntervalMs: config.touchIntervalMs,
+    maxShapes: config.shapeCacheMax,
+    maxQueuedBatches: config.partitionsConcurrently + 1,
+    logger: deps.logger,
+  });
+
+  gauge(registry, { name: 'bkstream_discovery_cached_keys', help: 'Keys in the dedupe LRU', collect() { this.set(sink.cachedKeys()); } });
+  gauge(registry, { name: 'bkstream_discovery_pending_rows', help: 'Rows queued for the next flush', collect() { this.set(sink.pendingRows()); } });
+  gauge(registry, { name: 'bkstream_discovery_window_items', help: 'Entries held in the partition windows', collect() { this.set(pipeline.windowItems()); } });
+  gauge(registry, { name: 'bkstream_discovery_cache_hit_ratio', help: 'Share of discovered records the dedupe cache absorbed (since start)', collect() { this.set(lookupsTotal === 0 ? 0 : hits / lookupsTotal); } });
+
+  /** Moves the pipeline's and the sink's plain counters into the registry. */
+  const syncMetrics = (): void => {
+    const s = pipeline.stats();
+    if (s.spans) m.spans.inc(s.spans);
+    if (s.shapeMisses) m.shapeMisses.inc(s.shapeMisses);
+    if (s.paired) m.pairs.inc(s.paired);
+    for (const [reason, n] of Object.entries(s.dropped)) if (n) m.dropped.inc({ reason }, n);
+    const c = sink.counts();
+    for (const table of TABLES) {
+      if (c.hits[table]) m.sightings.inc({ table, result: 'hit' }, c.hits[table]);
+      if (c.misses[table]) m.sightings.inc({ table, result: 'miss' }, c.misses[table]);
+      hits += c.hits[table];
+      lookupsTotal += c.hits[table] + c.misses[table];
+    }
+  };
+
+  const spanConsumer = (groupId: string, topic: string): BusConsumer<DiscoverySpanBatch> =>
+    bus.consumer<DiscoverySpanBatch>({
+      groupId,
+      topics: [topic],
+      codec: spanBatchReader(),
+      handler: pipeline.handle,
+      dlqTopic: topics.dlq,
+      partitionsConsumedConcurrently: config.partitionsConcurrently,
+      maxInFlightRecords: config.maxInFlightRecords,
+      onRevoke: (partitions) => pipeline.revoke(partitions),
+    });
+  const spans = spanConsumer(config.groupId, topics.spans);
+  const replay = config.consumeReplay ? spanConsumer(config.replayGroupId, topics.replay) : undefined;
+  const eventsOptions: ConsumerOptions<AgentEvent> = {
+    groupId: config.eventsGroupId,
+    topics: [topics.events],
+    codec: codecFor('AgentEvent'),
+    dlqTopic: topics.dlq,
+    handler: async (batch: Batch<AgentEvent>) => {
+      const rows = batch.records.flatMap((r) => hostsFromEvent(r.value));
+      if (rows.length === 0) return;
+      await upsertHosts(store, rows);
+      lookups.addHosts(rows);
+      m.hosts.inc(rows.length);
+    },
+  };
+  const events = bus.consumer(eventsOptions);
+
+  const sweeper = new Sweeper({
+    store,
+    logger: deps.logger,
+    intervalMs: config.sweepIntervalMs,
+    defaultRetentionDays: config.defaultRetentionDays,
+    topoNodeRetentionDays: config.topoNodeRetentionDays,
+    maxRowsPerApp: config.maxRowsPerApp,
+    onSwept: (r) => {
+      for (const [table, n] of Object.entries(r.expired)) m.swept.inc({ table, reason: 'expired' }, n);
+      for (const [table, n] of Object.entries(r.overflow)) m.swept.inc({ table, reason: 'overflow' }, n);
+    },
+  });
+
+  const consumers: BusConsumer<unknown>[] = [spans, ...(replay ? [replay] : []), events] as BusConsumer<unknown>[];
+  const http = createHttpServer({
+    host: config.httpHost,
+    port: config.httpPort,
+    registry,
+    logger: deps.logger,
+    routes: queryRoutes({ db: store, defaultRetentionDays: config.defaultRetentionDays, topoNodeRetentionDays: config.topoNodeRetentionDays, maxPageSize: config.apiMaxPageSize }),
+    health: () => ({
+      // Repeated flush failures mean the store is down: nothing is committed until it is back.
+      ok: flushFailures < 3,
+      checks: {
+        store: flushFailures < 3 ? 'ok' : `${flushFailures} flushes failed in a row`,
+        pending_rows: sink.pendingRows(),
+        consumers: Object.fromEntries(consumers.map((c) => [c.name, c.joined() ? 'joined' : 'joining'])),
+      },
+    }),
+  });
+
+  let ticker: NodeJS.Timeout | undefined;
+  const timers: Component = {
+    name: 'discovery-timers',
+    start: async () => {
+      ticker ??= setInterval(() => {
+        pipeline.expire();
+        syncMetrics();
+      }, Math.max(10, Math.min(1_000, Math.floor(config.pairingTtlMs / 4))));
+      ticker.unref();
+    },
+    stop: async () => {
+      clearInterval(ticker);
+      ticker = undefined;
+      syncMetrics();
+      sink.purgeStale();
+    },
+  };
+  const topicCheck: Component = {
+    name: 'discovery-topics',
+    start: async () => {
+      const admin = bus.admin();
+      await admin.start();
+      try {
+        await admin.checkTopics([topics.spans, topics.events, topics.dlq, ...(replay ? [topics.replay] : [])]);
+      } finally {
+        await admin.stop();
+      }
+    },
+    stop: async () => {},
+  };
+
+  // Started in this order, stopped in reverse: intake (consumers) first, then the flush of what they left.
+  const lifecycle = new Lifecycle({ logger: deps.logger });
+  lifecycle.add(topicCheck);
+  lifecycle.add({ name: 'discovery-http', start: () => http.start(), stop: () => http.stop() });
+  lifecycle.add(flusher);
+  lifecycle.add(timers);
+  lifecycle.add(sweeper);
+  lifecycle.add(consumerPart(events, config.stopDrainMs));
+  if (replay) lifecycle.add(consumerPart(replay, config.stopDrainMs));
+  lifecycle.add(consumerPart(spans, config.stopDrainMs));
+
+  return {
+    name: 'discovery',
+    config,
+    http,
+    pipeline,
+    sink,
+    flusher,
+    sweeper,
+    consumers,
+    start: async () => {
+      await lifecycle.start();
+      log.info('started', { topics: consumers.map((c) => c.name), port: http.port() });
+    },
+    stop: () => lifecycle.stop(),
+  };
+}
+
+export const discoveryService: ServiceModule = {
+  name: 'discovery',
+  create: createDiscovery,
+};
+
+export default discoveryService;

@@ -1,0 +1,250 @@
+/**
+ * Writes pending rows to the store: one multi-row upsert per table (`unnest` arrays, on PGlite and
+ * PostgreSQL alike), `ON CONFLICT ON CONSTRAINT <table>_natural_key DO UPDATE` with
+ * `last_seen = GREATEST(...)` and `first_seen = LEAST(...)`, so a write is idempotent and a replay of
+ * older spans never moves `last_seen` back.
+ *
+ * Values are made storable first: NUL characters are removed and text is cut to the column's length
+ * (the reference fails the whole round on an over-long value). Rows are sorted by key so concurrent
+ * instances lock rows in the same order. Topo nodes are merged with the stored JSON in a transaction
+ * (`SELECT … FOR UPDATE`), with the commutative merge of node-merge.ts.
+ *
+ * If a table's upsert fails for a reason that retrying cannot fix (bad data), its rows are written one
+ * by one and the rows that still fail are dropped, logged and counted: one bad row never blocks the
+ * partition. Retriable failures (store unavailable) propagate so the flusher retries.
+ */
+import { isRetriable } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import type { Queryable, Store } from '../common/store/index.ts';
+import type { PendingRow, Snapshot } from './dedupe.ts';
+import { mergeIntoStored, type StoredNode } from './node-merge.ts';
+import { SEP, type NodeRow, type Table } from './records.ts';
+
+type ColumnType = 'text' | 'int' | 'bigint';
+
+interface Column {
+  name: string;
+  type: ColumnType;
+  /** varchar length. */
+  max?: number;
+}
+
+interface TableSpec {
+  table: string;
+  columns: Column[];
+}
+
+const text = (name: string, max: number): Column => ({ name, type: 'text', max });
+
+/** The discovered tables and the columns of their natural keys (0001_init.sql). */
+export const TABLE_SPECS: { [T in Exclude<Table, 'node'>]: TableSpec } = {
+  endpoint: {
+    table: 'apm_endpoint',
+    columns: [text('endpoint_name', 2048), text('service_name', 2048), text('category_id', 128), text('category_kind_key', 255), text('category_kind_value', 255), { name: 'span_kind', type: 'int' }],
+  },
+  host: {
+    table: 'apm_host_instance',
+    columns: [{ name: 'bk_cloud_id', type: 'int' }, { name: 'bk_host_id', type: 'bigint' }, text('ip', 1024), text('topo_node_key', 255)],
+  },
+  instance: {
+    table: 'apm_topo_instance',
+    columns: ['topo_node_key', 'instance_id', 'instance_topo_kind', 'component_instance_category', 'component_instance_predicate_value', 'sdk_name', 'sdk_version', 'sdk_language'].map((n) => text(n, 255)),
+  },
+  relation: {
+    table: 'apm_topo_relation',
+    columns: [text('from_topo_key', 255), text('to_topo_key', 255), text('kind', 50), text('to_topo_key_kind', 255), text('to_topo_key_category', 255)],
+  },
+  remote_service_relation: {
+    table: 'apm_remote_service_relation',
+    columns: [text('topo_node_key', 255), text('from_endpoint_name', 2048), text('category', 128)],
+  },
+  root_endpoint: {
+    table: 'apm_root_endpoint',
+    columns: [text('endpoint_name', 2048), text('service_name', 2048), text('category_id', 128)],
+  },
+};
+
+const APP_NAME_MAX = 50;
+const TOPO_KEY_MAX = 255;
+const EPOCH = `'1970-01-01 00:00:00+00'::timestamptz`;
+const atMicros = (col: string): string => `${EPOCH} + ${col} * interval '1 microsecond'`;
+
+/** Text a varchar column accepts: no NUL, at most `max` characters. */
+export function storable(value: string, max: number): string {
+  const clean = value.includes('\0') ? value.replaceAll('\0', '') : value;
+  return clean.length > max ? clean.slice(0, max) : clean;
+}
+
+function storableValue(v: unknown, col: Column): string | number | null {
+  if (v === null || v === undefined) return null;
+  return col.type === 'text' ? storable(typeof v === 'string' ? v : JSON.stringify(v), col.max ?? Infinity) : (v as number);
+}
+
+interface Prepared {
+  bk_biz_id: number;
+  app_name: string;
+  values: (string | number | null)[];
+  first: number;
+  last: number;
+  key: string;
+}
+
+/** Storable rows, coalesced again (cutting may make two keys equal) and sorted by key. */
+function prepare(spec: TableSpec, rows: readonly PendingRow[]): Prepared[] {
+  const byKey = new Map<string, Prepared>();
+  for (const p of rows) {
+    const record = p.row as unknown as Record<string, unknown>;
+    const values = spec.columns.map((c) => storableValue(record[c.name], c));
+    const app = storable(p.app_name, APP_NAME_MAX);
+    const key = p.bk_biz_id + SEP + app + SEP + values.map((v) => (v === null ? '\\N' : String(v))).join(SEP);
+    const seen = byKey.get(key);
+    if (seen) {
+      seen.first = Math.min(seen.first, p.first);
+      seen.last = Math.max(seen.last, p.last);
+    } else {
+      byKey.set(key, { bk_biz_id: p.bk_biz_id, app_name: app, values, first: p.first, last: p.last, key });
+    }
+  }
+  return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+function upsertSql(spec: TableSpec): string {
+  const cols = spec.columns.map((c) => c.name);
+  const n = cols.length;
+  const arrays = ['$1::bigint[]', '$2::text[]', ...spec.columns.map((c, i) => `$${i + 3}::${c.type}[]`), `$${n + 3}::bigint[]`, `$${n + 4}::bigint[]`];
+  return `INSERT INTO ${spec.table} AS t (bk_biz_id, app_name, ${cols.join(', ')}, first_seen, last_seen)
+SELECT u.bk_biz_id, u.app_name, ${cols.map((c) => `u.${c}`).join(', ')}, ${atMicros('u.f')}, ${atMicros('u.l')}
+FROM unnest(${arrays.join(', ')}) AS u(bk_biz_id, app_name, ${cols.join(', ')}, f, l)
+ON CONFLICT ON CONSTRAINT ${spec.table}_natural_key DO UPDATE SET
+  first_seen = LEAST(t.first_seen, EXCLUDED.first_seen),
+  last_seen = GREATEST(t.last_seen, EXCLUDED.last_seen),
+  updated_at = now()`;
+}
+
+const SQL = Object.fromEntries(Object.entries(TABLE_SPECS).map(([t, spec]) => [t, upsertSql(spec)])) as Record<keyof typeof TABLE_SPECS, string>;
+
+async function upsert(db: Queryable, table: keyof typeof TABLE_SPECS, rows: readonly Prepared[]): Promise<void> {
+  const spec = TABLE_SPECS[table];
+  const params: unknown[] = [rows.map((r) => r.bk_biz_id), rows.map((r) => r.app_name)];
+  spec.columns.forEach((_, i) => params.push(rows.map((r) => r.values[i])));
+  params.push(rows.map((r) => r.first), rows.map((r) => r.last));
+  await db.query(SQL[table], params);
+}
+
+export interface WriteResult {
+  /** Rows written per table. */
+  written: Partial<Record<Table, number>>;
+  /** Rows dropped because the store refused them individually. */
+  rejected: Partial<Record<Table, number>>;
+}
+
+export interface WriterOptions {
+  store: Store;
+  logger: Logger;
+  /** Rows per statement. Default 2 000. */
+  chunkRows?: number;
+}
+
+export class Writer {
+  readonly #store: Store;
+  readonly #log: Logger;
+  readonly #chunk: number;
+
+  constructor(options: WriterOptions) {
+    this.#store = options.store;
+    this.#log = options.logger.child({ component: 'discovery.writer' });
+    this.#chunk = options.chunkRows ?? 2_000;
+  }
+
+  /** Writes a snapshot; throws (retriable) when the store is unavailable. */
+  async write(snapshot: Snapshot): Promise<WriteResult> {
+    const result: WriteResult = { written: {}, rejected: {} };
+    for (const table of Object.keys(TABLE_SPECS) as (keyof typeof TABLE_SPECS)[]) {
+      const rows = prepare(TABLE_SPECS[table], snapshot[table]);
+      for (let i = 0; i < rows.length; i += this.#chunk) {
+        const chunk = rows.slice(i, i + this.#chunk);
+        const rejected = await this.#guarded(table, chunk, (part) => upsert(this.#store, table, part));
+        result.written[table] = (result.written[table] ?? 0) + chunk.length - rejected;
+        if (rejected > 0) result.rejected[table] = (result.rejected[table] ?? 0) + rejected;
+      }
+    }
+    const nodes = snapshot.node;
+    for (let i = 0; i < nodes.length; i += this.#chunk) {
+      const chunk = nodes.slice(i, i + this.#chunk);
+      const rejected = await this.#guarded('node', chunk, (part) => this.#writeNodes(part));
+      result.written.node = (result.written.node ?? 0) + chunk.length - rejected;
+      if (rejected > 0) result.rejected.node = (result.rejected.node ?? 0) + rejected;
+    }
+    return result;
+  }
+
+  /** Runs `write` on all rows; on a non-retriable failure, row by row. Returns the rows dropped. */
+  async #guarded<R>(table: Table, rows: readonly R[], write: (rows: readonly R[]) => Promise<unknown>): Promise<number> {
+    if (rows.length === 0) return 0;
+    try {
+      await write(rows);
+      return 0;
+    } catch (err) {
+      if (isRetriable(err)) throw err;
+      if (rows.length === 1) {
+        this.#log.warn('row rejected by the store; dropped', { table, err });
+        return 1;
+      }
+    }
+    let rejected = 0;
+    for (const row of rows) rejected += await this.#guarded(table, [row], write);
+    return rejected;
+  }
+
+  /** Read-merge-write of topo nodes, so instances writing the same node at once merge instead of overwrite. */
+  async #writeNodes(rows: readonly PendingRow[]): Promise<void> {
+    const byKey = new Map<string, { p: PendingRow; row: NodeRow; app: string; topoKey: string }>();
+    for (const p of rows) {
+      const row = p.row as NodeRow;
+      const app = storable(p.app_name, APP_NAME_MAX);
+      const topoKey = storable(row.topo_key, TOPO_KEY_MAX);
+      byKey.set(p.bk_biz_id + SEP + app + SEP + topoKey, { p, row, app, topoKey });
+    }
+    const items = [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+    const biz = items.map((x) => x.p.bk_biz_id);
+    const apps = items.map((x) => x.app);
+    const keys = items.map((x) => x.topoKey);
+    await this.#store.transaction(async (tx) => {
+      await tx.query(
+        `INSERT INTO apm_topo_node (bk_biz_id, app_name, topo_key, first_seen, last_seen)
+         SELECT u.b, u.a, u.k, ${atMicros('u.f')}, ${atMicros('u.l')}
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS u(b, a, k, f, l)
+         ON CONFLICT ON CONSTRAINT apm_topo_node_natural_key DO NOTHING`,
+        [biz, apps, keys, items.map((x) => x.p.first), items.map((x) => x.p.last)],
+      );
+      const { rows: stored } = await tx.query<StoredNode & { id: number; bk_biz_id: number; app_name: string; topo_key: string }>(
+        `SELECT n.id, n.bk_biz_id, n.app_name, n.topo_key, n.extra_data, n.system, n.platform, n.sdk, n.source
+         FROM apm_topo_node n JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS u(b, a, k)
+           ON n.bk_biz_id = u.b AND n.app_name = u.a AND n.topo_key = u.k
+         ORDER BY n.id FOR UPDATE OF n`,
+        [biz, apps, keys],
+      );
+      const byStored = new Map(stored.map((s) => [s.bk_biz_id + SEP + s.app_name + SEP + s.topo_key, s]));
+      const ids: number[] = [];
+      const columns: string[][] = [[], [], [], [], []];
+      const first: number[] = [];
+      const last: number[] = [];
+      for (const x of items) {
+        const s = byStored.get(x.p.bk_biz_id + SEP + x.app + SEP + x.topoKey);
+        if (!s) continue;
+        const merged = mergeIntoStored(s, x.row);
+        ids.push(s.id);
+        [merged.extra_data, merged.system, merged.platform, merged.sdk, merged.source].forEach((v, i) => columns[i]?.push(JSON.stringify(v)));
+        first.push(x.p.first);
+        last.push(x.p.last);
+      }
+      await tx.query(
+        `UPDATE apm_topo_node t SET extra_data = u.e::jsonb, system = u.s::jsonb, platform = u.p::jsonb, sdk = u.k::jsonb, source = u.src::jsonb,
+           first_seen = LEAST(t.first_seen, ${atMicros('u.f')}), last_seen = GREATEST(t.last_seen, ${atMicros('u.l')}), updated_at = now()
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) AS u(id, e, s, p, k, src, f, l)
+         WHERE t.id = u.id`,
+        [ids, ...columns, first, last],
+      );
+    });
+  }
+}

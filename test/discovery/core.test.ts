@@ -1,0 +1,168 @@
+/** The streaming core's pure parts: node merge, partition window, dedupe, config, cmdb events. */
+import test from 'ava';
+import { ConfigError, ValidationError } from '../../services/common/errors.ts';
+import { loadConfig } from '../../services/common/config.ts';
+import { hostsFromEvent } from '../../services/discovery/cmdb.ts';
+import { discoverySpec, validateDiscovery } from '../../services/discovery/config.ts';
+import { DedupeSink, NodeKinds } from '../../services/discovery/dedupe.ts';
+import { rootCandidate, type RootCandidate } from '../../services/discovery/discoverers/root-endpoint.ts';
+import { mergeIntoStored, mergeNode } from '../../services/discovery/node-merge.ts';
+import type { EndpointRow, NodeRow } from '../../services/discovery/records.ts';
+import { PartitionWindow, type ChildFacts, type DropReason, type Hold, type ParentFacts } from '../../services/discovery/window.ts';
+import { sampleAgentEvent } from '../helpers/records.ts';
+import { span, T0 } from './helpers.ts';
+
+function permutations<T>(xs: T[]): T[][] {
+  if (xs.length <= 1) return [xs];
+  return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((rest) => [x, ...rest]));
+}
+
+const contributions: NodeRow[] = [
+  { topo_key: 's', extra: { category: 'other', kind: 'service', predicate_value: null, service_language: 'go' } },
+  { topo_key: 's', extra: { category: 'http', kind: 'service', predicate_value: 'POST', service_language: '' }, system: [{ name: 'trpc', extra_data: { 'attributes.trpc.namespace': 'B' } }] },
+  { topo_key: 's', extra: { category: 'http', kind: 'service', predicate_value: 'GET', service_language: 'go' }, platform: { name: 'node', extra_data: { 'resource.net.host.ip': '10.0.0.1' } } },
+  { topo_key: 's', platform: { name: 'k8s', extra_data: { 'resource.k8s.pod.name': 'p-1' } }, system: [{ name: 'trpc', extra_data: { 'attributes.trpc.namespace': 'A' } }], sdk: [{ name: 'opentelemetry', extra_data: {} }] },
+];
+
+test('node merge is commutative and associative: every arrival order gives the same node', (t) => {
+  const results = permutations(contributions).map((order) => JSON.stringify(order.reduce((a, b) => mergeNode(a, b))));
+  t.is(new Set(results).size, 1);
+  const merged = contributions.reduce((a, b) => mergeNode(a, b));
+  t.deepEqual(merged.extra, { category: 'http', kind: 'service', predicate_value: 'GET', service_language: 'go' }, 'http beats other; the smaller predicate value; the non-empty language');
+  t.is(merged.platform?.name, 'k8s', 'k8s before node');
+  t.deepEqual(merged.system, [{ name: 'trpc', extra_data: { 'attributes.trpc.namespace': 'A' } }]);
+});
+
+test('merging into a stored node keeps other sources and never downgrades a category (reference test: non-other not downgraded)', (t) => {
+  const stored = {
+    extra_data: { category: 'rpc', kind: 'service', predicate_value: 'grpc', service_language: 'java', llm: { product: 'x' } },
+    system: [],
+    platform: { name: 'k8s', extra_data: {}, workloads: [{ name: 'demo' }] } as never,
+    sdk: [],
+    source: ['metric'],
+  };
+  const merged = mergeIntoStored(stored, { topo_key: 's', extra: { category: 'other', kind: 'service', predicate_value: null, service_language: 'java' }, platform: { name: 'k8s', extra_data: { 'resource.k8s.pod.name': 'p' } } });
+  t.deepEqual(merged.extra_data, stored.extra_data);
+  t.deepEqual(merged.source, ['metric', 'trace']);
+  t.deepEqual(merged.platform, { name: 'k8s', extra_data: { 'resource.k8s.pod.name': 'p' }, workloads: [{ name: 'demo' }] });
+});
+
+class CountingHold implements Hold {
+  holds = 0;
+  releases = 0;
+  hold(): void {
+    this.holds++;
+  }
+  release(): void {
+    this.releases++;
+  }
+}
+
+function windowWith(ttlMs = 100, maxItems = 1_000) {
+  const pairs: [ParentFacts, ChildFacts, number][] = [];
+  const roots: RootCandidate[] = [];
+  const dropped: Partial<Record<DropReason, number>> = {};
+  const w = new PartitionWindow({ ttlMs, maxItems }, {
+    pair: (p, c, time) => pairs.push([p, c, time]),
+    root: (r) => roots.push(r),
+    dropped: (reason, n) => {
+      dropped[reason] = (dropped[reason] ?? 0) + n;
+    },
+  });
+  return { w, pairs, roots, dropped };
+}
+
+const parentFacts: ParentFacts = { bk_biz_id: 2, app_name: 'shop', relParent: { from: 'a', kind: 'sync' }, remoteParent: undefined };
+const childFacts: ChildFacts = { bk_biz_id: 2, app_name: 'shop', relChild: { service: 'b', key: 'b', topoKind: 'service', category: 'http' }, remoteChild: undefined };
+
+test('window: a parent and a child meet whichever comes first; children that never meet theirs are counted after the TTL', (t) => {
+  const { w, pairs, dropped } = windowWith();
+  const hold = new CountingHold();
+  w.addParent('p1', parentFacts, 10, hold, 0);
+  w.addChild('p1', childFacts, 20, hold, 1);
+  w.addChild('p2', childFacts, 30, hold, 2);
+  w.addParent('p2', parentFacts, 25, hold, 3);
+  w.addChild('p3', childFacts, 40, hold, 4);
+  t.deepEqual(pairs.map(([, , time]) => time), [20, 30]);
+  t.is(hold.holds, 1, 'one hold per batch and bucket');
+  w.expire(1_000);
+  t.deepEqual(dropped, { child_unpaired: 1 });
+  t.is(hold.releases, 1, 'the hold is released when its bucket is dropped');
+});
+
+test('window: the root candidate of a trace is the earliest server span, emitted when the trace is quiet; eviction emits and counts', (t) => {
+  const { w, roots, dropped } = windowWith(100, 2);
+  const hold = new CountingHold();
+  const row = { endpoint_name: 'e', service_name: 's', category_id: 'http' };
+  const late = span({ trace_id: 't1', start_time: T0 + 5, span_name: 'late' });
+  const early = span({ trace_id: 't1', start_time: T0, span_name: 'early' });
+  w.addRootCandidate(late, { ...row, endpoint_name: 'late' }, hold, 0);
+  w.addRootCandidate(early, { ...row, endpoint_name: 'early' }, hold, 10);
+  t.is(roots.length, 0, 'nothing before the trace is quiet');
+  w.expire(1_000);
+  t.deepEqual(roots.map((r) => r.row.endpoint_name), ['early']);
+  // Over the bound, the oldest bucket is evicted early.
+  for (let i = 0; i < 3; i++) w.addRootCandidate(span({ trace_id: `x${i}` }), row, hold, 2_000 + i * 60);
+  w.expire(2_130);
+  t.deepEqual(dropped, { trace_evicted: 1 });
+  t.is(roots.length, 2, 'an evicted trace still emits its candidate');
+  t.is(rootCandidate(early, row).start, T0);
+});
+
+test('window: clear forgets entries without settling them (the partition is read again)', (t) => {
+  const { w, pairs, roots } = windowWith();
+  const hold = new CountingHold();
+  w.addChild('p', childFacts, 1, hold, 0);
+  w.addRootCandidate(span({ trace_id: 't' }), { endpoint_name: 'e', service_name: 's', category_id: 'c' }, hold, 0);
+  w.clear();
+  w.addParent('p', parentFacts, 2, hold, 1);
+  w.expire(10_000);
+  t.is(pairs.length, 0);
+  t.is(roots.length, 0);
+  t.is(w.size(), 0);
+});
+
+const endpoint: EndpointRow = { endpoint_name: 'GET /', service_name: 's', category_id: 'http', category_kind_key: 'http.method', category_kind_value: 'GET', span_kind: 2 };
+
+test('dedupe: a known key is queued again only when its event time moved past the touch interval; rows coalesce', (t) => {
+  const sink = new DedupeSink({ maxKeys: 100, ttlMs: 60_000, touchIntervalMs: 60_000, nodeKinds: new NodeKinds(10) });
+  sink.emit('endpoint', 2, 'shop', endpoint, T0);
+  sink.emit('endpoint', 2, 'shop', endpoint, T0 + 30_000_000);
+  sink.emit('endpoint', 2, 'shop', endpoint, T0 - 3_600_000_000);
+  t.is(sink.pendingRows(), 1);
+  sink.emit('endpoint', 2, 'shop', endpoint, T0 + 61_000_000);
+  const snap = sink.take();
+  t.is(snap.endpoint.length, 1);
+  t.is(snap.endpoint[0]?.first, T0);
+  t.is(snap.endpoint[0]?.last, T0 + 61_000_000);
+  sink.emit('endpoint', 2, 'other-app', endpoint, T0);
+  t.is(sink.pendingRows(), 1, 'the app is part of the key');
+  sink.restore(snap);
+  t.is(sink.pendingRows(), 2, 'a failed write puts its rows back');
+  const counts = sink.counts();
+  t.is(counts.hits.endpoint, 2);
+  t.is(counts.misses.endpoint, 3);
+});
+
+test('config: defaults, and every problem reported with its key', (t) => {
+  const c = loadConfig(discoverySpec, { env: {}, validate: validateDiscovery });
+  t.is(c.httpPort, 8081);
+  t.is(c.cacheMaxKeys, 1_000_000);
+  t.is(c.touchIntervalMs, 60_000);
+  t.is(c.defaultRetentionDays, 7);
+  t.is(c.topoNodeRetentionDays, 180);
+  t.is(c.maxRowsPerApp, 100_000);
+  const err = t.throws(() => loadConfig(discoverySpec, { env: { DISCOVERY_HTTP_PORT: 'x', DISCOVERY_PAIRING_TTL_MS: '-1', DISCOVERY_CONSUME_REPLAY: 'maybe' } }), { instanceOf: ConfigError });
+  t.deepEqual(err.problems.map((p) => p.key).sort(), ['DISCOVERY_CONSUME_REPLAY', 'DISCOVERY_HTTP_PORT', 'DISCOVERY_PAIRING_TTL_MS']);
+  const same = t.throws(() => loadConfig(discoverySpec, { env: { DISCOVERY_REPLAY_GROUP_ID: 'bkstream-discovery' }, validate: validateDiscovery }), { instanceOf: ConfigError });
+  t.is(same.problems[0]?.key, 'DISCOVERY_REPLAY_GROUP_ID');
+});
+
+test('cmdb: a static event gives one host per usable address (prefix lengths cut, loopback dropped); other events none; bad bodies throw', (t) => {
+  const event = { ...sampleAgentEvent(), body: JSON.stringify({ data: { net: { interface: [{ name: 'eth0', addrs: ['10.0.1.5/24', 'fe80::1/64', '2001:db8::5/64'] }, { name: 'lo', addrs: ['127.0.0.1/8', '::1/128'] }] } } }) };
+  const hosts = hostsFromEvent(event);
+  t.deepEqual(hosts.map((h) => h.ip), ['10.0.1.5', '2001:db8::5']);
+  t.like(hosts[0], { bk_biz_id: 2, bk_cloud_id: 0, bk_host_id: 42, hostname: 'order-7d9f' });
+  t.deepEqual(hostsFromEvent({ ...event, event_type: 'heartbeat' }), []);
+  t.throws(() => hostsFromEvent({ ...event, body: '{not json' }), { instanceOf: ValidationError });
+});
