@@ -1,0 +1,65 @@
+/**
+ * `bkstream apps` against a PostgreSQL database of the test's own: the token is printed once and only its
+ * hash is stored; listings show the hint; usage errors exit 2, conflicts 1.
+ */
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { silentLogger } from '../../services/common/log.ts';
+import { createStore } from '../../services/common/store/index.ts';
+import { hashToken } from '../../services/collector/applications.ts';
+import { freshDatabase } from '../helpers/store.ts';
+
+const CLI = resolve(import.meta.dirname, '../../services/cli/bkstream.ts');
+
+function bkstream(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.once('error', fail);
+    child.once('exit', (code) => done({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+test('apps create prints the token once and stores its hash; list shows the hint; errors exit 1 or 2', async (t) => {
+  const url = await freshDatabase(t);
+  const env = { DATABASE_URL: url, LOG_LEVEL: 'silent' };
+  const created = await bkstream(['apps', 'create', '--biz', '2', '--app', 'shop', '--traces-data-id', '1500001', '--qps', '50', '--burst', '80'], env);
+  t.is(created.code, 0, created.stderr);
+  const token = /token \(shown once[^)]*\): (bkst_\S+)/.exec(created.stdout)?.[1];
+  if (!token) throw new Error(`no token in: ${created.stdout}`);
+  t.regex(created.stdout, /registered application 2\/shop/);
+
+  const store = createStore({ databaseUrl: url, logger: silentLogger, poolSize: 1 });
+  await store.start();
+  t.teardown(() => store.stop());
+  const { rows } = await store.query<{ token_hash: string; rate_limit_qps: number; traces_data_id: number }>(
+    'SELECT token_hash, rate_limit_qps, traces_data_id FROM apm_application WHERE app_name = $1',
+    ['shop'],
+  );
+  t.is(rows[0]?.token_hash, hashToken(token));
+  t.is(rows[0]?.rate_limit_qps, 50);
+  t.is(rows[0]?.traces_data_id, 1_500_001);
+
+  const list = await bkstream(['apps', 'list'], env);
+  t.is(list.code, 0, list.stderr);
+  t.regex(list.stdout, new RegExp(`2\\s+shop\\s+${token.slice(0, 12)}…\\s+1500001\\s+50/s burst 80`));
+  t.false(list.stdout.includes(token), 'the token is never shown again');
+
+  const again = await bkstream(['apps', 'create', '--biz', '2', '--app', 'shop'], env);
+  t.is(again.code, 1);
+  t.regex(again.stderr, /already exists/);
+  const usage = await bkstream(['apps', 'create', '--biz', 'two'], env);
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /--biz must be an integer/);
+  t.is((await bkstream(['apps', 'frobnicate'], env)).code, 2);
+
+  const rotated = await bkstream(['apps', 'rotate-token', '--biz', '2', '--app', 'shop'], env);
+  t.is(rotated.code, 0, rotated.stderr);
+  const next = /token \(shown once[^)]*\): (bkst_\S+)/.exec(rotated.stdout)?.[1];
+  t.truthy(next);
+  t.not(next, token);
+});

@@ -1,0 +1,116 @@
+/**
+ * OTLP request fixtures for the collector's unit tests: a seeded generator of varied requests (every
+ * attribute type, nested lists, arrays, events, links, blank keys, invalid spans) and a small builder.
+ */
+import { encodeRequest } from '../../services/collector/receiver/otlp.ts';
+
+/** A small deterministic PRNG (mulberry32), so failures reproduce. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+type Json = Record<string, unknown>;
+
+export function kv(key: string, value: Json | undefined): Json {
+  return value === undefined ? { key } : { key, value };
+}
+
+const WORDS = ['GET', 'orders', 'üñíçødé ✓', '', ' ', 'a.b', 'x'.repeat(90), '10.0.0.1', 'http.method', '🙂'];
+
+export function randomValue(r: () => number, depth = 0): Json {
+  const pick = Math.floor(r() * (depth > 2 ? 7 : 9));
+  const word = WORDS[Math.floor(r() * WORDS.length)] as string;
+  switch (pick) {
+    case 0:
+      return { stringValue: word };
+    case 1:
+      return { boolValue: r() < 0.5 };
+    case 2: {
+      const ints = ['0', '-1', '42', '9007199254740990', '9007199254740991', '-9007199254740993', '9223372036854775807', '-9223372036854775808', String(Math.floor(r() * 1e12))];
+      return { intValue: ints[Math.floor(r() * ints.length)] };
+    }
+    case 3: {
+      const doubles = [0.5, -0, 3, 1e300, -2.25, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 60, r()];
+      return { doubleValue: doubles[Math.floor(r() * doubles.length)] };
+    }
+    case 4:
+      return { bytesValue: Buffer.from(word + 'bytes') };
+    case 5:
+      return {};
+    case 6:
+      return { arrayValue: { values: Array.from({ length: Math.floor(r() * 4) }, () => randomValue(r, 3)) } };
+    case 7:
+      return { arrayValue: { values: [randomValue(r, 3), randomValue(r, depth + 1)] } };
+    default:
+      return { kvlistValue: { values: Array.from({ length: 1 + Math.floor(r() * 3) }, (_, i) => kv(`k${i}${word.trim() ? '' : ' '}`, randomValue(r, depth + 1))) } };
+  }
+}
+
+export function randomAttributes(r: () => number, n: number): Json[] {
+  const keys = ['http.method', 'http.status_code', 'db.system', 'peer', '', '  ', '\u00a0\u3000', 'nested', 'dup', 'dup', 'üñí.key'];
+  return Array.from({ length: n }, () => {
+    const key = keys[Math.floor(r() * keys.length)] as string;
+    return r() < 0.05 ? kv(key, undefined) : kv(key, randomValue(r));
+  });
+}
+
+function id(r: () => number, n: number): Buffer {
+  return Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)));
+}
+
+/** A varied request: `groups` resource groups of `spans` spans, ~5 % invalid spans. */
+export function randomRequest(seed: number, groups = 2, spans = 20): Json {
+  const r = rng(seed);
+  const now = 1_763_700_000_123_456_789n;
+  return {
+    resourceSpans: Array.from({ length: groups }, (_, g) => ({
+      resource: {
+        attributes: [
+          kv('service.name', { stringValue: `svc-${g}` }),
+          kv('telemetry.sdk.language', { stringValue: 'go' }),
+          kv('net.host.port', { intValue: 8080 + g }),
+          ...(g % 2 === 0 ? [kv('net.host.ip', { stringValue: '10.0.0.1' })] : []),
+          ...randomAttributes(r, 3),
+        ],
+      },
+      scopeSpans: [
+        {
+          scope: { name: 'lib', version: '1' },
+          spans: Array.from({ length: spans }, (_, i) => {
+            const bad = r() < 0.05;
+            const start = now + BigInt(Math.floor(r() * 1e12));
+            return {
+              traceId: bad ? Buffer.alloc(16) : id(r, 16),
+              spanId: id(r, 8),
+              parentSpanId: i === 0 ? Buffer.alloc(0) : id(r, 8),
+              name: `op ${WORDS[i % WORDS.length]}`,
+              kind: i % 6,
+              startTimeUnixNano: start.toString(),
+              endTimeUnixNano: (r() < 0.1 ? start - 5000n : start + BigInt(Math.floor(r() * 1e9))).toString(),
+              traceState: i % 3 === 0 ? 'k=v' : '',
+              attributes: randomAttributes(r, Math.floor(r() * 8)),
+              events: Array.from({ length: Math.floor(r() * 3) }, (_, e) => ({
+                timeUnixNano: (start + BigInt(e)).toString(),
+                name: `event ${e}`,
+                attributes: randomAttributes(r, 2),
+              })),
+              links: Array.from({ length: Math.floor(r() * 2) }, () => ({ traceId: id(r, 16), spanId: id(r, 8), traceState: 'a=1', attributes: randomAttributes(r, 2) })),
+              status: { code: Math.floor(r() * 3), message: r() < 0.3 ? 'boom' : '' },
+            };
+          }),
+        },
+      ],
+    })),
+  };
+}
+
+export function randomRequestBytes(seed: number, groups?: number, spans?: number): Buffer {
+  return encodeRequest(randomRequest(seed, groups, spans));
+}
