@@ -1,0 +1,98 @@
+/**
+ * Configuration of bkdata-sim, the local stand-in for the BKData (bk-base) REST API. Every fault can
+ * also be changed at run time through the admin endpoints (see README.md).
+ */
+import { int, list, num, oneOf, str, type Config, type Spec } from '../common/config.ts';
+import { FAMILIES, type Family } from './faults.ts';
+
+function familyRate(item: string): void {
+  const m = /^([a-z]+)=(.+)$/.exec(item);
+  if (!m || !(FAMILIES as readonly string[]).includes(m[1] as string)) {
+    throw new Error(`must be <family>=<rate> with family one of ${FAMILIES.join(', ')}`);
+  }
+  const rate = Number(m[2]);
+  if (!Number.isFinite(rate) || rate < 0 || rate > 1) throw new Error('rate must be a number in [0, 1]');
+}
+
+function window(item: string): void {
+  const m = /^(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)$/.exec(item);
+  if (!m || Number(m[1]) >= Number(m[2])) throw new Error('must be <startSeconds>-<endSeconds> with start < end');
+}
+
+export const simSpec = {
+  host: str({ env: 'BKDATA_SIM_HOST', default: '127.0.0.1', doc: 'interface the HTTP API listens on' }),
+  port: int({ env: 'BKDATA_SIM_PORT', default: 8090, min: 0, max: 65535, doc: 'HTTP port of the BKData API, `/admin/*`, `/metrics`, `/healthz` (0 = any free port)' }),
+  persist: oneOf({
+    env: 'BKDATA_SIM_PERSIST',
+    values: ['memory', 'store'] as const,
+    default: 'memory',
+    doc: 'where raw data, cleans, flows, grants and resource sets live: process memory, or the store (table bkdata_sim_object)',
+  }),
+  cleanStartDelayMs: int({
+    env: 'BKDATA_SIM_CLEAN_START_DELAY_MS',
+    default: 1_000,
+    min: 0,
+    doc: 'time a started clean stays `starting` before it is `running`, ms',
+  }),
+  flowStartDelayMs: int({ env: 'BKDATA_SIM_FLOW_START_DELAY_MS', default: 0, min: 0, doc: 'time a started dataflow stays `starting` before it is `running`, ms' }),
+  flowStopDelayMs: int({ env: 'BKDATA_SIM_FLOW_STOP_DELAY_MS', default: 0, min: 0, doc: 'time a stopped dataflow stays `stopping` before it is `no-start`, ms' }),
+  latencyMs: int({ env: 'BKDATA_SIM_LATENCY_MS', default: 0, min: 0, doc: 'added to every API answer, ms' }),
+  latencyJitterMs: int({ env: 'BKDATA_SIM_LATENCY_JITTER_MS', default: 0, min: 0, doc: 'uniform extra latency in [0, jitter], ms' }),
+  errorRate: num({ env: 'BKDATA_SIM_ERROR_RATE', default: 0, min: 0, max: 1, doc: 'share of API calls answered with an injected error (every family)' }),
+  familyErrorRates: list({
+    env: 'BKDATA_SIM_FAMILY_ERROR_RATES',
+    default: [],
+    item: familyRate,
+    doc: `per-family override of the error rate: \`databus=0.2,auth=1\` (families: ${FAMILIES.join(', ')})`,
+  }),
+  lostAnswerRates: list({
+    env: 'BKDATA_SIM_LOST_ANSWER_RATES',
+    default: [],
+    item: familyRate,
+    doc: 'per-family share of calls carried out whose answer is then lost (connection reset): `databus=0.05`',
+  }),
+  errorMode: oneOf({
+    env: 'BKDATA_SIM_ERROR_MODE',
+    values: ['http_5xx', 'result_false', 'http_4xx'] as const,
+    default: 'http_5xx',
+    doc: 'what an injected error looks like: HTTP 503, HTTP 200 with `result=false`, or HTTP 400',
+  }),
+  outages: list({
+    env: 'BKDATA_SIM_OUTAGES',
+    default: [],
+    item: window,
+    doc: 'outage windows in seconds after start, `10-40,90-100`: every API call fails (see BKDATA_SIM_OUTAGE_MODE)',
+  }),
+  outageMode: oneOf({
+    env: 'BKDATA_SIM_OUTAGE_MODE',
+    values: ['reset', '503'] as const,
+    default: 'reset',
+    doc: 'how the API is down during an outage: connections reset, or HTTP 503',
+  }),
+  stuckCleans: list({
+    env: 'BKDATA_SIM_STUCK_CLEANS',
+    default: [],
+    doc: 'result table ids (`*` wildcards) of cleans that never leave `starting`',
+  }),
+  callLogMax: int({ env: 'BKDATA_SIM_CALL_LOG_MAX', default: 10_000, min: 0, doc: 'most recent API calls kept for `GET /admin/calls?log=1` (memory bound)' }),
+} satisfies Spec;
+
+export type SimConfig = Config<typeof simSpec>;
+
+/** `databus=0.2` items as a map. */
+export function parseFamilyRates(items: readonly string[]): Partial<Record<Family, number>> {
+  const out: Partial<Record<Family, number>> = {};
+  for (const item of items) {
+    const [family, rate] = item.split('=') as [Family, string];
+    out[family] = Number(rate);
+  }
+  return out;
+}
+
+/** `10-40` items as absolute windows after `startedAt`. */
+export function parseWindows(items: readonly string[], startedAt: number): { startAt: number; endAt: number }[] {
+  return items.map((item) => {
+    const [a, b] = item.split('-').map(Number) as [number, number];
+    return { startAt: startedAt + a * 1000, endAt: startedAt + b * 1000 };
+  });
+}

@@ -1,0 +1,156 @@
+/**
+ * The gRPC command API (orchestrator.proto, service bkstream.orchestrator.v1.FlowService) on
+ * ORCH_GRPC_PORT. Errors map onto gRPC codes: bad input → INVALID_ARGUMENT, unknown flow → NOT_FOUND,
+ * retry of a flow that did not fail → FAILED_PRECONDITION, store unavailable → UNAVAILABLE.
+ */
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { BkError, errorMessage, isRetriable, ValidationError } from '../common/errors.ts';
+import type { Component } from '../common/lifecycle.ts';
+import type { Logger } from '../common/log.ts';
+import type { FlowType } from '../common/records.ts';
+import { parseKey, type FlowOperations, type FlowView, type StepView } from './operations.ts';
+
+export const PROTO_PATH = join(import.meta.dirname, 'orchestrator.proto');
+
+export const PROTO_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
+
+/** The FlowService definition, for servers and clients (tests, the CLI). */
+export function flowServiceDefinition(): grpc.ServiceClientConstructor {
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)) as unknown as {
+    bkstream: { orchestrator: { v1: { FlowService: grpc.ServiceClientConstructor } } };
+  };
+  return pkg.bkstream.orchestrator.v1.FlowService;
+}
+
+const ms = (iso: string | null): number => (iso ? Date.parse(iso) : 0);
+
+/** The view with the proto's conventions: no nulls (0 / ""), times as ms, config as JSON. */
+function toProtoFlow(f: FlowView): Record<string, unknown> {
+  return {
+    ...f,
+    waiting_on: f.waiting_on ?? '',
+    deploy_data_id: f.deploy_data_id ?? 0,
+    databus_clean_id: f.databus_clean_id ?? 0,
+    databus_clean_result_table_id: f.databus_clean_result_table_id ?? '',
+    flow_id: f.flow_id ?? 0,
+    project_id: f.project_id ?? 0,
+    config_json: JSON.stringify(f.config),
+    updated_at: ms(f.updated_at),
+    next_attempt_at: ms(f.next_attempt_at),
+  };
+}
+
+function toProtoStep(s: StepView): Record<string, unknown> {
+  return { ...s, started_at: ms(s.started_at), finished_at: ms(s.finished_at) };
+}
+
+function grpcStatus(err: unknown): grpc.status {
+  if (err instanceof ValidationError) return grpc.status.INVALID_ARGUMENT;
+  if (err instanceof BkError && err.code === 'not_found') return grpc.status.NOT_FOUND;
+  if (err instanceof BkError && err.code === 'conflict') return grpc.status.FAILED_PRECONDITION;
+  if (isRetriable(err)) return grpc.status.UNAVAILABLE;
+  return grpc.status.INTERNAL;
+}
+
+interface KeyMsg {
+  bk_biz_id: number;
+  app_name: string;
+  flow_type: string;
+}
+
+export class GrpcApi implements Component {
+  readonly name = 'orchestrator-grpc';
+  readonly #ops: FlowOperations;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #log: Logger;
+  #server: grpc.Server | undefined;
+  #boundPort = 0;
+
+  constructor(ops: FlowOperations, host: string, port: number, logger: Logger) {
+    this.#ops = ops;
+    this.#host = host;
+    this.#port = port;
+    this.#log = logger.child({ component: 'grpc' });
+  }
+
+  port(): number {
+    return this.#boundPort;
+  }
+
+  async start(): Promise<void> {
+    if (this.#server) return;
+    const server = new grpc.Server();
+    const unary = <Req, Res>(fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> => (call, callback) => {
+      fn(call.request).then(
+        (res) => callback(null, res),
+        (err: unknown) => {
+          const code = grpcStatus(err);
+          if (code === grpc.status.INTERNAL) this.#log.error('gRPC call failed', { err });
+          callback({ code, details: errorMessage(err) });
+        },
+      );
+    };
+    server.addService(flowServiceDefinition().service, {
+      Submit: unary(async (req: Record<string, unknown>) => {
+        const r = await this.#ops.submit(
+          {
+            command_id: req.command_id,
+            action: req.action,
+            flow_type: req.flow_type,
+            bk_biz_id: req.bk_biz_id,
+            app_name: req.app_name,
+            config: req.config_json === '' ? '{}' : req.config_json,
+            operator: req.operator,
+            ...(req.requested_at ? { requested_at: req.requested_at } : {}),
+          },
+          'grpc',
+        );
+        return { outcome: r.outcome, command_id: r.command_id, flow: r.flow ? toProtoFlow(r.flow) : null };
+      }),
+      Get: unary(async (req: { key?: KeyMsg; steps: number }) => {
+        if (!req.key) throw new ValidationError('key is required');
+        const { flow, steps } = await this.#ops.get(parseKey(req.key.bk_biz_id, req.key.app_name, req.key.flow_type), req.steps > 0 ? req.steps : 50);
+        return { flow: toProtoFlow(flow), steps: steps.map(toProtoStep) };
+      }),
+      List: unary(async (req: { status: string; flow_type: string; bk_biz_id: number; has_bk_biz_id: boolean; app_name: string; limit: number; offset: number }) => {
+        const flows = await this.#ops.list({
+          ...(req.status ? { status: req.status } : {}),
+          ...(req.flow_type ? { flow_type: req.flow_type as FlowType } : {}),
+          ...(req.has_bk_biz_id ? { bk_biz_id: req.bk_biz_id } : {}),
+          ...(req.app_name ? { app_name: req.app_name } : {}),
+          ...(req.limit > 0 ? { limit: req.limit } : {}),
+          ...(req.offset > 0 ? { offset: req.offset } : {}),
+        });
+        return { flows: flows.map(toProtoFlow) };
+      }),
+      Retry: unary(async (req: KeyMsg) => toProtoFlow(await this.#ops.retry(parseKey(req.bk_biz_id, req.app_name, req.flow_type)))),
+    });
+    this.#boundPort = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`${this.#host}:${this.#port}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
+        if (err) reject(new BkError('port_in_use', `cannot listen for gRPC on ${this.#host}:${this.#port}: ${err.message}`, false, { cause: err }));
+        else resolve(port);
+      });
+    });
+    this.#server = server;
+    this.#log.info('listening', { host: this.#host, port: this.#boundPort });
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = undefined;
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 2_000);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * A flow as the orchestrator persists it (table bkdata_flow, reference §6.2 columns plus the state
+ * machine), its statuses and the step plans per flow type and desired state.
+ */
+import type { FlowAction, FlowType } from '../common/records.ts';
+import type { Family } from './bkdata-client.ts';
+
+/** What the last command asked for. */
+export type Desired = 'running' | 'stopped' | 'deleted';
+
+export const DESIRED_OF: Record<FlowAction, Desired> = { create_or_update: 'running', stop: 'stopped', delete: 'deleted' };
+
+/** Reference failure statuses (§6.2) plus the two of the stop/delete paths the reference lacks. */
+export type FailureStatus =
+  | 'config_deploy_failed'
+  | 'config_cleans_failed'
+  | 'config_cleans_start_failed'
+  | 'auth_failed'
+  | 'config_flow_failed'
+  | 'stop_failed'
+  | 'delete_failed';
+
+export type FlowStatusName = 'pending' | 'running' | 'waiting_dependency' | 'success' | 'stopped' | 'deleted' | FailureStatus;
+
+export const FAILURE_STATUSES: readonly FailureStatus[] = [
+  'config_deploy_failed',
+  'config_cleans_failed',
+  'config_cleans_start_failed',
+  'auth_failed',
+  'config_flow_failed',
+  'stop_failed',
+  'delete_failed',
+];
+
+export const DONE_STATUS: Record<Desired, FlowStatusName> = { running: 'success', stopped: 'stopped', deleted: 'deleted' };
+
+export function isFailure(status: string): status is FailureStatus {
+  return (FAILURE_STATUSES as readonly string[]).includes(status);
+}
+
+/** Statuses after which nothing runs until a new command or a retry. */
+export function isTerminal(status: string): boolean {
+  return status === 'success' || status === 'stopped' || status === 'deleted' || isFailure(status);
+}
+
+export type StepName =
+  | 'deploy_data_source'
+  | 'clean_config'
+  | 'start_clean'
+  | 'authorize_project'
+  | 'register_storage'
+  | 'ensure_dataflow'
+  | 'sync_nodes'
+  | 'start_dataflow'
+  | 'stop_dataflow'
+  | 'wait_dataflow_stopped'
+  | 'delete_dataflow'
+  | 'stop_clean';
+
+/** The step name of a flow with nothing left to do. */
+export const DONE_STEP = 'done';
+
+const STOP: StepName[] = ['stop_dataflow', 'wait_dataflow_stopped', 'stop_clean'];
+const DELETE: StepName[] = ['stop_dataflow', 'wait_dataflow_stopped', 'delete_dataflow', 'stop_clean'];
+
+/** The steps each flow type runs, in order, for each desired state. */
+export const PLANS: Record<FlowType, Record<Desired, readonly StepName[]>> = {
+  tail_sampling: {
+    running: ['deploy_data_source', 'clean_config', 'start_clean', 'authorize_project', 'register_storage', 'ensure_dataflow', 'sync_nodes', 'start_dataflow'],
+    stopped: STOP,
+    deleted: DELETE,
+  },
+  virtual_metric: {
+    running: ['deploy_data_source', 'clean_config', 'start_clean', 'authorize_project', 'ensure_dataflow', 'sync_nodes', 'start_dataflow'],
+    stopped: STOP,
+    deleted: DELETE,
+  },
+};
+
+/** Run-scoped progress kept in bkdata_flow.state (jsonb). */
+export interface FlowState {
+  /** Dataflow nodes changed and not yet (re)started; survives new commands until start_dataflow. */
+  restart?: { modified: boolean; sql_changed: boolean };
+  /** start_clean progress: loop iterations done, last status read, whether the first start was sent. */
+  clean?: { polls: number; status?: string | null; started?: boolean };
+  /** The ES resource set register_storage settled on. */
+  es_cluster?: string;
+  /** Node ids of the graph, by node key, after sync_nodes. */
+  node_ids?: Record<string, number>;
+  /** wait_dataflow_stopped progress. */
+  stop_polls?: number;
+  /** A write call of this step failed in a way that leaves its effect unknown (timeout, connection lost). */
+  uncertain?: string;
+}
+
+export interface Flow {
+  id: number;
+  bk_biz_id: number;
+  app_name: string;
+  flow_type: FlowType;
+  desired: Desired;
+  config: Record<string, unknown>;
+  command_id: string;
+  command_requested_at: number;
+  operator: string;
+  status: FlowStatusName;
+  step: string;
+  attempt: number;
+  next_attempt_at: Date | null;
+  message: string;
+  waiting_on: Family | null;
+  is_finished: boolean;
+  finished_time: Date | null;
+  project_id: number | null;
+  deploy_bk_biz_id: number | null;
+  deploy_data_id: number | null;
+  deploy_config: Record<string, unknown> | null;
+  databus_clean_id: number | null;
+  databus_clean_config: Record<string, unknown> | null;
+  databus_clean_result_table_id: string | null;
+  flow_id: number | null;
+  state: FlowState;
+  process_info: string[];
+  last_process_time: Date | null;
+  lease_owner: string | null;
+  lease_expires_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface FlowKey {
+  bk_biz_id: number;
+  app_name: string;
+  flow_type: FlowType;
+}
+
+/** `bk_biz_id:app_name:flow_type`, the Kafka key of flow commands and statuses. */
+export function flowKey(f: FlowKey): string {
+  return `${f.bk_biz_id}:${f.app_name}:${f.flow_type}`;
+}
+
+/** A validated command, from Kafka, HTTP or gRPC. */
+export interface Command extends FlowKey {
+  command_id: string;
+  action: FlowAction;
+  config: Record<string, unknown>;
+  operator: string;
+  requested_at: number;
+}
+
+/** One row of the step log. */
+export interface StepRecord {
+  step: string;
+  status: string;
+  attempt: number;
+  message: string;
+  api_calls: number;
+  owner: string;
+  command_id: string;
+  started_at: Date;
+  finished_at: Date | null;
+}

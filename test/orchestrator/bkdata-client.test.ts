@@ -1,0 +1,105 @@
+/**
+ * The BKData client over real HTTP (against bkdata-sim and a server that misbehaves): paths, envelope,
+ * and the error mapping the breakers rely on — 5xx, timeouts and connection failures are retriable;
+ * 4xx and result=false are business errors that never count against a breaker.
+ */
+import test from 'ava';
+import { createBreaker } from '../../services/common/breaker.ts';
+import { isRetriable } from '../../services/common/errors.ts';
+import { silentLogger } from '../../services/common/log.ts';
+import { createHttpServer, createRegistry } from '../../services/common/metrics.ts';
+import { matchRoute } from '../../services/bkdata-sim/api.ts';
+import { BKDATA_APIS, BkdataApiError, BkdataClient, type ApiName } from '../../services/orchestrator/bkdata-client.ts';
+import { startSim } from './kit.ts';
+
+function client(baseUrl: string, timeoutMs = 5_000): BkdataClient {
+  return new BkdataClient({ baseUrl, appCode: 'bk_monitorv3', username: 'admin', timeoutMs });
+}
+
+test('every API the flows use is served by bkdata-sim at the same method and path', (t) => {
+  for (const [name, def] of Object.entries(BKDATA_APIS)) {
+    const path = def.path.replace(/\{\w+\}/g, '1');
+    const m = matchRoute(def.method, `/api/bk-base/prod${path}`);
+    t.true(m !== undefined && 'route' in m && m.route.name === name, `${def.method} ${def.path} → ${name}`);
+    if (m && 'route' in m) t.is(m.route.family, def.family);
+  }
+});
+
+test('URLs: placeholders filled, GET parameters in the query string, base path kept', (t) => {
+  const c = client('http://127.0.0.1:1/api/bk-base/prod/');
+  t.is(c.url('update_deploy_plan', { raw_data_id: 5 }), 'http://127.0.0.1:1/api/bk-base/prod/v3/access/deploy_plan/5');
+  t.is(
+    c.url('get_databus_cleans', { raw_data_id: 5 }),
+    'http://127.0.0.1:1/api/bk-base/prod/v3/databus/cleans/?bk_app_code=bk_monitorv3&bk_username=admin&bkdata_authentication_method=user&raw_data_id=5',
+  );
+  t.throws(() => c.url('get_data_flow', {}), { instanceOf: BkdataApiError, message: /flow_id is required/ });
+});
+
+test('envelopes are unwrapped; business errors (result=false, 4xx) are not retriable, 5xx is', async (t) => {
+  const sim = await startSim(t);
+  const c = client(sim.url());
+  const { raw_data_id } = await c.request<{ raw_data_id: number }>('access_deploy_plan', {
+    bk_biz_id: 2,
+    data_scenario: 'custom',
+    access_raw_data: { raw_data_name: 'r1', preassigned_data_id: 42 },
+  });
+  t.is(raw_data_id, 42);
+  t.deepEqual(await c.request('get_databus_cleans', { raw_data_id: 42 }), []);
+  t.is(sim.calls.entries().at(-1)?.params.bk_app_code, 'bk_monitorv3', 'common parameters are sent');
+  t.true((sim.calls.entries().at(-1)?.sentAt ?? 0) > 0, 'the send time travels in a header');
+
+  const conflict = await t.throwsAsync(c.request('access_deploy_plan', { bk_biz_id: 2, data_scenario: 'custom', access_raw_data: { raw_data_name: 'r1' } }), { instanceOf: BkdataApiError });
+  t.false(isRetriable(conflict));
+  t.is(conflict?.bkCode, '1500409');
+  t.regex(conflict?.message ?? '', /^access_deploy_plan: result=false \(code 1500409\): raw data r1 already exists/);
+
+  for (const [mode, status, retriable] of [['http_5xx', 503, true], ['http_4xx', 400, false], ['result_false', 200, false]] as const) {
+    sim.faults.errorRates.databus = 1;
+    sim.faults.errorMode = mode;
+    const err = await t.throwsAsync(c.request('get_databus_cleans', { raw_data_id: 42 }), { instanceOf: BkdataApiError });
+    t.is(err?.httpStatus, status, mode);
+    t.is(isRetriable(err), retriable, mode);
+  }
+});
+
+test('timeouts, connection failures and non-envelope answers are retriable', async (t) => {
+  const sim = await startSim(t, { BKDATA_SIM_LATENCY_MS: '500' });
+  const slow = await t.throwsAsync(client(sim.url(), 50).request('query_resource_list'), { instanceOf: BkdataApiError });
+  t.true(isRetriable(slow));
+  t.regex(slow?.message ?? '', /timed out after 50 ms/);
+
+  const refused = await t.throwsAsync(client('http://127.0.0.1:1/').request('query_resource_list'), { instanceOf: BkdataApiError });
+  t.true(isRetriable(refused));
+  t.regex(refused?.message ?? '', /request failed/);
+
+  sim.faults.latencyMs = 0;
+  sim.addOutage(60_000);
+  const reset = await t.throwsAsync(client(sim.url()).request('query_resource_list'), { instanceOf: BkdataApiError });
+  t.true(isRetriable(reset), 'an outage resets connections');
+
+  const proxy = createHttpServer({ port: 0, registry: createRegistry(), health: () => ({ ok: true }), logger: silentLogger, routes: [{ method: 'GET', path: /^\/v3\//, handle: () => ({ status: 200, body: '<html>gateway</html>' }) }] });
+  await proxy.start();
+  t.teardown(() => proxy.stop());
+  const html = await t.throwsAsync(client(`http://127.0.0.1:${proxy.port()}`).request('query_resource_list'), { instanceOf: BkdataApiError });
+  t.true(isRetriable(html));
+  t.regex(html?.message ?? '', /without a BKData envelope/);
+});
+
+test('through a breaker: business errors never open it (they count as answers), 5xx do', async (t) => {
+  const sim = await startSim(t);
+  const c = client(sim.url());
+  const breaker = createBreaker({ name: 'databus', volumeThreshold: 2, resetTimeoutMs: 60_000, timeoutMs: 100 });
+  t.teardown(() => breaker.shutdown());
+  const call = (api: ApiName, params: Record<string, unknown>): Promise<unknown> => breaker.fire((signal) => c.request(api, params, signal));
+  sim.faults.errorRates.databus = 1;
+  sim.faults.errorMode = 'http_4xx';
+  for (let i = 0; i < 6; i++) await t.throwsAsync(call('get_databus_cleans', { raw_data_id: 1 }));
+  t.is(breaker.state(), 'closed');
+  sim.faults.errorMode = 'http_5xx';
+  // business errors were answers: it takes more 5xx than answers to pass 50 %
+  for (let i = 0; i < 10 && breaker.state() === 'closed'; i++) await t.throwsAsync(call('get_databus_cleans', { raw_data_id: 1 }));
+  t.is(breaker.state(), 'open');
+  const before = sim.calls.stats().total;
+  await t.throwsAsync(call('get_databus_cleans', { raw_data_id: 1 }), { message: /circuit breaker databus is open/ });
+  t.is(sim.calls.stats().total, before, 'no call reached the API while open');
+});

@@ -1,0 +1,52 @@
+/**
+ * `bkstream flows` against a running orchestrator, and how `bkstream up` wires bkdata-sim and the
+ * orchestrator together.
+ */
+import test from 'ava';
+import { runFlows } from '../../services/cli/commands/flows.ts';
+import { UP_SERVICES } from '../../services/cli/services.ts';
+import { keyOf, setup, waitForFlow } from './kit.ts';
+
+test.serial('bkstream flows: submit, list, get, retry, breakers, usage and errors', async (t) => {
+  const { orch } = await setup(t);
+  const env = { ORCHESTRATOR_URL: `http://127.0.0.1:${orch.httpPort()}` };
+  const out: string[] = [];
+  const flows = (...args: string[]): Promise<number> => runFlows(args, env, (line) => out.push(line));
+
+  t.is(await flows('submit', 'create_or_update', 'virtual_metric', '4', 'cli-app', '--config', '{"data_id": 77}', '--operator', 'me'), 0);
+  t.regex(out.pop() ?? '', /^accepted: command [0-9a-f-]{36}$/);
+  await waitForFlow(orch, keyOf({ bk_biz_id: 4, app_name: 'cli-app', flow_type: 'virtual_metric' }), ['success']);
+
+  t.is(await flows('list', '--type', 'virtual_metric'), 0);
+  t.regex(out[0] ?? '', /^FLOW\s+STATUS\s+STEP\s+ATTEMPT\s+UPDATED\s+MESSAGE$/);
+  t.regex(out[1] ?? '', /^4:cli-app:virtual_metric\s+success\s+done\s+0 /);
+  out.length = 0;
+
+  t.is(await flows('get', '4', 'cli-app', 'virtual_metric'), 0);
+  t.is((JSON.parse(out.join('\n')) as { flow: { operator: string } }).flow.operator, 'me');
+  out.length = 0;
+
+  t.is(await flows('retry', '4', 'cli-app', 'virtual_metric'), 1, 'a successful flow cannot be retried');
+  t.regex(out.pop() ?? '', /^error \(HTTP 409\): flow 4:cli-app:virtual_metric is success/);
+  t.is(await flows('submit', 'explode', 'virtual_metric', '4', 'x'), 1);
+  t.regex(out.pop() ?? '', /HTTP 400.*action must be one of/);
+
+  t.is(await flows('breakers'), 0);
+  t.deepEqual(out.splice(0).map((l) => l.split(/\s+/)), [['access', 'closed'], ['databus', 'closed'], ['auth', 'closed'], ['dataflow', 'closed'], ['resourcecenter', 'closed']]);
+  t.is(await flows('nonsense'), 2);
+  await t.throwsAsync(flows('get', '4'), { message: /usage:/ });
+  await t.throwsAsync(runFlows(['list'], { ORCHESTRATOR_URL: 'http://127.0.0.1:1' }, () => undefined), { message: /cannot reach the orchestrator at http:\/\/127.0.0.1:1/ });
+});
+
+test('bkstream up: bkdata-sim only without BKDATA_API_URL, and the orchestrator pointed at it', async (t) => {
+  const named = await Promise.all(UP_SERVICES.map(async (entry) => ({ entry, name: (await entry.module()).name })));
+  const names = named.map((n) => n.name);
+  const sim = named.find((n) => n.name === 'bkdata-sim')?.entry;
+  const orch = named.find((n) => n.name === 'orchestrator')?.entry;
+  t.true(names.indexOf('bkdata-sim') >= 0 && names.indexOf('bkdata-sim') < names.indexOf('orchestrator'), 'the sim starts before the orchestrator');
+  t.true(sim?.enabled?.({}));
+  t.false(sim?.enabled?.({ BKDATA_API_URL: 'https://paas.example/api/bk-base/prod/' }));
+  t.deepEqual(orch?.env?.({}), { BKDATA_API_URL: 'http://127.0.0.1:8090/' });
+  t.deepEqual(orch?.env?.({ BKDATA_SIM_PORT: '9999' }), { BKDATA_API_URL: 'http://127.0.0.1:9999/' });
+  t.deepEqual(orch?.env?.({ BKDATA_API_URL: 'https://paas.example/' }), {});
+});
