@@ -1,0 +1,30 @@
+/**
+ * The services `bkstream up` runs, in start order (a service may depend on one started before it).
+ * Each entry is a ServiceModule (services/<name>/service.ts); `env` lets `up` point a service at one
+ * started earlier (e.g. BKDATA_API_URL at the local bkdata-sim).
+ */
+import type { ServiceModule } from '../common/service.ts';
+
+export interface UpEntry {
+  module: () => Promise<ServiceModule>;
+  /** Extra environment for this service, given what `up` knows (ports of earlier services). */
+  env?: (env: NodeJS.ProcessEnv) => NodeJS.ProcessEnv;
+  /** Whether to run it at all (e.g. bkdata-sim only when BKDATA_API_URL is unset). */
+  enabled?: (env: NodeJS.ProcessEnv) => boolean;
+}
+
+export const UP_SERVICES: UpEntry[] = [
+  // The local BKData stand-in, only when no real BKData is configured; the orchestrator points at it.
+  {
+    module: async () => (await import('../bkdata-sim/service.ts')).bkdataSimService,
+    enabled: (env) => !env.BKDATA_API_URL,
+  },
+  {
+    module: async () => (await import('../orchestrator/service.ts')).orchestratorService,
+    env: (env) => (env.BKDATA_API_URL ? {} : { BKDATA_API_URL: `http://${env.BKDATA_SIM_HOST ?? '127.0.0.1'}:${env.BKDATA_SIM_PORT ?? '8090'}/` }),
+  },
+  { module: async () => (await import('../discovery/service.ts')).discoveryService },
+  // OTLP trace receiver (4317 gRPC, 4318 HTTP, admin 4310); register applications with `bkstream apps create`.
+  // Started after discovery, so it stops first (intake first).
+  { module: async () => (await import('../collector/service.ts')).collector },
+];

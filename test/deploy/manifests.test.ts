@@ -1,0 +1,181 @@
+/**
+ * deploy/ is checked, not run: every Kubernetes resource validates against its schema (kubernetes-models
+ * and the Strimzi models), and images, commands, env names, ports, probes and topics agree with the code.
+ */
+import test from 'ava';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse, parseAllDocuments } from 'yaml';
+import { KafkaTopic } from '@kubernetes-models/strimzi-kafka-operator/kafka.strimzi.io/v1beta2/KafkaTopic';
+import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { Secret } from 'kubernetes-models/v1/Secret';
+import { Service } from 'kubernetes-models/v1/Service';
+import { simSpec } from '../../services/bkdata-sim/config.ts';
+import { receiverSpec } from '../../services/collector/config.ts';
+import { commonSpec, type Spec } from '../../services/common/config.ts';
+import { topicPlan, topicsSpec } from '../../services/common/topics.ts';
+import { discoverySpec } from '../../services/discovery/config.ts';
+import { orchestratorSpec } from '../../services/orchestrator/config.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const DEPLOY = join(ROOT, 'deploy');
+
+interface Validating {
+  validate(): void;
+}
+const MODELS: Record<string, new (data: never) => Validating> = {
+  'v1/Namespace': Namespace,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'v1/Service': Service,
+  'apps/v1/DaemonSet': DaemonSet,
+  'apps/v1/Deployment': Deployment,
+  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'kafka.strimzi.io/v1beta2/KafkaTopic': KafkaTopic,
+};
+
+/** What each service's config reads, by the script its container runs. */
+const SERVICE_SPECS: Record<string, Spec> = {
+  'services/collector/main.ts': { ...commonSpec, ...receiverSpec },
+  'services/discovery/main.ts': { ...commonSpec, ...discoverySpec },
+  'services/orchestrator/main.ts': { ...commonSpec, ...orchestratorSpec },
+  'services/bkdata-sim/main.ts': { ...commonSpec, ...simSpec },
+  'scripts/topics.ts': { ...commonSpec, ...topicsSpec },
+};
+const envNames = (spec: Spec): Set<string> => new Set(Object.values(spec).map((f) => f.env));
+const defaultOf = (spec: Spec, env: string): unknown => Object.values(spec).find((f) => f.env === env)?.default;
+
+interface Resource {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string };
+  spec?: Record<string, unknown>;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+interface Container {
+  name: string;
+  image: string;
+  command: string[];
+  env?: { name: string; value?: string }[];
+  envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string } }[];
+  ports?: { name: string; containerPort: number }[];
+  readinessProbe?: { httpGet: { path: string; port: string } };
+  livenessProbe?: { httpGet: { path: string; port: string } };
+}
+
+function k8sResources(): Resource[] {
+  const kustomization = parse(readFileSync(join(DEPLOY, 'k8s/kustomization.yaml'), 'utf8')) as { resources: string[] };
+  const listed = new Set(kustomization.resources);
+  const files = readdirSync(join(DEPLOY, 'k8s')).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
+  if (files.some((f) => !listed.has(f)) || [...listed].some((f) => !files.includes(f))) {
+    throw new Error(`kustomization.yaml resources ${[...listed].join(',')} differ from the files ${files.join(',')}`);
+  }
+  return files.flatMap((f) =>
+    parseAllDocuments(readFileSync(join(DEPLOY, 'k8s', f), 'utf8')).map((d) => {
+      if (d.errors.length > 0) throw new Error(`${f}: ${d.errors.map((e) => e.message).join('; ')}`);
+      return d.toJS() as Resource;
+    }),
+  );
+}
+
+const containersOf = (r: Resource): Container[] =>
+  ((r.spec?.template as { spec: { containers: Container[] } } | undefined)?.spec.containers ?? []);
+
+test('every Kubernetes resource validates against its schema', (t) => {
+  const resources = k8sResources();
+  t.true(resources.length > 10);
+  for (const r of resources) {
+    const Model = MODELS[`${r.apiVersion}/${r.kind}`];
+    if (!Model) {
+      t.fail(`no schema for ${r.apiVersion} ${r.kind} (${r.metadata.name})`);
+      continue;
+    }
+    t.notThrows(() => new Model(r as never).validate(), `${r.kind} ${r.metadata.name}`);
+  }
+});
+
+test('the schema check itself rejects a broken resource', (t) => {
+  const ds = k8sResources().find((r) => r.kind === 'DaemonSet') as Resource;
+  const broken = structuredClone(ds);
+  ((broken.spec?.template as { spec: { containers: { ports: { containerPort: unknown }[] }[] } }).spec.containers[0]?.ports[0] as { containerPort: unknown }).containerPort = 'four-three-one-seven';
+  t.throws(() => new DaemonSet(broken as never).validate());
+});
+
+test('workloads run existing services from one image, with env names their config knows and probes on declared ports', (t) => {
+  const resources = k8sResources();
+  const config = resources.find((r) => r.kind === 'ConfigMap');
+  const secret = resources.find((r) => r.kind === 'Secret');
+  const workloads = resources.filter((r) => r.kind === 'DaemonSet' || r.kind === 'Deployment');
+  t.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['bkstream-collector', 'bkstream-discovery', 'bkstream-orchestrator']);
+  const images = new Set<string>();
+  for (const w of workloads) {
+    for (const c of containersOf(w)) {
+      images.add(c.image);
+      const script = c.command[1] ?? '';
+      t.deepEqual(c.command[0], 'node');
+      t.true(existsSync(join(ROOT, script)), `${w.metadata.name} runs ${script}`);
+      const spec = SERVICE_SPECS[script];
+      if (!spec) {
+        t.fail(`${script} is not a known service`);
+        continue;
+      }
+      const known = envNames(spec);
+      const used = [
+        ...(c.env ?? []).map((e) => e.name),
+        ...(c.envFrom ?? []).flatMap((f) => Object.keys((f.configMapRef ? config?.data : secret?.stringData) ?? {})),
+      ];
+      for (const name of used) t.true(known.has(name), `${w.metadata.name}: ${name} is not a setting of ${script}`);
+      // every listener binds all interfaces in a pod, and declares the default port its config uses
+      for (const p of c.ports ?? []) {
+        const portEnv = Object.values(spec).find((f) => f.env.endsWith('PORT') && f.default === p.containerPort);
+        t.truthy(portEnv, `${w.metadata.name}: port ${p.containerPort} is no default port of ${script}`);
+      }
+      for (const probe of [c.readinessProbe, c.livenessProbe]) {
+        t.truthy(probe, `${w.metadata.name} has probes`);
+        t.is(probe?.httpGet.path, '/healthz');
+        t.true((c.ports ?? []).some((p) => p.name === probe?.httpGet.port), `${w.metadata.name}: probe port ${probe?.httpGet.port} is declared`);
+      }
+      t.true((c.env ?? []).some((e) => /_HOST$/.test(e.name) && e.value === '0.0.0.0'), `${w.metadata.name} listens beyond loopback`);
+    }
+  }
+  t.is(images.size, 1, `one image: ${[...images].join(', ')}`);
+});
+
+test('topics are the ones services/common/topics.ts defines, with its partitions and retention', (t) => {
+  const config = k8sResources().find((r) => r.kind === 'ConfigMap');
+  const prefix = config?.data?.TOPIC_PREFIX ?? '';
+  const topics = k8sResources()
+    .filter((r) => r.kind === 'KafkaTopic')
+    .map((r) => ({ topic: r.spec?.topicName, numPartitions: r.spec?.partitions, retentionMs: Number((r.spec?.config as Record<string, unknown>)['retention.ms']) }));
+  t.deepEqual(
+    topics.sort((a, b) => String(a.topic).localeCompare(String(b.topic))),
+    topicPlan(prefix).sort((a, b) => a.topic.localeCompare(b.topic)),
+  );
+});
+
+test('the discovery autoscaler stops at the partition count of spans', (t) => {
+  const hpa = k8sResources().find((r) => r.kind === 'HorizontalPodAutoscaler');
+  t.is(hpa?.spec?.maxReplicas, defaultOf(topicsSpec, 'TOPIC_SPANS_PARTITIONS'));
+});
+
+test('the compose file runs the same image and settings the services know', (t) => {
+  const compose = parse(readFileSync(join(DEPLOY, 'compose.yaml'), 'utf8'), { merge: true }) as {
+    services: Record<string, { image?: string; command?: string[]; environment?: Record<string, unknown> }>;
+  };
+  const k8sImage = containersOf(k8sResources().find((r) => r.kind === 'Deployment') as Resource)[0]?.image;
+  for (const [name, svc] of Object.entries(compose.services)) {
+    if (name === 'kafka' || name === 'postgres') continue;
+    t.is(svc.image, k8sImage, `${name} image`);
+    const script = svc.command?.[1] ?? '';
+    const spec = SERVICE_SPECS[script];
+    t.truthy(spec, `${name} runs ${script}`);
+    for (const env of Object.keys(svc.environment ?? {})) t.true(envNames(spec ?? {}).has(env), `${name}: ${env} is not a setting of ${script}`);
+  }
+  const dockerfile = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8');
+  t.regex(dockerfile, /^FROM node:24/m, 'the image runs Node 24, like the project');
+});
