@@ -238,7 +238,7 @@ async function discoveryRun(prefix: string, expected: number, databaseUrl: strin
 /** Runs {@link discoveryRun} in a fresh process, so its RSS is discovery's alone. */
 function discoveryChild(prefix: string, expected: number, databaseUrl: string | undefined): Promise<DiscoveryRun> {
   return new Promise<DiscoveryRun>((resolve, reject) => {
-    const child = spawn(process.execPath, [import.meta.filename, '--discover', prefix, String(expected)], {
+    const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, '--discover', prefix, String(expected)], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, BENCH_RUN_DATABASE_URL: databaseUrl ?? '' },
     });
@@ -268,7 +268,7 @@ async function main(): Promise<void> {
     console.log(`filling ${topic} with ${TOTAL_SPANS} spans (child process)…`);
     const started = performance.now();
     const produced = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [import.meta.filename, '--produce', topic], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+      const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, '--produce', topic], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
       let out = '';
       child.stdout.on('data', (c: Buffer) => (out += c.toString()));
       child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`producer exited with ${code}`))));

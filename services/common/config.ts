@@ -265,6 +265,12 @@ export const commonSpec = {
     doc: 'PostgreSQL connection URL; unset = embedded PGlite under DATA_DIR',
   }),
   dataDir: str({ env: 'DATA_DIR', default: './data', doc: 'directory of the embedded PGlite database and local state' }),
+  pgliteSharedBuffers: str({
+    env: 'PGLITE_SHARED_BUFFERS',
+    default: '32MB',
+    pattern: /^[1-9]\d{0,5}(kB|MB|GB)$/,
+    doc: "embedded PGlite's shared_buffers (its buffer pool stays in the process's memory)",
+  }),
   logLevel: oneOf({
     env: 'LOG_LEVEL',
     default: 'info',

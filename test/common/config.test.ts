@@ -110,3 +110,9 @@ test('configTable documents every key with its default', (t) => {
   t.regex(table, /\| `DATABASE_URL` \| \(unset\) \|/);
   t.regex(table, /\| `TOPIC_PREFIX` \| bkstream \|/);
 });
+
+test('PGLITE_SHARED_BUFFERS takes a PostgreSQL memory size and names itself otherwise', (t) => {
+  t.is(loadConfig(commonSpec, { env: {} }).pgliteSharedBuffers, '32MB');
+  t.is(loadConfig(commonSpec, { env: { PGLITE_SHARED_BUFFERS: '64MB' } }).pgliteSharedBuffers, '64MB');
+  for (const bad of ['32', '0MB', '32 MB', 'lots']) t.throws(() => loadConfig(commonSpec, { env: { PGLITE_SHARED_BUFFERS: bad } }), { message: /PGLITE_SHARED_BUFFERS/ });
+});

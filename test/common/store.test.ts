@@ -193,3 +193,16 @@ test.serial('a PGlite directory in use by another process is refused with a clea
   await ok.stop();
   t.pass();
 });
+
+test.serial("PGlite's shared_buffers is 32MB by default and set by the option [pglite]", async (t) => {
+  const sizes = [undefined, '16MB'] as const;
+  const seen: string[] = [];
+  for (const size of sizes) {
+    const store = createStore({ dataDir: 'memory://', logger: silentLogger, ...(size ? { pgliteSharedBuffers: size } : {}) });
+    t.teardown(() => store.stop());
+    const { rows } = await store.query<{ shared_buffers: string }>('SHOW shared_buffers');
+    seen.push(rows[0]?.shared_buffers ?? '');
+    await store.stop();
+  }
+  t.deepEqual(seen, ['32MB', '16MB']);
+});
