@@ -121,49 +121,47 @@ export class Bus {
     // The throwaway group starts where the ranges start: its offsets are committed before it joins (a
     // seek after run() races the group's first join, and fails if that join is retried). Partitions
     // outside the ranges start at their end, so nothing of theirs is fetched.
+    // The same admin client deletes the group at the end, whatever happened.
     const admin = this.#kafka.admin();
     await admin.connect();
     try {
       const ends = await admin.fetchTopicOffsets(topic);
       const partitions = ends.map((p) => ({ partition: p.partition, offset: pending.get(p.partition)?.start ?? p.high }));
       await admin.setOffsets({ groupId, topic, partitions });
+      await consumer.connect();
+      try {
+        await consumer.subscribe({ topics: [topic], fromBeginning: true });
+        await consumer.run({
+          autoCommit: false,
+          eachBatch: async (payload) => {
+            const { batch } = payload;
+            const range = pending.get(batch.partition);
+            if (!range) return;
+            const end = BigInt(range.end);
+            const records: RawRecord[] = [];
+            for (const m of batch.messages) {
+              if (BigInt(m.offset) >= end) break;
+              if (BigInt(m.offset) < BigInt(range.start)) continue;
+              records.push({ partition: batch.partition, offset: m.offset, key: m.key, value: m.value ?? Buffer.alloc(0), timestamp: Number(m.timestamp), headers: m.headers ?? {} });
+            }
+            try {
+              if (records.length > 0) await onBatch(records);
+            } catch (err) {
+              done.reject(err);
+              return;
+            }
+            await payload.heartbeat();
+            if (BigInt(batch.lastOffset()) + 1n >= end) {
+              pending.delete(batch.partition);
+              if (pending.size === 0) done.resolve();
+            }
+          },
+        });
+        await done.promise;
+      } finally {
+        await consumer.disconnect();
+      }
     } finally {
-      await admin.disconnect();
-    }
-    await consumer.connect();
-    try {
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatch: async (payload) => {
-          const { batch } = payload;
-          const range = pending.get(batch.partition);
-          if (!range) return;
-          const end = BigInt(range.end);
-          const records: RawRecord[] = [];
-          for (const m of batch.messages) {
-            if (BigInt(m.offset) >= end) break;
-            if (BigInt(m.offset) < BigInt(range.start)) continue;
-            records.push({ partition: batch.partition, offset: m.offset, key: m.key, value: m.value ?? Buffer.alloc(0), timestamp: Number(m.timestamp), headers: m.headers ?? {} });
-          }
-          try {
-            if (records.length > 0) await onBatch(records);
-          } catch (err) {
-            done.reject(err);
-            return;
-          }
-          await payload.heartbeat();
-          if (BigInt(batch.lastOffset()) + 1n >= end) {
-            pending.delete(batch.partition);
-            if (pending.size === 0) done.resolve();
-          }
-        },
-      });
-      await done.promise;
-    } finally {
-      await consumer.disconnect();
-      const admin = this.#kafka.admin();
-      await admin.connect();
       await admin.deleteGroups([groupId]).catch(() => undefined);
       await admin.disconnect();
     }
@@ -980,6 +978,11 @@ export class BusAdmin implements Component {
 
   async deleteGroup(groupId: string): Promise<void> {
     await this.#admin.deleteGroups([groupId]).catch(() => undefined);
+  }
+
+  /** Ids of the consumer groups the broker knows. */
+  async listGroups(): Promise<string[]> {
+    return (await this.#admin.listGroups()).groups.map((g) => g.groupId);
   }
 }
 

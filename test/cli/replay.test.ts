@@ -37,6 +37,8 @@ test('replay copies exactly the records of the time range, bytes, keys and heade
   t.is(result.total, 80);
   t.is(result.copied, 80);
   t.deepEqual(progress.at(-1), result);
+  const readers = (await kit.admin.listGroups()).filter((g) => g.startsWith(`bkstream-reader-${process.pid}-`));
+  t.deepEqual(readers, [], 'the throwaway reader group is deleted');
 
   const got: { partition: number; value: string; key: string; h: string; ts: number }[] = [];
   const consumer = kit.bus.consumer({
