@@ -194,7 +194,8 @@ async function discoveryRun(prefix: string, expected: number, databaseUrl: strin
     return `${v.count} × ${(v.sum / Math.max(1, v.count) * 1000).toFixed(1)} ms = ${v.sum.toFixed(1)} s`;
   };
   console.log(`    detail: flushes ${histo('bkstream_discovery_flush_seconds')}; handler ${histo('bkstream_consumer_handle_seconds')}; ` +
-    `most paused partitions ${maxPaused}; most window entries ${maxWindow}; run ${((last - first) / 1000).toFixed(1)} s`);
+    `most paused partitions ${maxPaused}; most window entries ${maxWindow}; ` +
+    `shape misses ${metricSum(registry, 'bkstream_discovery_shape_misses_total')}; run ${((last - first) / 1000).toFixed(1)} s`);
   const hitRatio = (registry.getSingleMetric('bkstream_discovery_cache_hit_ratio') as unknown as { hashMap: Record<string, { value: number }> }).hashMap[''];
 
   gc();

@@ -17,6 +17,10 @@ import avro from 'avsc';
 import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError, ValidationError } from './errors.ts';
 import type { RecordName, RecordTypes } from './records.ts';
 
+/** avsc's type and resolver, for modules that read Avro bytes themselves (discovery's span view). */
+export type AvroType = avro.Type;
+export type AvroResolver = avro.Resolver;
+
 export const SCHEMAS_DIR = resolve(import.meta.dirname, '../../schemas');
 export const MAGIC = Buffer.from([0xc3, 0x01]);
 export const HEADER_BYTES = 10;

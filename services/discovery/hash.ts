@@ -27,6 +27,14 @@ export function str(s: string): void {
   mix(0x10001); // end of part (not a UTF-16 unit, so parts never run together)
 }
 
+/** Bytes `[start, end)` of a buffer, four at a time (the length first, so parts never run together). */
+export function bytes(buf: Buffer, start: number, end: number): void {
+  mix(0x40000 + end - start);
+  let i = start;
+  for (; i + 4 <= end; i += 4) mix((buf[i] as number) | ((buf[i + 1] as number) << 8) | ((buf[i + 2] as number) << 16) | ((buf[i + 3] as number) << 24));
+  for (; i < end; i++) mix(buf[i] as number);
+}
+
 export function num(n: number): void {
   if (Number.isInteger(n) && Math.abs(n) < 0x7fffffff) {
     mix(n & 0xffff);

@@ -16,19 +16,18 @@ import { retry } from '../common/retry.ts';
 import { classify } from './classify.ts';
 import type { DedupeSink, NodeKinds } from './dedupe.ts';
 import { discoverEndpoint } from './discoverers/endpoint.ts';
-import { discoverHost } from './discoverers/host.ts';
+import { discoverHost, type CmdbHost, type CmdbLookup } from './discoverers/host.ts';
 import { discoverInstance } from './discoverers/instance.ts';
 import { discoverNode } from './discoverers/node.ts';
-import { discoverSingleSpanRelation, pairRelation } from './discoverers/relation.ts';
+import { discoverSingleSpanRelation, pairRelation, type NodeKindLookup } from './discoverers/relation.ts';
 import { pairRemote } from './discoverers/remote-service-relation.ts';
-import { emitRoot } from './discoverers/root-endpoint.ts';
-import type { DiscoverySpan } from './fields.ts';
+import { emitRoot, type RootSighting } from './discoverers/root-endpoint.ts';
 import type { Flusher, Ticket } from './flusher.ts';
 import type { Lookups } from './lookups.ts';
 import { SEP } from './records.ts';
 import type { RuleSet } from './rules.ts';
-import { ShapeCache, shapeFacts, shapeKey } from './shape.ts';
-import type { DiscoverySpanBatch } from './span-codec.ts';
+import { ShapeCache, shapeFacts, shapeKey, shapeSpan } from './shape.ts';
+import { Slot, type SpanView } from './span-view.ts';
 import { PartitionWindow, type ChildFacts, type DropReason, type ParentFacts, type WindowEvents, type WindowOptions } from './window.ts';
 
 export interface PipelineStats {
@@ -74,17 +73,21 @@ export class SpanPipeline {
   #processed = 0;
   readonly #shapes: ShapeCache;
   #memo = new WeakMap<object, Map<object | string, number>>();
-  #queue: { batch: Batch<DiscoverySpanBatch>; ticket: Ticket }[] = [];
+  #queue: { batch: Batch<SpanView>; ticket: Ticket }[] = [];
   readonly #room: (() => void)[] = [];
   #draining: Promise<void> | undefined;
   #memoVersion = -1;
   readonly #touchS: number;
+  readonly #reads: LookupReads;
+  /** The root sighting handed to the window (reused: the window copies what it keeps). */
+  readonly #sighting: RootSighting = { bk_biz_id: 0, app_name: '', trace_id: '', span_id: '', start_time: 0, elapsed_time: 0, end_time: 0 };
 
   constructor(options: PipelineOptions) {
     this.#opts = options;
     this.#log = options.logger.child({ component: 'discovery.pipeline' });
     this.#now = options.now ?? Date.now;
     this.#shapes = new ShapeCache(options.maxShapes);
+    this.#reads = new LookupReads(options.lookups, options.nodeKinds);
     this.#touchS = Math.floor(options.touchIntervalMs / 1000);
     const { sink } = options;
     this.#events = {
@@ -127,7 +130,7 @@ export class SpanPipeline {
    * handler of the previous one returned). At most `maxQueuedBatches` wait; beyond that the handler waits
    * for room, which stops fetching (back-pressure).
    */
-  handle = async (batch: Batch<DiscoverySpanBatch>): Promise<HandleResult> => {
+  handle = async (batch: Batch<SpanView>): Promise<HandleResult> => {
     while (this.#queue.length >= this.#opts.maxQueuedBatches) await new Promise<void>((resolve) => this.#room.push(resolve));
     const ticket = this.#opts.flusher.ticket();
     this.#queue.push({ batch, ticket });
@@ -145,12 +148,11 @@ export class SpanPipeline {
       this.#room.shift()?.();
       const { batch, ticket } = item;
       try {
-        const spans: DiscoverySpan[] = [];
-        for (const r of batch.records) for (const s of r.value.spans) spans.push(s);
-        const apps = distinctApps(spans);
+        const views = batch.records.map((r) => r.value);
+        const apps = distinctApps(views);
         // Lookups load from the store; retried with backoff so an outage is not a tight re-read loop.
         await retry(async () => this.#opts.lookups.ensure(apps), { retries: 5, maxDelayMs: 5_000 });
-        if (!batch.isStale()) this.#processBatch(batch, spans, ticket);
+        if (!batch.isStale()) this.#processBatch(batch, views, ticket);
         ticket.release();
       } catch (err) {
         this.#log.error('batch processing failed; the partition will be read again', { topic: batch.topic, partition: batch.partition, err });
@@ -161,7 +163,7 @@ export class SpanPipeline {
     }
   }
 
-  #processBatch(batch: Batch<DiscoverySpanBatch>, spans: readonly DiscoverySpan[], ticket: Ticket): void {
+  #processBatch(batch: Batch<SpanView>, views: readonly SpanView[], ticket: Ticket): void {
     const state = this.#state(batch.topic, batch.partition);
     const first = batch.records[0] ? BigInt(batch.records[0].offset) : undefined;
     if (first !== undefined && state.next !== undefined && first < state.next) {
@@ -169,7 +171,7 @@ export class SpanPipeline {
       state.window.clear();
     }
     state.next = BigInt(batch.lastOffset) + 1n;
-    this.process(spans, state.window, ticket);
+    this.process(views, state.window, ticket);
     state.window.expire(this.#now());
   }
 
@@ -180,43 +182,72 @@ export class SpanPipeline {
 
   /**
    * Runs the discoverers over the spans whose shape was not processed within the touch interval, and
-   * feeds every span's pairing facts to the window. Synchronous.
+   * feeds every span's pairing facts to the window. Only those spans are decoded into objects; the rest
+   * is read from the views' offsets. Synchronous.
    */
-  process(spans: readonly DiscoverySpan[], window: PartitionWindow, ticket: Ticket): void {
+  process(views: readonly SpanView[], window: PartitionWindow, ticket: Ticket): void {
     const { lookups, sink, nodeKinds } = this.#opts;
     const touchS = this.#touchS;
     const shapes = this.#shapes;
     const now = this.#now();
+    const reads = this.#reads;
+    const root = this.#sighting;
     let lastBiz = NaN;
     let lastApp = '';
     let rules: RuleSet | undefined;
-    for (const span of spans) {
-      if (span.bk_biz_id !== lastBiz || span.app_name !== lastApp || !rules) {
-        lastBiz = span.bk_biz_id;
-        lastApp = span.app_name;
-        rules = lookups.rules(lastBiz, lastApp);
-      }
-      const key = shapeKey(span, rules, lookups.cmdbVersion * 1_000_003 + nodeKinds.version);
-      const seconds = Math.floor(span.end_time / 1_000_000);
-      let shape = shapes.get(key);
-      if (!shape || seconds > shape.seenS + touchS) {
-        const c = classify(span, rules);
-        discoverEndpoint(c, sink);
-        discoverHost(c, lookups, sink);
-        discoverInstance(c, sink);
-        discoverNode(c, sink);
-        discoverSingleSpanRelation(c, lookups, sink);
-        shape = shapeFacts(c, shape ? Math.max(shape.seenS, seconds) : seconds);
-        shapes.set(key, shape);
-        this.#stats.shapeMisses++;
-      }
+    let count = 0;
+    for (const view of views) {
+      const apps = view.apps;
+      for (let i = 0; i < view.count; i++) {
+        const biz = view.at(i, Slot.BIZ);
+        const app = apps[i] as string;
+        if (biz !== lastBiz || app !== lastApp || !rules) {
+          lastBiz = biz;
+          lastApp = app;
+          rules = lookups.rules(biz, app);
+        }
+        const key = shapeKey(view, i, rules);
+        const endTime = view.at(i, Slot.END_TIME);
+        const seconds = Math.floor(endTime / 1_000_000);
+        let shape = shapes.get(key);
+        if (
+          !shape ||
+          seconds > shape.seenS + touchS ||
+          (shape.cmdbVersion !== -1 && shape.cmdbVersion !== lookups.cmdbVersion) ||
+          (shape.kindsVersion !== -1 && shape.kindsVersion !== nodeKinds.version)
+        ) {
+          const c = classify(shapeSpan(view, i, rules), rules);
+          reads.reset();
+          discoverEndpoint(c, sink);
+          discoverHost(c, reads, sink);
+          discoverInstance(c, sink);
+          discoverNode(c, sink);
+          discoverSingleSpanRelation(c, reads, sink);
+          shape = shapeFacts(c, shape ? Math.max(shape.seenS, seconds) : seconds, reads);
+          shapes.set(key, shape);
+          this.#stats.shapeMisses++;
+        }
 
-      if (shape.relParent || shape.remoteParent) window.addParent(span.span_id, shape, span.end_time, ticket, now);
-      if (span.parent_span_id !== '' && (shape.relChild || shape.remoteChild !== undefined)) window.addChild(span.parent_span_id, shape, span.end_time, ticket, now);
-      if (shape.root) window.addRootCandidate(span, shape.root, ticket, now);
+        let spanId: string | undefined;
+        if (shape.relParent || shape.remoteParent) window.addParent((spanId = view.latin1(i, Slot.SPAN_AT)), shape, endTime, ticket, now);
+        if (view.at(i, Slot.PARENT_LEN) !== 0 && (shape.relChild || shape.remoteChild !== undefined)) {
+          window.addChild(view.latin1(i, Slot.PARENT_AT), shape, endTime, ticket, now);
+        }
+        if (shape.root) {
+          root.bk_biz_id = biz;
+          root.app_name = app;
+          root.trace_id = view.latin1(i, Slot.TRACE_AT);
+          root.span_id = spanId ?? view.latin1(i, Slot.SPAN_AT);
+          root.start_time = view.at(i, Slot.START_TIME);
+          root.elapsed_time = view.at(i, Slot.ELAPSED);
+          root.end_time = endTime;
+          window.addRootCandidate(root, shape.root, ticket, now);
+        }
+      }
+      count += view.count;
     }
-    this.#stats.spans += spans.length;
-    this.#processed += spans.length;
+    this.#stats.spans += count;
+    this.#processed += count;
   }
 
   /**
@@ -270,17 +301,52 @@ export class SpanPipeline {
   }
 }
 
-/** The distinct (biz, app) pairs of a list of spans (consecutive spans are usually of one app). */
-export function distinctApps(spans: readonly DiscoverySpan[]): [number, string][] {
+/**
+ * The lookups as the discoverers see them, noting which of them a span's discovery read (and at which
+ * version), so its shape can be voided when exactly those change.
+ */
+class LookupReads implements CmdbLookup, NodeKindLookup {
+  readonly #lookups: Lookups;
+  readonly #nodeKinds: NodeKinds;
+  cmdbVersion = -1;
+  kindsVersion = -1;
+
+  constructor(lookups: Lookups, nodeKinds: NodeKinds) {
+    this.#lookups = lookups;
+    this.#nodeKinds = nodeKinds;
+  }
+
+  reset(): void {
+    this.cmdbVersion = -1;
+    this.kindsVersion = -1;
+  }
+
+  host(bkBizId: number, ip: string): CmdbHost | undefined {
+    this.cmdbVersion = this.#lookups.cmdbVersion;
+    return this.#lookups.host(bkBizId, ip);
+  }
+
+  nodeKind(bkBizId: number, appName: string, topoKey: string): { kind: string; category: string } | undefined {
+    this.kindsVersion = this.#nodeKinds.version;
+    return this.#lookups.nodeKind(bkBizId, appName, topoKey);
+  }
+}
+
+/** The distinct (biz, app) pairs of the spans of some views (consecutive spans are usually of one app). */
+export function distinctApps(views: readonly SpanView[]): [number, string][] {
   const seen = new Map<string, [number, string]>();
   let lastBiz = NaN;
   let lastApp = '';
-  for (const s of spans) {
-    if (s.bk_biz_id === lastBiz && s.app_name === lastApp) continue;
-    lastBiz = s.bk_biz_id;
-    lastApp = s.app_name;
-    const key = lastBiz + SEP + lastApp;
-    if (!seen.has(key)) seen.set(key, [lastBiz, lastApp]);
+  for (const view of views) {
+    for (let i = 0; i < view.count; i++) {
+      const biz = view.at(i, Slot.BIZ);
+      const app = view.apps[i] as string;
+      if (biz === lastBiz && app === lastApp) continue;
+      lastBiz = biz;
+      lastApp = app;
+      const key = biz + SEP + app;
+      if (!seen.has(key)) seen.set(key, [biz, app]);
+    }
   }
   return [...seen.values()];
 }

@@ -19,7 +19,7 @@ import { Flusher } from './flusher.ts';
 import { Lookups } from './lookups.ts';
 import { SpanPipeline } from './pipeline.ts';
 import { TABLES } from './records.ts';
-import { spanBatchReader, type DiscoverySpanBatch } from './span-codec.ts';
+import { spanBatchView, type SpanView } from './span-view.ts';
 import { Sweeper } from './sweep.ts';
 import { Writer } from './writer.ts';
 
@@ -124,11 +124,11 @@ export async function createDiscovery(deps: ServiceDeps): Promise<DiscoveryServi
     }
   };
 
-  const spanConsumer = (groupId: string, topic: string): BusConsumer<DiscoverySpanBatch> =>
-    bus.consumer<DiscoverySpanBatch>({
+  const spanConsumer = (groupId: string, topic: string): BusConsumer<SpanView> =>
+    bus.consumer<SpanView>({
       groupId,
       topics: [topic],
-      codec: spanBatchReader(),
+      codec: spanBatchView(),
       handler: pipeline.handle,
       dlqTopic: topics.dlq,
       partitionsConsumedConcurrently: config.partitionsConcurrently,

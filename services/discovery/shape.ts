@@ -1,7 +1,9 @@
 /**
  * Span shapes: the discoverers are pure functions of a span's fields that the rules and discoverers
  * read, of the rule set, and of two lookups (cmdb hosts, topo node kinds). Spans with the same values of
- * all of these — the same "shape" — produce the same rows and the same pairing facts. The pipeline keeps
+ * these fields — the same "shape" — produce the same rows and the same pairing facts as long as the
+ * lookups they read have not changed (each shape remembers the versions of the lookups its discovery
+ * read; most spans never read node kinds, so learning a new node does not void their shapes). The pipeline keeps
  * a bounded LRU of shapes: a span whose shape was processed less than the touch interval ago skips the
  * discoverers (every row they would emit is already written or queued within the touch interval) and
  * takes its pairing facts from the cache. This is what makes per-span cost small: one hash and one cache
@@ -11,10 +13,11 @@ import type { ClassifiedSpan } from './classify.ts';
 import { relationChild, relationParent } from './discoverers/relation.ts';
 import { remoteChild, remoteParent } from './discoverers/remote-service-relation.ts';
 import { rootRow } from './discoverers/root-endpoint.ts';
-import { accessor, keyPair, type Accessor, type DiscoverySpan } from './fields.ts';
+import { keyPair, type DiscoverySpan } from './fields.ts';
 import * as hash from './hash.ts';
 import type { RootEndpointRow } from './records.ts';
 import type { Field, RuleSet } from './rules.ts';
+import { hashMapEntries, Slot, type SpanView } from './span-view.ts';
 import type { ChildFacts, ParentFacts } from './window.ts';
 
 /** Fields the discoverers read besides those the rules name. */
@@ -24,13 +27,61 @@ const FIXED_FIELDS = [
   'attributes.rpc.system', 'attributes.http.method', 'attributes.messaging.destination',
 ];
 
+/**
+ * Map keys looked up by their UTF-8 bytes, without making a string: candidates by byte length, compared
+ * from the end (keys of one family share prefixes such as `http.`).
+ */
+export class KeyTable {
+  readonly #byLength: ({ bytes: Buffer; index: number }[] | undefined)[] = [];
+  readonly #keys: readonly string[];
+
+  /** `keys[i]` is found as `i`. */
+  constructor(keys: readonly string[]) {
+    this.#keys = keys;
+    keys.forEach((key, index) => {
+      const bytes = Buffer.from(key, 'utf8');
+      (this.#byLength[bytes.length] ??= []).push({ bytes, index });
+    });
+  }
+
+  /** The index of the key whose bytes are `buf[at, at + length)`, or -1. */
+  find(buf: Buffer, at: number, length: number): number {
+    const candidates = this.#byLength[length];
+    if (candidates === undefined) return -1;
+    next: for (const c of candidates) {
+      const k = c.bytes;
+      for (let j = length - 1; j >= 0; j--) if (buf[at + j] !== k[j]) continue next;
+      return c.index;
+    }
+    return -1;
+  }
+
+  name(index: number): string {
+    return this.#keys[index] as string;
+  }
+}
+
+/** The top-level span fields a rule can read (fields.ts's accessor semantics), with their view slots. */
+const TOP_SLOTS: Record<string, { at: Slot; string: boolean }> = {
+  bk_biz_id: { at: Slot.BIZ, string: false },
+  app_name: { at: Slot.APP_AT, string: true },
+  trace_id: { at: Slot.TRACE_AT, string: true },
+  span_id: { at: Slot.SPAN_AT, string: true },
+  parent_span_id: { at: Slot.PARENT_AT, string: true },
+  span_name: { at: Slot.NAME_AT, string: true },
+  kind: { at: Slot.KIND, string: false },
+  start_time: { at: Slot.START_TIME, string: false },
+  end_time: { at: Slot.END_TIME, string: false },
+  elapsed_time: { at: Slot.ELAPSED, string: false },
+};
+
 interface RuleSetShape {
   serial: number;
   /** Keys of `attributes` / `resource` that discovery reads. */
-  attributes: Set<string>;
-  resource: Set<string>;
+  attributes: KeyTable;
+  resource: KeyTable;
   /** Top-level span fields that rules read (e.g. `span_name` as endpoint key). */
-  top: Accessor[];
+  top: { at: Slot; string: boolean }[];
 }
 
 const ruleSets = new WeakMap<RuleSet, RuleSetShape>();
@@ -49,46 +100,53 @@ function shapeOf(rules: RuleSet): RuleSetShape {
       r.instanceKeys.forEach(add);
       add(r.endpoint);
     }
-    s = { serial: ++serials, attributes: new Set(), resource: new Set(), top: [] };
+    const attributes: string[] = [];
+    const resource: string[] = [];
+    const top = new Set<string>();
     for (const key of [...keys].sort()) {
       const [first, second] = keyPair(key);
-      if (first === 'attributes') s.attributes.add(second);
-      else if (first === 'resource') s.resource.add(second);
-      else s.top.push(accessor([first, second]));
+      if (first === 'attributes') attributes.push(second);
+      else if (first === 'resource') resource.push(second);
+      else if (!Object.hasOwn(TOP_SLOTS, first) && Object.hasOwn(TOP_SLOTS, second)) top.add(second); // else the accessor reads nothing
     }
+    s = { serial: ++serials, attributes: new KeyTable(attributes), resource: new KeyTable(resource), top: [...top].map((f) => TOP_SLOTS[f] as { at: Slot; string: boolean }) };
     ruleSets.set(rules, s);
   }
   return s;
 }
 
-/**
- * The hash of a span's shape; `lookupVersion` changes when lookup data the discoverers use changes.
- * The attribute and resource maps are walked once, hashing only the keys discovery reads (a keyed
- * lookup per possible field costs more on these dictionary-like objects); absent keys add nothing, so
- * presence is part of the shape.
- */
-export function shapeKey(span: DiscoverySpan, rules: RuleSet, lookupVersion: number): number {
+/** Span `i` as discovery reads it under `rules`: only the attribute and resource keys of its shape decoded. */
+export function shapeSpan(view: SpanView, i: number, rules: RuleSet): DiscoverySpan {
   const s = shapeOf(rules);
+  return view.spanReading(i, s.attributes, s.resource);
+}
+
+/**
+ * The hash of span `i`'s shape, read from the record's bytes. The attribute and resource maps are walked once, hashing the index and
+ * the encoded value of only the keys discovery reads; absent keys add nothing, so presence is part of the
+ * shape. Equal encodings are equal values, so equal keys mean equal discovery (a value encoded two ways
+ * only costs a second cache entry).
+ */
+export function shapeKey(view: SpanView, i: number, rules: RuleSet): number {
+  const s = shapeOf(rules);
+  const { buf } = view;
   hash.begin(s.serial);
-  hash.num(lookupVersion);
-  hash.num(span.bk_biz_id);
-  hash.str(span.app_name);
-  hash.num(span.kind);
-  hash.num(span.parent_span_id === '' ? 0 : 1);
-  for (const get of s.top) hash.value(get(span));
-  const attributes = span.attributes;
-  for (const k in attributes) {
-    if (!s.attributes.has(k)) continue;
-    hash.str(k);
-    hash.value(attributes[k]);
+  hash.num(view.at(i, Slot.BIZ));
+  const app = view.at(i, Slot.APP_AT);
+  hash.bytes(buf, app, app + view.at(i, Slot.APP_LEN));
+  hash.num(view.at(i, Slot.KIND));
+  hash.num(view.at(i, Slot.PARENT_LEN) === 0 ? 0 : 1);
+  for (const f of s.top) {
+    if (f.string) {
+      const at = view.at(i, f.at);
+      hash.bytes(buf, at, at + view.at(i, f.at + 1));
+    } else {
+      hash.num(view.at(i, f.at));
+    }
   }
+  hashMapEntries(view, view.at(i, Slot.ATTRIBUTES_AT), s.attributes);
   hash.num(-1);
-  const resource = span.resource;
-  for (const k in resource) {
-    if (!s.resource.has(k)) continue;
-    hash.str(k);
-    hash.value(resource[k]);
-  }
+  hashMapEntries(view, view.at(i, Slot.RESOURCE_AT), s.resource);
   return hash.end();
 }
 
@@ -96,14 +154,22 @@ export function shapeKey(span: DiscoverySpan, rules: RuleSet, lookupVersion: num
 export interface Shape extends ParentFacts, ChildFacts {
   /** Event time (s) the discoverers last ran for this shape. */
   seenS: number;
+  /**
+   * The versions of the lookups (cmdb hosts, node kinds) the discoverers read for this shape, -1 for a
+   * lookup they did not read: the shape is stale once a lookup it read has changed.
+   */
+  cmdbVersion: number;
+  kindsVersion: number;
   root: RootEndpointRow | undefined;
 }
 
-export function shapeFacts(c: ClassifiedSpan, seenS: number): Shape {
+export function shapeFacts(c: ClassifiedSpan, seenS: number, versions: { cmdbVersion: number; kindsVersion: number } = { cmdbVersion: -1, kindsVersion: -1 }): Shape {
   return {
     bk_biz_id: c.span.bk_biz_id,
     app_name: c.span.app_name,
     seenS,
+    cmdbVersion: versions.cmdbVersion,
+    kindsVersion: versions.kindsVersion,
     relParent: c.filtered ? relationParent(c) : undefined,
     remoteParent: remoteParent(c),
     relChild: c.filtered ? relationChild(c) : undefined,

@@ -12,8 +12,7 @@
  */
 import type { RelationChild, RelationParent } from './discoverers/relation.ts';
 import type { RemoteParent } from './discoverers/remote-service-relation.ts';
-import { rootCandidate, spanBefore, type RootCandidate } from './discoverers/root-endpoint.ts';
-import type { DiscoverySpan } from './fields.ts';
+import { rootCandidate, spanBefore, type RootCandidate, type RootSighting } from './discoverers/root-endpoint.ts';
 import type { RootEndpointRow } from './records.ts';
 
 /** Keeps a batch from being committed: every `hold()` needs a `release()`. */
@@ -139,8 +138,11 @@ export class PartitionWindow {
     this.#waiting.set(parentSpanId, { bucket, children: [{ facts, timeUs }] });
   }
 
-  /** Offers a SERVER/PRODUCER span as its trace's root; a candidate object is made only when it is the best so far. */
-  addRootCandidate(span: DiscoverySpan, row: RootEndpointRow, hold: Hold, now: number): void {
+  /**
+   * Offers a SERVER/PRODUCER span as its trace's root; a candidate object is made only when it is the
+   * best so far (`span` is not kept, so callers may reuse one object).
+   */
+  addRootCandidate(span: RootSighting, row: RootEndpointRow, hold: Hold, now: number): void {
     const current = this.#current(now, hold);
     const traceId = span.trace_id;
     let best: RootCandidate | undefined;

@@ -1,20 +1,25 @@
 /** The batch handler's durability contract, with the real window, dedupe sink and flusher (no broker). */
 import test from 'ava';
 import type { Batch } from '../../services/common/bus.ts';
+import { codecFor } from '../../services/common/codec.ts';
 import { ValidationError } from '../../services/common/errors.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { DedupeSink, NodeKinds, type Snapshot } from '../../services/discovery/dedupe.ts';
 import { Flusher } from '../../services/discovery/flusher.ts';
 import type { Lookups } from '../../services/discovery/lookups.ts';
 import { SpanPipeline } from '../../services/discovery/pipeline.ts';
-import type { DiscoverySpanBatch } from '../../services/discovery/span-codec.ts';
-import { defaultRules, span } from './helpers.ts';
+import { spanBatchView, type SpanView } from '../../services/discovery/span-view.ts';
+import { defaultRules, span, T0 } from './helpers.ts';
 
-function batchOf(spans: ReturnType<typeof span>[], offset = 0): Batch<DiscoverySpanBatch> {
+const codec = codecFor('SpanBatch');
+const views = spanBatchView();
+
+function batchOf(spans: ReturnType<typeof span>[], offset = 0): Batch<SpanView> {
+  const raw = codec.encode({ spans });
   return {
     topic: 't',
     partition: 0,
-    records: [{ topic: 't', partition: 0, offset: String(offset), key: null, value: { spans }, timestamp: 0, headers: {}, raw: Buffer.alloc(0) }],
+    records: [{ topic: 't', partition: 0, offset: String(offset), key: null, value: views.decode(raw), timestamp: 0, headers: {}, raw }],
     lastOffset: String(offset),
     heartbeat: async () => {},
     isStale: () => false,
@@ -26,10 +31,10 @@ function setup(ensure: Lookups['ensure'] = () => undefined) {
   const nodeKinds = new NodeKinds(100);
   const sink = new DedupeSink({ maxKeys: 1_000, ttlMs: 60_000, touchIntervalMs: 60_000, nodeKinds });
   const flusher = new Flusher({ pending: sink, write: async (s) => (written.push(s), { written: {}, rejected: {} }), intervalMs: 1_000_000, maxRows: 1_000_000, logger: silentLogger });
-  const lookups = { rules: () => defaultRules, host: () => undefined, cmdbVersion: 0, nodeKind: () => undefined, ensure } as unknown as Lookups;
+  const lookups = { rules: () => defaultRules, host: () => undefined, cmdbVersion: 0, nodeKind: nodeKinds.nodeKind.bind(nodeKinds), ensure } as unknown as Lookups;
   let clock = 0;
   const pipeline = new SpanPipeline({ lookups, sink, nodeKinds, flusher, window: { ttlMs: 100, maxItems: 1_000 }, touchIntervalMs: 60_000, maxShapes: 1_000, maxQueuedBatches: 2, logger: silentLogger, now: () => clock });
-  return { pipeline, flusher, written, tick: (ms: number) => (clock += ms) };
+  return { pipeline, flusher, written, nodeKinds, tick: (ms: number) => (clock += ms) };
 }
 
 test('a batch becomes durable only once its window entries settled and a flush wrote what they produced', async (t) => {
@@ -70,4 +75,25 @@ test('a partition read again from an earlier offset starts a fresh window', asyn
   tick(1_000);
   pipeline.expire();
   t.is(pipeline.windowItems(), 0);
+});
+
+test('a shape is discovered again when a lookup its discovery read has changed, and only then', async (t) => {
+  const { pipeline, nodeKinds } = setup();
+  // A SERVER span matching a component rule reads its service node's kind (relation toward the service);
+  // an http CLIENT span reads no node kind.
+  const spans = (at: number): ReturnType<typeof span>[] => [
+    span({ kind: 2, parent_span_id: 'aa', end_time: T0 + at, attributes: { 'db.system': 'mysql' } }),
+    span({ kind: 3, end_time: T0 + at, attributes: { 'http.method': 'GET' } }),
+  ];
+  const misses = async (at: number): Promise<number> => {
+    void (await pipeline.handle(batchOf(spans(at))));
+    await pipeline.idle();
+    return pipeline.stats().shapeMisses;
+  };
+  t.is(await misses(1), 2);
+  await misses(2); // the first batch taught node kinds, which the server span's shape may have read before
+  t.is(await misses(3), 0);
+  nodeKinds.merge(2, 'shop', 'some-other-node', { category: 'db', kind: 'component', predicate_value: 'mysql', service_language: '' });
+  t.is(await misses(4), 1, 'only the shape that read node kinds is void');
+  t.is(await misses(5), 0);
 });

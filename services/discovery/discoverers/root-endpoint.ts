@@ -26,12 +26,15 @@ export function rootRow(c: ClassifiedSpan): RootEndpointRow | undefined {
   return { endpoint_name: keyString(c.rule.endpoint?.get(span)), service_name: c.service, category_id: c.rule.categoryId };
 }
 
-export function rootCandidate(span: DiscoverySpan, row: RootEndpointRow): RootCandidate {
+/** What the window needs of a span to weigh it as its trace's root (a {@link DiscoverySpan} is one). */
+export type RootSighting = Pick<DiscoverySpan, 'bk_biz_id' | 'app_name' | 'trace_id' | 'span_id' | 'start_time' | 'elapsed_time' | 'end_time'>;
+
+export function rootCandidate(span: RootSighting, row: RootEndpointRow): RootCandidate {
   return { bk_biz_id: span.bk_biz_id, app_name: span.app_name, start: span.start_time, elapsed: span.elapsed_time, spanId: span.span_id, timeUs: span.end_time, row };
 }
 
 /** Whether a span comes before a candidate: earlier start, then longer, then smaller span id. */
-export function spanBefore(span: DiscoverySpan, c: RootCandidate): boolean {
+export function spanBefore(span: RootSighting, c: RootCandidate): boolean {
   return span.start_time < c.start || (span.start_time === c.start && (span.elapsed_time > c.elapsed || (span.elapsed_time === c.elapsed && span.span_id < c.spanId)));
 }
 

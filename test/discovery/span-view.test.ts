@@ -1,0 +1,178 @@
+/** The span view: what it reads equals what avsc decodes, it rejects what avsc rejects, and shape keys from bytes. */
+import { readFileSync } from 'node:fs';
+import test from 'ava';
+import { Codec, codecFor, SchemaRegistry } from '../../services/common/codec.ts';
+import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError } from '../../services/common/errors.ts';
+import type { Span } from '../../services/common/records.ts';
+import { rulesWith, defaultRules } from './helpers.ts';
+import { classify } from '../../services/discovery/classify.ts';
+import { discoverEndpoint } from '../../services/discovery/discoverers/endpoint.ts';
+import { discoverHost } from '../../services/discovery/discoverers/host.ts';
+import { discoverInstance } from '../../services/discovery/discoverers/instance.ts';
+import { discoverNode } from '../../services/discovery/discoverers/node.ts';
+import { discoverSingleSpanRelation } from '../../services/discovery/discoverers/relation.ts';
+import type { DiscoverySpan } from '../../services/discovery/fields.ts';
+import { RecordingSink } from '../../services/discovery/records.ts';
+import { shapeFacts, shapeKey, shapeSpan } from '../../services/discovery/shape.ts';
+import { spanBatchReader } from '../../services/discovery/span-codec.ts';
+import { Slot, spanBatchView, type SpanView } from '../../services/discovery/span-view.ts';
+import { sampleMetricBatch, sampleSpan, sampleSpanBatch } from '../helpers/records.ts';
+
+const codec = codecFor('SpanBatch');
+const views = spanBatchView();
+const projected = spanBatchReader();
+
+function viewOf(spans: Span[]): SpanView {
+  return views.decode(codec.encode({ spans }));
+}
+
+test('a view reads the ids, times and app of each span, and decodes each span as the projection reader does', (t) => {
+  const batch = sampleSpanBatch(4);
+  batch.spans[1] = sampleSpan({ ...batch.spans[1], app_name: 'другое-приложение', bk_biz_id: -7, start_time: 2 ** 52, attributes: {} });
+  const buf = codec.encode(batch);
+  const view = views.decode(buf);
+  t.is(view.count, 4);
+  const expected = projected.decode(buf).spans;
+  t.deepEqual(view.spans(), expected);
+  for (let i = 0; i < view.count; i++) {
+    const s = expected[i] as (typeof expected)[number];
+    t.is(view.at(i, Slot.BIZ), s.bk_biz_id);
+    t.is(view.apps[i], s.app_name);
+    t.is(view.at(i, Slot.KIND), s.kind);
+    t.is(view.at(i, Slot.START_TIME), s.start_time);
+    t.is(view.at(i, Slot.END_TIME), s.end_time);
+    t.is(view.at(i, Slot.ELAPSED), s.elapsed_time);
+    t.is(view.latin1(i, Slot.TRACE_AT), s.trace_id);
+    t.is(view.latin1(i, Slot.SPAN_AT), s.span_id);
+    t.is(view.latin1(i, Slot.PARENT_AT), s.parent_span_id);
+    t.is(view.at(i, Slot.PARENT_LEN), s.parent_span_id.length);
+  }
+  t.is(view.apps[2], view.apps[3], 'consecutive spans of one app share the string');
+  t.is(views.decode(codec.encode({ spans: [] })).count, 0);
+});
+
+test('records that do not decode are rejected with the codec errors the bus dead-letters', (t) => {
+  const good = codec.encode(sampleSpanBatch(2));
+  t.throws(() => views.decode(good.subarray(0, good.length - 3)), { instanceOf: CorruptRecordError });
+  t.throws(() => views.decode(Buffer.concat([good, Buffer.from([0])])), { instanceOf: CorruptRecordError, message: /trailing/ });
+  t.throws(() => views.decode(Buffer.from([0xc3, 0x01, 1, 2])), { instanceOf: CorruptRecordError });
+  t.throws(() => views.decode(Buffer.from('{"spans":[]}')), { instanceOf: CorruptRecordError });
+  const unknown = Buffer.from(good);
+  unknown[5] = (unknown[5] as number) ^ 0xff;
+  t.throws(() => views.decode(unknown), { instanceOf: UnknownSchemaError });
+  t.throws(() => views.decode(codecFor('MetricBatch').encode(sampleMetricBatch())), { instanceOf: SchemaMismatchError });
+  // A long a double cannot hold exactly (avsc: "potential precision loss").
+  const big = codec.encode({ spans: [sampleSpan({ start_time: 2 ** 52 })] }); // zig-zag 2^53: seven 0x80 bytes, then 0x10
+  const at = big.indexOf(Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]));
+  t.true(at > 0);
+  big[at + 7] = 0x7f; // 127 · 2^48 ≈ 3.6e16
+  t.throws(() => codec.decode(big), { instanceOf: CorruptRecordError });
+  t.throws(() => views.decode(big), { instanceOf: CorruptRecordError, message: /safe integer/ });
+  // A block count larger than the bytes left (avsc alone would loop on it).
+  const huge = Buffer.concat([good.subarray(0, 10), Buffer.from([0xfe, 0xff, 0xff, 0xff, 0x0f])]);
+  t.throws(() => views.decode(huge), { instanceOf: CorruptRecordError, message: /block count/ });
+});
+
+test('mutated records: whenever the view accepts one, avsc decodes it to the same spans (and whatever avsc rejects, the view rejects)', (t) => {
+  const good = codec.encode(sampleSpanBatch(3));
+  let seed = 42;
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+    return seed % n;
+  };
+  let accepted = 0;
+  let rejected = 0;
+  for (let round = 0; round < 3_000; round++) {
+    const buf = Buffer.from(good);
+    for (let k = 1 + rand(3); k > 0; k--) buf[10 + rand(buf.length - 10)] = rand(256);
+    let viewSpans: unknown;
+    try {
+      viewSpans = views.decode(buf).spans();
+    } catch (err) {
+      t.true(err instanceof CorruptRecordError, String(err));
+      rejected++;
+      continue;
+    }
+    accepted++;
+    t.deepEqual(viewSpans, projected.decode(buf).spans);
+  }
+  t.log(`accepted ${accepted}, rejected ${rejected}`);
+  t.true(accepted > 100 && rejected > 100, `accepted ${accepted}, rejected ${rejected}`);
+});
+
+test('records of an older registered version are read through schema resolution', (t) => {
+  const registry = SchemaRegistry.load();
+  const latest = registry.get('SpanBatch');
+  const schema = JSON.parse(readFileSync(latest.file, 'utf8')) as { fields: [{ type: { items: { fields: { name: string }[] } } }] };
+  const span = schema.fields[0].type.items;
+  // v0 had no parent_span_id, trace_state, events, links or client_ip (all have defaults in v1).
+  span.fields = span.fields.filter((f) => !['parent_span_id', 'trace_state', 'events', 'links', 'client_ip'].includes(f.name));
+  registry.add(JSON.stringify(schema), 0, 'span.v0 (test)');
+  const old = new Codec<{ spans: Omit<Span, 'parent_span_id' | 'trace_state' | 'events' | 'links' | 'client_ip'>[] }>('SpanBatch', { registry, version: 0 });
+  const { parent_span_id: _p, trace_state: _t, events: _e, links: _l, client_ip: _c, ...v0 } = sampleSpan();
+  const view = spanBatchView(registry).decode(old.encode({ spans: [v0, { ...v0, span_id: 'ff' }] }));
+  t.is(view.count, 2);
+  t.is(view.latin1(1, Slot.SPAN_AT), 'ff');
+  t.is(view.at(0, Slot.PARENT_LEN), 0);
+  t.deepEqual(view.span(0).attributes, v0.attributes);
+});
+
+test('shape keys: ids and times do not count; the values rules read, their presence and the app do', (t) => {
+  const base = sampleSpan({ kind: 3, attributes: { 'http.method': 'GET', 'http.url': 'https://x/a', 'noise.key': 1 } });
+  const key = (s: Span, rules = defaultRules): number => shapeKey(viewOf([s]), 0, rules);
+  const k = key(base);
+  t.is(key({ ...base, span_id: 'ffffffffffffffff', trace_id: 'b'.repeat(32), start_time: 1, end_time: 2, elapsed_time: 1 }), k);
+  t.is(key({ ...base, attributes: { ...base.attributes, 'noise.key': 2, 'other.noise': 'x' } }), k, 'keys no rule reads are left out');
+  t.not(key({ ...base, attributes: { ...base.attributes, 'http.method': 'POST' } }), k);
+  t.not(key({ ...base, attributes: { ...base.attributes, 'http.method': null } }), k, 'null differs from a value');
+  const { 'http.method': _m, ...without } = base.attributes;
+  t.not(key({ ...base, attributes: without }), k, 'absence differs from null and from a value');
+  t.not(key({ ...base, attributes: { ...without, 'http.method': null } }), key({ ...base, attributes: without }));
+  t.not(key({ ...base, app_name: 'other' }), k);
+  t.not(key({ ...base, bk_biz_id: 3 }), k);
+  t.not(key({ ...base, kind: 2 }), k);
+  t.not(key({ ...base, parent_span_id: '00f067aa0ba902b7' }), k);
+  t.not(key({ ...base, resource: { ...base.resource, 'service.name': 'pay-svc' } }), k);
+  t.not(key({ ...base, span_name: 'other' }), k, 'the built-in rules take endpoints from span_name');
+  const route = { ...base, attributes: { ...base.attributes, 'http.route': '/b' } };
+  t.is(key(route), key({ ...route, attributes: { ...route.attributes, 'http.route': '/c' } }), 'http.route counts only when a rule reads it');
+  const byRoute = rulesWith([{ type: 'category', category_id: 'http', topo_kind: 'service', endpoint_key: 'attributes.http.route', predicate_key: 'attributes.http.method', sort: -1 }]);
+  t.not(key(route, byRoute), key({ ...route, attributes: { ...route.attributes, 'http.route': '/c' } }, byRoute));
+});
+
+test('discovery reads nothing outside a shape: spans decoded with only the shape keys discover exactly what full spans do', (t) => {
+  const k8s = { 'k8s.bcs.cluster.id': 'BCS-K8S-1', 'k8s.pod.name': 'p-1', 'k8s.namespace.name': 'ns', target: 'tgt' };
+  const variants: Partial<Span>[] = [
+    {},
+    { kind: 3, attributes: { 'db.system': 'mysql', 'net.peer.name': 'db-1', 'net.peer.port': 3306, 'db.statement': 'SELECT 1' } },
+    { kind: 4, attributes: { 'messaging.system': 'kafka', 'messaging.destination': 'orders', 'net.peer.name': 'k-0' } },
+    { kind: 5, parent_span_id: '00000000000000aa', attributes: { 'messaging.destination': 'orders' } },
+    { kind: 3, attributes: { 'rpc.system': 'grpc', 'rpc.method': 'M', 'peer.service': 'payment-gw' } },
+    { kind: 2, attributes: { 'trpc.namespace': 'Production', 'http.method': 'GET' }, resource: { ...sampleSpan().resource, ...k8s, 'telemetry.sdk.name': 'galileo' } },
+    { kind: 1, attributes: { 'net.host.ip': '10.9.9.9' }, resource: { 'service.name': 'x', 'net.host.ip': '' } },
+    { kind: 3, attributes: { 'http.method': 'POST', 'peer.service': '' } },
+  ];
+  const spans = variants.map((v, i) => sampleSpan({ ...v, span_id: `${i}`.padStart(16, '0') }));
+  const rules = [defaultRules, rulesWith([{ type: 'category', category_id: 'db', topo_kind: 'component', predicate_key: 'attributes.db.system', instance_key: 'attributes.db.name,resource.host.id', endpoint_key: 'attributes.db.statement', sort: -1 }])];
+  const lookups = { host: () => ({ bk_cloud_id: 0, bk_host_id: 7 }), nodeKind: () => ({ kind: 'service', category: 'http' }) };
+  const discover = (s: DiscoverySpan, r: typeof defaultRules): unknown => {
+    const sink = new RecordingSink();
+    const c = classify(s, r);
+    discoverEndpoint(c, sink);
+    discoverHost(c, lookups, sink);
+    discoverInstance(c, sink);
+    discoverNode(c, sink);
+    discoverSingleSpanRelation(c, lookups, sink);
+    const { seenS: _, ...facts } = shapeFacts(c, 0);
+    return { rows: sink.sightings, facts };
+  };
+  for (const r of rules) {
+    const view = viewOf(spans);
+    const full = projected.decode(codec.encode({ spans })).spans;
+    for (let i = 0; i < spans.length; i++) {
+      const reading = shapeSpan(view, i, r);
+      t.true(Object.keys(reading.attributes).length <= Object.keys(full[i]?.attributes ?? {}).length);
+      t.deepEqual(discover(reading, r), discover(full[i] as DiscoverySpan, r), `span ${i}`);
+    }
+  }
+});
