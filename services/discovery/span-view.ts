@@ -89,6 +89,9 @@ function readBlockCount(buf: Buffer, pos: number): number {
   return pos;
 }
 
+/** Union branches skipped inline: null, boolean, int, long, double, string/bytes. */
+const PRIMITIVE_CODES: Record<string, number> = { null: 0, boolean: 1, int: 2, long: 3, double: 4, string: 5, bytes: 5 };
+
 /** Returns the position after one value of a type. */
 export type Skip = (buf: Buffer, pos: number) => number;
 
@@ -162,11 +165,31 @@ export function skipperFor(type: AvroType): Skip {
     }
     default: {
       if (!t.typeName.startsWith('union')) throw new TypeError(`no skipper for Avro type ${t.typeName}`);
-      const branches = (t.types as AvroType[]).map(skipperFor);
+      const types = t.types as (AvroType & { typeName: string; underlyingType?: AvroType & { typeName: string } })[];
+      const branches = types.map(skipperFor);
+      // Primitive branches are skipped inline (attribute values are unions of primitives and one array).
+      const codes = Int8Array.from(types, (b) => PRIMITIVE_CODES[(b.underlyingType ?? b).typeName] ?? -1);
       return (buf, pos) => {
         pos = readLong(buf, pos);
-        const branch = branches[value];
-        return branch ? branch(buf, pos) : corrupt(`union branch ${value} out of range`);
+        const branch = value;
+        switch (codes[branch]) {
+          case 0:
+            return pos;
+          case 1:
+            return pos < buf.length ? pos + 1 : corrupt('truncated');
+          case 2:
+            return readLong(buf, pos);
+          case 3:
+            return readSafeLong(buf, pos);
+          case 4:
+            return pos + 8 <= buf.length ? pos + 8 : corrupt('truncated');
+          case 5:
+            return skipBytes(buf, pos);
+          default: {
+            const skip = branches[branch];
+            return skip ? skip(buf, pos) : corrupt(`union branch ${branch} out of range`);
+          }
+        }
       };
     }
   }
@@ -217,8 +240,15 @@ const CAPTURED: Record<string, { type: string; slot: Slot }> = {
   resource: { type: 'map', slot: Slot.RESOURCE_AT },
 };
 
-/** One span field of the writer schema: captured into a slot, or skipped. */
-type Step = { slot: Slot; kind: 'number' | 'string' | 'map'; skip: Skip } | { slot: -1; skip: Skip };
+/** How a span field is read: skipped, or captured into a slot as a number, a string (position and length) or a map (position). */
+const StepKind = { skip: 0, number: 1, string: 2, map: 3 } as const;
+
+/** One span field of the writer schema. */
+interface Step {
+  slot: number;
+  kind: (typeof StepKind)[keyof typeof StepKind];
+  skip: Skip;
+}
 
 /** A SpanBatch record read to positions: span `i`'s slots are `slots[i * STRIDE + slot]`. */
 export class SpanView {
@@ -344,6 +374,11 @@ export function hashMapEntries(view: SpanView, pos: number, keys: KeyFinder): vo
   }
 }
 
+function sameBytes(buf: Buffer, a: number, b: number, length: number): boolean {
+  for (let j = 0; j < length; j++) if (buf[a + j] !== buf[b + j]) return false;
+  return true;
+}
+
 /** Reads the newest SpanBatch version's body into views. */
 class SpanReader {
   readonly skipValue: Skip;
@@ -367,14 +402,14 @@ class SpanReader {
     this.#steps = spanType.fields.map((f): Step => {
       const skip = skipperFor(f.type);
       const captured = CAPTURED[f.name];
-      if (!captured) return { slot: -1, skip };
+      if (!captured) return { slot: -1, kind: StepKind.skip, skip };
       const name = (f.type as AvroType & { typeName: string }).typeName;
       if (name !== captured.type) throw new TypeError(`${writer.file}: span field ${f.name} is ${name}, discovery reads it as ${captured.type}`);
       if (name === 'map') {
         valueType ??= (f.type as AvroType & { valuesType: AvroType }).valuesType;
         skipValue ??= skipperFor(valueType);
       }
-      return { slot: captured.slot, kind: name === 'int' || name === 'long' ? 'number' : (name as 'string' | 'map'), skip };
+      return { slot: captured.slot, kind: name === 'int' || name === 'long' ? StepKind.number : name === 'string' ? StepKind.string : StepKind.map, skip };
     });
     const missing = Object.keys(CAPTURED).filter((k) => !spanType.fields.some((f) => f.name === k));
     if (missing.length > 0 || !skipValue || !valueType) throw new TypeError(`${writer.file}: span lacks ${missing.join(', ')}`);
@@ -406,12 +441,13 @@ class SpanReader {
         const base = count * STRIDE;
         slots[base + Slot.START_AT] = pos;
         for (const step of steps) {
-          if (step.slot === -1) {
+          const kind = step.kind;
+          if (kind === StepKind.skip) {
             pos = step.skip(buf, pos);
-          } else if (step.kind === 'number') {
+          } else if (kind === StepKind.number) {
             pos = step.skip(buf, pos);
             slots[base + step.slot] = value;
-          } else if (step.kind === 'string') {
+          } else if (kind === StepKind.string) {
             const end = skipBytes(buf, pos);
             slots[base + step.slot + 1] = value;
             slots[base + step.slot] = end - value;
@@ -424,7 +460,7 @@ class SpanReader {
         // The app name as a string, made again only when its bytes differ from the previous span's.
         const at = slots[base + Slot.APP_AT] as number;
         const len = slots[base + Slot.APP_LEN] as number;
-        if (len !== appLen || buf.compare(buf, appAt, appAt + appLen, at, at + len) !== 0) {
+        if (len !== appLen || !sameBytes(buf, appAt, at, len)) {
           app = buf.toString('utf8', at, at + len);
           appAt = at;
           appLen = len;

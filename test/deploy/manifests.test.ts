@@ -106,6 +106,11 @@ test('the schema check itself rejects a broken resource', (t) => {
   t.throws(() => new DaemonSet(broken as never).validate());
 });
 
+/** The script of a `node [--flag …] script` command. */
+function scriptOf(command: readonly string[]): string {
+  return command.slice(1).find((a) => !a.startsWith('-')) ?? '';
+}
+
 test('workloads run existing services from one image, with env names their config knows and probes on declared ports', (t) => {
   const resources = k8sResources();
   const config = resources.find((r) => r.kind === 'ConfigMap');
@@ -116,7 +121,7 @@ test('workloads run existing services from one image, with env names their confi
   for (const w of workloads) {
     for (const c of containersOf(w)) {
       images.add(c.image);
-      const script = c.command[1] ?? '';
+      const script = scriptOf(c.command);
       t.deepEqual(c.command[0], 'node');
       t.true(existsSync(join(ROOT, script)), `${w.metadata.name} runs ${script}`);
       const spec = SERVICE_SPECS[script];
@@ -171,7 +176,7 @@ test('the compose file runs the same image and settings the services know', (t) 
   for (const [name, svc] of Object.entries(compose.services)) {
     if (name === 'kafka' || name === 'postgres') continue;
     t.is(svc.image, k8sImage, `${name} image`);
-    const script = svc.command?.[1] ?? '';
+    const script = scriptOf(svc.command ?? []);
     const spec = SERVICE_SPECS[script];
     t.truthy(spec, `${name} runs ${script}`);
     for (const env of Object.keys(svc.environment ?? {})) t.true(envNames(spec ?? {}).has(env), `${name}: ${env} is not a setting of ${script}`);
