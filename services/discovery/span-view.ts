@@ -54,25 +54,6 @@ function readLong(buf: Buffer, pos: number): number {
 }
 
 /**
- * {@link readLong} for values of Avro type `long`: like avsc, rejects values a double cannot hold
- * exactly (int values, counts and lengths are read as avsc reads them, unchecked).
- */
-function readSafeLong(buf: Buffer, pos: number): number {
-  pos = readLong(buf, pos);
-  if (!(value >= -9007199254740990 && value <= 9007199254740990)) corrupt('long value out of the safe integer range');
-  return pos;
-}
-
-/** Position after a length-prefixed string or bytes value at `pos`. */
-function skipBytes(buf: Buffer, pos: number): number {
-  pos = readLong(buf, pos);
-  if (value < 0) corrupt(`negative length ${value}`);
-  const end = pos + value;
-  if (end > buf.length) corrupt('truncated');
-  return end;
-}
-
-/**
  * A block count of an array or map at `pos` into {@link value} (0 ends the value); a negative count's
  * byte size is skipped. Every item of our schemas takes at least one byte, so a count larger than the
  * bytes left is corruption (as in codec.ts's bounded reads).
@@ -89,110 +70,176 @@ function readBlockCount(buf: Buffer, pos: number): number {
   return pos;
 }
 
-/** Union branches skipped inline: null, boolean, int, long, double, string/bytes. */
-const PRIMITIVE_CODES: Record<string, number> = { null: 0, boolean: 1, int: 2, long: 3, double: 4, string: 5, bytes: 5 };
+// ---------------------------------------------------------------------------------------------------------
+// Readers compiled from a writer schema
 
 /** Returns the position after one value of a type. */
 export type Skip = (buf: Buffer, pos: number) => number;
 
-/** A skipper for any avsc type (validating exactly what avsc's decoder validates). */
-export function skipperFor(type: AvroType): Skip {
-  const t = type as AvroType & {
-    typeName: string;
-    underlyingType?: AvroType;
-    fields?: { type: AvroType }[];
-    itemsType?: AvroType;
-    valuesType?: AvroType;
-    types?: AvroType[];
-    size?: number;
-    symbols?: string[];
-  };
-  if (t.underlyingType) return skipperFor(t.underlyingType);
-  switch (t.typeName) {
-    case 'null':
-      return (_buf, pos) => pos;
-    case 'boolean':
-      return (buf, pos) => (pos < buf.length ? pos + 1 : corrupt('truncated'));
-    case 'int':
-      return readLong;
-    case 'long':
-      return readSafeLong;
-    case 'float':
-    case 'double':
-    case 'fixed': {
-      const size = t.typeName === 'float' ? 4 : t.typeName === 'double' ? 8 : (t.size as number);
-      return (buf, pos) => (pos + size <= buf.length ? pos + size : corrupt('truncated'));
-    }
-    case 'string':
-    case 'bytes':
-      return skipBytes;
-    case 'enum': {
-      const n = (t.symbols as string[]).length;
-      return (buf, pos) => {
-        pos = readLong(buf, pos);
-        return value >= 0 && value < n ? pos : corrupt(`enum index ${value} out of range`);
-      };
-    }
-    case 'array': {
-      const item = skipperFor(t.itemsType as AvroType);
-      return (buf, pos) => {
-        for (;;) {
-          pos = readBlockCount(buf, pos);
-          let n = value;
-          if (n === 0) return pos;
-          while (n-- > 0) pos = item(buf, pos);
-        }
-      };
-    }
-    case 'map': {
-      const values = skipperFor(t.valuesType as AvroType);
-      return (buf, pos) => {
-        for (;;) {
-          pos = readBlockCount(buf, pos);
-          let n = value;
-          if (n === 0) return pos;
-          while (n-- > 0) pos = values(buf, skipBytes(buf, pos));
-        }
-      };
-    }
-    case 'record':
-    case 'error': {
-      const fields = (t.fields ?? []).map((f) => skipperFor(f.type));
-      return (buf, pos) => {
-        for (const f of fields) pos = f(buf, pos);
-        return pos;
-      };
-    }
-    default: {
-      if (!t.typeName.startsWith('union')) throw new TypeError(`no skipper for Avro type ${t.typeName}`);
-      const types = t.types as (AvroType & { typeName: string; underlyingType?: AvroType & { typeName: string } })[];
-      const branches = types.map(skipperFor);
-      // Primitive branches are skipped inline (attribute values are unions of primitives and one array).
-      const codes = Int8Array.from(types, (b) => PRIMITIVE_CODES[(b.underlyingType ?? b).typeName] ?? -1);
-      return (buf, pos) => {
-        pos = readLong(buf, pos);
-        const branch = value;
-        switch (codes[branch]) {
-          case 0:
-            return pos;
-          case 1:
-            return pos < buf.length ? pos + 1 : corrupt('truncated');
-          case 2:
-            return readLong(buf, pos);
-          case 3:
-            return readSafeLong(buf, pos);
-          case 4:
-            return pos + 8 <= buf.length ? pos + 8 : corrupt('truncated');
-          case 5:
-            return skipBytes(buf, pos);
-          default: {
-            const skip = branches[branch];
-            return skip ? skip(buf, pos) : corrupt(`union branch ${branch} out of range`);
-          }
-        }
-      };
+type SchemaType = AvroType & {
+  typeName: string;
+  name?: string;
+  underlyingType?: SchemaType;
+  fields?: { name: string; type: SchemaType }[];
+  itemsType?: SchemaType;
+  valuesType?: SchemaType;
+  types?: SchemaType[];
+  size?: number;
+  symbols?: string[];
+};
+
+/** What a compiled span reader stores of a top-level span field. */
+export interface Capture {
+  slot: number;
+  kind: 'number' | 'string' | 'map';
+}
+
+/**
+ * Emits straight-line JavaScript that moves `pos` over one value of a type, validating what avsc's
+ * decoder validates (plus: no negative lengths, no block count larger than the bytes left, no varint
+ * longer than 10 bytes). Like avsc's own generated readers, this avoids a call per value; a varint reads
+ * its bytes first and checks the bounds once (a byte past the end reads as `undefined`, which ends it).
+ */
+class ReaderSource {
+  readonly #lines: string[] = [];
+  #depth = 0;
+  readonly #records: string[] = [];
+
+  get text(): string {
+    return this.#lines.join('\n');
+  }
+
+  #emit(line: string): void {
+    this.#lines.push(line);
+  }
+
+  /** A zig-zag varint into the variable `to`. */
+  varint(to: string): void {
+    this.#emit(`b = buf[pos++]; ${to} = b & 127;`);
+    this.#emit(`if (b > 127) { k = 128; i = 1; do { b = buf[pos++]; ${to} += (b & 127) * k; k *= 128; } while (b > 127 && ++i < 10); if (b > 127) corrupt('varint longer than 10 bytes'); }`);
+    this.#emit(`if (pos > len) corrupt('truncated');`);
+    this.#emit(`${to} = ${to} % 2 === 0 ? ${to} / 2 : -(${to} + 1) / 2;`);
+  }
+
+  /** avsc rejects `long` values a double cannot hold exactly ("potential precision loss"). */
+  #safe(v: string): void {
+    this.#emit(`if (!(${v} >= -9007199254740990 && ${v} <= 9007199254740990)) corrupt('long value out of the safe integer range');`);
+  }
+
+  /** A length-prefixed string/bytes; `at` captures its position and length. */
+  #bytes(at?: number): void {
+    this.varint('v');
+    this.#emit(`if (v < 0) corrupt('negative length ' + v);`);
+    if (at !== undefined) this.#emit(`slots[base + ${at}] = pos; slots[base + ${at + 1}] = v;`);
+    this.#emit(`pos += v; if (pos > len) corrupt('truncated');`);
+  }
+
+  #fixed(size: number): void {
+    this.#emit(`pos += ${size}; if (pos > len) corrupt('truncated');`);
+  }
+
+  /** Blocks of an array or map: `item` emits one item. */
+  #blocks(item: () => void): void {
+    const c = `c${this.#depth++}`;
+    if (this.#depth >= 8) throw new TypeError('Avro arrays and maps nested deeper than 8 are not supported by the span reader');
+    this.#emit(`for (;;) {`);
+    this.varint(c);
+    this.#emit(`if (${c} === 0) break;`);
+    this.#emit(`if (${c} < 0) { ${c} = -${c};`);
+    this.varint('v');
+    this.#emit(`}`);
+    this.#emit(`if (${c} > len - pos) corrupt('block count ' + ${c} + ' exceeds the ' + (len - pos) + ' bytes left');`);
+    this.#emit(`while (${c}-- > 0) {`);
+    item();
+    this.#emit(`}`);
+    this.#emit(`}`);
+    this.#depth--;
+  }
+
+  /** One value of `type`; `capture` stores a top-level span field. */
+  value(type: SchemaType, capture?: Capture): void {
+    const t = type.underlyingType ?? type;
+    if (capture?.kind === 'string') return this.#bytes(capture.slot);
+    if (capture?.kind === 'map') this.#emit(`slots[base + ${capture.slot}] = pos;`);
+    switch (t.typeName) {
+      case 'null':
+        return;
+      case 'boolean':
+        return this.#fixed(1);
+      case 'int':
+      case 'long':
+        this.varint('v');
+        if (t.typeName === 'long') this.#safe('v');
+        if (capture) this.#emit(`slots[base + ${capture.slot}] = v;`);
+        return;
+      case 'float':
+        return this.#fixed(4);
+      case 'double':
+        return this.#fixed(8);
+      case 'fixed':
+        return this.#fixed(t.size as number);
+      case 'string':
+      case 'bytes':
+        return this.#bytes();
+      case 'enum':
+        this.varint('v');
+        this.#emit(`if (!(v >= 0 && v < ${(t.symbols as string[]).length})) corrupt('enum index ' + v + ' out of range');`);
+        return;
+      case 'array':
+        return this.#blocks(() => this.value(t.itemsType as SchemaType));
+      case 'map':
+        return this.#blocks(() => {
+          this.#bytes();
+          this.value(t.valuesType as SchemaType);
+        });
+      case 'record':
+      case 'error': {
+        const name = t.name ?? '';
+        if (this.#records.includes(name)) throw new TypeError(`recursive Avro type ${name} is not supported by the span reader`);
+        this.#records.push(name);
+        for (const f of t.fields ?? []) this.value(f.type);
+        this.#records.pop();
+        return;
+      }
+      default: {
+        if (!t.typeName.startsWith('union')) throw new TypeError(`no reader for Avro type ${t.typeName}`);
+        this.varint('v');
+        this.#emit(`switch (v) {`);
+        (t.types as SchemaType[]).forEach((branch, i) => {
+          this.#emit(`case ${i}: {`);
+          this.value(branch);
+          this.#emit(`break; }`);
+        });
+        this.#emit(`default: corrupt('union branch ' + v + ' out of range');`);
+        this.#emit(`}`);
+      }
     }
   }
+
+  /** Compiles the emitted lines into `(buf, pos, slots, base) => pos`. */
+  compile(name: string): (buf: Buffer, pos: number, slots: Float64Array, base: number) => number {
+    const counters = Array.from({ length: 8 }, (_, i) => `c${i} = 0`).join(', ');
+    const body = `return function ${name}(buf, pos, slots, base) {\nconst len = buf.length;\nlet b = 0, k = 0, i = 0, v = 0, ${counters};\n${this.text}\nreturn pos;\n};`;
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from a schema, as avsc does
+    const make = new Function('corrupt', body) as (fail: typeof corrupt) => (buf: Buffer, pos: number, slots: Float64Array, base: number) => number;
+    return make(corrupt);
+  }
+}
+
+/** A compiled skipper for one value of a type. */
+export function skipperFor(type: AvroType): Skip {
+  const src = new ReaderSource();
+  src.value(type);
+  const read = src.compile('skip');
+  const none = new Float64Array(0);
+  return (buf, pos) => read(buf, pos, none, 0);
+}
+
+/** A compiled reader of one span record, storing the captured fields into a view's slots. */
+function spanReaderFor(span: SchemaType, captures: Record<string, Capture>): (buf: Buffer, pos: number, slots: Float64Array, base: number) => number {
+  const src = new ReaderSource();
+  for (const f of span.fields ?? []) src.value(f.type, captures[f.name]);
+  return src.compile('readSpan');
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -239,16 +286,6 @@ const CAPTURED: Record<string, { type: string; slot: Slot }> = {
   attributes: { type: 'map', slot: Slot.ATTRIBUTES_AT },
   resource: { type: 'map', slot: Slot.RESOURCE_AT },
 };
-
-/** How a span field is read: skipped, or captured into a slot as a number, a string (position and length) or a map (position). */
-const StepKind = { skip: 0, number: 1, string: 2, map: 3 } as const;
-
-/** One span field of the writer schema. */
-interface Step {
-  slot: number;
-  kind: (typeof StepKind)[keyof typeof StepKind];
-  skip: Skip;
-}
 
 /** A SpanBatch record read to positions: span `i`'s slots are `slots[i * STRIDE + slot]`. */
 export class SpanView {
@@ -382,7 +419,7 @@ function sameBytes(buf: Buffer, a: number, b: number, length: number): boolean {
 /** Reads the newest SpanBatch version's body into views. */
 class SpanReader {
   readonly skipValue: Skip;
-  readonly #steps: Step[];
+  readonly #readSpan: (buf: Buffer, pos: number, slots: Float64Array, base: number) => number;
   readonly #before: Skip[];
   readonly #after: Skip[];
   readonly #spanType: AvroType;
@@ -397,24 +434,19 @@ class SpanReader {
     if (!spanType) throw new TypeError(`${writer.file}: SpanBatch has no spans array`);
     this.#before = batch.fields.slice(0, at).map((f) => skipperFor(f.type));
     this.#after = batch.fields.slice(at + 1).map((f) => skipperFor(f.type));
-    let skipValue: Skip | undefined;
-    let valueType: AvroType | undefined;
-    this.#steps = spanType.fields.map((f): Step => {
-      const skip = skipperFor(f.type);
+    const captures: Record<string, Capture> = {};
+    for (const f of spanType.fields) {
       const captured = CAPTURED[f.name];
-      if (!captured) return { slot: -1, kind: StepKind.skip, skip };
+      if (!captured) continue;
       const name = (f.type as AvroType & { typeName: string }).typeName;
       if (name !== captured.type) throw new TypeError(`${writer.file}: span field ${f.name} is ${name}, discovery reads it as ${captured.type}`);
-      if (name === 'map') {
-        valueType ??= (f.type as AvroType & { valuesType: AvroType }).valuesType;
-        skipValue ??= skipperFor(valueType);
-      }
-      return { slot: captured.slot, kind: name === 'int' || name === 'long' ? StepKind.number : name === 'string' ? StepKind.string : StepKind.map, skip };
-    });
-    const missing = Object.keys(CAPTURED).filter((k) => !spanType.fields.some((f) => f.name === k));
-    if (missing.length > 0 || !skipValue || !valueType) throw new TypeError(`${writer.file}: span lacks ${missing.join(', ')}`);
-    this.skipValue = skipValue;
-    this.#valueType = valueType;
+      captures[f.name] = { slot: captured.slot, kind: name === 'int' || name === 'long' ? 'number' : (name as 'string' | 'map') };
+    }
+    const missing = Object.keys(CAPTURED).filter((k) => !captures[k]);
+    if (missing.length > 0) throw new TypeError(`${writer.file}: span lacks ${missing.join(', ')}`);
+    this.#readSpan = spanReaderFor(spanType, captures);
+    this.#valueType = (spanType.fields.find((f) => f.name === 'attributes')?.type as AvroType & { valuesType: AvroType }).valuesType;
+    this.skipValue = skipperFor(this.#valueType);
     this.#spanType = (projection as AvroType & { field(n: string): { type: { itemsType: AvroType } } }).field('spans').type.itemsType;
     this.#resolver = this.#spanType.createResolver(spanType);
   }
@@ -427,7 +459,7 @@ class SpanReader {
     let appAt = -1;
     let appLen = -1;
     let app = '';
-    const steps = this.#steps;
+    const readSpan = this.#readSpan;
     for (;;) {
       pos = readBlockCount(buf, pos);
       let n = value;
@@ -440,23 +472,7 @@ class SpanReader {
         }
         const base = count * STRIDE;
         slots[base + Slot.START_AT] = pos;
-        for (const step of steps) {
-          const kind = step.kind;
-          if (kind === StepKind.skip) {
-            pos = step.skip(buf, pos);
-          } else if (kind === StepKind.number) {
-            pos = step.skip(buf, pos);
-            slots[base + step.slot] = value;
-          } else if (kind === StepKind.string) {
-            const end = skipBytes(buf, pos);
-            slots[base + step.slot + 1] = value;
-            slots[base + step.slot] = end - value;
-            pos = end;
-          } else {
-            slots[base + step.slot] = pos;
-            pos = step.skip(buf, pos);
-          }
-        }
+        pos = readSpan(buf, pos, slots, base);
         // The app name as a string, made again only when its bytes differ from the previous span's.
         const at = slots[base + Slot.APP_AT] as number;
         const len = slots[base + Slot.APP_LEN] as number;
