@@ -57,12 +57,19 @@ interface Bucket {
   /** When the bucket became the current one. */
   readonly createdAt: number;
   readonly parents: Map<string, ParentFacts>;
-  readonly traces: Map<string, RootCandidate>;
+  /** Trace ids moved into this bucket (an id whose trace has moved on since is skipped when dropping). */
+  readonly traces: string[];
   /** Parent ids whose waiting list this bucket created (the lists live in one map of the window). */
   readonly waiting: string[];
   /** The holds of the batches that added entries to this bucket, released when it is dropped. */
   readonly holds: Hold[];
   lastHold: Hold | undefined;
+}
+
+interface Trace {
+  candidate: RootCandidate;
+  /** The bucket the trace lives in: the one current at its latest sighting. */
+  bucket: Bucket;
 }
 
 interface Waiting {
@@ -83,6 +90,8 @@ export class PartitionWindow {
   readonly #events: WindowEvents;
   #buckets: Bucket[] = [];
   readonly #waiting = new Map<string, Waiting>();
+  /** Every trace with a root candidate, whichever bucket it lives in (one lookup per sighting). */
+  readonly #traces = new Map<string, Trace>();
 
   constructor(opts: WindowOptions, events: WindowEvents) {
     this.#opts = opts;
@@ -92,15 +101,15 @@ export class PartitionWindow {
 
   /** Entries held right now (parents + waiting children + traces). */
   size(): number {
-    let n = this.#waiting.size;
-    for (const b of this.#buckets) n += b.parents.size + b.traces.size;
+    let n = this.#waiting.size + this.#traces.size;
+    for (const b of this.#buckets) n += b.parents.size;
     return n;
   }
 
   #current(now: number, hold: Hold): Bucket {
     let b = this.#buckets.at(-1);
     if (!b || now - b.createdAt >= this.#sliceMs) {
-      b = { createdAt: now, parents: new Map(), traces: new Map(), waiting: [], holds: [], lastHold: undefined };
+      b = { createdAt: now, parents: new Map(), traces: [], waiting: [], holds: [], lastHold: undefined };
       this.#buckets.push(b);
     }
     if (b.lastHold !== hold) {
@@ -145,16 +154,17 @@ export class PartitionWindow {
   addRootCandidate(span: RootSighting, row: RootEndpointRow, hold: Hold, now: number): void {
     const current = this.#current(now, hold);
     const traceId = span.trace_id;
-    let best: RootCandidate | undefined;
-    for (let i = this.#buckets.length - 1; i >= 0; i--) {
-      const b = this.#buckets[i] as Bucket;
-      const seen = b.traces.get(traceId);
-      if (!seen) continue;
-      if (!spanBefore(span, seen)) best = seen;
-      if (b !== current) b.traces.delete(traceId);
-      break; // a trace lives in one bucket
+    const trace = this.#traces.get(traceId);
+    if (!trace) {
+      this.#traces.set(traceId, { candidate: rootCandidate(span, row), bucket: current });
+      current.traces.push(traceId);
+      return;
     }
-    current.traces.set(traceId, best ?? rootCandidate(span, row));
+    if (spanBefore(span, trace.candidate)) trace.candidate = rootCandidate(span, row);
+    if (trace.bucket !== current) {
+      trace.bucket = current;
+      current.traces.push(traceId);
+    }
   }
 
   /** Drops buckets that have been quiet for the TTL, then evicts while over `maxItems`. */
@@ -169,6 +179,7 @@ export class PartitionWindow {
   clear(): void {
     this.#buckets = [];
     this.#waiting.clear();
+    this.#traces.clear();
   }
 
   #drop(b: Bucket, evicted: boolean): void {
@@ -182,8 +193,15 @@ export class PartitionWindow {
       this.#waiting.delete(id);
     }
     if (children > 0) e.dropped(evicted ? 'child_evicted' : 'child_unpaired', children);
-    if (evicted && b.traces.size > 0) e.dropped('trace_evicted', b.traces.size);
-    for (const candidate of b.traces.values()) e.root(candidate);
+    let traces = 0;
+    for (const id of b.traces) {
+      const trace = this.#traces.get(id);
+      if (trace?.bucket !== b) continue;
+      this.#traces.delete(id);
+      traces++;
+      e.root(trace.candidate);
+    }
+    if (evicted && traces > 0) e.dropped('trace_evicted', traces);
     for (const h of b.holds) h.release();
   }
 }
