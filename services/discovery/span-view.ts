@@ -270,6 +270,7 @@ export const Slot = {
 } as const;
 export type Slot = (typeof Slot)[keyof typeof Slot];
 const STRIDE = 18;
+const EMPTY_SLOTS: Float64Array = new Float64Array(0);
 
 /** Span fields the view reads, with the Avro type each must have in the writer schema. */
 const CAPTURED: Record<string, { type: string; slot: Slot }> = {
@@ -411,6 +412,12 @@ export function hashMapEntries(view: SpanView, pos: number, keys: KeyFinder): vo
   }
 }
 
+function grow(slots: Float64Array, length: number): Float64Array {
+  const grown = new Float64Array(length);
+  grown.set(slots);
+  return grown;
+}
+
 function sameBytes(buf: Buffer, a: number, b: number, length: number): boolean {
   for (let j = 0; j < length; j++) if (buf[a + j] !== buf[b + j]) return false;
   return true;
@@ -453,7 +460,7 @@ class SpanReader {
 
   read(buf: Buffer, pos: number): SpanView {
     for (const s of this.#before) pos = s(buf, pos);
-    let slots = new Float64Array(STRIDE * 16);
+    let slots: Float64Array = EMPTY_SLOTS;
     const apps: string[] = [];
     let count = 0;
     let appAt = -1;
@@ -464,12 +471,12 @@ class SpanReader {
       pos = readBlockCount(buf, pos);
       let n = value;
       if (n === 0) break;
+      // Sized by the block count (writers put all spans in one block), so usually one allocation per
+      // record; a count beyond 4 096 spans (which a corrupt record can claim) grows by doubling instead.
+      const want = (count + Math.min(n, 4_096)) * STRIDE;
+      if (want > slots.length) slots = grow(slots, want);
       while (n-- > 0) {
-        if ((count + 1) * STRIDE > slots.length) {
-          const grown = new Float64Array(slots.length * 2);
-          grown.set(slots);
-          slots = grown;
-        }
+        if ((count + 1) * STRIDE > slots.length) slots = grow(slots, slots.length * 2);
         const base = count * STRIDE;
         slots[base + Slot.START_AT] = pos;
         pos = readSpan(buf, pos, slots, base);

@@ -71,6 +71,12 @@ test('records that do not decode are rejected with the codec errors the bus dead
   // A block count larger than the bytes left (avsc alone would loop on it).
   const huge = Buffer.concat([good.subarray(0, 10), Buffer.from([0xfe, 0xff, 0xff, 0xff, 0x0f])]);
   t.throws(() => views.decode(huge), { instanceOf: CorruptRecordError, message: /block count/ });
+  // A block count the bytes could hold but the record does not: 100 spans claimed as 5 000.
+  const hundred = codec.encode(sampleSpanBatch(100));
+  t.deepEqual([...hundred.subarray(10, 12)], [0xc8, 0x01]); // zig-zag 100
+  hundred[10] = 0x90;
+  hundred[11] = 0x4e; // zig-zag 5 000
+  t.throws(() => views.decode(hundred), { instanceOf: CorruptRecordError });
 });
 
 test('mutated records: whenever the view accepts one, avsc decodes it to the same spans (and whatever avsc rejects, the view rejects)', (t) => {
