@@ -27,6 +27,8 @@ import { spanProjection } from './span-codec.ts';
 
 /** The value read by the last {@link readLong}. */
 let value = 0;
+/** Where the block whose count {@link readBlockCount} read last ends, if the writer said (else -1). */
+let blockEnd = -1;
 
 function corrupt(what: string): never {
   throw new CorruptRecordError(`SpanBatch body: ${what}`);
@@ -61,9 +63,12 @@ function readLong(buf: Buffer, pos: number): number {
 function readBlockCount(buf: Buffer, pos: number): number {
   pos = readLong(buf, pos);
   let n = value;
+  blockEnd = -1;
   if (n < 0) {
     n = -n;
     pos = readLong(buf, pos);
+    if (value < 0) corrupt(`negative block size ${value}`);
+    blockEnd = pos + value;
   }
   if (n > buf.length - pos) corrupt(`block count ${n} exceeds the ${buf.length - pos} bytes left`);
   value = n;
@@ -145,13 +150,18 @@ class ReaderSource {
     this.#emit(`for (;;) {`);
     this.varint(c);
     this.#emit(`if (${c} === 0) break;`);
+    // A negative count is followed by the block's byte size: it must be the items' size (avsc's reader
+    // ignores it, its skipper trusts it, so a wrong one would make the two disagree).
+    const e = `e${this.#depth - 1}`;
+    this.#emit(`${e} = -1;`);
     this.#emit(`if (${c} < 0) { ${c} = -${c};`);
     this.varint('v');
-    this.#emit(`}`);
+    this.#emit(`if (v < 0) corrupt('negative block size ' + v); ${e} = pos + v; }`);
     this.#emit(`if (${c} > len - pos) corrupt('block count ' + ${c} + ' exceeds the ' + (len - pos) + ' bytes left');`);
     this.#emit(`while (${c}-- > 0) {`);
     item();
     this.#emit(`}`);
+    this.#emit(`if (${e} !== -1 && pos !== ${e}) corrupt('block size does not match its items');`);
     this.#emit(`}`);
     this.#depth--;
   }
@@ -218,7 +228,7 @@ class ReaderSource {
 
   /** Compiles the emitted lines into `(buf, pos, slots, base) => pos`. */
   compile(name: string): (buf: Buffer, pos: number, slots: Float64Array, base: number) => number {
-    const counters = Array.from({ length: 8 }, (_, i) => `c${i} = 0`).join(', ');
+    const counters = Array.from({ length: 8 }, (_, i) => `c${i} = 0, e${i} = 0`).join(', ');
     const body = `return function ${name}(buf, pos, slots, base) {\nconst len = buf.length;\nlet b = 0, k = 0, i = 0, v = 0, ${counters};\n${this.text}\nreturn pos;\n};`;
     // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from a schema, as avsc does
     const make = new Function('corrupt', body) as (fail: typeof corrupt) => (buf: Buffer, pos: number, slots: Float64Array, base: number) => number;
@@ -452,7 +462,12 @@ class SpanReader {
     const missing = Object.keys(CAPTURED).filter((k) => !captures[k]);
     if (missing.length > 0) throw new TypeError(`${writer.file}: span lacks ${missing.join(', ')}`);
     this.#readSpan = spanReaderFor(spanType, captures);
-    this.#valueType = (spanType.fields.find((f) => f.name === 'attributes')?.type as AvroType & { valuesType: AvroType }).valuesType;
+    const valuesOf = (name: string): AvroType => (spanType.fields.find((f) => f.name === name)?.type as AvroType & { valuesType: AvroType }).valuesType;
+    this.#valueType = valuesOf('attributes');
+    // One skipper and one decoder serve both maps.
+    if (JSON.stringify(this.#valueType.schema()) !== JSON.stringify(valuesOf('resource').schema())) {
+      throw new TypeError(`${writer.file}: span attributes and resource must have the same value schema for the span reader`);
+    }
     this.skipValue = skipperFor(this.#valueType);
     this.#spanType = (projection as AvroType & { field(n: string): { type: { itemsType: AvroType } } }).field('spans').type.itemsType;
     this.#resolver = this.#spanType.createResolver(spanType);
@@ -471,6 +486,7 @@ class SpanReader {
       pos = readBlockCount(buf, pos);
       let n = value;
       if (n === 0) break;
+      const end = blockEnd;
       // Sized by the block count (writers put all spans in one block), so usually one allocation per
       // record; a count beyond 4 096 spans (which a corrupt record can claim) grows by doubling instead.
       const want = (count + Math.min(n, 4_096)) * STRIDE;
@@ -491,6 +507,7 @@ class SpanReader {
         apps.push(app);
         count++;
       }
+      if (end !== -1 && pos !== end) corrupt('block size does not match its items');
     }
     for (const s of this.#after) pos = s(buf, pos);
     if (pos !== buf.length) corrupt(`${buf.length - pos} trailing bytes`);

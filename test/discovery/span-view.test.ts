@@ -77,6 +77,16 @@ test('records that do not decode are rejected with the codec errors the bus dead
   hundred[10] = 0x90;
   hundred[11] = 0x4e; // zig-zag 5 000
   t.throws(() => views.decode(hundred), { instanceOf: CorruptRecordError });
+  // A negative block count (-1) whose byte size (0) does not match its one item: avsc's reader ignores
+  // the size and its skipper trusts it, so such a record must not be accepted.
+  const withEvent = codec.encode({ spans: [sampleSpan({ events: [{ name: 'EVT-NAME', timestamp: 1, attributes: {} }] })] });
+  const ev = withEvent.indexOf(Buffer.concat([Buffer.from([0x02, 0x10]), Buffer.from('EVT-NAME')]));
+  t.true(ev > 0);
+  const sized = Buffer.concat([withEvent.subarray(0, ev), Buffer.from([0x01, 0x00]), withEvent.subarray(ev + 1)]);
+  t.throws(() => views.decode(sized), { instanceOf: CorruptRecordError, message: /block size/ });
+  // The same block with its true size (name 1 + 8, timestamp 1, empty map 1 = 11 bytes) is fine.
+  const rightSize = Buffer.concat([withEvent.subarray(0, ev), Buffer.from([0x01, 0x16]), withEvent.subarray(ev + 1)]);
+  t.deepEqual(views.decode(rightSize).spans(), projected.decode(withEvent).spans);
 });
 
 test('mutated records: whenever the view accepts one, avsc decodes it to the same spans (and whatever avsc rejects, the view rejects)', (t) => {
