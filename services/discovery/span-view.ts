@@ -94,7 +94,7 @@ type SchemaType = AvroType & {
 };
 
 /** What a compiled span reader stores of a top-level span field. */
-export interface Capture {
+interface Capture {
   slot: number;
   kind: 'number' | 'string' | 'map';
 }
@@ -237,7 +237,7 @@ class ReaderSource {
 }
 
 /** A compiled skipper for one value of a type. */
-export function skipperFor(type: AvroType): Skip {
+function skipperFor(type: AvroType): Skip {
   const src = new ReaderSource();
   src.value(type);
   const read = src.compile('skip');
