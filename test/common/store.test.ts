@@ -206,3 +206,34 @@ test.serial("PGlite's shared_buffers is 32MB by default and set by the option [p
   }
   t.deepEqual(seen, ['32MB', '16MB']);
 });
+
+test('a PGlite statement error keeps PostgreSQL\'s code and detail across the worker thread [pglite]', async (t) => {
+  const store = await freshStore(t, 'pglite');
+  await store.exec('CREATE TABLE uniq (id int PRIMARY KEY)');
+  await store.query('INSERT INTO uniq VALUES (1)');
+  const err = await t.throwsAsync(store.query('INSERT INTO uniq VALUES (1)'));
+  t.is((err as { code?: unknown }).code, '23505');
+  t.regex(String((err as { detail?: unknown }).detail), /Key \(id\)=\(1\) already exists/);
+  t.regex(err?.message ?? '', /duplicate key value violates unique constraint/);
+  // the database is still usable, and a failed transaction left nothing behind
+  await t.throwsAsync(store.transaction(async (tx) => {
+    await tx.query('INSERT INTO uniq VALUES (2)');
+    await tx.query('INSERT INTO uniq VALUES (1)');
+  }));
+  t.deepEqual((await store.query<{ id: number }>('SELECT id FROM uniq ORDER BY id')).rows, [{ id: 1 }]);
+});
+
+test('the event loop keeps running while PGlite executes a statement [pglite]', async (t) => {
+  const store = await freshStore(t, 'pglite');
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  t.teardown(() => clearInterval(timer));
+  // Long enough to span many timer periods on any machine; before the worker thread, WASM ran on this
+  // thread and no timer fired until the statement ended.
+  const started = ticks;
+  const query = store.query<{ n: number }>('SELECT count(*)::int AS n FROM generate_series(1, 4000000)');
+  await new Promise<void>((resolve) => setTimeout(resolve, 50));
+  const midway = ticks - started;
+  t.deepEqual((await query).rows, [{ n: 4_000_000 }]);
+  t.true(midway >= 3, `timers fired ${midway} times in the first 50 ms of the statement`);
+});

@@ -1,20 +1,20 @@
 /**
- * The store: PostgreSQL through `pg` when a URL is given, embedded PGlite (PostgreSQL in WASM,
- * in-process) otherwise. One SQL dialect and one migration set serve both.
+ * The store: PostgreSQL through `pg` when a URL is given, embedded PGlite (PostgreSQL in WASM, in a
+ * worker thread of this process) otherwise. One SQL dialect and one migration set serve both.
  *
  * Both drivers return `int8` as a JS number (ids and counts here stay far below 2^53), `timestamptz` as
  * Date, `json`/`jsonb` parsed. Multi-row upserts work the same on both with array parameters:
  *   INSERT INTO t (a, b) SELECT * FROM unnest($1::text[], $2::int[]) ON CONFLICT ...
  */
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { PGlite } from '@electric-sql/pglite';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { BkError, UnavailableError } from '../errors.ts';
 import type { Component } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { migrate, type MigrationResult } from './migrate.ts';
+import type { ErrorFields, Reply, Request } from './pglite-worker.ts';
 
 export interface QueryResult<R> {
   rows: R[];
@@ -143,11 +143,11 @@ class PgStore implements Store {
 // ---------------------------------------------------------------------------------------------------------
 
 /**
- * Embedded PGlite runs each query synchronously in WebAssembly and, left alone, starts the next queued
- * query as soon as one ends without giving the event loop a turn: with queries arriving from several
- * components at once, timers, sockets and Kafka heartbeats starve (measured: a 10 ms interval did not
- * fire once in 4 s of 64 concurrent query loops, and a consumer group dropped its member). So every
- * statement, script and transaction here runs through one gate that yields to the event loop first.
+ * Embedded PGlite runs each statement synchronously in WebAssembly. On the event loop's thread that
+ * starved timers, sockets and Kafka heartbeats (a 10 ms interval did not fire once in 4 s of 64
+ * concurrent query loops, and a consumer group dropped its member), and a discovery flush stopped the
+ * span consumers for ~170 ms at a time. So PGlite runs in a worker thread (pglite-worker.ts); statements
+ * go to it one at a time through a gate, and a transaction holds the gate from BEGIN to COMMIT.
  */
 class PgliteStore implements Store {
   readonly name = 'store:pglite';
@@ -156,19 +156,17 @@ class PgliteStore implements Store {
   readonly #log: Logger;
   readonly #snapshot: Blob | undefined;
   readonly #sharedBuffers: string;
-  #db: PGlite | undefined;
-  #opening: Promise<PGlite> | undefined;
+  #opening: Promise<PgliteThread> | undefined;
   #tail: Promise<void> = Promise.resolve();
 
-  /** Runs `fn` after every earlier gated call, one at a time, after a turn of the event loop. */
-  async #gate<T>(fn: (db: PGlite) => Promise<T>): Promise<T> {
+  /** Runs `fn` after every earlier gated call, one at a time. */
+  async #gate<T>(fn: (db: PgliteThread) => Promise<T>): Promise<T> {
     const previous = this.#tail;
     let release!: () => void;
     this.#tail = new Promise<void>((resolve) => (release = resolve));
     try {
       await previous;
-      await yieldToEventLoop();
-      return await fn(this.#db ?? (await this.#open()));
+      return await fn(await this.#open());
     } finally {
       release();
     }
@@ -181,18 +179,32 @@ class PgliteStore implements Store {
     this.#log = options.logger.child({ component: 'store', driver: 'pglite' });
   }
 
-  #open(): Promise<PGlite> {
+  readonly #onExit = (err: Error): void => {
+    this.#log.error('the embedded database thread stopped; it is opened again on the next query', { dir: this.#dir, err });
+    this.#opening = undefined;
+  };
+
+  /** The open database thread; a thread that died (it is logged) is replaced by a new one. */
+  #open(): Promise<PgliteThread> {
     this.#opening ??= (async () => {
-      if (!this.#dir.startsWith('memory://')) {
+      const inMemory = this.#dir.startsWith('memory://');
+      if (!inMemory) {
         mkdirSync(this.#dir, { recursive: true });
         lockDir(this.#dir);
       }
-      const db = await PGlite.create(this.#dir, {
-        parsers: { [INT8]: (v: string) => Number(v) },
-        startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${this.#sharedBuffers}`],
-        ...(this.#snapshot ? { loadDataDir: this.#snapshot } : {}),
-      });
-      this.#db = db;
+      const snapshot = this.#snapshot ? await this.#snapshot.arrayBuffer() : undefined;
+      const onExit = this.#onExit;
+      if (!inMemory && !existsSync(join(this.#dir, 'PG_VERSION'))) {
+        // initdb grows PGlite's WASM memory to ~500 MB, which a WASM instance never gives back: a first
+        // thread creates the directory and exits, taking that memory with it; a second one opens it.
+        const init = await PgliteThread.open(this.#dir, this.#sharedBuffers, snapshot, () => undefined);
+        await init.close();
+        this.#log.info('initialised', { dir: this.#dir });
+        const db = await PgliteThread.open(this.#dir, this.#sharedBuffers, undefined, onExit);
+        this.#log.info('opened', { dir: this.#dir });
+        return db;
+      }
+      const db = await PgliteThread.open(this.#dir, this.#sharedBuffers, snapshot, onExit);
       this.#log.info('opened', { dir: this.#dir });
       return db;
     })();
@@ -203,55 +215,140 @@ class PgliteStore implements Store {
     await this.#open();
   }
 
-  /** Closes the database; PGlite keeps the event loop alive until then. */
+  /** Closes the database and ends its thread. */
   async stop(): Promise<void> {
     const opening = this.#opening;
     this.#opening = undefined;
     if (!opening) return;
     const db = await opening.catch(() => undefined); // an open that failed (e.g. locked) left nothing to close
-    this.#db = undefined;
     if (!db) return;
-    if (!db.closed) await db.close();
+    await db.close();
     if (!this.#dir.startsWith('memory://')) unlockDir(this.#dir);
   }
 
   query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-    return this.#gate(async (db) => {
-      const res = await db.query<R>(sql, params as unknown[] | undefined);
-      return { rows: res.rows, rowCount: Math.max(res.affectedRows ?? 0, res.rows.length) };
-    });
+    return this.#gate((db) => db.call({ op: 'query', sql, params: params as unknown[] | undefined }) as Promise<QueryResult<R>>);
   }
 
   exec(sql: string): Promise<void> {
     return this.#gate(async (db) => {
-      await db.exec(sql);
+      await db.call({ op: 'exec', sql });
     });
   }
 
   /** The whole transaction holds the gate (its own statements run inside it). */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.#gate((db) =>
-      db.transaction(async (t) =>
-        fn({
-          query: async <R>(sql: string, params?: readonly unknown[]) => {
-            const res = await t.query<R>(sql, params as unknown[] | undefined);
-            return { rows: res.rows, rowCount: Math.max(res.affectedRows ?? 0, res.rows.length) };
-          },
+    return this.#gate(async (db) => {
+      await db.call({ op: 'exec', sql: 'BEGIN' });
+      let result: T;
+      try {
+        result = await fn({
+          query: <R>(sql: string, params?: readonly unknown[]) => db.call({ op: 'query', sql, params: params as unknown[] | undefined }) as Promise<QueryResult<R>>,
           exec: async (sql) => {
-            await t.exec(sql);
+            await db.call({ op: 'exec', sql });
           },
-        }),
-      ),
-    );
+        });
+      } catch (err) {
+        await db.call({ op: 'exec', sql: 'ROLLBACK' }).catch(() => undefined);
+        throw err;
+      }
+      await db.call({ op: 'exec', sql: 'COMMIT' });
+      return result;
+    });
   }
 
-  migrate(): Promise<MigrationResult> {
-    return migrate(this, this.#log);
+  /**
+   * Applies pending migrations. DDL, like initdb, leaves PGlite holding hundreds of MB it never gives
+   * back (measured: ~300 MB of RSS for 0001_init.sql), so after applying any on a directory the thread is
+   * replaced by a fresh one on the same directory.
+   */
+  async migrate(): Promise<MigrationResult> {
+    const result = await migrate(this, this.#log);
+    if (result.applied.length > 0 && !this.#dir.startsWith('memory://')) {
+      await this.#gate(async (db) => {
+        await db.close();
+        this.#opening = PgliteThread.open(this.#dir, this.#sharedBuffers, undefined, this.#onExit);
+        await this.#opening;
+      });
+    }
+    return result;
   }
 
   snapshot(): Promise<Blob> {
-    return this.#gate((db) => db.dumpDataDir('none'));
+    return this.#gate(async (db) => new Blob([(await db.call({ op: 'dump' })) as ArrayBuffer]));
   }
+}
+
+type Call = Request extends infer Q ? (Q extends { id: number } ? Omit<Q, 'id'> : never) : never;
+
+/**
+ * One PGlite in a worker thread (pglite-worker.ts). The thread keeps the process alive only while a
+ * call is outstanding. When it dies, every outstanding call fails with a retriable error.
+ */
+class PgliteThread {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  #nextId = 0;
+  #dead: Error | undefined;
+  #closing = false;
+
+  private constructor(onExit: (err: Error) => void) {
+    this.#worker = new Worker(new URL('./pglite-worker.ts', import.meta.url));
+    this.#worker.unref();
+    this.#worker.on('message', (reply: Reply) => {
+      const p = this.#pending.get(reply.id);
+      if (!p) return;
+      this.#pending.delete(reply.id);
+      if (this.#pending.size === 0) this.#worker.unref();
+      if (reply.ok) p.resolve(reply.value);
+      else p.reject(rebuildError(reply.error));
+    });
+    this.#worker.on('error', (err: Error) => this.#die(new UnavailableError(`the embedded database failed: ${err.message}`, { cause: err }), onExit));
+    this.#worker.on('exit', (code) => this.#die(new UnavailableError(`the embedded database thread exited (code ${code})`), onExit));
+  }
+
+  static async open(dir: string, sharedBuffers: string, snapshot: ArrayBuffer | undefined, onExit: (err: Error) => void): Promise<PgliteThread> {
+    const t = new PgliteThread(onExit);
+    try {
+      await t.call({ op: 'open', dir, sharedBuffers, snapshot });
+    } catch (err) {
+      await t.#worker.terminate();
+      throw err;
+    }
+    return t;
+  }
+
+  #die(err: Error, onExit: (err: Error) => void): void {
+    if (this.#dead) return;
+    this.#dead = err;
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+    if (!this.#closing) onExit(err);
+  }
+
+  call(req: Call): Promise<unknown> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    const id = this.#nextId++;
+    return new Promise<unknown>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      if (this.#pending.size === 1) this.#worker.ref();
+      this.#worker.postMessage({ ...req, id });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    if (!this.#dead) await this.call({ op: 'close' });
+    await this.#worker.terminate();
+  }
+}
+
+/** A worker's error as an Error again, with PostgreSQL's fields (`code`, `detail`, …). */
+function rebuildError(fields: ErrorFields): Error {
+  const { name, message, ...rest } = fields;
+  const err = new Error(message);
+  err.name = name;
+  return Object.assign(err, rest);
 }
 
 /**
