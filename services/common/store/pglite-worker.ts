@@ -3,9 +3,9 @@
  *
  * PGlite is PostgreSQL compiled to WASM: every statement runs synchronously on the thread that owns it.
  * On the main thread a discovery flush (a few thousand upserted rows) blocked the consumers for ~170 ms
- * at a time; here it runs beside them. The thread also bounds PGlite's memory: WASM memory never
- * shrinks, and initdb grows it to ~500 MB; a fresh directory is therefore initialised by a first worker
- * that then exits (its memory goes back to the OS with it), and opened by a second one.
+ * at a time; here it runs beside them. The thread also sheds memory that initdb and DDL leave behind
+ * (~300–350 MB, mostly V8 compiling the WASM with TurboFan): a fresh directory is initialised and
+ * migrated by a thread that then exits (its memory goes back to the OS with it), and opened by a new one.
  *
  * Protocol: the parent posts {@link Request}s; every request gets one {@link Reply} with its `id`.
  * Requests are handled in order of arrival (the parent already serialises them).
