@@ -56,7 +56,8 @@ export interface WindowOptions {
 interface Bucket {
   /** When the bucket became the current one. */
   readonly createdAt: number;
-  readonly parents: Map<string, ParentFacts>;
+  /** Span ids of the parents added while this bucket was current (the facts live in one map of the window). */
+  readonly parents: string[];
   /** Trace ids moved into this bucket (an id whose trace has moved on since is skipped when dropping). */
   readonly traces: string[];
   /** Parent ids whose waiting list this bucket created (the lists live in one map of the window). */
@@ -89,6 +90,8 @@ export class PartitionWindow {
   readonly #sliceMs: number;
   readonly #events: WindowEvents;
   #buckets: Bucket[] = [];
+  /** Every parent, whichever bucket it was added in (one lookup per child). */
+  readonly #parents = new Map<string, ParentFacts>();
   readonly #waiting = new Map<string, Waiting>();
   /** Every trace with a root candidate, whichever bucket it lives in (one lookup per sighting). */
   readonly #traces = new Map<string, Trace>();
@@ -101,15 +104,13 @@ export class PartitionWindow {
 
   /** Entries held right now (parents + waiting children + traces). */
   size(): number {
-    let n = this.#waiting.size + this.#traces.size;
-    for (const b of this.#buckets) n += b.parents.size;
-    return n;
+    return this.#parents.size + this.#waiting.size + this.#traces.size;
   }
 
   #current(now: number, hold: Hold): Bucket {
     let b = this.#buckets.at(-1);
     if (!b || now - b.createdAt >= this.#sliceMs) {
-      b = { createdAt: now, parents: new Map(), traces: [], waiting: [], holds: [], lastHold: undefined };
+      b = { createdAt: now, parents: [], traces: [], waiting: [], holds: [], lastHold: undefined };
       this.#buckets.push(b);
     }
     if (b.lastHold !== hold) {
@@ -121,7 +122,8 @@ export class PartitionWindow {
   }
 
   addParent(spanId: string, facts: ParentFacts, timeUs: number, hold: Hold, now: number): void {
-    this.#current(now, hold).parents.set(spanId, facts);
+    this.#current(now, hold).parents.push(spanId);
+    this.#parents.set(spanId, facts);
     if (this.#waiting.size === 0) return;
     const w = this.#waiting.get(spanId);
     if (!w) return;
@@ -130,12 +132,10 @@ export class PartitionWindow {
   }
 
   addChild(parentSpanId: string, facts: ChildFacts, timeUs: number, hold: Hold, now: number): void {
-    for (let i = this.#buckets.length - 1; i >= 0; i--) {
-      const parent = (this.#buckets[i] as Bucket).parents.get(parentSpanId);
-      if (parent) {
-        this.#events.pair(parent, facts, timeUs);
-        return;
-      }
+    const parent = this.#parents.get(parentSpanId);
+    if (parent) {
+      this.#events.pair(parent, facts, timeUs);
+      return;
     }
     const w = this.#waiting.get(parentSpanId);
     if (w) {
@@ -178,13 +178,18 @@ export class PartitionWindow {
   /** Forgets everything without settling it (the partition will be read again). */
   clear(): void {
     this.#buckets = [];
+    this.#parents.clear();
     this.#waiting.clear();
     this.#traces.clear();
   }
 
   #drop(b: Bucket, evicted: boolean): void {
     const e = this.#events;
-    if (evicted && b.parents.size > 0) e.dropped('parent_evicted', b.parents.size);
+    // A span id added again later (a duplicate delivery) leaves with its first bucket: harmless, the
+    // parent is only forgotten a little earlier.
+    let parents = 0;
+    for (const id of b.parents) if (this.#parents.delete(id)) parents++;
+    if (evicted && parents > 0) e.dropped('parent_evicted', parents);
     let children = 0;
     for (const id of b.waiting) {
       const w = this.#waiting.get(id);
