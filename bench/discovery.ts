@@ -239,7 +239,7 @@ async function discoveryRun(prefix: string, expected: number, databaseUrl: strin
 }
 
 /** The Node flags and environment discovery is deployed with (deploy/Dockerfile, compose.yaml, k8s/discovery.yaml). */
-const DEPLOY_NODE_FLAGS = ['--max-semi-space-size=16'];
+const DEPLOY_NODE_FLAGS = ['--max-semi-space-size=16', '--liftoff-only'];
 const DEPLOY_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' };
 
 /** Runs {@link discoveryRun} in a fresh process, as deployed, so its RSS is discovery's alone. */
