@@ -110,14 +110,45 @@ export class Bus {
   /**
    * Reads offsets [start, end) of the given partitions of `topic` once, raw, calling `onBatch` for each
    * fetched batch (in offset order per partition), and resolves when every range is read. Used by
-   * replay: it reads through a throwaway consumer group, seeks each partition, and commits nothing.
+   * replay: it reads through a throwaway consumer group, and commits nothing.
+   *
+   * kafkajs restarts a crashed consumer by itself, but a restarted member can start a partition at its
+   * end instead of the group's committed offset (tulios/kafkajs#238), which left a replay waiting
+   * forever. So the reader never lets kafkajs restart: a crash ends the round, and the next round (a
+   * new group) reads each unfinished partition from the offset after the last record delivered.
    */
   async readRange(topic: string, ranges: readonly OffsetRange[], onBatch: (records: RawRecord[]) => Promise<void>): Promise<void> {
-    const pending = new Map(ranges.filter((r) => BigInt(r.start) < BigInt(r.end)).map((r) => [r.partition, r]));
-    if (pending.size === 0) return;
+    const pending = new Map<number, { next: bigint; end: bigint }>();
+    for (const r of ranges) if (BigInt(r.start) < BigInt(r.end)) pending.set(r.partition, { next: BigInt(r.start), end: BigInt(r.end) });
+    for (let round = 1; pending.size > 0; round++) {
+      try {
+        await this.#readRound(topic, pending, onBatch);
+      } catch (err) {
+        if (!(err instanceof ReaderCrash) || round >= READ_ROUNDS) throw err instanceof ReaderCrash ? err.cause : err;
+        this.logger.warn('range reader crashed; reading the rest again with a new group', { topic, round, partitions: [...pending.keys()], err: err.cause });
+      }
+    }
+  }
+
+  /** One throwaway group reading what is left of `pending`; entries are advanced and removed as read. */
+  async #readRound(topic: string, pending: Map<number, { next: bigint; end: bigint }>, onBatch: (records: RawRecord[]) => Promise<void>): Promise<void> {
     const groupId = `bkstream-reader-${process.pid}-${Date.now().toString(36)}`;
-    const consumer = this.#kafka.consumer({ groupId, maxWaitTimeInMs: 250, allowAutoTopicCreation: false });
+    const consumer = this.#kafka.consumer({ groupId, maxWaitTimeInMs: 250, allowAutoTopicCreation: false, retry: { restartOnFailure: async () => false } });
     const done = Promise.withResolvers<void>();
+    done.promise.catch(() => undefined); // a crash may come before the promise is awaited
+    consumer.on(consumer.events.CRASH, (e) => done.reject(new ReaderCrash(e.payload.error)));
+    // Once joined, each partition is also sought to where it continues: a member that joined late has been
+    // seen to fetch from the end instead of the committed offset (then nothing ever arrives).
+    let progressAt = Date.now();
+    let watchdog: NodeJS.Timeout | undefined;
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      progressAt = Date.now();
+      try {
+        for (const [partition, range] of pending) consumer.seek({ topic, partition, offset: String(range.next) });
+      } catch (err) {
+        done.reject(new ReaderCrash(err as Error));
+      }
+    });
     // The throwaway group starts where the ranges start: its offsets are committed before it joins (a
     // seek after run() races the group's first join, and fails if that join is retried). Partitions
     // outside the ranges start at their end, so nothing of theirs is fetched.
@@ -126,22 +157,27 @@ export class Bus {
     await admin.connect();
     try {
       const ends = await admin.fetchTopicOffsets(topic);
-      const partitions = ends.map((p) => ({ partition: p.partition, offset: pending.get(p.partition)?.start ?? p.high }));
+      const partitions = ends.map((p) => ({ partition: p.partition, offset: String(pending.get(p.partition)?.next ?? p.high) }));
       await admin.setOffsets({ groupId, topic, partitions });
       await consumer.connect();
       try {
         await consumer.subscribe({ topics: [topic], fromBeginning: true });
+        // A round that makes no progress for a while ends like a crash, so a new group takes over.
+        progressAt = Date.now();
+        watchdog = setInterval(() => {
+          if (Date.now() - progressAt > READ_STALL_MS) done.reject(new ReaderCrash(new Error(`no records for ${READ_STALL_MS} ms`)));
+        }, 1_000);
         await consumer.run({
           autoCommit: false,
           eachBatch: async (payload) => {
             const { batch } = payload;
             const range = pending.get(batch.partition);
             if (!range) return;
-            const end = BigInt(range.end);
             const records: RawRecord[] = [];
             for (const m of batch.messages) {
-              if (BigInt(m.offset) >= end) break;
-              if (BigInt(m.offset) < BigInt(range.start)) continue;
+              const offset = BigInt(m.offset);
+              if (offset >= range.end) break;
+              if (offset < range.next) continue;
               records.push({ partition: batch.partition, offset: m.offset, key: m.key, value: m.value ?? Buffer.alloc(0), timestamp: Number(m.timestamp), headers: m.headers ?? {} });
             }
             try {
@@ -150,8 +186,11 @@ export class Bus {
               done.reject(err);
               return;
             }
+            progressAt = Date.now();
+            const after = BigInt(batch.lastOffset()) + 1n;
+            if (after > range.next) range.next = after;
             await payload.heartbeat();
-            if (BigInt(batch.lastOffset()) + 1n >= end) {
+            if (range.next >= range.end) {
               pending.delete(batch.partition);
               if (pending.size === 0) done.resolve();
             }
@@ -159,12 +198,28 @@ export class Bus {
         });
         await done.promise;
       } finally {
+        clearInterval(watchdog);
         await consumer.disconnect();
       }
     } finally {
       await admin.deleteGroups([groupId]).catch(() => undefined);
       await admin.disconnect();
     }
+  }
+}
+
+/** Rounds {@link Bus.readRange} tries before a consumer crash fails the read. */
+const READ_ROUNDS = 5;
+/** A range-reader round that fetches nothing for this long (group join included) is given up. */
+const READ_STALL_MS = 15_000;
+
+/** A range reader's consumer crashed (the round ends; {@link Bus.readRange} reads the rest again). */
+class ReaderCrash extends Error {
+  override readonly cause: Error;
+
+  constructor(cause: Error) {
+    super(`range reader crashed: ${cause.message}`);
+    this.cause = cause;
   }
 }
 
