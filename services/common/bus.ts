@@ -112,10 +112,12 @@ export class Bus {
    * fetched batch (in offset order per partition), and resolves when every range is read. Used by
    * replay: it reads through a throwaway consumer group, and commits nothing.
    *
-   * kafkajs restarts a crashed consumer by itself, but a restarted member can start a partition at its
-   * end instead of the group's committed offset (tulios/kafkajs#238), which left a replay waiting
-   * forever. So the reader never lets kafkajs restart: a crash ends the round, and the next round (a
-   * new group) reads each unfinished partition from the offset after the last record delivered.
+   * A reader that waits for records can wait forever: in loaded CI runs a member joined and then
+   * fetched nothing (with start offsets committed through kafkajs's admin.setOffsets, which runs a
+   * consumer of its own in the group; compare tulios/kafkajs#238). So offsets are no longer committed
+   * up front (partitions are sought after each join), kafkajs's own restart is off, and a round that
+   * crashes or fetches nothing for {@link READ_STALL_MS} ends: the next round (a new group) reads each
+   * unfinished partition from the offset after the last record delivered.
    */
   async readRange(topic: string, ranges: readonly OffsetRange[], onBatch: (records: RawRecord[]) => Promise<void>): Promise<void> {
     const pending = new Map<number, { next: bigint; end: bigint }>();
@@ -137,28 +139,31 @@ export class Bus {
     const done = Promise.withResolvers<void>();
     done.promise.catch(() => undefined); // a crash may come before the promise is awaited
     consumer.on(consumer.events.CRASH, (e) => done.reject(new ReaderCrash(e.payload.error)));
-    // Once joined, each partition is also sought to where it continues: a member that joined late has been
-    // seen to fetch from the end instead of the committed offset (then nothing ever arrives).
+    // The group is new, so it has no committed offsets and would start every partition at its beginning;
+    // once joined, each partition of a range is sought to where it continues and the others are paused.
+    // (Committing the start offsets with kafkajs's admin.setOffsets first was racy: it runs a consumer of
+    // its own in the group, and in loaded CI runs the reader's member then fetched nothing at all.) Records
+    // before a range's next offset are skipped anyway, so a seek that does not take costs time, not
+    // correctness.
     let progressAt = Date.now();
     let watchdog: NodeJS.Timeout | undefined;
-    consumer.on(consumer.events.GROUP_JOIN, () => {
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
       progressAt = Date.now();
       try {
-        for (const [partition, range] of pending) consumer.seek({ topic, partition, offset: String(range.next) });
+        const assigned = e.payload.memberAssignment[topic] ?? [];
+        const idle = assigned.filter((partition) => !pending.has(partition));
+        for (const partition of assigned) {
+          const range = pending.get(partition);
+          if (range) consumer.seek({ topic, partition, offset: String(range.next) });
+        }
+        if (idle.length > 0) consumer.pause([{ topic, partitions: idle }]);
       } catch (err) {
         done.reject(new ReaderCrash(err as Error));
       }
     });
-    // The throwaway group starts where the ranges start: its offsets are committed before it joins (a
-    // seek after run() races the group's first join, and fails if that join is retried). Partitions
-    // outside the ranges start at their end, so nothing of theirs is fetched.
-    // The same admin client deletes the group at the end, whatever happened.
     const admin = this.#kafka.admin();
     await admin.connect();
     try {
-      const ends = await admin.fetchTopicOffsets(topic);
-      const partitions = ends.map((p) => ({ partition: p.partition, offset: String(pending.get(p.partition)?.next ?? p.high) }));
-      await admin.setOffsets({ groupId, topic, partitions });
       await consumer.connect();
       try {
         await consumer.subscribe({ topics: [topic], fromBeginning: true });
@@ -192,6 +197,7 @@ export class Bus {
             await payload.heartbeat();
             if (range.next >= range.end) {
               pending.delete(batch.partition);
+              consumer.pause([{ topic, partitions: [batch.partition] }]);
               if (pending.size === 0) done.resolve();
             }
           },
