@@ -112,12 +112,12 @@ export class Bus {
    * fetched batch (in offset order per partition), and resolves when every range is read. Used by
    * replay: it reads through a throwaway consumer group, and commits nothing.
    *
-   * A reader that waits for records can wait forever: in loaded CI runs a member joined and then
-   * fetched nothing (with start offsets committed through kafkajs's admin.setOffsets, which runs a
-   * consumer of its own in the group; compare tulios/kafkajs#238). So offsets are no longer committed
-   * up front (partitions are sought after each join), kafkajs's own restart is off, and a round that
-   * crashes or fetches nothing for {@link READ_STALL_MS} ends: the next round (a new group) reads each
-   * unfinished partition from the offset after the last record delivered.
+   * A reader that waits for records must not wait forever. Records of a range can be deleted by retention
+   * before they are read (the log start offset moves past them: the reader was seen waiting for them
+   * until killed); each round first moves every range past what is gone, logging it. kafkajs's own
+   * restart is off, and a round that crashes or fetches nothing for {@link READ_STALL_MS} ends: the next
+   * round (a new group) reads each unfinished partition from the offset after the last record
+   * delivered.
    */
   async readRange(topic: string, ranges: readonly OffsetRange[], onBatch: (records: RawRecord[]) => Promise<void>): Promise<void> {
     const pending = new Map<number, { next: bigint; end: bigint }>();
@@ -141,10 +141,8 @@ export class Bus {
     consumer.on(consumer.events.CRASH, (e) => done.reject(new ReaderCrash(e.payload.error)));
     // The group is new, so it has no committed offsets and would start every partition at its beginning;
     // once joined, each partition of a range is sought to where it continues and the others are paused.
-    // (Committing the start offsets with kafkajs's admin.setOffsets first was racy: it runs a consumer of
-    // its own in the group, and in loaded CI runs the reader's member then fetched nothing at all.) Records
-    // before a range's next offset are skipped anyway, so a seek that does not take costs time, not
-    // correctness.
+    // Records before a range's next offset are skipped anyway, so a seek that does not take costs time,
+    // not correctness.
     let progressAt = Date.now();
     let watchdog: NodeJS.Timeout | undefined;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
@@ -164,6 +162,14 @@ export class Bus {
     const admin = this.#kafka.admin();
     await admin.connect();
     try {
+      for (const { partition, low } of await admin.fetchTopicOffsets(topic)) {
+        const range = pending.get(partition);
+        if (!range || BigInt(low) <= range.next) continue;
+        this.logger.warn('records deleted by retention before they were read', { topic, partition, from: String(range.next), to: String(BigInt(low) < range.end ? BigInt(low) : range.end) });
+        range.next = BigInt(low);
+        if (range.next >= range.end) pending.delete(partition);
+      }
+      if (pending.size === 0) return;
       await consumer.connect();
       try {
         await consumer.subscribe({ topics: [topic], fromBeginning: true });

@@ -1,4 +1,6 @@
 import test from 'ava';
+// eslint-disable-next-line no-restricted-imports -- deleting records (what retention does) has no bus API
+import { Kafka, logLevel } from 'kafkajs';
 import { ValidationError } from '../../services/common/errors.ts';
 import { parseTime, replay, type ReplayProgress } from '../../services/cli/replay.ts';
 import { brokerKit, uniqueName, waitFor } from '../helpers/kafka.ts';
@@ -20,7 +22,10 @@ test('replay copies exactly the records of the time range, bytes, keys and heade
   const kit = await brokerKit(t);
   const source = await kit.topic('spans', 4);
   const target = await kit.topic('spans-replay', 4);
-  const base = 1_700_000_000_000;
+  // Recent enough that the topics' 1 h retention keeps every segment (the replayed block is 30 min old,
+  // the last one 30 min ahead): with fixed 2023 times the broker's retention check, when it ran between
+  // produce and replay, deleted the records and the reader waited for them until killed.
+  const base = Date.now() - 90 * 60_000;
   // 3 blocks of 20 records per partition, at base, base+1h, base+2h
   for (let block = 0; block < 3; block++) {
     for (let p = 0; p < 4; p++) {
@@ -72,4 +77,34 @@ test('an empty range copies nothing; a reversed range and a missing topic are cl
   await t.throwsAsync(replay({ bus: kit.bus, fromTopic: source, toTopic: target, fromMs: 5, toMs: 2 }), { message: /must be before --to/ });
   const missing = uniqueName('nope');
   await t.throwsAsync(replay({ bus: kit.bus, fromTopic: missing, toTopic: target, fromMs: 1, toMs: 2 }), { message: new RegExp(`missing Kafka topic: ${missing}`) });
+});
+
+test('records that retention deleted before they were read are skipped, and the read still ends', async (t) => {
+  t.timeout(60_000);
+  const kit = await brokerKit(t);
+  const source = await kit.topic('gone', 1);
+  await kit.produce(source, Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, value: Buffer.from(`v${i}`), partition: 0 })));
+  // What retention does to old segments: the log start offset moves past every record.
+  const kafka = new Kafka({ clientId: uniqueName('deleter'), brokers: [...kit.bus.brokers], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.fetchTopicMetadata({ topics: [source] });
+    await admin.deleteTopicRecords({ topic: source, partitions: [{ partition: 0, offset: '20' }] });
+  } finally {
+    await admin.disconnect();
+  }
+  const read = async (start: string, end: string): Promise<string[]> => {
+    const offsets: string[] = [];
+    await kit.bus.readRange(source, [{ partition: 0, start, end }], async (records) => {
+      for (const r of records) offsets.push(r.offset);
+    });
+    return offsets;
+  };
+  // a range wholly deleted, with nothing after it, ends at once (it used to wait for records that could
+  // never come: no fetch returns anything)
+  t.deepEqual(await read('0', '10'), []);
+  // a range partly deleted reads what is left
+  await kit.produce(source, Array.from({ length: 5 }, (_, i) => ({ key: `k${20 + i}`, value: Buffer.from(`v${20 + i}`), partition: 0 })));
+  t.deepEqual(await read('15', '22'), ['20', '21']);
 });
