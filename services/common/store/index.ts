@@ -203,20 +203,16 @@ class PgliteStore implements Store {
         mkdirSync(this.#dir, { recursive: true });
         lockDir(this.#dir);
       }
-      const snapshot = this.#snapshot ? await this.#snapshot.arrayBuffer() : undefined;
-      const onExit = this.#onExit;
+      let snapshot = this.#snapshot ? await this.#snapshot.arrayBuffer() : undefined;
       if (!inMemory && !existsSync(join(this.#dir, 'PG_VERSION'))) {
         // initdb leaves the process ~350 MB larger (V8 tiering PGlite's WASM up with TurboFan, plus
         // initdb's own memory): a first thread creates the directory and exits, which returns that
-        // memory at once; a second one opens the directory.
-        const init = await PgliteThread.open(this.#dir, this.#sharedBuffers, snapshot, () => undefined);
-        await init.close();
+        // memory at once; the thread opened below finds the directory made.
+        await (await PgliteThread.open(this.#dir, this.#sharedBuffers, snapshot, () => undefined)).close();
         this.#log.info('initialised', { dir: this.#dir });
-        const db = await PgliteThread.open(this.#dir, this.#sharedBuffers, undefined, onExit);
-        this.#log.info('opened', { dir: this.#dir });
-        return db;
+        snapshot = undefined;
       }
-      const db = await PgliteThread.open(this.#dir, this.#sharedBuffers, snapshot, onExit);
+      const db = await PgliteThread.open(this.#dir, this.#sharedBuffers, snapshot, this.#onExit);
       this.#log.info('opened', { dir: this.#dir });
       return db;
     })();
@@ -291,7 +287,9 @@ class PgliteStore implements Store {
   }
 }
 
-type Call = Request extends infer Q ? (Q extends { id: number } ? Omit<Q, 'id'> : never) : never;
+/** A request without its id (which {@link PgliteThread.call} assigns); distributed over the union. */
+type WithoutId<Q> = Q extends unknown ? Omit<Q, 'id'> : never;
+type Call = WithoutId<Request>;
 
 /**
  * One PGlite in a worker thread (pglite-worker.ts). The thread keeps the process alive only while a
