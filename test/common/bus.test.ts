@@ -7,6 +7,8 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { BatchingProducer, Bus, DLQ_HEADERS, partitionFor, rawDecoder, type Batch, type BusConsumer, type ConsumerOptions, type HandleResult } from '../../services/common/bus.ts';
 import { Codec, codecFor, SCHEMAS_DIR, SchemaRegistry } from '../../services/common/codec.ts';
 import { createLogger } from '../../services/common/log.ts';
@@ -14,6 +16,9 @@ import { UnavailableError, ValidationError } from '../../services/common/errors.
 import type { FlowStatus, RecordName, SpanBatch } from '../../services/common/records.ts';
 import { brokerKit, uniqueName, waitFor, type BrokerKit } from '../helpers/kafka.ts';
 import { SAMPLES, sampleFlowStatus } from '../helpers/records.ts';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
 
 const fastGroup = { sessionTimeoutMs: 10_000, heartbeatIntervalMs: 500, maxWaitTimeMs: 100 };
 
@@ -270,6 +275,39 @@ test('back-pressure: a partition with too much non-durable work is paused, then 
     return (await kit.admin.groupLag(groupId, topic)) === 0;
   });
   t.pass();
+});
+
+test('a batch waiting to become durable does not keep the fetched bytes alive', async (t) => {
+  // Record values are slices of kafkajs's whole fetch response; a batch can wait seconds for its flush.
+  const kit = await brokerKit(t);
+  const topic = await kit.topic('retain');
+  const groupId = uniqueName('g');
+  const responses: WeakRef<ArrayBufferLike>[] = [];
+  const gates: PromiseWithResolvers<void>[] = [];
+  let delivered = 0;
+  await startConsumer(t, kit, {
+    groupId,
+    topics: [topic],
+    codec: rawDecoder,
+    handler: async (batch) => {
+      for (const r of batch.records) if (!responses.some((w) => w.deref() === r.value.buffer)) responses.push(new WeakRef(r.value.buffer));
+      delivered += batch.records.length;
+      const gate = Promise.withResolvers<void>();
+      gates.push(gate);
+      return { durable: gate.promise };
+    },
+  });
+  await kit.produce(topic, Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, value: Buffer.alloc(50_000, i) })));
+  await waitFor('delivered', () => delivered === 20);
+  t.true(responses.length > 0);
+  await waitFor('every fetch response collected while its batches wait', async () => {
+    await sleep(50);
+    gc();
+    return responses.every((w) => w.deref() === undefined);
+  });
+  t.is(await kit.admin.groupLag(groupId, topic), 20, 'nothing committed yet');
+  for (const g of gates.splice(0)) g.resolve();
+  await waitFor('committed', async () => (await kit.admin.groupLag(groupId, topic)) === 0);
 });
 
 test('work that fails to become durable is read again, and only then committed', async (t) => {
