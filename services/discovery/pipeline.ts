@@ -23,6 +23,7 @@ import { discoverSingleSpanRelation, pairRelation, type NodeKindLookup } from '.
 import { pairRemote } from './discoverers/remote-service-relation.ts';
 import { emitRoot, type RootSighting } from './discoverers/root-endpoint.ts';
 import type { Flusher, Ticket } from './flusher.ts';
+import * as hash from './hash.ts';
 import type { Lookups } from './lookups.ts';
 import { SEP } from './records.ts';
 import type { RuleSet } from './rules.ts';
@@ -80,7 +81,7 @@ export class SpanPipeline {
   readonly #touchS: number;
   readonly #reads: LookupReads;
   /** The root sighting handed to the window (reused: the window copies what it keeps). */
-  readonly #sighting: RootSighting = { bk_biz_id: 0, app_name: '', trace_id: '', span_id: '', start_time: 0, elapsed_time: 0, end_time: 0 };
+  readonly #sighting = new Sighting();
 
   constructor(options: PipelineOptions) {
     this.#opts = options;
@@ -228,20 +229,25 @@ export class SpanPipeline {
           this.#stats.shapeMisses++;
         }
 
-        let spanId: string | undefined;
-        if (shape.relParent || shape.remoteParent) window.addParent((spanId = view.latin1(i, Slot.SPAN_AT)), shape, endTime, ticket, now);
+        // Ids go to the window as hash lanes of their bytes: no string is made for them.
+        if (shape.relParent || shape.remoteParent) {
+          view.hashId(i, Slot.SPAN_AT);
+          window.addParent(hash.laneA(), hash.laneB(), shape, endTime, ticket, now);
+        }
         if (view.at(i, Slot.PARENT_LEN) !== 0 && (shape.relChild || shape.remoteChild !== undefined)) {
-          window.addChild(view.latin1(i, Slot.PARENT_AT), shape, endTime, ticket, now);
+          view.hashId(i, Slot.PARENT_AT);
+          window.addChild(hash.laneA(), hash.laneB(), shape, endTime, ticket, now);
         }
         if (shape.root) {
           root.bk_biz_id = biz;
           root.app_name = app;
-          root.trace_id = view.latin1(i, Slot.TRACE_AT);
-          root.span_id = spanId ?? view.latin1(i, Slot.SPAN_AT);
+          root.view = view;
+          root.index = i;
           root.start_time = view.at(i, Slot.START_TIME);
           root.elapsed_time = view.at(i, Slot.ELAPSED);
           root.end_time = endTime;
-          window.addRootCandidate(root, shape.root, ticket, now);
+          view.hashId(i, Slot.TRACE_AT);
+          window.addRootCandidate(hash.laneA(), hash.laneB(), root, shape.root, ticket, now);
         }
       }
       count += view.count;
@@ -329,6 +335,24 @@ class LookupReads implements CmdbLookup, NodeKindLookup {
   nodeKind(bkBizId: number, appName: string, topoKey: string): { kind: string; category: string } | undefined {
     this.kindsVersion = this.#nodeKinds.version;
     return this.#lookups.nodeKind(bkBizId, appName, topoKey);
+  }
+}
+
+/**
+ * The root sighting handed to the window: one object, reused for every span. Its span id, which the
+ * window reads only for a new best candidate or a tie, is made from the view when read.
+ */
+class Sighting implements RootSighting {
+  bk_biz_id = 0;
+  app_name = '';
+  start_time = 0;
+  elapsed_time = 0;
+  end_time = 0;
+  view: SpanView | undefined;
+  index = 0;
+
+  get span_id(): string {
+    return this.view ? this.view.latin1(this.index, Slot.SPAN_AT) : '';
   }
 }
 

@@ -331,6 +331,14 @@ export class SpanView {
     return (this.buf as Latin1Buffer).latin1Slice(start, start + (s[i * STRIDE + at + 1] as number));
   }
 
+  /** Hashes a string field's bytes (hash.ts, seed 0); read the id's key with `laneA()`/`laneB()`. */
+  hashId(i: number, at: Slot): void {
+    const s = this.slots;
+    const start = s[i * STRIDE + at] as number;
+    hash.begin(0);
+    hash.bytes(this.buf, start, start + (s[i * STRIDE + at + 1] as number));
+  }
+
   /** A string field decoded as UTF-8 (as avsc decodes it). */
   text(i: number, at: Slot): string {
     const start = this.at(i, at);

@@ -9,10 +9,15 @@
  * are counted. Every entry holds the {@link Hold} of the batch that created it, so that batch's offsets
  * are committed only once the entry is settled (paired, expired or evicted) and flushed: a crash never
  * loses a span that is still waiting for its partner.
+ *
+ * Span and trace ids are keyed by two 32-bit hash lanes of their bytes (hash.ts; a false match needs a
+ * 64-bit collision among the ids live in one partition's window), in {@link IdTable}s that allocate
+ * nothing per entry.
  */
 import type { RelationChild, RelationParent } from './discoverers/relation.ts';
 import type { RemoteParent } from './discoverers/remote-service-relation.ts';
 import { rootCandidate, spanBefore, type RootCandidate, type RootSighting } from './discoverers/root-endpoint.ts';
+import { IdTable } from './id-table.ts';
 import type { RootEndpointRow } from './records.ts';
 
 /** Keeps a batch from being committed: every `hold()` needs a `release()`. */
@@ -54,28 +59,24 @@ export interface WindowOptions {
 }
 
 interface Bucket {
+  /** Stamps the table entries this bucket owns (entries of dropped buckets are dead). */
+  readonly serial: number;
   /** When the bucket became the current one. */
   readonly createdAt: number;
-  /** Span ids of the parents added while this bucket was current (the facts live in one map of the window). */
-  readonly parents: string[];
-  /** Trace ids moved into this bucket (an id whose trace has moved on since is skipped when dropping). */
-  readonly traces: string[];
-  /** Parent ids whose waiting list this bucket created (the lists live in one map of the window). */
-  readonly waiting: string[];
+  /** Parents added while this bucket was current. */
+  parents: number;
+  /** Waiting lists this bucket created and that are still waiting, and the children in them. */
+  waiting: number;
+  waitingChildren: number;
+  /** Traces whose latest sighting fell in this bucket. */
+  traces: number;
+  /** The waiting children of the lists this bucket created, as linked lists (`next` -1 ends one). */
+  readonly childFacts: ChildFacts[];
+  readonly childTime: number[];
+  readonly childNext: number[];
   /** The holds of the batches that added entries to this bucket, released when it is dropped. */
   readonly holds: Hold[];
   lastHold: Hold | undefined;
-}
-
-interface Trace {
-  candidate: RootCandidate;
-  /** The bucket the trace lives in: the one current at its latest sighting. */
-  bucket: Bucket;
-}
-
-interface Waiting {
-  bucket: Bucket;
-  children: { facts: ChildFacts; timeUs: number }[];
 }
 
 /**
@@ -90,11 +91,16 @@ export class PartitionWindow {
   readonly #sliceMs: number;
   readonly #events: WindowEvents;
   #buckets: Bucket[] = [];
-  /** Every parent, whichever bucket it was added in (one lookup per child). */
-  readonly #parents = new Map<string, ParentFacts>();
-  readonly #waiting = new Map<string, Waiting>();
-  /** Every trace with a root candidate, whichever bucket it lives in (one lookup per sighting). */
-  readonly #traces = new Map<string, Trace>();
+  #nextSerial = 1;
+  /** Every parent (span id → facts), stamped with the bucket it was last added in. */
+  readonly #parents = new IdTable<ParentFacts>();
+  /** Children waiting for a parent (parent span id → head of the list in the stamping bucket). */
+  readonly #waiting = new IdTable<number>();
+  /** Every trace with a root candidate (trace id → best candidate), stamped with its latest bucket. */
+  readonly #traces = new IdTable<RootCandidate>();
+  #parentCount = 0;
+  #waitingCount = 0;
+  #traceCount = 0;
 
   constructor(opts: WindowOptions, events: WindowEvents) {
     this.#opts = opts;
@@ -102,15 +108,24 @@ export class PartitionWindow {
     this.#events = events;
   }
 
-  /** Entries held right now (parents + waiting children + traces). */
+  /** Entries held right now (parents + waiting lists + traces; a parent added twice counts twice). */
   size(): number {
-    return this.#parents.size + this.#waiting.size + this.#traces.size;
+    return this.#parentCount + this.#waitingCount + this.#traceCount;
+  }
+
+  /** The stamp of the oldest live bucket: entries stamped before it are gone. */
+  #minStamp(): number {
+    return this.#buckets[0]?.serial ?? this.#nextSerial;
+  }
+
+  #bucket(serial: number): Bucket {
+    return this.#buckets[serial - this.#minStamp()] as Bucket;
   }
 
   #current(now: number, hold: Hold): Bucket {
     let b = this.#buckets.at(-1);
     if (!b || now - b.createdAt >= this.#sliceMs) {
-      b = { createdAt: now, parents: [], traces: [], waiting: [], holds: [], lastHold: undefined };
+      b = { serial: this.#nextSerial++, createdAt: now, parents: 0, waiting: 0, waitingChildren: 0, traces: 0, childFacts: [], childTime: [], childNext: [], holds: [], lastHold: undefined };
       this.#buckets.push(b);
     }
     if (b.lastHold !== hold) {
@@ -121,58 +136,88 @@ export class PartitionWindow {
     return b;
   }
 
-  addParent(spanId: string, facts: ParentFacts, timeUs: number, hold: Hold, now: number): void {
-    this.#current(now, hold).parents.push(spanId);
-    this.#parents.set(spanId, facts);
-    if (this.#waiting.size === 0) return;
-    const w = this.#waiting.get(spanId);
-    if (!w) return;
-    this.#waiting.delete(spanId);
-    for (const child of w.children) this.#events.pair(facts, child.facts, Math.max(timeUs, child.timeUs));
+  /** A parent span, by the two hash lanes of its span id. */
+  addParent(idA: number, idB: number, facts: ParentFacts, timeUs: number, hold: Hold, now: number): void {
+    const current = this.#current(now, hold);
+    const minStamp = this.#minStamp();
+    this.#parents.set(idA, idB, facts, current.serial, minStamp);
+    current.parents++;
+    this.#parentCount++;
+    if (this.#waitingCount === 0) return;
+    const slot = this.#waiting.find(idA, idB, minStamp);
+    if (slot < 0) return;
+    const owner = this.#bucket(this.#waiting.stampAt(slot));
+    let children = 0;
+    for (let n = this.#waiting.valueAt(slot); n >= 0; n = owner.childNext[n] as number) {
+      this.#events.pair(facts, owner.childFacts[n] as ChildFacts, Math.max(timeUs, owner.childTime[n] as number));
+      children++;
+    }
+    this.#waiting.remove(slot);
+    owner.waiting--;
+    owner.waitingChildren -= children;
+    this.#waitingCount--;
   }
 
-  addChild(parentSpanId: string, facts: ChildFacts, timeUs: number, hold: Hold, now: number): void {
-    const parent = this.#parents.get(parentSpanId);
+  /** A child span, by the two hash lanes of its parent's span id. */
+  addChild(parentA: number, parentB: number, facts: ChildFacts, timeUs: number, hold: Hold, now: number): void {
+    const minStamp = this.#minStamp();
+    const parent = this.#parents.get(parentA, parentB, minStamp);
     if (parent) {
       this.#events.pair(parent, facts, timeUs);
       return;
     }
-    const w = this.#waiting.get(parentSpanId);
-    if (w) {
-      w.children.push({ facts, timeUs });
+    const slot = this.#waiting.find(parentA, parentB, minStamp);
+    if (slot >= 0) {
+      // The list stays with the bucket that created it (whose hold covers the first child; later
+      // children's batches commit after it anyway, offsets being committed in order).
+      const owner = this.#bucket(this.#waiting.stampAt(slot));
+      this.#waiting.setValueAt(slot, this.#push(owner, facts, timeUs, this.#waiting.valueAt(slot)));
+      owner.waitingChildren++;
       return;
     }
-    const bucket = this.#current(now, hold);
-    bucket.waiting.push(parentSpanId);
-    this.#waiting.set(parentSpanId, { bucket, children: [{ facts, timeUs }] });
+    const current = this.#current(now, hold);
+    this.#waiting.set(parentA, parentB, this.#push(current, facts, timeUs, -1), current.serial, this.#minStamp());
+    current.waiting++;
+    current.waitingChildren++;
+    this.#waitingCount++;
+  }
+
+  #push(b: Bucket, facts: ChildFacts, timeUs: number, next: number): number {
+    b.childFacts.push(facts);
+    b.childTime.push(timeUs);
+    return b.childNext.push(next) - 1;
   }
 
   /**
-   * Offers a SERVER/PRODUCER span as its trace's root; a candidate object is made only when it is the
-   * best so far (`span` is not kept, so callers may reuse one object).
+   * Offers a SERVER/PRODUCER span as its trace's root (the trace by the two hash lanes of its id); a
+   * candidate object is made only when it is the best so far (`span` is not kept, so callers may reuse
+   * one object).
    */
-  addRootCandidate(span: RootSighting, row: RootEndpointRow, hold: Hold, now: number): void {
+  addRootCandidate(traceA: number, traceB: number, span: RootSighting, row: RootEndpointRow, hold: Hold, now: number): void {
     const current = this.#current(now, hold);
-    const traceId = span.trace_id;
-    const trace = this.#traces.get(traceId);
-    if (!trace) {
-      this.#traces.set(traceId, { candidate: rootCandidate(span, row), bucket: current });
-      current.traces.push(traceId);
+    const minStamp = this.#minStamp();
+    const slot = this.#traces.find(traceA, traceB, minStamp);
+    if (slot < 0) {
+      this.#traces.set(traceA, traceB, rootCandidate(span, row), current.serial, minStamp);
+      current.traces++;
+      this.#traceCount++;
       return;
     }
-    if (spanBefore(span, trace.candidate)) trace.candidate = rootCandidate(span, row);
-    if (trace.bucket !== current) {
-      trace.bucket = current;
-      current.traces.push(traceId);
+    if (spanBefore(span, this.#traces.valueAt(slot))) this.#traces.setValueAt(slot, rootCandidate(span, row));
+    const stamp = this.#traces.stampAt(slot);
+    if (stamp !== current.serial) {
+      this.#bucket(stamp).traces--;
+      current.traces++;
+      this.#traces.setStampAt(slot, current.serial);
     }
   }
 
   /** Drops buckets that have been quiet for the TTL, then evicts while over `maxItems`. */
   expire(now: number): void {
     while (this.#buckets.length > 0 && (this.#buckets[0] as Bucket).createdAt + this.#sliceMs + this.#opts.ttlMs <= now) {
-      this.#drop(this.#buckets.shift() as Bucket, false);
+      this.#drop(false);
     }
-    while (this.#buckets.length > 0 && this.size() > this.#opts.maxItems) this.#drop(this.#buckets.shift() as Bucket, true);
+    while (this.#buckets.length > 0 && this.size() > this.#opts.maxItems) this.#drop(true);
   }
 
   /** Forgets everything without settling it (the partition will be read again). */
@@ -181,32 +226,25 @@ export class PartitionWindow {
     this.#parents.clear();
     this.#waiting.clear();
     this.#traces.clear();
+    this.#parentCount = 0;
+    this.#waitingCount = 0;
+    this.#traceCount = 0;
   }
 
-  #drop(b: Bucket, evicted: boolean): void {
+  /** Drops the oldest bucket: its entries die with it (their stamps fall below the oldest live one). */
+  #drop(evicted: boolean): void {
+    const b = this.#buckets.shift() as Bucket;
     const e = this.#events;
-    // A span id added again later (a duplicate delivery) leaves with its first bucket: harmless, the
-    // parent is only forgotten a little earlier.
-    let parents = 0;
-    for (const id of b.parents) if (this.#parents.delete(id)) parents++;
-    if (evicted && parents > 0) e.dropped('parent_evicted', parents);
-    let children = 0;
-    for (const id of b.waiting) {
-      const w = this.#waiting.get(id);
-      if (w?.bucket !== b) continue;
-      children += w.children.length;
-      this.#waiting.delete(id);
+    // A span id added again in a later bucket lives on with that bucket (it is counted in both).
+    this.#parentCount -= b.parents;
+    if (evicted && b.parents > 0) e.dropped('parent_evicted', b.parents);
+    this.#waitingCount -= b.waiting;
+    if (b.waitingChildren > 0) e.dropped(evicted ? 'child_evicted' : 'child_unpaired', b.waitingChildren);
+    if (b.traces > 0) {
+      this.#traceCount -= b.traces;
+      this.#traces.drain(b.serial, (candidate) => e.root(candidate));
+      if (evicted) e.dropped('trace_evicted', b.traces);
     }
-    if (children > 0) e.dropped(evicted ? 'child_evicted' : 'child_unpaired', children);
-    let traces = 0;
-    for (const id of b.traces) {
-      const trace = this.#traces.get(id);
-      if (trace?.bucket !== b) continue;
-      this.#traces.delete(id);
-      traces++;
-      e.root(trace.candidate);
-    }
-    if (evicted && traces > 0) e.dropped('trace_evicted', traces);
     for (const h of b.holds) h.release();
   }
 }

@@ -5,6 +5,8 @@ import { loadConfig } from '../../services/common/config.ts';
 import { hostsFromEvent } from '../../services/discovery/cmdb.ts';
 import { discoverySpec, validateDiscovery } from '../../services/discovery/config.ts';
 import { DedupeSink, NodeKinds } from '../../services/discovery/dedupe.ts';
+import * as hash from '../../services/discovery/hash.ts';
+import { IdTable } from '../../services/discovery/id-table.ts';
 import { rootCandidate, type RootCandidate } from '../../services/discovery/discoverers/root-endpoint.ts';
 import { mergeIntoStored, mergeNode } from '../../services/discovery/node-merge.ts';
 import type { EndpointRow, NodeRow } from '../../services/discovery/records.ts';
@@ -58,6 +60,54 @@ class CountingHold implements Hold {
   }
 }
 
+/** An id as the window takes it: the hash lanes of its latin1 bytes (as SpanView.hashId hashes them). */
+function id(s: string): [number, number] {
+  hash.begin(0);
+  hash.latin1(s);
+  return [hash.laneA(), hash.laneB()];
+}
+
+test('hash: a string hashed as latin1 gives the lanes of its bytes', (t) => {
+  for (const s of ['', 'a', 'abc', 'abcd', '0af7651916cd43dd', '4bf92f3577b34da6a3ce929d0e0e4736x']) {
+    const buf = Buffer.from(`..${s}..`, 'latin1');
+    hash.begin(0);
+    hash.bytes(buf, 2, 2 + s.length);
+    t.deepEqual(id(s), [hash.laneA(), hash.laneB()], s);
+  }
+  t.notDeepEqual(id('ab'), id('ba'));
+});
+
+test('id table: entries live while their stamp is live, are reused when dead, and survive rebuilds', (t) => {
+  const table = new IdTable<number>();
+  const n = 5_000;
+  for (let i = 0; i < n; i++) table.set(...id(`s${i}`), i, i < n / 2 ? 1 : 2, 1);
+  t.true(table.capacity() >= 2 * n, 'grown to keep half the slots free');
+  t.is(table.get(...id('s10'), 1), 10);
+  t.is(table.get(...id(`s${n - 1}`), 1), n - 1);
+  t.is(table.get(...id('nope'), 1), undefined);
+  // Stamp 1 is dropped: the first half is gone, the second half stays.
+  t.is(table.get(...id('s10'), 2), undefined);
+  t.is(table.get(...id(`s${n - 1}`), 2), n - 1);
+  // An id set again comes back with its new value; a removed one is gone.
+  table.set(...id('s10'), -10, 3, 2);
+  t.is(table.get(...id('s10'), 2), -10);
+  const slot = table.find(...id(`s${n - 2}`), 2);
+  table.remove(slot);
+  t.is(table.get(...id(`s${n - 2}`), 2), undefined);
+  // Many more entries while stamp 2 is the oldest live one: dead entries make room, live ones stay.
+  for (let i = 0; i < 4 * n; i++) table.set(...id(`u${i}`), i, 3, 2);
+  t.is(table.get(...id(`s${n - 1}`), 2), n - 1);
+  t.is(table.get(...id('s10'), 2), -10);
+  t.is(table.get(...id('u0'), 2), 0);
+  t.is(table.get(...id('s11'), 2), undefined);
+  // drain visits exactly the entries of one stamp and removes them.
+  const drained: number[] = [];
+  table.drain(2, (v) => drained.push(v));
+  t.is(drained.length, n / 2 - 1);
+  t.is(table.get(...id(`s${n - 1}`), 2), undefined);
+  t.is(table.get(...id('u5'), 2), 5);
+});
+
 function windowWith(ttlMs = 100, maxItems = 1_000) {
   const pairs: [ParentFacts, ChildFacts, number][] = [];
   const roots: RootCandidate[] = [];
@@ -78,11 +128,11 @@ const childFacts: ChildFacts = { bk_biz_id: 2, app_name: 'shop', relChild: { ser
 test('window: a parent and a child meet whichever comes first; children that never meet theirs are counted after the TTL', (t) => {
   const { w, pairs, dropped } = windowWith();
   const hold = new CountingHold();
-  w.addParent('p1', parentFacts, 10, hold, 0);
-  w.addChild('p1', childFacts, 20, hold, 1);
-  w.addChild('p2', childFacts, 30, hold, 2);
-  w.addParent('p2', parentFacts, 25, hold, 3);
-  w.addChild('p3', childFacts, 40, hold, 4);
+  w.addParent(...id('p1'), parentFacts, 10, hold, 0);
+  w.addChild(...id('p1'), childFacts, 20, hold, 1);
+  w.addChild(...id('p2'), childFacts, 30, hold, 2);
+  w.addParent(...id('p2'), parentFacts, 25, hold, 3);
+  w.addChild(...id('p3'), childFacts, 40, hold, 4);
   t.deepEqual(pairs.map(([, , time]) => time), [20, 30]);
   t.is(hold.holds, 1, 'one hold per batch and bucket');
   w.expire(1_000);
@@ -96,13 +146,13 @@ test('window: the root candidate of a trace is the earliest server span, emitted
   const row = { endpoint_name: 'e', service_name: 's', category_id: 'http' };
   const late = span({ trace_id: 't1', start_time: T0 + 5, span_name: 'late' });
   const early = span({ trace_id: 't1', start_time: T0, span_name: 'early' });
-  w.addRootCandidate(late, { ...row, endpoint_name: 'late' }, hold, 0);
-  w.addRootCandidate(early, { ...row, endpoint_name: 'early' }, hold, 10);
+  w.addRootCandidate(...id('t1'), late, { ...row, endpoint_name: 'late' }, hold, 0);
+  w.addRootCandidate(...id('t1'), early, { ...row, endpoint_name: 'early' }, hold, 10);
   t.is(roots.length, 0, 'nothing before the trace is quiet');
   w.expire(1_000);
   t.deepEqual(roots.map((r) => r.row.endpoint_name), ['early']);
   // Over the bound, the oldest bucket is evicted early.
-  for (let i = 0; i < 3; i++) w.addRootCandidate(span({ trace_id: `x${i}` }), row, hold, 2_000 + i * 60);
+  for (let i = 0; i < 3; i++) w.addRootCandidate(...id(`x${i}`), span({ trace_id: `x${i}` }), row, hold, 2_000 + i * 60);
   w.expire(2_130);
   t.deepEqual(dropped, { trace_evicted: 1 });
   t.is(roots.length, 2, 'an evicted trace still emits its candidate');
@@ -112,10 +162,10 @@ test('window: the root candidate of a trace is the earliest server span, emitted
 test('window: clear forgets entries without settling them (the partition is read again)', (t) => {
   const { w, pairs, roots } = windowWith();
   const hold = new CountingHold();
-  w.addChild('p', childFacts, 1, hold, 0);
-  w.addRootCandidate(span({ trace_id: 't' }), { endpoint_name: 'e', service_name: 's', category_id: 'c' }, hold, 0);
+  w.addChild(...id('p'), childFacts, 1, hold, 0);
+  w.addRootCandidate(...id('t'), span({ trace_id: 't' }), { endpoint_name: 'e', service_name: 's', category_id: 'c' }, hold, 0);
   w.clear();
-  w.addParent('p', parentFacts, 2, hold, 1);
+  w.addParent(...id('p'), parentFacts, 2, hold, 1);
   w.expire(10_000);
   t.is(pairs.length, 0);
   t.is(roots.length, 0);

@@ -27,7 +27,7 @@ export function rootRow(c: ClassifiedSpan): RootEndpointRow | undefined {
 }
 
 /** What the window needs of a span to weigh it as its trace's root (a {@link DiscoverySpan} is one). */
-export type RootSighting = Pick<DiscoverySpan, 'bk_biz_id' | 'app_name' | 'trace_id' | 'span_id' | 'start_time' | 'elapsed_time' | 'end_time'>;
+export type RootSighting = Pick<DiscoverySpan, 'bk_biz_id' | 'app_name' | 'span_id' | 'start_time' | 'elapsed_time' | 'end_time'>;
 
 export function rootCandidate(span: RootSighting, row: RootEndpointRow): RootCandidate {
   return { bk_biz_id: span.bk_biz_id, app_name: span.app_name, start: span.start_time, elapsed: span.elapsed_time, spanId: span.span_id, timeUs: span.end_time, row };
