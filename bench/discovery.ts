@@ -239,8 +239,8 @@ async function discoveryRun(prefix: string, expected: number, databaseUrl: strin
 }
 
 /** The Node flags and environment discovery is deployed with (deploy/Dockerfile, compose.yaml, k8s/discovery.yaml). */
-const DEPLOY_NODE_FLAGS = ['--max-semi-space-size=16', '--liftoff-only'];
-const DEPLOY_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' };
+const DEPLOY_NODE_FLAGS = ['--max-semi-space-size=16', '--no-allocation-site-pretenuring', '--liftoff-only'];
+const DEPLOY_ENV = { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2' };
 
 /** Runs {@link discoveryRun} in a fresh process, as deployed, so its RSS is discovery's alone. */
 function discoveryChild(prefix: string, expected: number, databaseUrl: string | undefined): Promise<DiscoveryRun> {

@@ -2,6 +2,7 @@
  * Configuration of the discovery service (env keys `DISCOVERY_*`), validated at start-up with every
  * problem reported at once. Durations carry their unit in the name.
  */
+import v8 from 'node:v8';
 import { bool, int, str, type Config } from '../common/config.ts';
 import type { ConfigProblem } from '../common/errors.ts';
 
@@ -34,9 +35,26 @@ export const discoverySpec = {
 
 export type DiscoveryConfig = Config<typeof discoverySpec>;
 
-/** Cross-field checks. */
-export function validateDiscovery(c: DiscoveryConfig): ConfigProblem[] {
+/**
+ * V8 heap the service needs: ~90 bytes per dedupe key (lru-cache with TTL, measured with 1 M keys) and
+ * ~140 MB for the rest at default settings and load (the benchmark's live heap after a compacting GC was
+ * ~136 MB with 1 M keys), rounded up. V8's default limit is a quarter of the machine's or container's
+ * memory (Node reads cgroup limits), so a small container with a large cache fails here, not later.
+ */
+const HEAP_PER_CACHED_KEY = 100;
+const HEAP_BESIDES_CACHE = 200 * 2 ** 20;
+
+/** Cross-field checks; `heapLimit` is this process's V8 heap limit (`node --max-old-space-size`). */
+export function validateDiscovery(c: DiscoveryConfig, heapLimit = v8.getHeapStatistics().heap_size_limit): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
+  const needed = c.cacheMaxKeys * HEAP_PER_CACHED_KEY + HEAP_BESIDES_CACHE;
+  if (needed > heapLimit) {
+    const mb = (n: number): string => `${Math.round(n / 2 ** 20)} MB`;
+    problems.push({
+      key: 'DISCOVERY_CACHE_MAX_KEYS',
+      message: `${c.cacheMaxKeys} keys need about ${mb(needed)} of V8 heap with the rest of the service, more than this process's limit of ${mb(heapLimit)}: lower it, or raise node's --max-old-space-size (or the container's memory, which sets the default)`,
+    });
+  }
   if (c.groupId === c.replayGroupId) problems.push({ key: 'DISCOVERY_REPLAY_GROUP_ID', message: 'must differ from DISCOVERY_GROUP_ID' });
   if (c.eventsGroupId === c.groupId || c.eventsGroupId === c.replayGroupId) {
     problems.push({ key: 'DISCOVERY_EVENTS_GROUP_ID', message: 'must differ from the span consumer groups' });

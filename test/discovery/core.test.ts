@@ -208,6 +208,18 @@ test('config: defaults, and every problem reported with its key', (t) => {
   t.is(same.problems[0]?.key, 'DISCOVERY_REPLAY_GROUP_ID');
 });
 
+test('config: a dedupe cache that would not fit in the V8 heap stops start-up', (t) => {
+  const c = loadConfig(discoverySpec, { env: {} });
+  const gb = 2 ** 30;
+  t.deepEqual(validateDiscovery(c, 384 * 2 ** 20), [], '1 M keys fit the default heap of a 1536 MiB container (deploy/k8s)');
+  const big = loadConfig(discoverySpec, { env: { DISCOVERY_CACHE_MAX_KEYS: '10000000' } });
+  const problems = validateDiscovery(big, gb);
+  t.is(problems[0]?.key, 'DISCOVERY_CACHE_MAX_KEYS');
+  t.regex(problems[0]?.message ?? '', /about 1154 MB of V8 heap .* limit of 1024 MB: lower it, or raise node's --max-old-space-size/);
+  t.is(validateDiscovery(c, 256 * 2 ** 20).length, 1, 'a 256 MB heap is too small for 1 M keys');
+  t.deepEqual(validateDiscovery(big, 4 * gb), []);
+});
+
 test('cmdb: a static event gives one host per usable address (prefix lengths cut, loopback dropped); other events none; bad bodies throw', (t) => {
   const event = { ...sampleAgentEvent(), body: JSON.stringify({ data: { net: { interface: [{ name: 'eth0', addrs: ['10.0.1.5/24', 'fe80::1/64', '2001:db8::5/64'] }, { name: 'lo', addrs: ['127.0.0.1/8', '::1/128'] }] } } }) };
   const hosts = hostsFromEvent(event);
