@@ -38,8 +38,8 @@ export type DiscoveryConfig = Config<typeof discoverySpec>;
 /**
  * V8 heap the service needs: ~90 bytes per dedupe key (lru-cache with TTL, measured with 1 M keys) and
  * ~140 MB for the rest at default settings and load (the benchmark's live heap after a compacting GC was
- * ~136 MB with 1 M keys), rounded up. V8's default limit is a quarter of the machine's or container's
- * memory (Node reads cgroup limits), so a small container with a large cache fails here, not later.
+ * ~136 MB with 1 M keys), rounded up. Node derives the default limit from the memory it sees (the
+ * machine's, or a container's limit), so a small container with a large cache fails here, not later.
  */
 const HEAP_PER_CACHED_KEY = 100;
 const HEAP_BESIDES_CACHE = 200 * 2 ** 20;

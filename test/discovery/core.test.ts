@@ -211,7 +211,7 @@ test('config: defaults, and every problem reported with its key', (t) => {
 test('config: a dedupe cache that would not fit in the V8 heap stops start-up', (t) => {
   const c = loadConfig(discoverySpec, { env: {} });
   const gb = 2 ** 30;
-  t.deepEqual(validateDiscovery(c, 384 * 2 ** 20), [], '1 M keys fit the default heap of a 1536 MiB container (deploy/k8s)');
+  t.deepEqual(validateDiscovery(c, 384 * 2 ** 20), [], '1 M keys fit a 384 MB heap');
   const big = loadConfig(discoverySpec, { env: { DISCOVERY_CACHE_MAX_KEYS: '10000000' } });
   const problems = validateDiscovery(big, gb);
   t.is(problems[0]?.key, 'DISCOVERY_CACHE_MAX_KEYS');
