@@ -271,6 +271,12 @@ export const commonSpec = {
     pattern: /^[1-9]\d{0,5}(kB|MB|GB)$/,
     doc: "embedded PGlite's shared_buffers (its buffer pool stays in the process's memory)",
   }),
+  pgliteHeapLimitMb: int({
+    env: 'PGLITE_HEAP_LIMIT_MB',
+    default: 0,
+    min: 0,
+    doc: "V8 old-generation limit of embedded PGlite's thread, MB (0 = V8's default); a statement that needs more ends the thread, fails as retriable, and the next opens the database again",
+  }),
   logLevel: oneOf({
     env: 'LOG_LEVEL',
     default: 'info',

@@ -47,7 +47,7 @@ export async function openInfrastructure(env: NodeJS.ProcessEnv, name: string): 
   const logger = createLogger({ level: common.logLevel, defaultMeta: { service: name } });
   const registry = createRegistry({ service: name });
   const lifecycle = new Lifecycle({ logger });
-  const store = createStore({ databaseUrl: common.databaseUrl, dataDir: `${common.dataDir}/pglite`, pgliteSharedBuffers: common.pgliteSharedBuffers, logger });
+  const store = createStore({ databaseUrl: common.databaseUrl, dataDir: `${common.dataDir}/pglite`, pgliteSharedBuffers: common.pgliteSharedBuffers, pgliteHeapLimitMb: common.pgliteHeapLimitMb || undefined, logger });
   lifecycle.add(store);
   await lifecycle.start();
   await store.migrate();

@@ -35,15 +35,6 @@ export function bytes(buf: Buffer, start: number, end: number): void {
   for (; i < end; i++) mix(buf[i] as number);
 }
 
-/** A string's latin1 bytes, exactly as {@link bytes} hashes them (char codes above 255 are cut to 8 bits). */
-export function latin1(s: string): void {
-  const end = s.length;
-  mix(0x40000 + end);
-  let i = 0;
-  for (; i + 4 <= end; i += 4) mix((s.charCodeAt(i) & 0xff) | ((s.charCodeAt(i + 1) & 0xff) << 8) | ((s.charCodeAt(i + 2) & 0xff) << 16) | ((s.charCodeAt(i + 3) & 0xff) << 24));
-  for (; i < end; i++) mix(s.charCodeAt(i) & 0xff);
-}
-
 export function num(n: number): void {
   if (Number.isInteger(n) && Math.abs(n) < 0x7fffffff) {
     mix(n & 0xffff);

@@ -76,8 +76,8 @@ export class IdTable<T> {
     return i < 0 ? undefined : this.#values[i];
   }
 
-  /** Inserts the id, or updates its value and stamp if present (dead or alive); returns its slot. */
-  set(a: number, b: number, value: T, stamp: number, minStamp: number): number {
+  /** Inserts the id, or updates its value and stamp if present (dead or alive). */
+  set(a: number, b: number, value: T, stamp: number, minStamp: number): void {
     if (this.#occupied * 2 >= this.#mask + 1) this.#rebuild(minStamp);
     const mask = this.#mask;
     const keyA = this.#keyA;
@@ -91,7 +91,7 @@ export class IdTable<T> {
       if (keyA[i] === a && keyB[i] === b && s !== TOMBSTONE) {
         stamps[i] = stamp;
         this.#values[i] = value;
-        return i;
+        return;
       }
       if (reuse < 0 && s < minStamp) reuse = i;
     }
@@ -101,7 +101,6 @@ export class IdTable<T> {
     keyB[i] = b;
     stamps[i] = stamp;
     this.#values[i] = value;
-    return i;
   }
 
   valueAt(slot: number): T {

@@ -116,3 +116,9 @@ test('PGLITE_SHARED_BUFFERS takes a PostgreSQL memory size and names itself othe
   t.is(loadConfig(commonSpec, { env: { PGLITE_SHARED_BUFFERS: '64MB' } }).pgliteSharedBuffers, '64MB');
   for (const bad of ['32', '0MB', '32 MB', 'lots']) t.throws(() => loadConfig(commonSpec, { env: { PGLITE_SHARED_BUFFERS: bad } }), { message: /PGLITE_SHARED_BUFFERS/ });
 });
+
+test('PGLITE_HEAP_LIMIT_MB defaults to 0 (V8 decides) and refuses what is not a whole number of MB', (t) => {
+  t.is(loadConfig(commonSpec, { env: {} }).pgliteHeapLimitMb, 0);
+  t.is(loadConfig(commonSpec, { env: { PGLITE_HEAP_LIMIT_MB: '256' } }).pgliteHeapLimitMb, 256);
+  for (const bad of ['-1', '1.5', 'lots']) t.throws(() => loadConfig(commonSpec, { env: { PGLITE_HEAP_LIMIT_MB: bad } }), { message: /PGLITE_HEAP_LIMIT_MB/ });
+});

@@ -5,6 +5,7 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isRetriable, UnavailableError } from '../../services/common/errors.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createStore } from '../../services/common/store/index.ts';
 import { loadMigrations, migrate } from '../../services/common/store/migrate.ts';
@@ -236,4 +237,17 @@ test('the event loop keeps running while PGlite executes a statement [pglite]', 
   const midway = ticks - started;
   t.deepEqual((await query).rows, [{ n: 4_000_000 }]);
   t.true(midway >= 3, `timers fired ${midway} times in the first 50 ms of the statement`);
+});
+
+test.serial('when the PGlite thread dies, its statement fails as retriable and the next one reopens the database [pglite]', async (t) => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'bkpglite-')), 'db');
+  const store = createStore({ dataDir: dir, logger: silentLogger, pgliteHeapLimitMb: 64 });
+  t.teardown(() => store.stop());
+  await store.exec('CREATE TABLE kept (id int PRIMARY KEY)');
+  await store.query('INSERT INTO kept VALUES (1)');
+  // ~400 MB of result strings in a thread allowed 64 MB: V8 ends the thread.
+  const err = await t.throwsAsync(store.query("SELECT repeat('x', 1000000) AS s FROM generate_series(1, 400)"));
+  t.true(err instanceof UnavailableError, String(err));
+  t.true(isRetriable(err));
+  t.deepEqual((await store.query<{ id: number }>('SELECT id FROM kept')).rows, [{ id: 1 }], 'a new thread opened the directory');
 });

@@ -55,6 +55,18 @@ export interface StoreOptions {
    * are small; 128MB cost ~170 MB of RSS under discovery's write load for no measured speed.
    */
   pgliteSharedBuffers?: string;
+  /**
+   * PGlite only: the V8 old-generation limit of its thread's JS heap, MB (unset: V8's default). A
+   * statement that needs more (e.g. a huge result) ends the thread: its statements fail as retriable and
+   * the next one opens the database in a new thread.
+   */
+  pgliteHeapLimitMb?: number | undefined;
+}
+
+/** How a PGlite thread is started. */
+interface ThreadSettings {
+  sharedBuffers: string;
+  heapLimitMb: number | undefined;
 }
 
 export const PGLITE_SHARED_BUFFERS_DEFAULT = '32MB';
@@ -163,7 +175,7 @@ class PgliteStore implements Store {
   readonly #dir: string;
   readonly #log: Logger;
   readonly #snapshot: Blob | undefined;
-  readonly #sharedBuffers: string;
+  readonly #settings: ThreadSettings;
   #opening: Promise<PgliteThread> | undefined;
   #tail: Promise<void> = Promise.resolve();
 
@@ -183,7 +195,7 @@ class PgliteStore implements Store {
   constructor(dir: string, options: StoreOptions) {
     this.#dir = dir;
     this.#snapshot = options.pgliteSnapshot;
-    this.#sharedBuffers = options.pgliteSharedBuffers ?? PGLITE_SHARED_BUFFERS_DEFAULT;
+    this.#settings = { sharedBuffers: options.pgliteSharedBuffers ?? PGLITE_SHARED_BUFFERS_DEFAULT, heapLimitMb: options.pgliteHeapLimitMb };
     this.#log = options.logger.child({ component: 'store', driver: 'pglite' });
   }
 
@@ -208,11 +220,11 @@ class PgliteStore implements Store {
         // initdb leaves the process ~350 MB larger (V8 tiering PGlite's WASM up with TurboFan, plus
         // initdb's own memory): a first thread creates the directory and exits, which returns that
         // memory at once; the thread opened below finds the directory made.
-        await (await PgliteThread.open(this.#dir, this.#sharedBuffers, snapshot, () => undefined)).close();
+        await (await PgliteThread.open(this.#dir, this.#settings, snapshot, () => undefined)).close();
         this.#log.info('initialised', { dir: this.#dir });
         snapshot = undefined;
       }
-      const db = await PgliteThread.open(this.#dir, this.#sharedBuffers, snapshot, this.#onExit);
+      const db = await PgliteThread.open(this.#dir, this.#settings, snapshot, this.#onExit);
       this.#log.info('opened', { dir: this.#dir });
       return db;
     })();
@@ -275,7 +287,7 @@ class PgliteStore implements Store {
     if (result.applied.length > 0 && !this.#dir.startsWith('memory://')) {
       await this.#gate(async (db) => {
         await db.close();
-        this.#opening = PgliteThread.open(this.#dir, this.#sharedBuffers, undefined, this.#onExit);
+        this.#opening = PgliteThread.open(this.#dir, this.#settings, undefined, this.#onExit);
         await this.#opening;
       });
     }
@@ -302,8 +314,8 @@ class PgliteThread {
   #dead: Error | undefined;
   #closing = false;
 
-  private constructor(onExit: (err: Error) => void) {
-    this.#worker = new Worker(new URL('./pglite-worker.ts', import.meta.url));
+  private constructor(heapLimitMb: number | undefined, onExit: (err: Error) => void) {
+    this.#worker = new Worker(new URL('./pglite-worker.ts', import.meta.url), heapLimitMb ? { resourceLimits: { maxOldGenerationSizeMb: heapLimitMb } } : {});
     this.#worker.unref();
     this.#worker.on('message', (reply: Reply) => {
       const p = this.#pending.get(reply.id);
@@ -317,10 +329,10 @@ class PgliteThread {
     this.#worker.on('exit', (code) => this.#die(new UnavailableError(`the embedded database thread exited (code ${code})`), onExit));
   }
 
-  static async open(dir: string, sharedBuffers: string, snapshot: ArrayBuffer | undefined, onExit: (err: Error) => void): Promise<PgliteThread> {
-    const t = new PgliteThread(onExit);
+  static async open(dir: string, settings: ThreadSettings, snapshot: ArrayBuffer | undefined, onExit: (err: Error) => void): Promise<PgliteThread> {
+    const t = new PgliteThread(settings.heapLimitMb, onExit);
     try {
-      await t.call({ op: 'open', dir, sharedBuffers, snapshot });
+      await t.call({ op: 'open', dir, sharedBuffers: settings.sharedBuffers, snapshot });
     } catch (err) {
       await t.#worker.terminate();
       throw err;
