@@ -133,6 +133,12 @@ export interface GlobalSettings {
   readonly hostIdPath: string;
   /** `include` (child task directory), '' when not configured. */
   readonly include: string;
+  /**
+   * Where the host's filesystems are seen (bkstream's addition, env AGENT_PROC_ROOT / AGENT_SYS_ROOT /
+   * AGENT_ROOTFS): `/proc`, `/sys`, `/` on a host; `/host/proc`, `/host/sys`, `/host/root` in the DaemonSet.
+   * Host collectors read through these, never through hard-coded paths.
+   */
+  readonly paths: { readonly proc: string; readonly sys: string; readonly rootfs: string };
   /** The whole `bkmonitorbeat:` section as parsed, for anything else. */
   readonly raw: Readonly<Record<string, unknown>>;
 }
