@@ -26,7 +26,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 // eslint-disable-next-line no-restricted-imports -- the baseline is a bare kafkajs consumer by definition
 import { Kafka, logLevel } from 'kafkajs';
-import { Bus, partitionFor, type OutMessage } from '../services/common/bus.ts';
+import { Bus, partitionFor, type OutMessage } from '../services/common/bus/index.ts';
 import { codecFor, type Codec } from '../services/common/codec.ts';
 import { commonSpec, loadConfig } from '../services/common/config.ts';
 import { createLogger } from '../services/common/log.ts';
@@ -37,6 +37,9 @@ import { topicPlan } from '../services/common/topics.ts';
 import { createDiscovery } from '../services/discovery/service.ts';
 import { spanBatchReader } from '../services/discovery/span-codec.ts';
 import { traces } from './discovery-mix.ts';
+import { installWarningFilter } from '../services/common/process.ts';
+
+installWarningFilter();
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;

@@ -20,11 +20,11 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { brokersOf, kafkaSettings } from '../scripts/kafka.ts';
+import { brokersOf, kafkaSettings } from '../services/cli/local-kafka.ts';
 import { withBroker } from '../scripts/with-broker.ts';
 import { simSpec } from '../services/bkdata-sim/config.ts';
 import { BkdataSim } from '../services/bkdata-sim/sim.ts';
-import { Bus, waitForBroker } from '../services/common/bus.ts';
+import { Bus, waitForBroker } from '../services/common/bus/index.ts';
 import { codecFor } from '../services/common/codec.ts';
 import { loadConfig } from '../services/common/config.ts';
 import { createLogger } from '../services/common/log.ts';
@@ -38,6 +38,9 @@ import { FAMILIES } from '../services/orchestrator/bkdata-client.ts';
 import { orchestratorSpec } from '../services/orchestrator/config.ts';
 import { isTerminal } from '../services/orchestrator/model.ts';
 import { Orchestrator } from '../services/orchestrator/orchestrator.ts';
+import { installWarningFilter } from '../services/common/process.ts';
+
+installWarningFilter();
 
 const FLOWS = Number(process.env.BENCH_FLOWS ?? 1000);
 const OUTAGE_MS = Number(process.env.BENCH_OUTAGE_MS ?? 10_000);

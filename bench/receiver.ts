@@ -29,7 +29,7 @@
 import { fork } from 'node:child_process';
 import { credentials, Client, Metadata, Server, ServerCredentials, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { Bus } from '../services/common/bus.ts';
+import { Bus } from '../services/common/bus/index.ts';
 import { commonSpec, loadConfig } from '../services/common/config.ts';
 import { silentLogger } from '../services/common/log.ts';
 import { createRegistry } from '../services/common/metrics.ts';
@@ -38,6 +38,9 @@ import { createApplication } from '../services/collector/applications.ts';
 import { decodeRequest, EXPORT_PATH, encodeRequest, PROTO_DIR, TRACE_SERVICE_PROTO, traceServiceDefinition } from '../services/collector/receiver/otlp.ts';
 import { createReceiver } from '../services/collector/service.ts';
 import { fmt, median, percentile, result } from './lib.ts';
+import { installWarningFilter } from '../services/common/process.ts';
+
+installWarningFilter();
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ROUND_SECONDS = Number(process.env.BENCH_ROUND_SECONDS ?? 5);

@@ -5,22 +5,13 @@
  *   node scripts/topics.ts            create missing topics
  *   node scripts/topics.ts --check    exit 1 naming every missing topic
  */
-import { Bus } from '../services/common/bus.ts';
+import { Bus } from '../services/common/bus/index.ts';
 import { brokersOrLocal, commonSpec, loadConfig } from '../services/common/config.ts';
 import { ConfigError } from '../services/common/errors.ts';
 import { createLogger } from '../services/common/log.ts';
 import { topicPlan, topicsSpec } from '../services/common/topics.ts';
-
-export async function ensureTopics(brokers: string[], prefix: string, config?: Record<string, unknown>): Promise<string[]> {
-  const bus = new Bus({ brokers, clientId: 'bkstream-topics', logger: createLogger({ level: 'warn' }) });
-  const admin = bus.admin();
-  await admin.start();
-  try {
-    return await admin.ensureTopics(topicPlan(prefix, config));
-  } finally {
-    await admin.stop();
-  }
-}
+import { ensureTopics } from '../services/cli/topics.ts';
+import { installWarningFilter } from '../services/common/process.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig({ ...commonSpec, ...topicsSpec });
@@ -41,6 +32,7 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.main) {
+  installWarningFilter();
   main().catch((err: unknown) => {
     console.error(`topics: ${err instanceof ConfigError || err instanceof Error ? err.message : String(err)}`);
     process.exit(1);

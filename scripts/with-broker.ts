@@ -6,7 +6,7 @@
  * KAFKA_BROKERS in its environment; its exit code is this script's exit code.
  */
 import { spawn } from 'node:child_process';
-import { brokersOf, kafkaSettings, KafkaSetupError, startKafka, stopKafka } from './kafka.ts';
+import { brokersOf, kafkaSettings, KafkaSetupError, startKafka, stopKafka } from '../services/cli/local-kafka.ts';
 
 /** Runs `fn` with KAFKA_BROKERS pointing at a live broker; stops the broker afterwards if it started it. */
 export async function withBroker<T>(fn: (env: NodeJS.ProcessEnv) => Promise<T>): Promise<T> {

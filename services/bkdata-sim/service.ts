@@ -3,17 +3,18 @@
  * injection, for local runs (`bkstream up` starts it when BKDATA_API_URL is unset) and tests. It is not
  * BKData: see README.md for what it models and what it does not.
  */
-import { loadConfig } from '../common/config.ts';
-import type { ServiceModule } from '../common/service.ts';
+import { defineService, loadServiceConfig } from '../common/service.ts';
 import { simSpec } from './config.ts';
 import { BkdataSim } from './sim.ts';
 
-export const bkdataSimService: ServiceModule = {
+export const bkdataSimService = defineService({
   name: 'bkdata-sim',
-  async create(deps) {
-    const config = loadConfig(simSpec, { env: deps.env });
+  needs: ['store'],
+  spec: simSpec,
+  config: (env) => loadServiceConfig(simSpec, env),
+  async create(deps, config) {
     return new BkdataSim({ config, logger: deps.logger, registry: deps.registry, store: deps.store });
   },
-};
+});
 
 export default bkdataSimService;

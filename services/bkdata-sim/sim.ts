@@ -5,7 +5,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Component } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
-import { counter, createHttpServer, json, type HttpRequest, type HttpResponse, type HttpServer, type Registry, type Route } from '../common/metrics.ts';
+import { counter, type Registry } from '../common/metrics.ts';
+import { createHttpServer, json, type HttpRequest, type HttpResponse, type HttpServer, type Route } from '../common/http.ts';
 import type { Queryable } from '../common/store/index.ts';
 import { matchRoute, OK_CODE, SimApiError, type Params, type RouteContext, type SimTiming } from './api.ts';
 import { CallLog, type CallOutcome } from './calls.ts';

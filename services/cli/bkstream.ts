@@ -5,6 +5,9 @@
  */
 import { ConfigError } from '../common/errors.ts';
 import { COMMANDS } from './commands.ts';
+import { installWarningFilter } from '../common/process.ts';
+
+installWarningFilter();
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;

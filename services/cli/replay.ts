@@ -8,7 +8,7 @@
  * partition p goes to partition p mod N of the target, so spans that met on one partition (one trace)
  * still meet on one partition.
  */
-import type { Bus, OutMessage } from '../common/bus.ts';
+import type { Bus, OutMessage } from '../common/bus/index.ts';
 import { ValidationError } from '../common/errors.ts';
 
 export interface ReplayOptions {

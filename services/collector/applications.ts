@@ -6,7 +6,7 @@
  * recognisable (secret scanners, logs); the first 12 characters are kept as a hint for listings.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { BkError, ValidationError } from '../common/errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../common/errors.ts';
 import type { Queryable } from '../common/store/index.ts';
 import { isAvroLong } from './receiver/span-avro.ts';
 
@@ -153,7 +153,7 @@ export async function createApplication(db: Queryable, app: NewApplication): Pro
     ],
   );
   const row = rows[0];
-  if (!row) throw new BkError('conflict', `application ${app.appName} of business ${app.bkBizId} already exists`, false);
+  if (!row) throw new ConflictError(`application ${app.appName} of business ${app.bkBizId} already exists`);
   return { application: fromRow(row), token };
 }
 
@@ -166,7 +166,7 @@ export async function rotateToken(db: Queryable, bkBizId: number, appName: strin
     [bkBizId, appName, hashToken(token), token.slice(0, HINT_LENGTH)],
   );
   const row = rows[0];
-  if (!row) throw new BkError('not_found', `no application ${appName} in business ${bkBizId}`, false);
+  if (!row) throw new NotFoundError(`no application ${appName} in business ${bkBizId}`);
   return { application: fromRow(row), token };
 }
 

@@ -10,7 +10,7 @@
  * here, returned once, stored only as SHA-256 hashes, never logged.
  */
 import { ValidationError } from '../common/errors.ts';
-import { json, type HttpRequest, type Route } from '../common/metrics.ts';
+import { json, type HttpRequest, type Route } from '../common/http.ts';
 import type { Store } from '../common/store/index.ts';
 import { createApplication, listApplications, rotateToken, type NewApplication } from './applications.ts';
 

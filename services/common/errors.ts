@@ -106,6 +106,96 @@ export class MissingTopicsError extends BkError {
   }
 }
 
+/** The thing asked for does not exist (a flow, an application, a listing). */
+export class NotFoundError extends BkError {
+  constructor(message: string, options?: BkErrorOptions) {
+    super('not_found', message, false, options);
+  }
+}
+
+/** The request conflicts with the current state (already exists, wrong status for the operation). */
+export class ConflictError extends BkError {
+  constructor(message: string, options?: BkErrorOptions) {
+    super('conflict', message, false, options);
+  }
+}
+
+/** A listener could not bind its address (in use, or not allowed). */
+export class PortInUseError extends BkError {
+  constructor(what: string, host: string, port: number, cause: unknown) {
+    super('port_in_use', `cannot listen on ${host}:${port} for ${what}: ${cause instanceof Error ? cause.message : String(cause)}`, false, { cause });
+  }
+}
+
+/** A request body's Content-Type is not one the endpoint reads. */
+export class UnsupportedMediaTypeError extends BkError {
+  constructor(message: string) {
+    super('unsupported_media_type', message, false);
+  }
+}
+
+/** A request or body is larger than allowed. */
+export class PayloadTooLargeError extends BkError {
+  constructor(message: string) {
+    super('payload_too_large', message, false);
+  }
+}
+
+/** gRPC status codes (grpc/status.h), so edges that only map errors need not import grpc-js. */
+export const GrpcCode = {
+  OK: 0,
+  INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+export type GrpcCode = (typeof GrpcCode)[keyof typeof GrpcCode];
+
+/** How an error reaches a client at any edge: a short outcome label, the HTTP status, the gRPC code. */
+export interface EdgeStatus {
+  outcome: string;
+  http: number;
+  grpc: GrpcCode;
+}
+
+/** Error code → edge status. Every HTTP and gRPC edge of every service maps errors through this one table. */
+export const EDGE_STATUS: Readonly<Record<string, EdgeStatus>> = {
+  invalid_argument: { outcome: 'invalid_argument', http: 400, grpc: GrpcCode.INVALID_ARGUMENT },
+  unauthenticated: { outcome: 'unauthenticated', http: 401, grpc: GrpcCode.UNAUTHENTICATED },
+  forbidden: { outcome: 'forbidden', http: 403, grpc: GrpcCode.PERMISSION_DENIED },
+  not_found: { outcome: 'not_found', http: 404, grpc: GrpcCode.NOT_FOUND },
+  conflict: { outcome: 'conflict', http: 409, grpc: GrpcCode.FAILED_PRECONDITION },
+  payload_too_large: { outcome: 'too_large', http: 413, grpc: GrpcCode.RESOURCE_EXHAUSTED },
+  unsupported_media_type: { outcome: 'unsupported_media_type', http: 415, grpc: GrpcCode.INVALID_ARGUMENT },
+  rate_limited: { outcome: 'rate_limited', http: 429, grpc: GrpcCode.RESOURCE_EXHAUSTED },
+  overloaded: { outcome: 'overloaded', http: 503, grpc: GrpcCode.UNAVAILABLE },
+};
+const UNAVAILABLE_STATUS: EdgeStatus = { outcome: 'unavailable', http: 503, grpc: GrpcCode.UNAVAILABLE };
+const INTERNAL_STATUS: EdgeStatus = { outcome: 'internal', http: 500, grpc: GrpcCode.INTERNAL };
+
+/**
+ * The edge status of any thrown value: by its code in {@link EDGE_STATUS}; otherwise a retriable error is
+ * `unavailable` (503 / UNAVAILABLE, clients retry) and anything else `internal` (500 / INTERNAL).
+ */
+export function edgeStatusOf(err: unknown): EdgeStatus {
+  if (err instanceof ValidationError) return EDGE_STATUS.invalid_argument as EdgeStatus;
+  if (err instanceof BkError) {
+    const known = EDGE_STATUS[err.code];
+    if (known) return known;
+  }
+  return isRetriable(err) ? UNAVAILABLE_STATUS : INTERNAL_STATUS;
+}
+
+/** What a client may see of an error: our own messages; "internal error" for anything unexpected. */
+export function clientMessage(err: unknown): string {
+  if (err instanceof BkError) return err.message;
+  return 'internal error';
+}
+
 const PROGRAMMER_ERRORS = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError];
 
 /** Network error codes of Node and `pg` that mean "try again". */

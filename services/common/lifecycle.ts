@@ -3,7 +3,9 @@
  *
  * - `stop()` is idempotent and safe without `start()`.
  * - A {@link Lifecycle} starts its parts in order and stops them in reverse order (intake first, if
- *   the parts were added source-last), runs every stop even if one fails, and gives each a deadline.
+ *   the parts were added source-last), runs every stop even if one fails, and gives each a deadline:
+ *   its own (`stopTimeoutMs`), never past the whole stop's (`stopDeadlineMs`, if set). A part whose
+ *   stop takes a time budget can ask the lifecycle how much is left ({@link Lifecycle.remainingMs}).
  * - {@link runMain} wires SIGINT/SIGTERM to stop and is the only place that exits the process.
  */
 import { ConfigError, errorMessage } from './errors.ts';
@@ -13,17 +15,6 @@ export interface Component {
   readonly name: string;
   start(): Promise<void>;
   stop(): Promise<void>;
-}
-
-/** Wraps an async function so concurrent callers share one in-flight run (kafkajs sharedPromiseTo). */
-export function shared<T>(fn: () => Promise<T>): () => Promise<T> {
-  let pending: Promise<T> | undefined;
-  return () => {
-    pending ??= fn().finally(() => {
-      pending = undefined;
-    });
-    return pending;
-  };
 }
 
 async function withDeadline<T>(name: string, ms: number, work: Promise<T>): Promise<T> {
@@ -42,6 +33,8 @@ export interface LifecycleOptions {
   logger: Logger;
   /** Deadline of each part's stop. Default 10 000 ms. */
   stopTimeoutMs?: number;
+  /** Deadline of the whole stop, over all parts; unset = only the per-part deadline. */
+  stopDeadlineMs?: number;
 }
 
 /** An ordered set of components started and stopped as one. It is itself a Component. */
@@ -51,11 +44,19 @@ export class Lifecycle implements Component {
   readonly #started: Component[] = [];
   readonly #log: Logger;
   readonly #stopTimeoutMs: number;
+  readonly #stopDeadlineMs: number | undefined;
   #stopping: Promise<void> | undefined;
+  #stopEndsAt = Infinity;
 
   constructor(options: LifecycleOptions) {
     this.#log = options.logger.child({ component: 'lifecycle' });
     this.#stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+    this.#stopDeadlineMs = options.stopDeadlineMs;
+  }
+
+  /** While stopping: ms left before the whole stop's deadline (the per-part deadline when none is set). */
+  remainingMs(): number {
+    return Math.max(0, Math.min(this.#stopTimeoutMs, this.#stopEndsAt - Date.now()));
   }
 
   /** Adds a part; parts start in the order added and stop in reverse. Returns the part. */
@@ -93,10 +94,11 @@ export class Lifecycle implements Component {
 
   async #stopAll(): Promise<void> {
     const failures: string[] = [];
+    this.#stopEndsAt = this.#stopDeadlineMs === undefined ? Infinity : Date.now() + this.#stopDeadlineMs;
     while (this.#started.length > 0) {
       const part = this.#started.pop() as Component;
       try {
-        await withDeadline(part.name, this.#stopTimeoutMs, part.stop());
+        await withDeadline(part.name, this.remainingMs(), part.stop());
       } catch (err) {
         failures.push(`${part.name}: ${errorMessage(err)}`);
         this.#log.error('stop failed', { part: part.name, err });

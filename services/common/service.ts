@@ -2,71 +2,124 @@
  * The contract every service follows, so one process can run one service (`services/<name>/main.ts`)
  * or all of them (`bkstream up`, which must share one store: embedded PGlite is single-process).
  *
- * A service exports a {@link ServiceModule} from `services/<name>/service.ts`. `create` loads the
- * service's own config from `deps.env` (throwing ConfigError listing every problem), builds its parts on
- * the injected store, bus, logger and registry, and returns one Component (usually a Lifecycle) that
- * `start()` brings up and `stop()` takes down (intake first).
+ * A service exports a {@link ServiceModule} from `services/<name>/service.ts`, its only composition root:
+ *
+ * 1. `config(env)` loads the shared settings and the service's own in one pass and throws one
+ *    ConfigError listing every problem of both — before anything connects;
+ * 2. the runner opens only the infrastructure the service declares in `needs` (a service without a
+ *    database, such as the host agent, never opens the store);
+ * 3. `create(deps, config)` builds ports → parts and returns one Component (a Lifecycle) that `start()`
+ *    brings up and `stop()` takes down (intake first, within an overall deadline).
+ *
+ * `spec` is the service's own declaration of settings; its README's configuration table is generated
+ * from it (and a test keeps the two equal for every service).
  */
-import { Bus, waitForBroker } from './bus.ts';
-import { brokersOrLocal, commonSpec, loadConfig, type Config } from './config.ts';
+import { Bus, waitForBroker } from './bus/index.ts';
+import { brokersOrLocal, commonSpec, loadConfig, type Config, type Spec } from './config.ts';
+import type { ConfigProblem } from './errors.ts';
 import { Lifecycle, runMain, type Component } from './lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createRegistry, type Registry } from './metrics.ts';
+import { installWarningFilter } from './process.ts';
 import { createStore, type Store } from './store/index.ts';
 
-export interface ServiceDeps {
+/** Settings every service shares (brokers, topic prefix, store, log level). */
+export type CommonConfig = Config<typeof commonSpec>;
+
+/** Infrastructure a service may ask for. */
+export interface Ports {
+  /** Migrated and started. */
+  store: Store;
+  /** Connected to a broker that answered. */
+  bus: Bus;
+}
+export type Need = keyof Ports;
+
+/** What `create` gets: always env, logger, registry and the shared settings; store and bus only if needed. */
+export type ServiceDeps<N extends Need = Need> = {
   /** Environment the service reads its config from (process.env, or a test's own). */
   env: NodeJS.ProcessEnv;
   logger: Logger;
   registry: Registry;
-  /** Migrated and started. */
-  store: Store;
-  bus: Bus;
-  /** Settings shared by all services (brokers, topic prefix, store, log level). */
-  common: Config<typeof commonSpec>;
-}
+  common: CommonConfig;
+} & Pick<Ports, N>;
 
-export interface ServiceModule {
+export interface ServiceModule<C = unknown, N extends Need = Need> {
   readonly name: string;
-  create(deps: ServiceDeps): Promise<Component>;
+  /** The infrastructure the runner opens for this service, and nothing else. */
+  readonly needs: readonly N[];
+  /** The service's own settings; its README's configuration table is generated from this. */
+  readonly spec: Spec;
+  /** Shared + own settings from `env` (and BKSTREAM_CONFIG); throws one ConfigError listing every problem. */
+  config(env: NodeJS.ProcessEnv): C;
+  create(deps: ServiceDeps<N>, config: C): Promise<Component>;
 }
 
-export interface Infrastructure {
-  deps: Omit<ServiceDeps, 'registry'> & { registry: Registry };
-  /** Stops the store (and anything else the infrastructure opened). */
+/** Declares a service module (only for type inference). */
+export function defineService<C, N extends Need>(module: ServiceModule<C, N>): ServiceModule<C, N> {
+  return module;
+}
+
+/**
+ * Loads the shared settings and a service's own in one pass: a file or environment with problems in
+ * both gets one error naming all of them. `validate` runs cross-field checks once every field parsed.
+ */
+export function loadServiceConfig<S extends Spec>(
+  spec: S,
+  env: NodeJS.ProcessEnv,
+  validate?: (config: Config<typeof commonSpec & S>) => ConfigProblem[],
+): Config<typeof commonSpec & S> {
+  return loadConfig({ ...commonSpec, ...spec }, { env, ...(validate ? { validate: validate } : {}) });
+}
+
+export interface Infrastructure<N extends Need = Need> {
+  deps: ServiceDeps<N>;
+  /** Stops what the infrastructure opened (the store). */
   lifecycle: Lifecycle;
 }
 
 /**
- * Opens what services share: config, logger, store (migrated), bus. `KAFKA_BROKERS` unset means the
- * local broker on 127.0.0.1:${KAFKA_PORT:-9092}, which must already be running (`npm run kafka:start`
- * or `bkstream up` starts it).
+ * Opens what `needs` names, on the shared settings: the store (migrated) and the bus (after the broker
+ * answered). `KAFKA_BROKERS` unset means the local broker on 127.0.0.1:${KAFKA_PORT:-9092}, which must
+ * already be running (`npm run kafka:start` or `bkstream up` starts it).
  */
-export async function openInfrastructure(env: NodeJS.ProcessEnv, name: string): Promise<Infrastructure> {
-  const common = loadConfig(commonSpec, { env });
+export async function openInfrastructure<N extends Need>(env: NodeJS.ProcessEnv, name: string, needs: readonly N[], common: CommonConfig = loadConfig(commonSpec, { env })): Promise<Infrastructure<N>> {
   const logger = createLogger({ level: common.logLevel, defaultMeta: { service: name } });
   const registry = createRegistry({ service: name });
   const lifecycle = new Lifecycle({ logger });
-  const store = createStore({ databaseUrl: common.databaseUrl, dataDir: `${common.dataDir}/pglite`, pgliteSharedBuffers: common.pgliteSharedBuffers, pgliteHeapLimitMb: common.pgliteHeapLimitMb || undefined, logger });
-  lifecycle.add(store);
-  await lifecycle.start();
-  await store.migrate();
-  const bus = new Bus({ brokers: brokersOrLocal(common.kafkaBrokers, env), clientId: `bkstream-${name}`, logger, registry });
-  await waitForBroker(bus, 30_000);
-  return { deps: { env, logger, registry, store, bus, common }, lifecycle };
+  const ports: Partial<Ports> = {};
+  if (needs.includes('store' as N)) {
+    const store = createStore({ databaseUrl: common.databaseUrl, dataDir: `${common.dataDir}/pglite`, pgliteSharedBuffers: common.pgliteSharedBuffers, pgliteHeapLimitMb: common.pgliteHeapLimitMb || undefined, logger });
+    lifecycle.add(store);
+    await lifecycle.start();
+    await store.migrate();
+    ports.store = store;
+  }
+  if (needs.includes('bus' as N)) {
+    const bus = new Bus({ brokers: brokersOrLocal(common.kafkaBrokers, env), clientId: `bkstream-${name}`, logger, registry });
+    await waitForBroker(bus, 30_000);
+    ports.bus = bus;
+  }
+  return { deps: { env, logger, registry, common, ...ports } as ServiceDeps<N>, lifecycle };
 }
 
-/** The body of a service's `main.ts`: open the infrastructure, create and start the service, stop on a signal. */
-export function runService(module: ServiceModule): void {
+/** The body of a service's `main.ts`: check config, open what the service needs, create and start it, stop on a signal. */
+export function runService<C, N extends Need>(module: ServiceModule<C, N>): void {
+  installWarningFilter();
   runMain({
     name: module.name,
     run: async () => {
-      const infra = await openInfrastructure(process.env, module.name);
-      const service = await module.create(infra.deps);
+      const config = module.config(process.env);
+      const infra = await openInfrastructure(process.env, module.name, module.needs);
       const all = new Lifecycle({ logger: infra.deps.logger });
       all.add(infra.lifecycle);
-      all.add(service);
-      await all.start();
+      try {
+        all.add(await module.create(infra.deps, config));
+        await all.start();
+      } catch (err) {
+        await all.stop().catch(() => undefined);
+        throw err;
+      }
       return all;
     },
   });

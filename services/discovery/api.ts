@@ -7,8 +7,8 @@
  * retention window are listed (the app's trace retention; 180 days for nodes), newest first. The
  * answer is `{ total, page, page_size, items }`.
  */
-import { BkError, ValidationError } from '../common/errors.ts';
-import type { HttpRequest, HttpResponse, Route } from '../common/metrics.ts';
+import { NotFoundError, ValidationError } from '../common/errors.ts';
+import type { HttpRequest, HttpResponse, Route } from '../common/http.ts';
 import type { Queryable } from '../common/store/index.ts';
 
 interface Listing {
@@ -67,7 +67,7 @@ export function queryRoutes(options: ApiOptions): Route[] {
   const handle = async (req: HttpRequest): Promise<HttpResponse> => {
     const { biz, app, kind } = req.params as { biz: string; app: string; kind: string };
     const listing = LISTINGS[kind];
-    if (!listing) throw new BkError('not_found', `unknown listing ${kind} (one of ${Object.keys(LISTINGS).join(', ')})`, false);
+    if (!listing) throw new NotFoundError(`unknown listing ${kind} (one of ${Object.keys(LISTINGS).join(', ')})`);
     const bkBizId = Number(biz);
     let appName: string;
     try {

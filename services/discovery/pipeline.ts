@@ -10,7 +10,7 @@
  * (after a rebalance or a failed flush the bus re-reads from the last commit): the entries of the old
  * reading are void, the new reading re-creates them.
  */
-import type { Batch, HandleResult, TopicPartitions } from '../common/bus.ts';
+import type { Batch, HandleResult, TopicPartitions } from '../common/bus/index.ts';
 import type { Logger } from '../common/log.ts';
 import { retry } from '../common/retry.ts';
 import { classify } from './classify.ts';

@@ -3,13 +3,13 @@
  * discoverers, LRU dedupe, batched idempotent upserts, expiry sweeps, cmdb_host from agent static
  * events, and the query API on port 8081 (with /metrics and /healthz).
  */
-import type { Batch, BusConsumer, ConsumerOptions } from '../common/bus.ts';
+import type { Batch, BusConsumer, ConsumerOptions } from '../common/bus/index.ts';
 import { codecFor } from '../common/codec.ts';
-import { loadConfig } from '../common/config.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
-import { counter, createHttpServer, gauge, histogram, type HttpServer } from '../common/metrics.ts';
+import { counter, gauge, histogram } from '../common/metrics.ts';
+import { createHttpServer, type HttpServer } from '../common/http.ts';
 import type { AgentEvent } from '../common/records.ts';
-import type { ServiceDeps, ServiceModule } from '../common/service.ts';
+import { defineService, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
 import { topicName } from '../common/topics.ts';
 import { queryRoutes } from './api.ts';
 import { hostsFromEvent, upsertHosts } from './cmdb.ts';
@@ -41,8 +41,11 @@ function consumerPart<T>(consumer: BusConsumer<T>, drainMs: number): Component {
   return { name: consumer.name, start: () => consumer.start(), stop: () => consumer.stop(drainMs) };
 }
 
-export async function createDiscovery(deps: ServiceDeps): Promise<DiscoveryService> {
-  const config = loadConfig(discoverySpec, { env: deps.env, validate: validateDiscovery });
+export function loadDiscoveryConfig(env: NodeJS.ProcessEnv): DiscoveryConfig {
+  return loadServiceConfig(discoverySpec, env, validateDiscovery);
+}
+
+export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config: DiscoveryConfig = loadDiscoveryConfig(deps.env)): Promise<DiscoveryService> {
   const log = deps.logger.child({ component: 'discovery' });
   const { registry, store, bus } = deps;
   const prefix = deps.common.topicPrefix;
@@ -242,9 +245,12 @@ export async function createDiscovery(deps: ServiceDeps): Promise<DiscoveryServi
   };
 }
 
-export const discoveryService: ServiceModule = {
+export const discoveryService = defineService({
   name: 'discovery',
+  needs: ['store', 'bus'],
+  spec: discoverySpec,
+  config: loadDiscoveryConfig,
   create: createDiscovery,
-};
+});
 
 export default discoveryService;

@@ -16,7 +16,7 @@
  */
 import { Codec, HEADER_BYTES, SchemaRegistry, type AvroResolver, type AvroType, type SchemaEntry } from '../common/codec.ts';
 import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError } from '../common/errors.ts';
-import type { Decoder } from '../common/bus.ts';
+import type { Decoder } from '../common/bus/index.ts';
 import type { AttributeValue } from '../common/records.ts';
 import type { DiscoverySpan } from './fields.ts';
 import * as hash from './hash.ts';

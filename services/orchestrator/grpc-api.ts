@@ -4,9 +4,8 @@
  * retry of a flow that did not fail → FAILED_PRECONDITION, store unavailable → UNAVAILABLE.
  */
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { BkError, errorMessage, isRetriable, ValidationError } from '../common/errors.ts';
+import { errorMessage, ValidationError } from '../common/errors.ts';
+import { GrpcServer, grpcStatus, loadService, unaryHandler, type ProtoLoaderOptions, type ServiceClientConstructor } from '../common/grpc.ts';
 import type { Component } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
 import type { FlowType } from '../common/records.ts';
@@ -14,14 +13,11 @@ import { parseKey, type FlowOperations, type FlowView, type StepView } from './o
 
 export const PROTO_PATH = join(import.meta.dirname, 'orchestrator.proto');
 
-export const PROTO_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
+export const PROTO_OPTIONS: ProtoLoaderOptions = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
 
 /** The FlowService definition, for servers and clients (tests, the CLI). */
-export function flowServiceDefinition(): grpc.ServiceClientConstructor {
-  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)) as unknown as {
-    bkstream: { orchestrator: { v1: { FlowService: grpc.ServiceClientConstructor } } };
-  };
-  return pkg.bkstream.orchestrator.v1.FlowService;
+export function flowServiceDefinition(): ServiceClientConstructor {
+  return loadService(PROTO_PATH, 'bkstream.orchestrator.v1.FlowService', PROTO_OPTIONS);
 }
 
 const ms = (iso: string | null): number => (iso ? Date.parse(iso) : 0);
@@ -46,14 +42,6 @@ function toProtoStep(s: StepView): Record<string, unknown> {
   return { ...s, started_at: ms(s.started_at), finished_at: ms(s.finished_at) };
 }
 
-function grpcStatus(err: unknown): grpc.status {
-  if (err instanceof ValidationError) return grpc.status.INVALID_ARGUMENT;
-  if (err instanceof BkError && err.code === 'not_found') return grpc.status.NOT_FOUND;
-  if (err instanceof BkError && err.code === 'conflict') return grpc.status.FAILED_PRECONDITION;
-  if (isRetriable(err)) return grpc.status.UNAVAILABLE;
-  return grpc.status.INTERNAL;
-}
-
 interface KeyMsg {
   bk_biz_id: number;
   app_name: string;
@@ -66,8 +54,7 @@ export class GrpcApi implements Component {
   readonly #host: string;
   readonly #port: number;
   readonly #log: Logger;
-  #server: grpc.Server | undefined;
-  #boundPort = 0;
+  #server: GrpcServer | undefined;
 
   constructor(ops: FlowOperations, host: string, port: number, logger: Logger) {
     this.#ops = ops;
@@ -77,22 +64,17 @@ export class GrpcApi implements Component {
   }
 
   port(): number {
-    return this.#boundPort;
+    return this.#server?.port() ?? 0;
   }
 
   async start(): Promise<void> {
     if (this.#server) return;
-    const server = new grpc.Server();
-    const unary = <Req, Res>(fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> => (call, callback) => {
-      fn(call.request).then(
-        (res) => callback(null, res),
-        (err: unknown) => {
-          const code = grpcStatus(err);
-          if (code === grpc.status.INTERNAL) this.#log.error('gRPC call failed', { err });
-          callback({ code, details: errorMessage(err) });
-        },
-      );
-    };
+    const server = new GrpcServer({ what: "the orchestrator's gRPC API", host: this.#host, port: this.#port });
+    const unary = <Req, Res>(fn: (req: Req) => Promise<Res>) =>
+      unaryHandler<Req, Res>((call) => fn(call.request), (err, code) => {
+        if (code === (grpcStatus.INTERNAL as number)) this.#log.error('gRPC call failed', { err });
+        return errorMessage(err);
+      });
     server.addService(flowServiceDefinition().service, {
       Submit: unary(async (req: Record<string, unknown>) => {
         const r = await this.#ops.submit(
@@ -128,29 +110,14 @@ export class GrpcApi implements Component {
       }),
       Retry: unary(async (req: KeyMsg) => toProtoFlow(await this.#ops.retry(parseKey(req.bk_biz_id, req.app_name, req.flow_type)))),
     });
-    this.#boundPort = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${this.#host}:${this.#port}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
-        if (err) reject(new BkError('port_in_use', `cannot listen for gRPC on ${this.#host}:${this.#port}: ${err.message}`, false, { cause: err }));
-        else resolve(port);
-      });
-    });
+    await server.start();
     this.#server = server;
-    this.#log.info('listening', { host: this.#host, port: this.#boundPort });
+    this.#log.info('listening', { host: this.#host, port: server.port() });
   }
 
   async stop(): Promise<void> {
     const server = this.#server;
-    if (!server) return;
     this.#server = undefined;
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, 2_000);
-      server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
+    await server?.stop(2_000);
   }
 }

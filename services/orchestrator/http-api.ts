@@ -10,7 +10,7 @@
  * | GET | `/api/v1/breakers` | state of the breaker of each BKData API family |
  */
 import { ValidationError } from '../common/errors.ts';
-import { json, type Route } from '../common/metrics.ts';
+import { json, type Route } from '../common/http.ts';
 import type { FlowType } from '../common/records.ts';
 import { parseKey, type FlowOperations } from './operations.ts';
 

@@ -4,7 +4,7 @@
  * input, `not_found`, `conflict`.
  */
 import type { BreakerState } from '../common/breaker.ts';
-import { BkError, ValidationError } from '../common/errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../common/errors.ts';
 import type { FlowType } from '../common/records.ts';
 import { FAMILIES, type Family } from './bkdata-client.ts';
 import { FLOW_TYPES } from './flow-config.ts';
@@ -82,18 +82,6 @@ export type StepView = Omit<StepRecord, 'started_at' | 'finished_at'> & { starte
 
 function stepView(s: StepRecord): StepView {
   return { ...s, started_at: iso(s.started_at), finished_at: iso(s.finished_at) };
-}
-
-export class NotFoundError extends BkError {
-  constructor(message: string) {
-    super('not_found', message, false);
-  }
-}
-
-export class ConflictError extends BkError {
-  constructor(message: string) {
-    super('conflict', message, false);
-  }
 }
 
 /** Parses a flow key from API input (path segments or a message). */

@@ -8,12 +8,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Bus } from '../common/bus.ts';
+import type { Bus } from '../common/bus/index.ts';
 import { codecFor } from '../common/codec.ts';
 import { ConfigError, errorMessage } from '../common/errors.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
-import { createHttpServer, type HttpServer, type Registry } from '../common/metrics.ts';
+import { type Registry } from '../common/metrics.ts';
+import { createHttpServer, type HttpServer } from '../common/http.ts';
 import type { Store } from '../common/store/index.ts';
 import { topicName } from '../common/topics.ts';
 import { createBreakers, GuardedBkdataApi, type Breakers } from './bkdata-api.ts';

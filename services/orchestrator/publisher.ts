@@ -6,7 +6,7 @@
  * outage leaves records in the outbox (bounded by the store, not by memory) until it comes back.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { BusProducer } from '../common/bus.ts';
+import type { BusProducer } from '../common/bus/index.ts';
 import type { Codec } from '../common/codec.ts';
 import { errorMessage } from '../common/errors.ts';
 import type { Component } from '../common/lifecycle.ts';

@@ -14,6 +14,7 @@ import { testBus } from '../helpers/kafka.ts';
 import { pgliteStore } from '../helpers/store.ts';
 import { simConfig } from '../orchestrator/kit.ts';
 import { api, seed } from './client.ts';
+import { createService } from '../helpers/service.ts';
 
 async function startSim(t: ExecutionContext, env: Record<string, string>, store: Store): Promise<BkdataSim> {
   const sim = new BkdataSim({ config: simConfig(env), logger: silentLogger, registry: createRegistry(), store });
@@ -45,12 +46,12 @@ test.serial('service lifecycle: stop without start; create, start, serve, stop',
   const bus = testBus();
   const env = { BKDATA_SIM_PORT: '0' };
   const deps = { env, logger: silentLogger, registry: createRegistry(), store, bus, common: loadConfig(commonSpec, { env }) };
-  const idle = await bkdataSimService.create(deps);
+  const idle = await createService(bkdataSimService, deps);
   await idle.stop();
-  const sim = (await bkdataSimService.create({ ...deps, registry: createRegistry() })) as BkdataSim;
+  const sim = (await createService(bkdataSimService, { ...deps, registry: createRegistry() })) as BkdataSim;
   await sim.start();
   t.is((await api(sim)('GET', '/v3/resourcecenter/clusters/query_digest/')).status, 200);
   await sim.stop();
   await sim.stop();
-  await t.throwsAsync(bkdataSimService.create({ ...deps, env: { BKDATA_SIM_PORT: 'x' } }), { message: /BKDATA_SIM_PORT: must be an integer/ });
+  await t.throwsAsync(createService(bkdataSimService, { ...deps, env: { BKDATA_SIM_PORT: 'x' } }), { message: /BKDATA_SIM_PORT: must be an integer/ });
 });

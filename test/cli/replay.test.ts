@@ -4,7 +4,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { ValidationError } from '../../services/common/errors.ts';
 import { parseTime, replay, type ReplayProgress } from '../../services/cli/replay.ts';
 import { brokerKit, uniqueName, waitFor } from '../helpers/kafka.ts';
-import { rawDecoder } from '../../services/common/bus.ts';
+import { rawDecoder } from '../../services/common/bus/index.ts';
 
 test('times: ISO, epoch ms, now, relative; bad input names itself', (t) => {
   const now = 1_800_000_000_000;

@@ -3,6 +3,7 @@ import test from 'ava';
 import { ConfigError } from '../../services/common/errors.ts';
 import { DEFAULT_MAX_GRPC_MESSAGE_BYTES } from '../../services/collector/config.ts';
 import { collector, loadCollectorConfig } from '../../services/collector/service.ts';
+import { createService } from '../helpers/service.ts';
 
 test('defaults: reference ports, 8 MiB gRPC messages, 2000 qps / 4000 burst, answers within 5 s', (t) => {
   const c = loadCollectorConfig({});
@@ -65,5 +66,5 @@ test('cross-field problems: ports that collide, a producer queue smaller than tw
 
 test('the service module refuses to be created with a bad config, before opening anything', async (t) => {
   const deps = { env: { COLLECTOR_ADMIN_PORT: 'x' } } as unknown as Parameters<typeof collector.create>[0];
-  await t.throwsAsync(collector.create(deps), { instanceOf: ConfigError, message: /COLLECTOR_ADMIN_PORT/ });
+  await t.throwsAsync(createService(collector, deps), { instanceOf: ConfigError, message: /COLLECTOR_ADMIN_PORT/ });
 });

@@ -1,5 +1,5 @@
 /** Test doubles of the receiver's ports: real implementations that record what they are given. */
-import type { OutMessage } from '../../services/common/bus.ts';
+import type { OutMessage } from '../../services/common/bus/index.ts';
 import type { RecordSender } from '../../services/collector/receiver/batcher.ts';
 
 /** Records every produce request; each is acknowledged when `release()` is called (or at once). */

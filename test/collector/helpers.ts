@@ -11,7 +11,7 @@ import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trac
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { Bus } from '../../services/common/bus.ts';
+import { Bus } from '../../services/common/bus/index.ts';
 import { codecFor } from '../../services/common/codec.ts';
 import { commonSpec, loadConfig } from '../../services/common/config.ts';
 import { silentLogger } from '../../services/common/log.ts';

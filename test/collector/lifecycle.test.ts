@@ -6,7 +6,7 @@
 import test from 'ava';
 import { status } from '@grpc/grpc-js';
 import { createServer } from 'node:net';
-import { Bus } from '../../services/common/bus.ts';
+import { Bus } from '../../services/common/bus/index.ts';
 import { commonSpec, loadConfig } from '../../services/common/config.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry } from '../../services/common/metrics.ts';
@@ -14,6 +14,7 @@ import { encodeRequest } from '../../services/collector/receiver/otlp.ts';
 import { collector, createReceiver } from '../../services/collector/service.ts';
 import { brokers, uniqueName, waitFor } from '../helpers/kafka.ts';
 import { closeFileStore, fileStore, grpcExport, readSpans, startReceiver, type ReceiverKit } from './helpers.ts';
+import { createService } from '../helpers/service.ts';
 
 test.after.always(closeFileStore);
 
@@ -30,7 +31,7 @@ async function deps(env: NodeJS.ProcessEnv = {}) {
 }
 
 test('stop without start is a no-op; stop is idempotent', async (t) => {
-  const service = await collector.create(await deps());
+  const service = await createService(collector, await deps());
   await service.stop();
   await service.stop();
   const receiver = createReceiver(await deps());

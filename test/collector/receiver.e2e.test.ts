@@ -5,7 +5,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { context, SpanKind, SpanStatusCode, trace, type HrTime } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { partitionFor } from '../../services/common/bus.ts';
+import { partitionFor } from '../../services/common/bus/index.ts';
 import type { Span } from '../../services/common/records.ts';
 import { waitFor } from '../helpers/kafka.ts';
 import { exporterFor, exportSpans, hrMicros, memoryTracer, metricValue, readSpans, startReceiver, type ExporterKind } from './helpers.ts';

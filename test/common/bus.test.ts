@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { BatchingProducer, Bus, DLQ_HEADERS, partitionFor, rawDecoder, type Batch, type BusConsumer, type ConsumerOptions, type HandleResult } from '../../services/common/bus.ts';
+import { Bus, DLQ_HEADERS, partitionFor, rawDecoder, type Batch, type BusConsumer, type ConsumerOptions, type HandleResult } from '../../services/common/bus/index.ts';
 import { Codec, codecFor, SCHEMAS_DIR, SchemaRegistry } from '../../services/common/codec.ts';
 import { createLogger } from '../../services/common/log.ts';
 import { UnavailableError, ValidationError } from '../../services/common/errors.ts';
@@ -329,29 +329,6 @@ test('work that fails to become durable is read again, and only then committed',
   await waitFor('delivered twice and committed', async () => deliveries.length >= 2 && (await kit.admin.groupLag(groupId, topic)) === 0);
   t.deepEqual(deliveries[0], [1, 2, 3]);
   t.deepEqual(deliveries.slice(1).flat().sort(), [1, 2, 3]);
-});
-
-test('the batching producer acknowledges everything, refuses when full, and flushes on stop', async (t) => {
-  const kit = await brokerKit(t);
-  const topic = await kit.topic('batching', 3);
-  const batching = new BatchingProducer(kit.bus.producer(), { maxBatchMessages: 50, lingerMs: 5, maxQueuedBytes: 64 * 1024 });
-  await batching.start();
-  const acks = Array.from({ length: 500 }, (_, i) => batching.enqueue(topic, { key: `k${i}`, value: Buffer.alloc(100, i % 256) }));
-  await Promise.all(acks);
-  t.is(batching.queuedBytes(), 0);
-
-  const overflow = Array.from({ length: 200 }, (_, i) => batching.enqueue(topic, { key: `o${i}`, value: Buffer.alloc(1024) }));
-  const results = await Promise.allSettled(overflow);
-  const refused = results.filter((r) => r.status === 'rejected');
-  t.true(refused.length > 0, 'some were refused');
-  for (const r of refused) t.true(r.status === 'rejected' && r.reason instanceof UnavailableError);
-
-  const late = batching.enqueue(topic, { key: 'last', value: Buffer.from('x') });
-  await batching.stop();
-  await late;
-  await t.throwsAsync(batching.enqueue(topic, { value: Buffer.from('after') }), { instanceOf: UnavailableError });
-  const total = (await kit.admin.watermarks(topic)).reduce((n, w) => n + Number(w.high), 0);
-  t.is(total, 500 + (200 - refused.length) + 1);
 });
 
 test('stop without start is safe, and stop is idempotent', async (t) => {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { Lifecycle, shared, type Component } from '../../services/common/lifecycle.ts';
+import { Lifecycle, type Component } from '../../services/common/lifecycle.ts';
 import { silentLogger } from '../../services/common/log.ts';
 
 function part(name: string, log: string[], opts: { failStart?: boolean; failStop?: boolean; hangStop?: boolean } = {}): Component {
@@ -60,13 +60,16 @@ test('a stop that hangs hits its deadline and the rest still stop', async (t) =>
   t.deepEqual(log.at(-1), 'stop a');
 });
 
-test('shared() runs concurrent callers once', async (t) => {
-  let runs = 0;
-  const once = shared(async () => {
-    runs++;
-    await new Promise((r) => setTimeout(r, 10));
-    return runs;
-  });
-  t.deepEqual(await Promise.all([once(), once(), once()]), [1, 1, 1]);
-  t.is(await once(), 2);
+test('an overall stop deadline bounds the parts together: the last part gets only what is left', async (t) => {
+  const log: string[] = [];
+  const lc = new Lifecycle({ logger: silentLogger, stopTimeoutMs: 10_000, stopDeadlineMs: 120 });
+  lc.add(part('hang-b', log, { hangStop: true }));
+  lc.add(part('hang-a', log, { hangStop: true }));
+  await lc.start();
+  const started = Date.now();
+  const err = await t.throwsAsync(lc.stop());
+  const took = Date.now() - started;
+  t.regex(err?.message ?? '', /hang-a: stop did not finish within 1\d\d ms/);
+  t.regex(err?.message ?? '', /hang-b: stop did not finish within \d+ ms/);
+  t.true(took < 1_000, `stopped within the overall deadline, took ${took} ms`);
 });

@@ -5,7 +5,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { partitionFor } from '../../services/common/bus.ts';
+import { partitionFor } from '../../services/common/bus/index.ts';
 import { murmur2, partitionOf } from '../../services/common/murmur2.ts';
 
 const kafkajsMurmur2 = createRequire(import.meta.url)('kafkajs/src/producer/partitioners/default/murmur2.js') as (key: string | Buffer) => number;

@@ -1,6 +1,6 @@
 /** The batch handler's durability contract, with the real window, dedupe sink and flusher (no broker). */
 import test from 'ava';
-import type { Batch } from '../../services/common/bus.ts';
+import type { Batch } from '../../services/common/bus/index.ts';
 import { codecFor } from '../../services/common/codec.ts';
 import { ValidationError } from '../../services/common/errors.ts';
 import { silentLogger } from '../../services/common/log.ts';

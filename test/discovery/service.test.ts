@@ -7,7 +7,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
-import { DLQ_HEADERS, rawDecoder, type ConsumedRecord } from '../../services/common/bus.ts';
+import { DLQ_HEADERS, rawDecoder, type ConsumedRecord } from '../../services/common/bus/index.ts';
 import { codecFor } from '../../services/common/codec.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import type { Span } from '../../services/common/records.ts';

@@ -6,10 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
-import { Bus, type BusAdmin, type BusProducer, type OutMessage } from '../../services/common/bus.ts';
+import { Bus, type BusAdmin, type BusProducer, type OutMessage } from '../../services/common/bus/index.ts';
 import { errorMessage } from '../../services/common/errors.ts';
 import { silentLogger, type Logger } from '../../services/common/log.ts';
 import { createRegistry, type Registry } from '../../services/common/metrics.ts';
+import { installWarningFilter } from '../../services/common/process.ts';
+
+installWarningFilter();
 
 export function brokers(): string[] {
   return (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',').map((s) => s.trim()).filter(Boolean);

@@ -5,7 +5,7 @@
 import type { ExecutionContext } from 'ava';
 import { BkdataSim } from '../../services/bkdata-sim/sim.ts';
 import { simSpec, type SimConfig } from '../../services/bkdata-sim/config.ts';
-import type { Bus } from '../../services/common/bus.ts';
+import type { Bus } from '../../services/common/bus/index.ts';
 import { loadConfig } from '../../services/common/config.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry, type Registry } from '../../services/common/metrics.ts';

@@ -12,6 +12,7 @@ import type { Orchestrator } from '../../services/orchestrator/orchestrator.ts';
 import { brokerKit, uniqueName } from '../helpers/kafka.ts';
 import { pgliteStore } from '../helpers/store.ts';
 import { fastEnv, flowTopics, keyOf, setup, startSim, tailCommand, waitForFlow } from './kit.ts';
+import { createService } from '../helpers/service.ts';
 
 test.serial('service lifecycle: config errors, stop without start, start → process → stop, missing topics', async (t) => {
   const kit = await brokerKit(t);
@@ -20,13 +21,13 @@ test.serial('service lifecycle: config errors, stop without start, start → pro
   const sim = await startSim(t);
   const deps = (env: Record<string, string>) => ({ env, logger: silentLogger, registry: createRegistry(), store, bus: kit.bus, common: loadConfig(commonSpec, { env }) });
 
-  const bad = await t.throwsAsync(orchestratorService.create(deps({ ORCH_GRPC_PORT: 'many' })), { instanceOf: ConfigError });
+  const bad = await t.throwsAsync(createService(orchestratorService, deps({ ORCH_GRPC_PORT: 'many' })), { instanceOf: ConfigError });
   t.deepEqual((bad).problems.map((p) => p.key).sort(), ['BKDATA_API_URL', 'ORCH_GRPC_PORT']);
 
-  const idle = await orchestratorService.create(deps({ ...fastEnv(sim), TOPIC_PREFIX: prefix }));
+  const idle = await createService(orchestratorService, deps({ ...fastEnv(sim), TOPIC_PREFIX: prefix }));
   await idle.stop();
 
-  const orch = (await orchestratorService.create(deps({ ...fastEnv(sim), TOPIC_PREFIX: prefix }))) as Orchestrator;
+  const orch = (await createService(orchestratorService, deps({ ...fastEnv(sim), TOPIC_PREFIX: prefix }))) as Orchestrator;
   await orch.start();
   const cmd = tailCommand('lifecycle-app');
   await orch.operations.submit(cmd, 'http');
@@ -36,7 +37,7 @@ test.serial('service lifecycle: config errors, stop without start, start → pro
   const after = await orch.flows.get(keyOf(cmd));
   t.is(after?.lease_owner, null, 'leases are given back at stop');
 
-  const noTopics = await orchestratorService.create(deps({ ...fastEnv(sim), TOPIC_PREFIX: uniqueName('none') }));
+  const noTopics = await createService(orchestratorService, deps({ ...fastEnv(sim), TOPIC_PREFIX: uniqueName('none') }));
   const missing = await t.throwsAsync(noTopics.start(), { instanceOf: MissingTopicsError });
   t.regex(missing?.message ?? '', /flow\.commands.*flow\.status.*dlq/);
   await noTopics.stop();

@@ -5,7 +5,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { kafkaSettings, startKafka } from '../../scripts/kafka.ts';
+import { kafkaSettings, startKafka } from '../../services/cli/local-kafka.ts';
 import { brokers } from '../helpers/kafka.ts';
 
 test('a port held by something that is not Kafka is a clear error', async (t) => {

@@ -1,6 +1,6 @@
 /** `bkstream replay --from <time> --to <time> [--topic spans]`: backfill through `spans.replay`. */
 import { parseArgs } from 'node:util';
-import { Bus } from '../../common/bus.ts';
+import { Bus } from '../../common/bus/index.ts';
 import { brokersOrLocal, commonSpec, loadConfig } from '../../common/config.ts';
 import { ValidationError } from '../../common/errors.ts';
 import { createLogger } from '../../common/log.ts';

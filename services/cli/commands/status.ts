@@ -1,5 +1,5 @@
 /** `bkstream status`: is the broker up, do the topics exist, is the store reachable and migrated. */
-import { Bus } from '../../common/bus.ts';
+import { Bus } from '../../common/bus/index.ts';
 import { brokersOrLocal, commonSpec, loadConfig } from '../../common/config.ts';
 import { BkError, errorMessage } from '../../common/errors.ts';
 import { silentLogger } from '../../common/log.ts';

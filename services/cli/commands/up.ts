@@ -7,11 +7,12 @@
  * - Services: every entry of services/cli/services.ts, in one process sharing the store and the bus.
  * Ctrl-C (SIGINT) or SIGTERM stops everything, intake first.
  */
-import { brokersOf, kafkaSettings, startKafka, stopKafka } from '../../../scripts/kafka.ts';
-import { ensureTopics } from '../../../scripts/topics.ts';
+import { brokersOf, kafkaSettings, startKafka, stopKafka } from '../local-kafka.ts';
+import { ensureTopics } from '../topics.ts';
 import { commonSpec, loadConfig } from '../../common/config.ts';
 import { Lifecycle } from '../../common/lifecycle.ts';
-import { openInfrastructure } from '../../common/service.ts';
+import { ConfigError, type ConfigProblem } from '../../common/errors.ts';
+import { openInfrastructure, type ServiceDeps, type ServiceModule } from '../../common/service.ts';
 import { topicsSpec } from '../../common/topics.ts';
 import type { Command } from '../commands.ts';
 import { UP_SERVICES } from '../services.ts';
@@ -34,19 +35,32 @@ export const command: Command = {
     try {
       const created = await ensureTopics(env.KAFKA_BROKERS ? env.KAFKA_BROKERS.split(',') : brokersOf(settings), config.topicPrefix, config);
       if (created.length > 0) console.log(`created topics: ${created.join(', ')}`);
-      const infra = await openInfrastructure(env, 'bkstream');
-      all.add(infra.lifecycle);
-      await all.start();
-      for (const entry of UP_SERVICES) {
-        if (entry.enabled && !entry.enabled(env)) continue;
+      // Every service's settings are checked before anything is opened, so one run lists every problem.
+      const entries = UP_SERVICES.filter((entry) => !entry.enabled || entry.enabled(env));
+      const planned: { module: ServiceModule; config: unknown }[] = [];
+      const problems: ConfigProblem[] = [];
+      for (const entry of entries) {
         Object.assign(env, entry.env?.(env) ?? {});
         const module = await entry.module();
-        const service = await module.create({ ...infra.deps, env });
+        try {
+          planned.push({ module, config: module.config(env) });
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          for (const p of err.problems) if (!problems.some((q) => q.key === p.key && q.message === p.message)) problems.push(p);
+        }
+      }
+      if (problems.length > 0) throw new ConfigError(problems);
+      const needs = [...new Set(planned.flatMap((p) => p.module.needs))];
+      const infra = await openInfrastructure(env, 'bkstream', needs);
+      all.add(infra.lifecycle);
+      await all.start();
+      for (const { module, config } of planned) {
+        const service = await module.create({ ...infra.deps, env }, config);
         all.add(service);
         await all.start();
         console.log(`started ${module.name}`);
       }
-      console.log(`bkstream is up (store: ${infra.deps.store.driver}, brokers: ${env.KAFKA_BROKERS ?? ''}). Ctrl-C stops it.`);
+      console.log(`bkstream is up (store: ${(infra.deps as ServiceDeps).store.driver}, brokers: ${env.KAFKA_BROKERS ?? ''}). Ctrl-C stops it.`);
     } catch (err) {
       await all.stop().catch(() => undefined);
       throw err;

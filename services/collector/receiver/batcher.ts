@@ -17,7 +17,7 @@
  *   partition, so the key does too: a copy keyed the same way (replay) lands on the same partition of a
  *   topic with as many partitions. The partition is also set explicitly.
  */
-import type { OutMessage } from '../../common/bus.ts';
+import type { OutMessage } from '../../common/bus/index.ts';
 import { errorMessage, UnavailableError } from '../../common/errors.ts';
 import { assembleBatch } from './span-avro.ts';
 

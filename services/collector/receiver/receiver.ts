@@ -14,12 +14,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createBreaker, type Breaker } from '../../common/breaker.ts';
-import type { Bus, BusProducer } from '../../common/bus.ts';
+import type { Bus, BusProducer } from '../../common/bus/index.ts';
 import { codecFor } from '../../common/codec.ts';
 import { BkError, errorMessage, MissingTopicsError, UnavailableError } from '../../common/errors.ts';
 import type { Component } from '../../common/lifecycle.ts';
 import type { Logger } from '../../common/log.ts';
-import { createHttpServer, json, type HttpServer, type Registry } from '../../common/metrics.ts';
+import { type Registry } from '../../common/metrics.ts';
+import { createHttpServer, json, type HttpServer } from '../../common/http.ts';
 import { backoffDelay } from '../../common/retry.ts';
 import type { Store } from '../../common/store/index.ts';
 import { applicationRoutes } from '../apps-api.ts';
