@@ -87,6 +87,13 @@ export interface EventOutput {
    * the reference opts out for ping, gather_up, exceptionbeat, static, kubeevent, dmesg, selfstats, ...
    */
   readonly cmdbLevel?: boolean;
+  /**
+   * Whether the publisher's beater layer applies (§A4 step 2: `node_id`, `bk_cloud_id`, `ip`, `type`,
+   * `bk_cmdb_level`, status counting). Default true; false for the heartbeat, which the reference sends
+   * straight to its output. The output layer (`bk_biz_id`, `gseindex`, `cloudid`, `ip`, `hostname`,
+   * `bk_agent_id`, `bk_host_id`) applies to every event.
+   */
+  readonly beaterLayer?: boolean;
   /** Flat views for consumers that do not parse the body (optional). */
   readonly dimensions?: Readonly<Record<string, string>>;
   readonly metrics?: Readonly<Record<string, number>>;
@@ -223,6 +230,13 @@ export interface TaskType<C extends BaseTaskConfig = BaseTaskConfig> {
   enabled?(config: C): boolean;
   /** `single` types: the ident is the type name whatever the config (default true; processbeat and proccustom hash their config). */
   readonly fixedIdent?: boolean;
+  /**
+   * Main scheduler: skip a run (counted as `skipped`) while the previous run of the same task is still
+   * going — the reference's own guard in basereport, processbeat, proccustom, exceptionbeat, procbin,
+   * procsnapshot, socketsnapshot, shellhistory, rpmpackage. A run past its deadline no longer counts.
+   * Default false: runs may overlap, as the reference's scheduler allows.
+   */
+  readonly skipIfRunning?: boolean;
   /** `list` types: meta defaults other than the reference's 3 s / 10 s. */
   readonly metaDefaults?: MetaDefaults;
   /**
