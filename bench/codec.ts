@@ -9,7 +9,7 @@
  * UTF-8 bytes, so both sides produce what would go on the wire). The cases alternate in rounds and the
  * median of each is reported. Rates are spans per second; size_ratio = Avro bytes / JSON bytes.
  */
-import { codecFor } from '../services/common/codec.ts';
+import { codecFor } from '../services/common/avro/index.ts';
 import type { Span, SpanBatch } from '../services/common/records.ts';
 import { fmt, interleaved, result } from './lib.ts';
 

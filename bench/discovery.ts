@@ -27,7 +27,7 @@ import vm from 'node:vm';
 // eslint-disable-next-line no-restricted-imports -- the baseline is a bare kafkajs consumer by definition
 import { Kafka, logLevel } from 'kafkajs';
 import { Bus, partitionFor, type OutMessage } from '../services/common/bus/index.ts';
-import { codecFor, type Codec } from '../services/common/codec.ts';
+import { codecFor, type Codec } from '../services/common/avro/index.ts';
 import { commonSpec, loadConfig } from '../services/common/config.ts';
 import { createLogger } from '../services/common/log.ts';
 import { createRegistry, type Registry } from '../services/common/metrics.ts';

@@ -25,7 +25,7 @@ import { withBroker } from '../scripts/with-broker.ts';
 import { simSpec } from '../services/bkdata-sim/config.ts';
 import { BkdataSim } from '../services/bkdata-sim/sim.ts';
 import { Bus, waitForBroker } from '../services/common/bus/index.ts';
-import { codecFor } from '../services/common/codec.ts';
+import { codecFor } from '../services/common/avro/index.ts';
 import { loadConfig } from '../services/common/config.ts';
 import { createLogger } from '../services/common/log.ts';
 import { createRegistry, type Registry } from '../services/common/metrics.ts';

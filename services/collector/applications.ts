@@ -8,7 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ConflictError, NotFoundError, ValidationError } from '../common/errors.ts';
 import type { Queryable } from '../common/store/index.ts';
-import { isAvroLong } from './receiver/span-avro.ts';
+import { isAvroLong } from '../common/avro/index.ts';
 
 export const TOKEN_PREFIX = 'bkst_';
 const HINT_LENGTH = 12;

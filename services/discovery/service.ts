@@ -4,7 +4,7 @@
  * events, and the query API on port 8081 (with /metrics and /healthz).
  */
 import type { Batch, BusConsumer, ConsumerOptions } from '../common/bus/index.ts';
-import { codecFor } from '../common/codec.ts';
+import { codecFor } from '../common/avro/index.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
 import { counter, gauge, histogram } from '../common/metrics.ts';
 import { createHttpServer, type HttpServer } from '../common/http.ts';

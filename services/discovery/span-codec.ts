@@ -5,7 +5,7 @@
  * projection; {@link spanBatchReader} decodes whole records into it (benchmark detail, tests).
  */
 import { readFileSync } from 'node:fs';
-import { Codec, parseSchema, SchemaRegistry, type AvroType } from '../common/codec.ts';
+import { Codec, parseSchema, SchemaRegistry, type AvroType } from '../common/avro/index.ts';
 import type { DiscoverySpan } from './fields.ts';
 
 export interface DiscoverySpanBatch {

@@ -14,7 +14,7 @@
  * older registered version is resolved to the newest schema once (decode + re-encode) and then read the
  * same way; {@link SpanView.span} decodes one span into the discovery projection (span-codec.ts).
  */
-import { Codec, HEADER_BYTES, SchemaRegistry, type AvroResolver, type AvroType, type SchemaEntry } from '../common/codec.ts';
+import { Codec, HEADER_BYTES, SchemaRegistry, type AvroResolver, type AvroType, type SchemaEntry } from '../common/avro/index.ts';
 import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError } from '../common/errors.ts';
 import type { Decoder } from '../common/bus/index.ts';
 import type { AttributeValue } from '../common/records.ts';

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Bus } from '../common/bus/index.ts';
-import { codecFor } from '../common/codec.ts';
+import { codecFor } from '../common/avro/index.ts';
 import { ConfigError, errorMessage } from '../common/errors.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';

@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BusProducer } from '../common/bus/index.ts';
-import type { Codec } from '../common/codec.ts';
+import type { Codec } from '../common/avro/index.ts';
 import { errorMessage } from '../common/errors.ts';
 import type { Component } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';

@@ -3,7 +3,7 @@
  * partition per produce request, records under the size limit, keys, back-pressure bounds, failures.
  */
 import test from 'ava';
-import { codecFor } from '../../services/common/codec.ts';
+import { codecFor } from '../../services/common/avro/index.ts';
 import { UnavailableError } from '../../services/common/errors.ts';
 import { SpanBatcher, type RecordSender } from '../../services/collector/receiver/batcher.ts';
 import { RecordingSender } from './doubles.ts';

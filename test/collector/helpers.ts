@@ -12,7 +12,7 @@ import { defaultResource, resourceFromAttributes } from '@opentelemetry/resource
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { Bus } from '../../services/common/bus/index.ts';
-import { codecFor } from '../../services/common/codec.ts';
+import { codecFor } from '../../services/common/avro/index.ts';
 import { commonSpec, loadConfig } from '../../services/common/config.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry, type Registry } from '../../services/common/metrics.ts';

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { BreakerOpenError, CallTimeoutError, createBreaker, type Breaker } from '../../services/common/breaker.ts';
-import { codecFor } from '../../services/common/codec.ts';
+import { codecFor } from '../../services/common/avro/index.ts';
 import { isRetriable, UnavailableError } from '../../services/common/errors.ts';
 import { hashToken, type Application } from '../../services/collector/applications.ts';
 import { SpanBatcher } from '../../services/collector/receiver/batcher.ts';

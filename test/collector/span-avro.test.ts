@@ -4,10 +4,11 @@
  */
 import test from 'ava';
 import { resolve } from 'node:path';
-import { codecFor, SCHEMAS_DIR, SchemaRegistry } from '../../services/common/codec.ts';
+import { codecFor, SCHEMAS_DIR, SchemaRegistry } from '../../services/common/avro/index.ts';
 import type { Span } from '../../services/common/records.ts';
 import { SAMPLE_SPANS } from '../../services/collector/receiver/samples.ts';
-import { assembleBatch, AVRO_LONG_MAX, AVRO_LONG_MIN, AvroWriter, checkSpanWriter, SpanWriter } from '../../services/collector/receiver/span-avro.ts';
+import { AVRO_LONG_MAX, AVRO_LONG_MIN, AvroWriter } from '../../services/common/avro/index.ts';
+import { assembleBatch, checkSpanWriter, SpanWriter } from '../../services/collector/receiver/span-avro.ts';
 import { sampleSpan } from '../helpers/records.ts';
 import { toPlain } from './helpers.ts';
 import { rng } from './otlp-fixtures.ts';

@@ -5,12 +5,13 @@
  */
 import test from 'ava';
 import protobuf from 'protobufjs';
-import { codecFor } from '../../services/common/codec.ts';
+import { codecFor } from '../../services/common/avro/index.ts';
 import { ValidationError } from '../../services/common/errors.ts';
 import type { Span } from '../../services/common/records.ts';
 import { convertSpan, filterResource, SpanRejection } from '../../services/collector/receiver/convert.ts';
 import { decodeRequest, encodeRequest } from '../../services/collector/receiver/otlp.ts';
-import { assembleBatch, AvroWriter, SpanWriter } from '../../services/collector/receiver/span-avro.ts';
+import { AvroWriter } from '../../services/common/avro/index.ts';
+import { assembleBatch, SpanWriter } from '../../services/collector/receiver/span-avro.ts';
 import { groupBytes, scanRequest, SpanTranscoder } from '../../services/collector/receiver/transcode.ts';
 import { toPlain } from './helpers.ts';
 import { kv, randomRequestBytes, rng } from './otlp-fixtures.ts';

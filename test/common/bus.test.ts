@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Bus, DLQ_HEADERS, partitionFor, rawDecoder, type Batch, type BusConsumer, type ConsumerOptions, type HandleResult } from '../../services/common/bus/index.ts';
-import { Codec, codecFor, SCHEMAS_DIR, SchemaRegistry } from '../../services/common/codec.ts';
+import { Codec, codecFor, SCHEMAS_DIR, SchemaRegistry } from '../../services/common/avro/index.ts';
 import { createLogger } from '../../services/common/log.ts';
 import { UnavailableError, ValidationError } from '../../services/common/errors.ts';
 import type { FlowStatus, RecordName, SpanBatch } from '../../services/common/records.ts';

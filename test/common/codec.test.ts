@@ -1,6 +1,6 @@
 import test from 'ava';
 import { resolve } from 'node:path';
-import { Codec, codecFor, HEADER_BYTES, rabin64, SCHEMAS_DIR, SchemaRegistry, schemas } from '../../services/common/codec.ts';
+import { Codec, codecFor, HEADER_BYTES, rabin64, SCHEMAS_DIR, SchemaRegistry, schemas } from '../../services/common/avro/index.ts';
 import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError, ValidationError } from '../../services/common/errors.ts';
 import type { RecordName, SpanBatch } from '../../services/common/records.ts';
 import { SAMPLES, sampleSpan } from '../helpers/records.ts';

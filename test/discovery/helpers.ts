@@ -3,7 +3,7 @@
  * unique topic prefix (topics deleted in teardown) over a given store, and store readers.
  */
 import type { ExecutionContext } from 'ava';
-import { codecFor } from '../../services/common/codec.ts';
+import { codecFor } from '../../services/common/avro/index.ts';
 import { commonSpec, loadConfig } from '../../services/common/config.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry, type Registry } from '../../services/common/metrics.ts';

@@ -1,7 +1,7 @@
 /** The batch handler's durability contract, with the real window, dedupe sink and flusher (no broker). */
 import test from 'ava';
 import type { Batch } from '../../services/common/bus/index.ts';
-import { codecFor } from '../../services/common/codec.ts';
+import { codecFor } from '../../services/common/avro/index.ts';
 import { ValidationError } from '../../services/common/errors.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { DedupeSink, NodeKinds, type Snapshot } from '../../services/discovery/dedupe.ts';

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { DLQ_HEADERS, rawDecoder, type ConsumedRecord } from '../../services/common/bus/index.ts';
-import { codecFor } from '../../services/common/codec.ts';
+import { codecFor } from '../../services/common/avro/index.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import type { Span } from '../../services/common/records.ts';
 import { createStore } from '../../services/common/store/index.ts';

@@ -1,7 +1,7 @@
 /** The span view: what it reads equals what avsc decodes, it rejects what avsc rejects, and shape keys from bytes. */
 import { readFileSync } from 'node:fs';
 import test from 'ava';
-import { Codec, codecFor, SchemaRegistry } from '../../services/common/codec.ts';
+import { Codec, codecFor, SchemaRegistry } from '../../services/common/avro/index.ts';
 import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError } from '../../services/common/errors.ts';
 import type { Span } from '../../services/common/records.ts';
 import { rulesWith, defaultRules } from './helpers.ts';

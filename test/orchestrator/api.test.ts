@@ -5,7 +5,7 @@
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { DLQ_HEADERS, type Batch } from '../../services/common/bus/index.ts';
-import { codecFor } from '../../services/common/codec.ts';
+import { codecFor } from '../../services/common/avro/index.ts';
 import type { FlowCommand, FlowStatus } from '../../services/common/records.ts';
 import { topicName } from '../../services/common/topics.ts';
 import { flowServiceDefinition } from '../../services/orchestrator/grpc-api.ts';

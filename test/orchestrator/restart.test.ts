@@ -7,7 +7,7 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { codecFor } from '../../services/common/codec.ts';
+import { codecFor } from '../../services/common/avro/index.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import type { FlowCommand } from '../../services/common/records.ts';
 import { createStore } from '../../services/common/store/index.ts';

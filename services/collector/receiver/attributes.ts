@@ -11,7 +11,7 @@
  */
 import type { AttributeScalar, AttributeValue, Attributes } from '../../common/records.ts';
 import type { AnyValue, Int64, KeyValue } from './otlp.ts';
-import { isAvroLong } from './span-avro.ts';
+import { isAvroLong } from '../../common/avro/index.ts';
 
 export const MAX_FLATTEN_DEPTH = 8;
 

@@ -9,7 +9,7 @@
  */
 import type { Attributes, Span, SpanEvent, SpanLink } from '../../common/records.ts';
 import { attributeString, flattenAttributes } from './attributes.ts';
-import { isAvroLong } from './span-avro.ts';
+import { isAvroLong } from '../../common/avro/index.ts';
 import type { Int64, KeyValue, OtlpSpan } from './otlp.ts';
 
 /** Resource attribute that may carry the application token of its group. */

@@ -25,7 +25,8 @@ import { OverloadedError, RateLimitedError, UnauthenticatedError } from './error
 import { decodeJsonRequest, type ExportResponse, type OtlpSpan } from './otlp.ts';
 import { partitionOf } from '../../common/murmur2.ts';
 import { effectiveLimit, type RateLimit, type RateLimiter } from './ratelimit.ts';
-import { AvroWriter, SpanWriter } from './span-avro.ts';
+import { AvroWriter } from '../../common/avro/index.ts';
+import { SpanWriter } from './span-avro.ts';
 import type { SpanBatcher } from './batcher.ts';
 import type { TokenPort } from './tokens.ts';
 import { groupBytes, scanRequest, SpanTranscoder } from './transcode.ts';

@@ -15,7 +15,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createBreaker, type Breaker } from '../../common/breaker.ts';
 import type { Bus, BusProducer } from '../../common/bus/index.ts';
-import { codecFor } from '../../common/codec.ts';
+import { codecFor } from '../../common/avro/index.ts';
 import { BkError, errorMessage, MissingTopicsError, UnavailableError } from '../../common/errors.ts';
 import type { Component } from '../../common/lifecycle.ts';
 import type { Logger } from '../../common/log.ts';

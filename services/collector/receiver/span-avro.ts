@@ -12,7 +12,7 @@
  * with avsc's for sample spans; the receiver runs it at start and refuses to run on a mismatch (e.g. a
  * new schema version this writer was not updated for), and the unit tests run it on many samples.
  */
-import type { Codec } from '../../common/codec.ts';
+import { AvroWriter, isAvroLong, longBytes, type Codec } from '../../common/avro/index.ts';
 import type { AttributeScalar, AttributeValue, Attributes, Span, SpanBatch } from '../../common/records.ts';
 
 /** Union branch indexes of an attribute value (schema order), as their zig-zag varint byte. */
@@ -23,136 +23,6 @@ const DOUBLE = 3 << 1;
 const STRING = 4 << 1;
 const BYTES = 5 << 1;
 const ARRAY = 6 << 1;
-
-const INT30 = 1_073_741_824;
-
-/**
- * The longs avsc round-trips. It writes and reads the zig-zag value in a double: above 2^53 − 2 it
- * refuses ("potential precision loss"), and below −2^52 the zig-zag value (2|n| − 1, odd, ≥ 2^53) is not
- * a double, so the sign or the last bit is lost on the way.
- */
-export const AVRO_LONG_MAX = 9_007_199_254_740_990;
-export const AVRO_LONG_MIN = -4_503_599_627_370_496;
-
-/** Whether `n` can travel as an Avro long that avsc reads back exactly. */
-export function isAvroLong(n: number): boolean {
-  return Number.isInteger(n) && n >= AVRO_LONG_MIN && n <= AVRO_LONG_MAX;
-}
-
-/** Size of the zig-zag varint of a non-negative length. */
-function varintSize(n: number): number {
-  let size = 1;
-  let z = n * 2;
-  while (z >= 128) {
-    z = Math.floor(z / 128);
-    size++;
-  }
-  return size;
-}
-
-export class AvroWriter {
-  buf: Buffer;
-  pos = 0;
-
-  constructor(initialBytes = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
-  }
-
-  reset(): void {
-    this.pos = 0;
-  }
-
-  ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
-  }
-
-  /** An Avro int or long (zig-zag varint) of a safe integer. */
-  long(n: number): void {
-    this.ensure(10);
-    const buf = this.buf;
-    let pos = this.pos;
-    if (n >= -INT30 && n < INT30) {
-      let m = n >= 0 ? n << 1 : (~n << 1) | 1;
-      while (m > 0x7f) {
-        buf[pos++] = (m & 0x7f) | 0x80;
-        m >>>= 7;
-      }
-      buf[pos++] = m;
-    } else {
-      let f = n >= 0 ? n * 2 : -n * 2 - 1;
-      while (f >= 128) {
-        buf[pos++] = (f % 128) | 0x80;
-        f = Math.floor(f / 128);
-      }
-      buf[pos++] = f;
-    }
-    this.pos = pos;
-  }
-
-  byte(b: number): void {
-    this.ensure(1);
-    this.buf[this.pos++] = b;
-  }
-
-  double(d: number): void {
-    this.ensure(8);
-    this.buf.writeDoubleLE(d, this.pos);
-    this.pos += 8;
-  }
-
-  string(s: string): void {
-    const len = s.length;
-    this.ensure(10 + len * 3);
-    const buf = this.buf;
-    const start = this.pos;
-    if (len < 64) {
-      // Short ASCII (ids, keys, names): a JS loop beats the native call.
-      let i = 0;
-      for (; i < len; i++) {
-        const c = s.charCodeAt(i);
-        if (c > 0x7f) break;
-        buf[start + 1 + i] = c;
-      }
-      if (i === len) {
-        buf[start] = len << 1;
-        this.pos = start + 1 + len;
-        return;
-      }
-    }
-    const n = buf.write(s, start + 1, 'utf8');
-    if (n < 64) {
-      buf[start] = n << 1;
-      this.pos = start + 1 + n;
-      return;
-    }
-    const k = varintSize(n);
-    buf.copyWithin(start + k, start + 1, start + 1 + n);
-    this.pos = start;
-    this.long(n);
-    this.pos = start + k + n;
-  }
-
-  bytes(b: Uint8Array): void {
-    this.long(b.length);
-    this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-  }
-
-  raw(b: Uint8Array): void {
-    this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-  }
-
-  /** The bytes written since `from` (a view, valid until the next write). */
-  view(from = 0): Buffer {
-    return this.buf.subarray(from, this.pos);
-  }
-}
 
 function writeScalar(w: AvroWriter, v: AttributeScalar): void {
   if (v === null) w.byte(NULL);
@@ -271,13 +141,6 @@ export class SpanWriter {
     w.string(span.client_ip);
     return traceAt;
   }
-}
-
-/** Bytes of the zig-zag varint of `n` (n ≥ 0), for batch headers. */
-export function longBytes(n: number): Buffer {
-  const w = new AvroWriter(16);
-  w.long(n);
-  return Buffer.from(w.view());
 }
 
 /**

@@ -18,7 +18,8 @@ import type { Attributes } from '../../common/records.ts';
 import { MAX_FLATTEN_DEPTH, plainValue } from './attributes.ts';
 import { filterResource } from './convert.ts';
 import { otlpType, type AnyValue, type KeyValue } from './otlp.ts';
-import { AVRO_LONG_MAX, AvroWriter, isAvroLong, writeAttributes, writeNumber } from './span-avro.ts';
+import { AVRO_LONG_MAX, AvroWriter, isAvroLong } from '../../common/avro/index.ts';
+import { writeAttributes, writeNumber } from './span-avro.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Field numbers, from the official protos.

@@ -13,163 +13,14 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import avro from 'avsc';
-import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError, ValidationError } from './errors.ts';
-import type { RecordName, RecordTypes } from './records.ts';
+import type avro from 'avsc';
+import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError, ValidationError } from '../errors.ts';
+import type { RecordName, RecordTypes } from '../records.ts';
+import { fingerprintBytes, rabin64 } from './fingerprint.ts';
+import { canonicalForm, parseSchema } from './types.ts';
+import { checkSingleObjectHeader, fingerprintKey, HEADER_BYTES, MAGIC } from './wire.ts';
 
-/** avsc's type and resolver, for modules that read Avro bytes themselves (discovery's span view). */
-export type AvroType = avro.Type;
-export type AvroResolver = avro.Resolver;
-
-export const SCHEMAS_DIR = resolve(import.meta.dirname, '../../schemas');
-export const MAGIC = Buffer.from([0xc3, 0x01]);
-export const HEADER_BYTES = 10;
-
-// ---------------------------------------------------------------------------------------------------------
-// CRC-64-AVRO (the Rabin fingerprint of the Avro specification)
-
-const EMPTY64 = 0xc15d213aa4d7a795n;
-const FP_TABLE: bigint[] = Array.from({ length: 256 }, (_, i) => {
-  let fp = BigInt(i);
-  for (let j = 0; j < 8; j++) fp = (fp >> 1n) ^ (EMPTY64 & -(fp & 1n));
-  return fp & 0xffffffffffffffffn;
-});
-
-/** CRC-64-AVRO of `text` as an unsigned 64-bit integer. */
-export function rabin64(text: string): bigint {
-  let fp = EMPTY64;
-  for (const byte of Buffer.from(text, 'utf8')) {
-    fp = (fp >> 8n) ^ (FP_TABLE[Number((fp ^ BigInt(byte)) & 0xffn)] as bigint);
-  }
-  return fp;
-}
-
-/** The 8 fingerprint bytes as they appear in a single-object header (little-endian). */
-function fingerprintBytes(fp: bigint): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(fp);
-  return b;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// avsc types: typed attribute numbers, and bounded array/map reads
-
-/**
- * `long` branch of an attribute value: safe JS integers. Together with {@link Float64Type} it lets the
- * attribute union stay unwrapped (plain JS values) while the wire keeps long vs double.
- */
-class Int64Type extends avro.types.LogicalType {
-  protected override _fromValue(val: unknown): unknown {
-    return val;
-  }
-  protected override _toValue(any: unknown): unknown {
-    return typeof any === 'number' && Number.isSafeInteger(any) ? any : undefined;
-  }
-  protected override _resolve(type: avro.Type): unknown {
-    const name = type.typeName;
-    if (name === 'long' || name === 'int' || name === this.typeName) return (v: unknown) => v;
-    return undefined;
-  }
-}
-
-/** `double` branch of an attribute value: every number that is not a safe integer. */
-class Float64Type extends avro.types.LogicalType {
-  protected override _fromValue(val: unknown): unknown {
-    return val;
-  }
-  protected override _toValue(any: unknown): unknown {
-    return typeof any === 'number' && !Number.isSafeInteger(any) ? any : undefined;
-  }
-  protected override _resolve(type: avro.Type): unknown {
-    const name = type.typeName;
-    if (name === 'double' || name === 'float' || name === this.typeName) return (v: unknown) => v;
-    return undefined;
-  }
-}
-
-interface Tap {
-  buf: Buffer;
-  pos: number;
-  readLong(): number;
-  skipLong(): void;
-  readString(): string;
-}
-interface ItemReader {
-  _read(tap: Tap): unknown;
-}
-
-/**
- * avsc reads an array/map block count and loops that many times without checking the buffer: a corrupt
- * count (say 2^40) spins or exhausts memory. Every item of our schemas takes at least one byte, so a
- * count larger than the bytes left is corruption.
- */
-function readBlockCount(tap: Tap): number {
-  let n = tap.readLong();
-  if (n < 0) {
-    n = -n;
-    tap.skipLong();
-  }
-  const left = tap.buf.length - tap.pos;
-  if (left < 0) throw new CorruptRecordError('truncated body');
-  if (n > left) throw new CorruptRecordError(`block count ${n} exceeds the ${left} bytes left`);
-  return n;
-}
-
-class BoundedArrayType extends avro.types.ArrayType {
-  _read(this: { itemsType: ItemReader }, tap: Tap): unknown[] {
-    const items = this.itemsType;
-    const out: unknown[] = [];
-    let n: number;
-    while ((n = readBlockCount(tap))) {
-      while (n--) out.push(items._read(tap));
-    }
-    return out;
-  }
-}
-
-class BoundedMapType extends avro.types.MapType {
-  _read(this: { valuesType: ItemReader }, tap: Tap): Record<string, unknown> {
-    const values = this.valuesType;
-    const out: Record<string, unknown> = {};
-    let n: number;
-    while ((n = readBlockCount(tap))) {
-      while (n--) {
-        const key = tap.readString();
-        out[key] = values._read(tap);
-      }
-    }
-    return out;
-  }
-}
-
-const typeOptions: Partial<avro.ForSchemaOptions> = {
-  wrapUnions: 'auto',
-  logicalTypes: { 'bk-int64': Int64Type, 'bk-float64': Float64Type },
-  typeHook: (schema, opts) => {
-    if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return undefined;
-    const t = (schema as { type?: unknown; logicalType?: unknown }).type;
-    if ((schema as { logicalType?: unknown }).logicalType !== undefined) return undefined;
-    if (t === 'array') return new BoundedArrayType(schema, opts);
-    if (t === 'map') return new BoundedMapType(schema, opts);
-    return undefined;
-  },
-};
-
-/** Parses an Avro schema (object or JSON text) with bkstream's logical types and bounded reads. */
-export function parseSchema(schema: object | string): avro.Type {
-  return avro.Type.forSchema(typeof schema === 'string' ? (JSON.parse(schema) as avro.Schema) : (schema as avro.Schema), {
-    ...typeOptions,
-    registry: {},
-  });
-}
-
-/** Parsing Canonical Form of a type (avsc's schema without attributes is canonical). */
-export function canonicalForm(type: avro.Type): string {
-  return JSON.stringify(type.schema());
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Registry
+export const SCHEMAS_DIR = resolve(import.meta.dirname, '../../../schemas');
 
 export interface SchemaEntry {
   /** Full record name, e.g. `bkstream.SpanBatch`. */
@@ -258,11 +109,6 @@ export class SchemaRegistry {
   }
 }
 
-/** Map key for the 8 fingerprint bytes at `offset` (a latin1 string is the cheapest exact key). */
-function fingerprintKey(buf: Buffer, offset: number): string {
-  return buf.toString('latin1', offset, offset + 8);
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Codec
 
@@ -308,11 +154,7 @@ export class Codec<T> {
    * this codec's (reader) version.
    */
   decode(buf: Buffer): T {
-    if (buf.length < HEADER_BYTES || buf[0] !== 0xc3 || buf[1] !== 0x01) {
-      throw new CorruptRecordError(
-        buf.length < HEADER_BYTES ? `record of ${buf.length} bytes is shorter than the single-object header` : 'record lacks the Avro single-object marker C3 01',
-      );
-    }
+    checkSingleObjectHeader(buf);
     const writer = this.#registry.byHeader(buf);
     if (!writer) throw new UnknownSchemaError(buf.readBigUInt64LE(2).toString(16).padStart(16, '0'));
     const resolver = writer === this.schema ? undefined : this.#resolver(writer);
