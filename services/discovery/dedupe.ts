@@ -13,7 +13,7 @@
  * contributions to one node are merged (node-merge.ts) and the best known kind/category of each node is
  * kept for the relation discoverer ({@link NodeKinds}).
  */
-import { LRUCache } from 'lru-cache';
+import { LRUCache } from '../common/lru.ts';
 import type { NodeKindLookup } from './discoverers/relation.ts';
 import * as hash from './hash.ts';
 import { mergeExtra, mergeNode } from './node-merge.ts';

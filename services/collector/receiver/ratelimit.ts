@@ -6,7 +6,7 @@
  *
  * Buckets live in a bounded LRU (an evicted bucket starts full again, which only forgives a little).
  */
-import { LRUCache } from 'lru-cache';
+import { LRUCache } from '../../common/lru.ts';
 
 export interface RateLimit {
   /** Requests per second; 0 = unlimited, < 0 = none allowed. */

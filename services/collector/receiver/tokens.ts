@@ -14,7 +14,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Metadata } from '@grpc/grpc-js';
-import { LRUCache } from 'lru-cache';
+import { LRUCache } from '../../common/lru.ts';
 import { UnavailableError, errorMessage } from '../../common/errors.ts';
 import { hashToken, type Application } from '../applications.ts';
 
