@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 const PLUMBING = ['kafkajs', 'avsc', 'pg', '@electric-sql/pglite', 'winston', 'opossum', 'prom-client'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.bkstream/**', 'data/**', '.tmp/**', 'eslint.config.js'] },
+  { ignores: ['node_modules/**', '.bkstream/**', 'data/**', '.tmp/**', 'eslint.config.js', '.dependency-cruiser.cjs'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

@@ -1,9 +1,7 @@
 /** Subcommands of `bkstream`. Each lives in its own file under commands/. */
-export interface Command {
-  summary: string;
-  usage: string;
-  run(args: string[], env: NodeJS.ProcessEnv): Promise<number>;
-}
+import type { Command } from './command.ts';
+
+export type { Command };
 
 export const COMMANDS: Record<string, () => Promise<Command>> = {
   up: async () => (await import('./commands/up.ts')).command,

@@ -13,7 +13,7 @@ import { BkError, errorMessage } from '../../common/errors.ts';
 import { silentLogger } from '../../common/log.ts';
 import { createStore, type Store } from '../../common/store/index.ts';
 import { createApplication, listApplications, rotateToken, type Application, type NewApplication } from '../../collector/applications.ts';
-import type { Command } from '../commands.ts';
+import type { Command } from '../command.ts';
 
 const USAGE = `bkstream apps create --biz <id> --app <name> [--alias <text>] [--description <text>] [--retention-days <n>]
                       [--traces-data-id <n>] [--metrics-data-id <n>] [--logs-data-id <n>] [--profiles-data-id <n>]

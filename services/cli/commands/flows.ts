@@ -8,7 +8,7 @@
  *   bkstream flows retry <bk_biz_id> <app_name> <flow_type>
  *   bkstream flows breakers
  */
-import type { Command } from '../commands.ts';
+import type { Command } from '../command.ts';
 
 const USAGE = `bkstream flows list [--status S] [--type T] [--biz N] [--app NAME]
              bkstream flows get|retry <bk_biz_id> <app_name> <flow_type>

@@ -5,7 +5,7 @@ import { brokersOrLocal, commonSpec, loadConfig } from '../../common/config.ts';
 import { ValidationError } from '../../common/errors.ts';
 import { createLogger } from '../../common/log.ts';
 import { topicName } from '../../common/topics.ts';
-import type { Command } from '../commands.ts';
+import type { Command } from '../command.ts';
 import { parseTime, replay, type ReplayProgress } from '../replay.ts';
 
 function progressPrinter(out: NodeJS.WriteStream): (p: ReplayProgress) => void {

@@ -6,7 +6,7 @@ import { silentLogger } from '../../common/log.ts';
 import { createStore } from '../../common/store/index.ts';
 import { loadMigrations } from '../../common/store/migrate.ts';
 import { topicPlan } from '../../common/topics.ts';
-import type { Command } from '../commands.ts';
+import type { Command } from '../command.ts';
 
 export const command: Command = {
   summary: 'show whether the broker, topics and store are ready',

@@ -14,7 +14,7 @@ import { Lifecycle } from '../../common/lifecycle.ts';
 import { ConfigError, type ConfigProblem } from '../../common/errors.ts';
 import { openInfrastructure, type ServiceDeps, type ServiceModule } from '../../common/service.ts';
 import { topicsSpec } from '../../common/topics.ts';
-import type { Command } from '../commands.ts';
+import type { Command } from '../command.ts';
 import { UP_SERVICES } from '../services.ts';
 
 export const command: Command = {

@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BkError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { Queryable, Store } from './index.ts';
+import type { MigrationResult, Queryable, Store } from './types.ts';
 
 export const MIGRATIONS_DIR = resolve(import.meta.dirname, 'migrations');
 /** Arbitrary constant naming bkstream's migration lock. */
@@ -22,10 +22,7 @@ export interface Migration {
   sql: string;
 }
 
-export interface MigrationResult {
-  applied: number[];
-  skipped: number[];
-}
+export type { MigrationResult };
 
 export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
   const out: Migration[] = [];
