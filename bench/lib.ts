@@ -1,6 +1,6 @@
 /**
  * Shared benchmark helpers: timed loops, interleaved rounds (A/B alternate so machine noise hits both),
- * medians, memory, and the one `RESULT bench=<name> key=value …` line design.md §9 asks for.
+ * medians, memory, and the one `RESULT bench=<name> key=value …` line every benchmark ends with (README, "Development").
  */
 
 /** Runs `fn` repeatedly for about `ms` milliseconds; returns operations per second. */

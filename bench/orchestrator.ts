@@ -9,7 +9,7 @@
  *    `rejected_while_open` the calls the open breakers kept from it.
  * bkdata-sim runs in its own process (BKData is a remote dependency; in-process it would share the
  * orchestrator's event loop), driven through its admin API; each run has its own store and starts with
- * a reset sim. Ends with the RESULT line of design.md §9.
+ * a reset sim. Ends with the RESULT line (services/orchestrator/README.md, "Benchmark").
  *
  * Environment: BENCH_FLOWS (default 1000), BENCH_OUTAGE_MS (10000), BENCH_LATENCY_MS (20),
  * BENCH_ERROR_RATE (0.1), KAFKA_BROKERS (else the local broker is started), DATABASE_URL (else PGlite in

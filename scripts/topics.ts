@@ -1,5 +1,5 @@
 /**
- * Creates the topics of design.md §3 that do not exist yet, with partitions and retention from config
+ * Creates the topics of the README's "Topics and records" table that do not exist yet, with partitions and retention from config
  * (TOPIC_PREFIX, TOPIC_<NAME>_PARTITIONS, TOPIC_<NAME>_RETENTION_HOURS), on KAFKA_BROKERS or the local broker.
  *
  *   node scripts/topics.ts            create missing topics

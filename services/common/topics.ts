@@ -1,5 +1,5 @@
 /**
- * The topics of design.md §3, their default partitions and retention, and config to override them.
+ * The topics of the README's "Topics and records" table, their default partitions and retention, and config to override them.
  * Names are `${TOPIC_PREFIX}.<name>`.
  */
 import { int, type Config, type Field, type Spec } from './config.ts';
