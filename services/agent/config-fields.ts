@@ -64,9 +64,16 @@ export interface FieldReader {
   problem(key: string, message: string): void;
 }
 
+/** `prefix` + `key` as problems name them: `a.b`, `<file>:key`, `a.tasks[0]`. */
+export function joinKey(prefix: string, key: string): string {
+  if (prefix === '') return key;
+  if (key === '') return prefix.endsWith(':') ? prefix.slice(0, -1) : prefix;
+  return prefix.endsWith(':') || key.startsWith('[') ? `${prefix}${key}` : `${prefix}.${key}`;
+}
+
 /** A reader over `raw` whose problems go to `problems`, keyed `<prefix>.<key>`. */
 export function fields(raw: RawMap, problems: ConfigProblem[], prefix: string): FieldReader {
-  const keyOf = (key: string): string => (prefix === '' ? key : prefix.endsWith(':') ? `${prefix}${key}` : `${prefix}.${key}`);
+  const keyOf = (key: string): string => joinKey(prefix, key);
   const problem = (key: string, message: string): void => {
     problems.push({ key: keyOf(key), message });
   };

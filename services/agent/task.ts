@@ -241,8 +241,9 @@ export interface TaskType<C extends BaseTaskConfig = BaseTaskConfig> {
   readonly metaDefaults?: MetaDefaults;
   /**
    * The type's own fields of one task entry, on top of the cleaned base. Problems are pushed with the
-   * key they concern (a child file with any problem is skipped; a main-file section's problem stops
-   * start-up). `meta` is the enclosing section / child file (list types: `max_buffer_size`, ...; for
+   * key they concern, relative to the entry (`cpu.stat_times`; the engine prefixes the section or file
+   * and the entry: use `fields(raw, problems, '')` of config-fields.ts). A child file with any problem is
+   * skipped; a main-file section's problem stops start-up. `meta` is the enclosing section / child file (list types: `max_buffer_size`, ...; for
    * `single` types it is `raw` itself).
    */
   parse(raw: Readonly<Record<string, unknown>>, base: BaseTaskConfig, problems: ConfigProblem[], meta: Readonly<Record<string, unknown>>): C;
