@@ -14,7 +14,7 @@ import type { Batch, HandleResult, TopicPartitions } from '../common/bus/index.t
 import type { Logger } from '../common/log.ts';
 import { retry } from '../common/retry.ts';
 import { classify } from './classify.ts';
-import type { DedupeSink, NodeKinds } from './dedupe.ts';
+import type { NodeKinds } from './dedupe.ts';
 import { discoverEndpoint } from './discoverers/endpoint.ts';
 import { discoverHost, type CmdbHost, type CmdbLookup } from './discoverers/host.ts';
 import { discoverInstance } from './discoverers/instance.ts';
@@ -24,8 +24,7 @@ import { pairRemote } from './discoverers/remote-service-relation.ts';
 import { emitRoot, type RootSighting } from './discoverers/root-endpoint.ts';
 import type { Flusher, Ticket } from './flusher.ts';
 import * as hash from './hash.ts';
-import type { Lookups } from './lookups.ts';
-import { SEP } from './records.ts';
+import { SEP, type Sink } from './records.ts';
 import type { RuleSet } from './rules.ts';
 import { ShapeCache, shapeFacts, shapeKey, shapeSpan } from './shape.ts';
 import { Slot, type SpanView } from './span-view.ts';
@@ -39,11 +38,23 @@ export interface PipelineStats {
   dropped: Record<DropReason, number>;
 }
 
+/** What the pipeline reads of the lookups (lookups.ts's {@link Lookups} in production). */
+export interface PipelineLookups extends CmdbLookup, NodeKindLookup {
+  /** Loads what the given apps need; undefined when nothing has to be waited for. */
+  ensure(apps: Iterable<readonly [number, string]>): Promise<void> | undefined;
+  /** The rule set of an app that {@link ensure} loaded. */
+  rules(bkBizId: number, appName: string): RuleSet;
+  /** Changes whenever the host map of some business changes. */
+  readonly cmdbVersion: number;
+}
+
 export interface PipelineOptions {
-  lookups: Lookups;
-  sink: DedupeSink;
+  lookups: PipelineLookups;
+  /** Where the discoverers emit (the dedupe sink in production). */
+  sink: Sink;
   nodeKinds: NodeKinds;
-  flusher: Flusher;
+  /** Tickets for batches, and a hint that rows were queued (the flusher in production). */
+  flusher: Pick<Flusher, 'ticket' | 'nudge'>;
   window: WindowOptions;
   /** See {@link DedupeOptions.touchIntervalMs}. */
   touchIntervalMs: number;
@@ -312,12 +323,12 @@ export class SpanPipeline {
  * version), so its shape can be voided when exactly those change.
  */
 class LookupReads implements CmdbLookup, NodeKindLookup {
-  readonly #lookups: Lookups;
+  readonly #lookups: PipelineLookups;
   readonly #nodeKinds: NodeKinds;
   cmdbVersion = -1;
   kindsVersion = -1;
 
-  constructor(lookups: Lookups, nodeKinds: NodeKinds) {
+  constructor(lookups: PipelineLookups, nodeKinds: NodeKinds) {
     this.#lookups = lookups;
     this.#nodeKinds = nodeKinds;
   }

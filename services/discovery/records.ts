@@ -91,28 +91,5 @@ export interface Sink {
   emit<T extends Table>(table: T, bkBizId: number, appName: string, row: Rows[T], timeUs: number): void;
 }
 
-/** One emitted sighting (what a recording sink keeps). */
-export interface Sighting<T extends Table = Table> {
-  table: T;
-  bk_biz_id: number;
-  app_name: string;
-  row: Rows[T];
-  timeUs: number;
-}
-
-/** A sink that keeps everything it is given (tests, batch mode). */
-export class RecordingSink implements Sink {
-  readonly sightings: Sighting[] = [];
-
-  emit<T extends Table>(table: T, bkBizId: number, appName: string, row: Rows[T], timeUs: number): void {
-    this.sightings.push({ table, bk_biz_id: bkBizId, app_name: appName, row, timeUs });
-  }
-
-  /** The rows of one table, in emission order. */
-  rows<T extends Table>(table: T): Rows[T][] {
-    return this.sightings.filter((s) => s.table === table).map((s) => s.row as Rows[T]);
-  }
-}
-
 /** Separator of the parts of a map key made of several strings. */
 export const SEP = '\x1f';

@@ -1,6 +1,7 @@
 /**
- * Discovery test kit: spans built like the reference's fixtures, rule sets, a discovery service on a
- * unique topic prefix (topics deleted in teardown) over a given store, and store readers.
+ * Discovery test kit: spans built like the reference's fixtures, rule sets, spans run through the
+ * production pipeline into a recording sink, a discovery service on a unique topic prefix (topics
+ * deleted in teardown) over a given store, and store readers.
  */
 import type { ExecutionContext } from 'ava';
 import { codecFor } from '../../services/common/avro/index.ts';
@@ -10,14 +11,21 @@ import { createRegistry, type Registry } from '../../services/common/metrics.ts'
 import type { Span, SpanBatch } from '../../services/common/records.ts';
 import type { Store } from '../../services/common/store/index.ts';
 import { topicPlan } from '../../services/common/topics.ts';
-import { classify, type ClassifiedSpan } from '../../services/discovery/classify.ts';
-import type { DiscoverySpan } from '../../services/discovery/fields.ts';
+import { NodeKinds } from '../../services/discovery/dedupe.ts';
+import type { CmdbLookup } from '../../services/discovery/discoverers/host.ts';
+import type { NodeKindLookup } from '../../services/discovery/discoverers/relation.ts';
+import { Ticket } from '../../services/discovery/flusher.ts';
+import { SpanPipeline } from '../../services/discovery/pipeline.ts';
 import { buildRuleSet, BUILTIN_RULES, type RuleRow, type RuleSet } from '../../services/discovery/rules.ts';
 import { createDiscovery, type DiscoveryService } from '../../services/discovery/service.ts';
+import { spanBatchView } from '../../services/discovery/span-view.ts';
 import { brokers, testBus, uniqueName, type BrokerKit } from '../helpers/kafka.ts';
 import { sampleSpan } from '../helpers/records.ts';
+import { RecordingSink } from './recording-sink.ts';
 
 export const T0 = 1_763_700_000_000_000; // µs
+
+const spanCodec = codecFor('SpanBatch');
 
 export const defaultRules: RuleSet = buildRuleSet(BUILTIN_RULES);
 
@@ -45,8 +53,51 @@ export function span(overrides: Partial<Omit<Span, 'attributes' | 'resource'>> &
   });
 }
 
-export function classified(spans: readonly DiscoverySpan[], rules: RuleSet = defaultRules): ClassifiedSpan[] {
-  return spans.map((s) => classify(s, rules));
+export interface DiscoverOptions {
+  rules?: RuleSet;
+  cmdb?: CmdbLookup;
+  kinds?: NodeKindLookup;
+}
+
+const spanViews = spanBatchView();
+
+/**
+ * What production discovers from the given spans: one SpanBatch record read by the span view, through
+ * the pipeline (shapes, classification, the discoverers, the partition window) into a recording sink,
+ * and the window settled afterwards (pairs met, traces' root endpoints emitted).
+ */
+export async function discover(spans: readonly Span[], options: DiscoverOptions = {}): Promise<RecordingSink> {
+  const rules = options.rules ?? defaultRules;
+  const cmdb = options.cmdb ?? { host: () => undefined };
+  const kinds = options.kinds ?? { nodeKind: () => undefined };
+  const sink = new RecordingSink();
+  let clock = 0;
+  const pipeline = new SpanPipeline({
+    lookups: { ensure: () => undefined, rules: () => rules, cmdbVersion: 0, host: (biz, ip) => cmdb.host(biz, ip), nodeKind: (biz, app, key) => kinds.nodeKind(biz, app, key) },
+    sink,
+    nodeKinds: new NodeKinds(100),
+    flusher: { ticket: () => new Ticket((settled) => settled()), nudge: () => {} },
+    window: { ttlMs: 100, maxItems: 100_000 },
+    touchIntervalMs: 60_000,
+    maxShapes: 1_000,
+    maxQueuedBatches: 2,
+    logger: silentLogger,
+    now: () => clock,
+  });
+  const raw = spanCodec.encode({ spans: [...spans] } satisfies SpanBatch);
+  const result = await pipeline.handle({
+    topic: 't',
+    partition: 0,
+    records: [{ topic: 't', partition: 0, offset: '0', key: null, value: spanViews.decode(raw), timestamp: 0, headers: {}, raw }],
+    lastOffset: '0',
+    heartbeat: async () => {},
+    isStale: () => false,
+  });
+  await pipeline.idle();
+  clock += 1_000;
+  pipeline.expire();
+  await result?.durable; // settled: processed, and every window entry paired or expired
+  return sink;
 }
 
 export interface Running {
@@ -103,8 +154,6 @@ export async function startDiscovery(
   await service.start();
   return { service, prefix: where.prefix, topics: where.topics, registry, url: (path) => `http://127.0.0.1:${service.http.port()}${path}` };
 }
-
-const spanCodec = codecFor('SpanBatch');
 
 /** Produces spans keyed by trace id (one SpanBatch record per trace, as the receiver does per partition). */
 export async function produceSpans(kit: BrokerKit, topic: string, spans: readonly Span[]): Promise<void> {

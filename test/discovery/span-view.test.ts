@@ -12,11 +12,11 @@ import { discoverInstance } from '../../services/discovery/discoverers/instance.
 import { discoverNode } from '../../services/discovery/discoverers/node.ts';
 import { discoverSingleSpanRelation } from '../../services/discovery/discoverers/relation.ts';
 import type { DiscoverySpan } from '../../services/discovery/fields.ts';
-import { RecordingSink } from '../../services/discovery/records.ts';
 import { shapeFacts, shapeKey, shapeSpan } from '../../services/discovery/shape.ts';
 import { spanBatchReader } from '../../services/discovery/span-codec.ts';
 import { Slot, spanBatchView, type SpanView } from '../../services/discovery/span-view.ts';
 import { sampleMetricBatch, sampleSpan, sampleSpanBatch } from '../helpers/records.ts';
+import { RecordingSink } from './recording-sink.ts';
 
 const codec = codecFor('SpanBatch');
 const views = spanBatchView();

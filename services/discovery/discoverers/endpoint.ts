@@ -19,10 +19,6 @@ export function categoryKind(attributes: Attributes): [key: string, value: strin
   return ['', ''];
 }
 
-export function discoverEndpoints(spans: readonly ClassifiedSpan[], sink: Sink): void {
-  for (const c of spans) discoverEndpoint(c, sink);
-}
-
 export function discoverEndpoint(c: ClassifiedSpan, sink: Sink): void {
   if (!c.filtered) return;
   const { span, rule } = c;

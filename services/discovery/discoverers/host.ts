@@ -19,10 +19,6 @@ export interface CmdbLookup {
   host(bkBizId: number, ip: string): CmdbHost | undefined;
 }
 
-export function discoverHosts(spans: readonly ClassifiedSpan[], cmdb: CmdbLookup, sink: Sink): void {
-  for (const c of spans) discoverHost(c, cmdb, sink);
-}
-
 export function discoverHost(c: ClassifiedSpan, cmdb: CmdbLookup, sink: Sink): void {
   const { span } = c;
   const rawIp = truthy(span.resource['net.host.ip']) ? span.resource['net.host.ip'] : span.attributes['net.host.ip'];

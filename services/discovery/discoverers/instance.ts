@@ -16,10 +16,6 @@ export function usableInstanceId(raw: unknown): string | undefined {
   return undefined;
 }
 
-export function discoverInstances(spans: readonly ClassifiedSpan[], sink: Sink): void {
-  for (const c of spans) discoverInstance(c, sink);
-}
-
 export function discoverInstance(c: ClassifiedSpan, sink: Sink): void {
   const { span } = c;
   const instanceId = usableInstanceId(span.resource['bk.instance.id']);

@@ -28,10 +28,6 @@ function sdkEntry(rule: Rule, span: DiscoverySpan): NamedEntry {
   return { name, extra_data: extra };
 }
 
-export function discoverNodes(spans: readonly ClassifiedSpan[], sink: Sink): void {
-  for (const c of spans) discoverNode(c, sink);
-}
-
 export function discoverNode(c: ClassifiedSpan, sink: Sink): void {
   const { span, rules, rule, service } = c;
   const biz = span.bk_biz_id;

@@ -7,14 +7,13 @@
  *    node's kind/category). A PRODUCER matching a component rule also emits service → that component.
  * B. Parent/child: a CLIENT/PRODUCER span and each SERVER/CONSUMER span whose parent it is. Pairing
  *    needs both spans: the streaming core keeps them in a per-partition window (window.ts) and calls
- *    {@link pairRelation} when they meet; {@link discoverRelations} pairs inside one list of spans.
+ *    {@link pairRelation} when they meet.
  */
 import { SpanKind } from '../../common/records.ts';
 import type { ClassifiedSpan } from '../classify.ts';
 import type { RelationRow, Sink } from '../records.ts';
 import { CATEGORY_HTTP, matchRule, nodeKey, topoKey, TOPO_COMPONENT, TOPO_REMOTE_SERVICE, TOPO_SERVICE } from '../rules.ts';
 import { CATEGORY_KIND_KEYS } from './endpoint.ts';
-import { pairWithin } from './pairs.ts';
 
 export type RelationKind = 'sync' | 'async';
 
@@ -32,11 +31,6 @@ export function relationKind(spanKind: number): RelationKind | undefined {
 function towardService(kinds: NodeKindLookup, biz: number, app: string, from: string, service: string, kind: RelationKind): RelationRow {
   const node = kinds.nodeKind(biz, app, service);
   return { from_topo_key: from, to_topo_key: service, kind, to_topo_key_kind: node?.kind ?? TOPO_SERVICE, to_topo_key_category: node?.category ?? CATEGORY_HTTP };
-}
-
-/** Part A for each span of the list. */
-export function discoverSingleSpanRelations(spans: readonly ClassifiedSpan[], kinds: NodeKindLookup, sink: Sink): void {
-  for (const c of spans) discoverSingleSpanRelation(c, kinds, sink);
 }
 
 export function discoverSingleSpanRelation(c: ClassifiedSpan, kinds: NodeKindLookup, sink: Sink): void {
@@ -104,12 +98,4 @@ export function pairRelation(parent: RelationParent, child: RelationChild, kinds
     return { from_topo_key: parent.middleware, to_topo_key: child.key, kind: parent.kind, to_topo_key_kind: child.topoKind, to_topo_key_category: child.category };
   }
   return { from_topo_key: parent.from, to_topo_key: child.key, kind: parent.kind, to_topo_key_kind: child.topoKind, to_topo_key_category: child.category };
-}
-
-/** Parts A and B over one list of spans (the reference's round), pairing only inside the list. */
-export function discoverRelations(spans: readonly ClassifiedSpan[], kinds: NodeKindLookup, sink: Sink): void {
-  discoverSingleSpanRelations(spans, kinds, sink);
-  pairWithin(spans, relationParent, relationChild, (parent, child, { span }, timeUs) => {
-    sink.emit('relation', span.bk_biz_id, span.app_name, pairRelation(parent, child, kinds, span.bk_biz_id, span.app_name), timeUs);
-  });
 }

@@ -1,13 +1,11 @@
 /**
  * Remote-service relations (reference §3.6): a span with `peer.service` whose parent span has none
  * relates the remote-service node `{category}:{peer}` to the parent's endpoint and category. Like
- * relations, the two spans meet in the per-partition window; {@link discoverRemoteServiceRelations}
- * pairs inside one list of spans.
+ * relations, the two spans meet in the per-partition window (window.ts), which calls {@link pairRemote}.
  */
 import type { ClassifiedSpan } from '../classify.ts';
 import { keyString } from '../fields.ts';
-import type { RemoteServiceRelationRow, Sink } from '../records.ts';
-import { pairWithin } from './pairs.ts';
+import type { RemoteServiceRelationRow } from '../records.ts';
 
 /** What a span without `peer.service` brings as a parent. */
 export interface RemoteParent {
@@ -28,10 +26,4 @@ export function remoteChild(c: ClassifiedSpan): string | undefined {
 
 export function pairRemote(parent: RemoteParent, node: string): RemoteServiceRelationRow {
   return { topo_node_key: node, from_endpoint_name: parent.endpoint, category: parent.category };
-}
-
-export function discoverRemoteServiceRelations(spans: readonly ClassifiedSpan[], sink: Sink): void {
-  pairWithin(spans, remoteParent, remoteChild, (parent, node, { span }, timeUs) => {
-    sink.emit('remote_service_relation', span.bk_biz_id, span.app_name, pairRemote(parent, node), timeUs);
-  });
 }

@@ -41,15 +41,3 @@ export function spanBefore(span: RootSighting, c: RootCandidate): boolean {
 export function emitRoot(c: RootCandidate, sink: Sink): void {
   sink.emit('root_endpoint', c.bk_biz_id, c.app_name, c.row, c.timeUs);
 }
-
-/** Groups one list of spans by trace and emits each trace's root endpoint. */
-export function discoverRootEndpoints(spans: readonly ClassifiedSpan[], sink: Sink): void {
-  const best = new Map<string, RootCandidate>();
-  for (const c of spans) {
-    const row = rootRow(c);
-    if (!row) continue;
-    const seen = best.get(c.span.trace_id);
-    if (!seen || spanBefore(c.span, seen)) best.set(c.span.trace_id, rootCandidate(c.span, row));
-  }
-  for (const cand of best.values()) emitRoot(cand, sink);
-}
