@@ -336,3 +336,35 @@ export class ProtocolStatTracker {
     return out;
   }
 }
+
+/** Go's `net.IP.IsGlobalUnicast` on a textual address. */
+export function isGlobalUnicast(ip: string): boolean {
+  if (ip.includes(':')) {
+    const l = ip.toLowerCase();
+    if (l === '::' || l === '::1') return false;
+    if (/^ff/.test(l)) return false;
+    if (/^fe[89ab]/.test(l)) return false;
+    if (/^::ffff:\d/.test(l)) return isGlobalUnicast(l.slice(7));
+    return true;
+  }
+  const p = ip.split('.').map(Number);
+  if (p.length !== 4 || p.some((n) => !Number.isInteger(n) || n < 0 || n > 255)) return false;
+  const [a, b] = p as [number, number, number, number];
+  if (ip === '255.255.255.255' || ip === '0.0.0.0') return false;
+  if (a === 127 || a >= 224 || (a === 169 && b === 254)) return false;
+  return true;
+}
+
+/** The host's global unicast addresses (the reference's DefaultIPs), IPv4 and IPv6 apart, in interface order. */
+export function defaultIps(addrsOf: InterfaceAddrsFn = nodeInterfaceAddrs): { v4: string[]; v6: string[] } {
+  const v4: string[] = [];
+  const v6: string[] = [];
+  for (const list of Object.values(addrsOf())) {
+    for (const cidr of list) {
+      const ip = cidr.split('/')[0] as string;
+      if (!isGlobalUnicast(ip)) continue;
+      (ip.includes(':') ? v6 : v4).push(ip);
+    }
+  }
+  return { v4, v6 };
+}

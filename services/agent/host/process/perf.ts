@@ -102,11 +102,10 @@ export class ProcPerf {
   mem(pid: number): MemStat | undefined {
     const f = fieldsOf(readText(join(this.#procRoot, String(pid), 'statm')) ?? '');
     if (f.length < 3) return undefined;
-    if (this.#totalMem <= 0) this.#totalMem = parseMeminfo(readText(join(this.#procRoot, 'meminfo')) ?? '').get('MemTotal') ?? 0;
+    if (this.#totalMem <= 0) this.#totalMem = (parseMeminfo(readText(join(this.#procRoot, 'meminfo')) ?? '').get('MemTotal') ?? 0) * 1024;
     if (this.#totalMem <= 0) return undefined;
-    this.#totalMem = this.#totalMem > 1e12 ? this.#totalMem : this.#totalMem;
     const resident = Number(f[1]) * PAGE;
-    return { size: Number(f[0]) * PAGE, resident, share: Number(f[2]) * PAGE, percent: resident / (this.#totalMem * 1024) };
+    return { size: Number(f[0]) * PAGE, resident, share: Number(f[2]) * PAGE, percent: resident / this.#totalMem };
   }
 
   cpu(pid: number, nowMs: number): CpuStat | undefined {
