@@ -35,7 +35,7 @@ import { silentLogger } from '../services/common/log.ts';
 import { createRegistry } from '../services/common/metrics.ts';
 import { createStore } from '../services/common/store/index.ts';
 import { createApplication } from '../services/collector/applications.ts';
-import { decodeRequest, EXPORT_PATH, encodeRequest, PROTO_DIR, TRACE_SERVICE_PROTO, traceServiceDefinition } from '../services/collector/receiver/otlp.ts';
+import { decodeRequest, EXPORT_PATH, encodeRequest, PROTO_DIR, TRACE_SERVICE_PROTO, traceServiceDefinition } from '../services/common/otlp/index.ts';
 import { createReceiver } from '../services/collector/service.ts';
 import { fmt, median, percentile, result } from './lib.ts';
 import { installWarningFilter } from '../services/common/process.ts';

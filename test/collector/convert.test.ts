@@ -6,7 +6,7 @@ import test from 'ava';
 import protobuf from 'protobufjs';
 import { flattenAttributes, int64Value, MAX_FLATTEN_DEPTH } from '../../services/collector/receiver/attributes.ts';
 import { convertSpan, filterResource, hexId, nanosToMicros, SpanRejection } from '../../services/collector/receiver/convert.ts';
-import { decodeJsonRequest, decodeRequest, encodeRequest, type KeyValue, type LongLike, type OtlpSpan } from '../../services/collector/receiver/otlp.ts';
+import { decodeJsonRequest, decodeRequest, encodeRequest, type KeyValue, type LongLike, type OtlpSpan } from '../../services/common/otlp/index.ts';
 import { kv } from './otlp-fixtures.ts';
 
 /** long.js, the Long class protobufjs decodes 64-bit integers into. */

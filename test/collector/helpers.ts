@@ -20,7 +20,7 @@ import type { Span, SpanBatch } from '../../services/common/records.ts';
 import type { ServiceDeps } from '../../services/common/service.ts';
 import { createStore, type Store } from '../../services/common/store/index.ts';
 import { createApplication, type Application, type NewApplication } from '../../services/collector/applications.ts';
-import { decodeResponse, EXPORT_PATH, type ExportResponse } from '../../services/collector/receiver/otlp.ts';
+import { decodeResponse, EXPORT_PATH, type ExportResponse } from '../../services/common/otlp/index.ts';
 import type { TraceReceiver } from '../../services/collector/receiver/receiver.ts';
 import { createReceiver } from '../../services/collector/service.ts';
 import { brokers, uniqueName, waitFor } from '../helpers/kafka.ts';

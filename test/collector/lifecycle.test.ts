@@ -10,7 +10,7 @@ import { Bus } from '../../services/common/bus/index.ts';
 import { commonSpec, loadConfig } from '../../services/common/config.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry } from '../../services/common/metrics.ts';
-import { encodeRequest } from '../../services/collector/receiver/otlp.ts';
+import { encodeRequest } from '../../services/common/otlp/index.ts';
 import { collector, createReceiver } from '../../services/collector/service.ts';
 import { brokers, uniqueName, waitFor } from '../helpers/kafka.ts';
 import { closeFileStore, fileStore, grpcExport, readSpans, startReceiver, type ReceiverKit } from './helpers.ts';

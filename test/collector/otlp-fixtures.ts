@@ -2,7 +2,7 @@
  * OTLP request fixtures for the collector's unit tests: a seeded generator of varied requests (every
  * attribute type, nested lists, arrays, events, links, blank keys, invalid spans) and a small builder.
  */
-import { encodeRequest } from '../../services/collector/receiver/otlp.ts';
+import { encodeRequest } from '../../services/common/otlp/index.ts';
 
 /** A small deterministic PRNG (mulberry32), so failures reproduce. */
 export function rng(seed: number): () => number {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { kafkaSettings, startKafka, stopKafka, type KafkaSettings } from '../../services/cli/local-kafka.ts';
 import { Bus } from '../../services/common/bus/index.ts';
 import { silentLogger } from '../../services/common/log.ts';
-import { encodeRequest } from '../../services/collector/receiver/otlp.ts';
+import { encodeRequest } from '../../services/common/otlp/index.ts';
 import { uniqueName, waitFor } from '../helpers/kafka.ts';
 import { exporterFor, exportSpans, grpcExport, memoryTracer, readSpans, startReceiver } from './helpers.ts';
 

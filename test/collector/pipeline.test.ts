@@ -10,7 +10,7 @@ import { isRetriable, UnavailableError } from '../../services/common/errors.ts';
 import { hashToken, type Application } from '../../services/collector/applications.ts';
 import { SpanBatcher } from '../../services/collector/receiver/batcher.ts';
 import { grpcCodeOf, httpStatusOf, isKafkaFailure, OverloadedError } from '../../services/collector/receiver/errors.ts';
-import { encodeRequest } from '../../services/collector/receiver/otlp.ts';
+import { encodeRequest } from '../../services/common/otlp/index.ts';
 import { TracePipeline, type ExportRequest } from '../../services/collector/receiver/pipeline.ts';
 import { RateLimiter } from '../../services/collector/receiver/ratelimit.ts';
 import { TokenCache } from '../../services/collector/receiver/tokens.ts';

@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { gzipSync } from 'node:zlib';
 import { request as httpRequest } from 'node:http';
 import { createApplication, rotateToken } from '../../services/collector/applications.ts';
-import { decodeStatus, encodeRequest } from '../../services/collector/receiver/otlp.ts';
+import { decodeStatus, encodeRequest } from '../../services/common/otlp/index.ts';
 import { uniqueName, waitFor } from '../helpers/kafka.ts';
 import { closeFileStore, fileStore, grpcExport, httpPost, metricValue, readSpans, startReceiver } from './helpers.ts';
 import { kv } from './otlp-fixtures.ts';

@@ -9,7 +9,7 @@ import { codecFor } from '../../services/common/avro/index.ts';
 import { ValidationError } from '../../services/common/errors.ts';
 import type { Span } from '../../services/common/records.ts';
 import { convertSpan, filterResource, SpanRejection } from '../../services/collector/receiver/convert.ts';
-import { decodeRequest, encodeRequest } from '../../services/collector/receiver/otlp.ts';
+import { decodeRequest, encodeRequest } from '../../services/common/otlp/index.ts';
 import { AvroWriter } from '../../services/common/avro/index.ts';
 import { assembleBatch, SpanWriter } from '../../services/collector/receiver/span-avro.ts';
 import { groupBytes, scanRequest, SpanTranscoder } from '../../services/collector/receiver/transcode.ts';

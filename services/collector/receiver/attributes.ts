@@ -10,7 +10,7 @@
  *   wins.
  */
 import type { AttributeScalar, AttributeValue, Attributes } from '../../common/records.ts';
-import type { AnyValue, Int64, KeyValue } from './otlp.ts';
+import type { AnyValue, Int64, KeyValue } from '../../common/otlp/index.ts';
 import { isAvroLong } from '../../common/avro/index.ts';
 
 export const MAX_FLATTEN_DEPTH = 8;

@@ -10,7 +10,7 @@
 import type { Attributes, Span, SpanEvent, SpanLink } from '../../common/records.ts';
 import { attributeString, flattenAttributes } from './attributes.ts';
 import { isAvroLong } from '../../common/avro/index.ts';
-import type { Int64, KeyValue, OtlpSpan } from './otlp.ts';
+import type { Int64, KeyValue, OtlpSpan } from '../../common/otlp/index.ts';
 
 /** Resource attribute that may carry the application token of its group. */
 export const TOKEN_RESOURCE_KEY = 'bk.data.token';

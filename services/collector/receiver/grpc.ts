@@ -10,7 +10,7 @@ import { Server, ServerCredentials, type Metadata, type sendUnaryData, type Serv
 import { BkError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import { clientMessage, grpcCodeOf } from './errors.ts';
-import { traceServiceDefinition, type ExportResponse } from './otlp.ts';
+import { traceServiceDefinition, type ExportResponse } from '../../common/otlp/index.ts';
 import type { ExportHandler } from './pipeline.ts';
 import { tokenFromGrpc } from './tokens.ts';
 

@@ -16,7 +16,7 @@ import { gunzip, inflate } from 'node:zlib';
 import { BkError, ValidationError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import { clientMessage, grpcCodeOf, httpStatusOf, PayloadTooLargeError, RateLimitedError } from './errors.ts';
-import { encodeResponse, encodeStatus, responseJson, type ExportResponse } from './otlp.ts';
+import { encodeResponse, encodeStatus, responseJson, type ExportResponse } from '../../common/otlp/index.ts';
 import type { BodyFormat, ExportHandler } from './pipeline.ts';
 import { tokenFromHttp } from './tokens.ts';
 

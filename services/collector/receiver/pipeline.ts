@@ -22,7 +22,7 @@ import { BkError, UnavailableError, ValidationError } from '../../common/errors.
 import type { Application } from '../applications.ts';
 import { convertSpan, filterResource, SpanRejection } from './convert.ts';
 import { OverloadedError, RateLimitedError, UnauthenticatedError } from './errors.ts';
-import { decodeJsonRequest, type ExportResponse, type OtlpSpan } from './otlp.ts';
+import { decodeJsonRequest, type ExportResponse, type OtlpSpan } from '../../common/otlp/index.ts';
 import { partitionOf } from '../../common/murmur2.ts';
 import { effectiveLimit, type RateLimit, type RateLimiter } from './ratelimit.ts';
 import { AvroWriter } from '../../common/avro/index.ts';

@@ -31,7 +31,7 @@ import { isKafkaFailure, OverloadedError, outcomeOf } from './errors.ts';
 import { GrpcReceiver } from './grpc.ts';
 import { HttpReceiver } from './http.ts';
 import { receiverMetrics, type ReceiverMetrics } from './metrics.ts';
-import type { ExportResponse } from './otlp.ts';
+import type { ExportResponse } from '../../common/otlp/index.ts';
 import { TracePipeline, type ExportHandler, type ExportRequest, type Protocol } from './pipeline.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { checkSpanWriter } from './span-avro.ts';

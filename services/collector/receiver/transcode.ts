@@ -17,7 +17,7 @@ import { ValidationError } from '../../common/errors.ts';
 import type { Attributes } from '../../common/records.ts';
 import { MAX_FLATTEN_DEPTH, plainValue } from './attributes.ts';
 import { filterResource } from './convert.ts';
-import { otlpType, type AnyValue, type KeyValue } from './otlp.ts';
+import { otlpType, type AnyValue, type KeyValue } from '../../common/otlp/index.ts';
 import { AVRO_LONG_MAX, AvroWriter, isAvroLong } from '../../common/avro/index.ts';
 import { writeAttributes, writeNumber } from './span-avro.ts';
 
