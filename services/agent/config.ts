@@ -1,0 +1,46 @@
+/**
+ * The agent service's own settings (env keys `AGENT_*`, or keys of the BKSTREAM_CONFIG file). What the
+ * agent collects is configured the reference's way, in the bkmonitorbeat main file AGENT_CONFIG names and
+ * the child task files of its `include` directory; these are bkstream's additions: where that file is,
+ * the admin server, the state directory and spool, the channel, shutdown, and where the host's
+ * filesystems are mounted. Kafka comes from the shared KAFKA_BROKERS / TOPIC_PREFIX.
+ */
+import { bool, int, optionalStr, str, type Config } from '../common/config.ts';
+import type { ConfigProblem } from '../common/errors.ts';
+import type { CommonConfig } from '../common/service.ts';
+
+const MiB = 1024 * 1024;
+
+/** The example main file `bkstream up` runs (relative to the working directory, the repository root). */
+export const DEFAULT_AGENT_CONFIG = 'services/agent/examples/bkmonitorbeat.yaml';
+
+export const agentSpec = {
+  configFile: str({ env: 'AGENT_CONFIG', default: DEFAULT_AGENT_CONFIG, doc: 'the bkmonitorbeat main file (YAML; its `include` directory holds the child task files)' }),
+  adminHost: str({ env: 'AGENT_ADMIN_HOST', default: '127.0.0.1', doc: 'interface of the admin server (`/metrics`, `/healthz`, `POST /-/reload`)' }),
+  adminPort: int({ env: 'AGENT_ADMIN_PORT', default: 4320, min: 0, max: 65_535, doc: 'admin port (0 = any free port)' }),
+  stateDir: optionalStr({ env: 'AGENT_STATE_DIR', doc: 'directory of the agent\'s state (check times, sequences) and spool; unset = `$DATA_DIR/agent`' }),
+  /** Bytes the on-disk spool may hold (256 MiB); past it the oldest records are dropped and counted. */
+  spoolMaxBytes: int({ env: 'AGENT_SPOOL_MAX_BYTES', default: 256 * MiB, min: MiB, doc: 'bytes the on-disk spool may hold; past it the oldest records are dropped and counted' }),
+  spoolFsync: bool({ env: 'AGENT_SPOOL_FSYNC', default: true, doc: 'fdatasync every spool append batch and acknowledgement (off: a power loss may lose the last seconds; a crash loses nothing either way)' }),
+  /** 0 = the main file's `event_buffer_size` (10). */
+  channelSize: int({ env: 'AGENT_CHANNEL_SIZE', default: 0, min: 0, max: 1_000_000, doc: 'outputs the channel between tasks and the publisher holds before tasks wait (0 = the main file\'s `event_buffer_size`)' }),
+  sendBatchRecords: int({ env: 'AGENT_SEND_BATCH_RECORDS', default: 500, min: 1, max: 100_000, doc: 'records per produce request at most' }),
+  sendBatchBytes: int({ env: 'AGENT_SEND_BATCH_BYTES', default: 512 * 1024, min: 1024, max: 64 * MiB, doc: 'bytes per produce request, about' }),
+  /** Graceful stop: how long runs may take to end and the spool to drain into Kafka (8 000 ms). */
+  shutdownTimeoutMs: int({ env: 'AGENT_SHUTDOWN_TIMEOUT_MS', default: 8_000, min: 0, doc: 'graceful stop: how long the spool keeps draining into Kafka, ms (what is left stays for the next start)' }),
+  hostIp: optionalStr({ env: 'AGENT_HOST_IP', doc: 'this host\'s IP, over the main file\'s `ip` (a DaemonSet passes the node IP); the CMDB hostid file still wins' }),
+  procRoot: str({ env: 'AGENT_PROC_ROOT', default: '/proc', doc: 'where the host\'s /proc is mounted (the DaemonSet mounts it at /host/proc)' }),
+  sysRoot: str({ env: 'AGENT_SYS_ROOT', default: '/sys', doc: 'where the host\'s /sys is mounted' }),
+  rootfs: str({ env: 'AGENT_ROOTFS', default: '/', doc: 'where the host\'s root filesystem is mounted (read-only)' }),
+};
+
+export type AgentConfig = Config<typeof agentSpec> & CommonConfig;
+
+/** Cross-field checks. */
+export function validateAgent(c: AgentConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  if (c.spoolMaxBytes < 4 * c.sendBatchBytes) {
+    problems.push({ key: 'AGENT_SPOOL_MAX_BYTES', message: `must hold at least four produce requests (4 × AGENT_SEND_BATCH_BYTES = ${4 * c.sendBatchBytes})` });
+  }
+  return problems;
+}

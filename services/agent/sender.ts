@@ -1,0 +1,187 @@
+/**
+ * The sender: delivers the spool to Kafka in order. It reads a batch after the last acknowledged record,
+ * produces it (acks from every in-sync replica; the producer is idempotent, so a request retried after a
+ * lost answer is not written twice), and only then acknowledges it in the spool, which may then delete it.
+ * While Kafka is unreachable the batch is retried with backoff and new records pile up in the spool; when
+ * Kafka returns they follow in order.
+ *
+ * Every record carries the headers `bk-agent-run` (the agent run that produced it) and `bk-agent-seq` (its
+ * spool sequence, monotonic per agent across runs): a consumer sees a record twice only if the agent was
+ * killed between Kafka's acknowledgement and the spool's, and then under the same sequence.
+ *
+ * Stop: keeps sending until the spool has nothing unread or the flush deadline passes; what is left stays
+ * in the spool for the next run.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { OutMessage } from '../common/bus/index.ts';
+import { errorMessage } from '../common/errors.ts';
+import type { Component } from '../common/lifecycle.ts';
+import type { Logger } from '../common/log.ts';
+import { backoffDelay } from '../common/retry.ts';
+import type { AgentMetrics } from './metrics.ts';
+import type { DiskSpool, SpoolRecord } from './spool/spool.ts';
+
+/** What the sender produces through (the bus producer, or a test double). */
+export interface RecordSink {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  sendBatch(batches: readonly { topic: string; messages: readonly OutMessage[] }[]): Promise<void>;
+}
+
+export const HEADER_RUN = 'bk-agent-run';
+export const HEADER_SEQ = 'bk-agent-seq';
+
+export interface SenderOptions {
+  sink: RecordSink;
+  spool: DiskSpool;
+  metrics: AgentMetrics;
+  logger: Logger;
+  /** Records per produce request at most. Default 500. */
+  batchRecords?: number;
+  /** Bytes per produce request, about. Default 512 KiB. */
+  batchBytes?: number;
+  /** How long stop keeps delivering what is in the spool. Default 5 000 ms. */
+  flushTimeoutMs?: number;
+  /** Backoff between failed attempts: first and largest delay. Defaults 200 ms and 5 000 ms. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+}
+
+export interface SenderState {
+  /** Whether the last attempt reached Kafka. */
+  readonly up: boolean;
+  readonly lastError?: string;
+  /** ms since the epoch since when sends have been failing. */
+  readonly downSince?: number;
+}
+
+/** Groups records by topic, keeping their order. */
+function toBatches(records: readonly SpoolRecord[]): { topic: string; messages: OutMessage[] }[] {
+  const byTopic = new Map<string, OutMessage[]>();
+  for (const r of records) {
+    let list = byTopic.get(r.topic);
+    if (!list) byTopic.set(r.topic, (list = []));
+    list.push({ key: r.key, value: r.value, timestamp: Math.round(r.timestamp), headers: { [HEADER_RUN]: r.run, [HEADER_SEQ]: String(r.seq) } });
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
+export class KafkaSender implements Component {
+  readonly name = 'agent-sender';
+  readonly #o: Required<Omit<SenderOptions, 'logger'>>;
+  readonly #log: Logger;
+  readonly #stop = new AbortController();
+  /** Wakes the loop's wait for data when stop begins. */
+  readonly #wake = new AbortController();
+  #draining = false;
+  #loop: Promise<void> | undefined;
+  #state: SenderState = { up: false };
+  #connected = false;
+
+  constructor(options: SenderOptions) {
+    this.#o = {
+      sink: options.sink,
+      spool: options.spool,
+      metrics: options.metrics,
+      batchRecords: options.batchRecords ?? 500,
+      batchBytes: options.batchBytes ?? 512 * 1024,
+      flushTimeoutMs: options.flushTimeoutMs ?? 5_000,
+      retryInitialMs: options.retryInitialMs ?? 200,
+      retryMaxMs: options.retryMaxMs ?? 5_000,
+    };
+    this.#log = options.logger.child({ component: 'agent.sender' });
+  }
+
+  state(): SenderState {
+    return this.#state;
+  }
+
+  /** Starts delivering in the background; never waits for Kafka. */
+  async start(): Promise<void> {
+    this.#loop ??= this.#run();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#loop) {
+      await this.#o.sink.stop().catch(() => undefined);
+      return;
+    }
+    this.#draining = true;
+    this.#wake.abort();
+    const timer = setTimeout(() => this.#stop.abort(new DOMException('flush deadline', 'AbortError')), this.#o.flushTimeoutMs);
+    try {
+      await this.#loop;
+    } finally {
+      clearTimeout(timer);
+      this.#stop.abort(new DOMException('stopped', 'AbortError'));
+      await this.#o.sink.stop().catch((err: unknown) => this.#log.warn('producer stop failed', { err }));
+    }
+    const left = this.#o.spool.stats().pending;
+    if (left > 0) this.#log.warn('stopped with records left in the spool; they are sent on the next start', { records: left });
+  }
+
+  #up(): void {
+    if (!this.#state.up) this.#log.info('Kafka reachable; delivering the spool', { pending: this.#o.spool.stats().pending });
+    this.#state = { up: true };
+    this.#o.metrics.kafkaUp.set(1);
+  }
+
+  #down(err: unknown): void {
+    const message = errorMessage(err);
+    if (this.#state.up || this.#state.downSince === undefined) this.#log.warn('Kafka unreachable; records stay in the spool', { err: message });
+    this.#state = { up: false, lastError: message, downSince: this.#state.downSince ?? Date.now() };
+    this.#o.metrics.kafkaUp.set(0);
+  }
+
+  /** Resolves after `ms` or when the stop deadline aborts. */
+  async #pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.#stop.signal }).catch(() => undefined);
+  }
+
+  /** Resolves with the send's outcome, or rejects when the stop deadline passes first. */
+  #abortable<T>(p: Promise<T>): Promise<T> {
+    const signal = this.#stop.signal;
+    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = (): void => reject(signal.reason as Error);
+      signal.addEventListener('abort', onAbort, { once: true });
+      p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+
+  async #run(): Promise<void> {
+    const { spool, sink, metrics } = this.#o;
+    let batch: SpoolRecord[] | undefined;
+    let attempt = 0;
+    while (!this.#stop.signal.aborted) {
+      try {
+        if (!this.#connected) {
+          await this.#abortable(sink.start());
+          this.#connected = true;
+        }
+        if (!batch) {
+          const next = await spool.read(this.#o.batchRecords, this.#o.batchBytes);
+          if (next.length === 0) {
+            if (this.#draining) return;
+            await spool.waitForData(this.#wake.signal);
+            continue;
+          }
+          batch = next;
+        }
+        await this.#abortable(sink.sendBatch(toBatches(batch)));
+        const last = batch[batch.length - 1] as SpoolRecord;
+        await spool.ack(last.seq, batch.length);
+        for (const r of batch) metrics.published.inc({ kind: r.topic.endsWith('.events') ? 'events' : 'metrics' });
+        metrics.spoolRecords.set(spool.stats().pending);
+        metrics.spoolBytes.set(spool.stats().bytes);
+        batch = undefined;
+        attempt = 0;
+        this.#up();
+      } catch (err) {
+        if (this.#stop.signal.aborted) return;
+        this.#down(err);
+        await this.#pause(backoffDelay(++attempt, { initialDelayMs: this.#o.retryInitialMs, maxDelayMs: this.#o.retryMaxMs }));
+      }
+    }
+  }
+}

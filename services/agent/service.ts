@@ -1,0 +1,211 @@
+/**
+ * The host agent service (bkmonitorbeat): the composition root. Ports: the state directory (key/value
+ * state, on-disk spool), Kafka through the bus, the admin HTTP server. Parts, in start order: state →
+ * spool → sender (spool → Kafka) → publisher (channel → spool) → agent (config, schedulers, heartbeat) →
+ * admin server → SIGHUP reload. Stop runs in reverse: intake (tasks) first, then the channel is drained
+ * into the spool, then the spool into Kafka until the shutdown deadline.
+ *
+ * The agent needs no database. It also does not wait for Kafka at start (`needs` is empty and it opens
+ * its own bus): it must start, collect and spool while the broker is away, and deliver when it returns.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Bus } from '../common/bus/index.ts';
+import { brokersOrLocal } from '../common/config.ts';
+import { ConfigError, type ConfigProblem } from '../common/errors.ts';
+import { createHttpServer, json } from '../common/http.ts';
+import { Lifecycle, type Component } from '../common/lifecycle.ts';
+import { defineService, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
+import { topicName } from '../common/topics.ts';
+import { Agent } from './agent.ts';
+import { BoundedChannel } from './channel.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { agentSpec, DEFAULT_AGENT_CONFIG, validateAgent, type AgentConfig } from './config.ts';
+import { loadAgentConfig } from './config-engine.ts';
+import { agentMetrics } from './metrics.ts';
+import { Publisher } from './publisher.ts';
+import { KafkaSender, type RecordSink } from './sender.ts';
+import { DiskSpool } from './spool/spool.ts';
+import { FileStateStore } from './state-store.ts';
+import type { TaskOutput, TaskType } from './task.ts';
+import { TASK_TYPES } from './tasks/index.ts';
+
+/** The agent's version (the project's), reported by the heartbeat and selfstats. */
+export const AGENT_VERSION = (JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+
+/**
+ * Loads the service's settings and checks the bkmonitorbeat main file they name: one ConfigError lists
+ * every problem of both.
+ */
+export function loadAgentServiceConfig(env: NodeJS.ProcessEnv, types: readonly TaskType[] = TASK_TYPES): AgentConfig {
+  const problems: ConfigProblem[] = [];
+  let config: AgentConfig | undefined;
+  try {
+    config = loadServiceConfig(agentSpec, env, validateAgent);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  const file = config?.configFile ?? (env.AGENT_CONFIG || DEFAULT_AGENT_CONFIG);
+  try {
+    loadAgentConfig(file, { types });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  if (problems.length > 0 || !config) throw new ConfigError(problems);
+  return config;
+}
+
+/** What tests and the benchmark may replace. */
+export interface AgentOverrides {
+  clock?: Clock;
+  /** Instead of the Kafka producer. */
+  sink?: RecordSink;
+  types?: readonly TaskType[];
+  listenRestartDelayMs?: number;
+  /** Sender retry backoff (tests shorten it). */
+  retryMaxMs?: number;
+}
+
+/** The running service and its parts (for tests). */
+export interface AgentService extends Component {
+  readonly agent: Agent;
+  readonly publisher: Publisher;
+  readonly sender: KafkaSender;
+  readonly spool: DiskSpool;
+  readonly runId: string;
+  readonly stateDir: string;
+  /** The admin server's port (after start). */
+  adminPort(): number;
+}
+
+export async function createAgentService(deps: ServiceDeps<never>, config: AgentConfig, overrides: AgentOverrides = {}): Promise<AgentService> {
+  const logger = deps.logger.child({ service: 'agent' });
+  const clock = overrides.clock ?? systemClock;
+  const metrics = agentMetrics(deps.registry);
+  const stateDir = resolve(config.stateDir ?? join(config.dataDir, 'agent'));
+  const runId = randomUUID();
+  const types = overrides.types ?? TASK_TYPES;
+  const lifecycle = new Lifecycle({ logger, stopTimeoutMs: config.shutdownTimeoutMs + 5_000 });
+
+  const state = lifecycle.add(new FileStateStore({ dir: stateDir, logger, clock }));
+  const spool = new DiskSpool({ dir: join(stateDir, 'spool'), maxBytes: config.spoolMaxBytes, fsync: config.spoolFsync, logger });
+  lifecycle.add({ name: 'agent-spool', start: () => spool.open(), stop: () => spool.close() });
+  const sink = overrides.sink ?? new Bus({ brokers: brokersOrLocal(config.kafkaBrokers, deps.env), clientId: 'bkstream-agent', logger, registry: deps.registry }).producer({ idempotent: true });
+  const sender = lifecycle.add(new KafkaSender({
+    sink,
+    spool,
+    metrics,
+    logger,
+    batchRecords: config.sendBatchRecords,
+    batchBytes: config.sendBatchBytes,
+    flushTimeoutMs: config.shutdownTimeoutMs,
+    ...(overrides.retryMaxMs === undefined ? {} : { retryMaxMs: overrides.retryMaxMs }),
+  }));
+
+  // The channel's size comes from the main file unless AGENT_CHANNEL_SIZE says otherwise.
+  const preview = loadAgentConfig(config.configFile, { types });
+  const channel = new BoundedChannel<TaskOutput>(config.channelSize || preview.main.eventBufferSize);
+  const holder: { agent?: Agent } = {};
+  const topics = { events: topicName(config.topicPrefix, 'events'), metrics: topicName(config.topicPrefix, 'metrics') };
+  const publisher = lifecycle.add(new Publisher({
+    channel,
+    spool,
+    runId,
+    metrics,
+    logger,
+    context: () => ({ host: (holder.agent as Agent).host.current(), cmdbLevel: (holder.agent as Agent).host.cmdbLevel(), topics, state, now: () => clock.now() }),
+  }));
+  const core = new Agent({
+    configFile: config.configFile,
+    types,
+    clock,
+    logger,
+    state,
+    emit: async (o) => {
+      await channel.push(o);
+      metrics.queueDepth.set(channel.size);
+    },
+    paths: { proc: config.procRoot, sys: config.sysRoot, rootfs: config.rootfs },
+    ...(config.hostIp ? { ipOverride: config.hostIp } : {}),
+    version: AGENT_VERSION,
+    statusCounters: () => publisher.counters,
+    metrics,
+    ...(overrides.listenRestartDelayMs === undefined ? {} : { listenRestartDelayMs: overrides.listenRestartDelayMs }),
+  });
+  holder.agent = core;
+  lifecycle.add({
+    name: 'agent',
+    start: () => core.start(),
+    stop: () => core.stop(Math.max(1_000, core.loaded.main.cleanUpTimeoutMs)),
+  });
+
+  const admin = createHttpServer({
+    host: config.adminHost,
+    port: config.adminPort,
+    registry: deps.registry,
+    logger,
+    health: () => {
+      const s = spool.stats();
+      const k = sender.state();
+      return {
+        // Kafka being away is not ill health: the agent spools and delivers later.
+        ok: true,
+        checks: {
+          mode: core.loaded.main.mode,
+          tasks: core.loaded.tasks.length,
+          kafka: k.up ? 'up' : `unreachable${k.lastError ? `: ${k.lastError}` : ''}`,
+          spool: { records: s.pending, bytes: s.bytes, dropped: s.dropped },
+          queue: channel.size,
+        },
+      };
+    },
+    routes: [{
+      method: 'POST',
+      path: '/-/reload',
+      handle: async () => {
+        const r = await core.reload('http');
+        return json(r.ok ? 200 : 400, { ok: r.ok, tasks: r.tasks, problems: r.problems, child_files: r.childFiles });
+      },
+    }],
+  });
+  lifecycle.add({ name: 'agent-admin', start: () => admin.start(), stop: () => admin.stop() });
+
+  const onHup = (): void => {
+    core.reload('SIGHUP').catch((err: unknown) => logger.error('reload failed', { err }));
+  };
+  lifecycle.add({
+    name: 'agent-sighup',
+    start: async () => {
+      process.on('SIGHUP', onHup);
+    },
+    stop: async () => {
+      process.off('SIGHUP', onHup);
+    },
+  });
+
+  return {
+    name: 'agent',
+    start: () => lifecycle.start(),
+    stop: () => lifecycle.stop(),
+    agent: core,
+    publisher,
+    sender,
+    spool,
+    runId,
+    stateDir,
+    adminPort: () => admin.port(),
+  };
+}
+
+export const agentService = defineService({
+  name: 'agent',
+  needs: [],
+  spec: agentSpec,
+  config: (env) => loadAgentServiceConfig(env),
+  create: (deps, config) => createAgentService(deps, config),
+});
+
+export default agentService;
