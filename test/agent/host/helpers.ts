@@ -1,0 +1,87 @@
+/** Test kit of the host readers: a writable copy of the fixture host tree, a fake clock and a fake statfs. */
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Clock } from '../../../services/agent/host/clock.ts';
+import { type HostPaths, hostPaths, type StatFs } from '../../../services/agent/host/paths.ts';
+
+export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
+
+export interface FixtureHost {
+  readonly root: string;
+  readonly paths: HostPaths;
+  /** Writes (or replaces) a file under the copied tree, e.g. `proc/stat`. */
+  write(rel: string, content: string): void;
+  /** statfs answers per mount point (as passed to statfs, i.e. under `rootfs`). */
+  readonly statfs: Map<string, StatFs>;
+  cleanup(): void;
+}
+
+/**
+ * A fresh copy of `fixtures/<name>` with paths pointing into it. Symlinks (`/proc/<pid>/exe`, `fd/N`,
+ * `/dev/mapper/*`) are listed in `<name>.links` and made in the copy: committed links to `/` would send
+ * test-file globbing through the real filesystem.
+ */
+export function fixtureHost(name = 'host1'): FixtureHost {
+  const root = mkdtempSync(join(tmpdir(), 'bk-host-'));
+  cpSync(join(FIXTURES, name), root, { recursive: true });
+  for (const line of readFileSync(join(FIXTURES, `${name}.links`), 'utf8').split('\n')) {
+    const [link, target] = line.split(' -> ');
+    if (!link || target === undefined) continue;
+    mkdirSync(dirname(join(root, link)), { recursive: true });
+    symlinkSync(target, join(root, link));
+  }
+  for (const pid of readdirSync(join(root, 'proc'))) {
+    if (/^\d+$/.test(pid) && !existsSync(join(root, 'proc', pid, 'fd'))) mkdirSync(join(root, 'proc', pid, 'fd'));
+  }
+  const statfs = new Map<string, StatFs>();
+  const paths = hostPaths({
+    procRoot: join(root, 'proc'),
+    sysRoot: join(root, 'sys'),
+    etcRoot: join(root, 'etc'),
+    devRoot: join(root, 'dev'),
+    rootfs: root,
+    statfs: async (p) => {
+      const s = statfs.get(p.slice(root.length) || '/');
+      if (!s) throw Object.assign(new Error(`ENOENT: statfs ${p}`), { code: 'ENOENT' });
+      return s;
+    },
+  });
+  return {
+    root,
+    paths,
+    statfs,
+    write(rel, content) {
+      mkdirSync(dirname(join(root, rel)), { recursive: true });
+      writeFileSync(join(root, rel), content);
+    },
+    cleanup: () => rmSync(root, { recursive: true, force: true }),
+  };
+}
+
+/** A statfs answer: `blocks` of 4 KiB, `bfree` free, `bavail` available to users. */
+export function statfsOf(type: number, blocks: number, bfree: number, bavail: number, files = 1000, ffree = 900): StatFs {
+  return { type, bsize: 4096, blocks, bfree, bavail, files, ffree };
+}
+
+/** A clock whose sleeps advance time at once (and are recorded). */
+export class FakeClock implements Clock {
+  ms: number;
+  readonly sleeps: number[] = [];
+  constructor(startMs = Date.UTC(2024, 0, 2, 3, 4, 5)) {
+    this.ms = startMs;
+  }
+  now(): number {
+    return this.ms;
+  }
+  async sleep(ms: number): Promise<void> {
+    this.sleeps.push(ms);
+    this.ms += ms;
+  }
+}
+
+/** Replaces lines of a /proc/stat-like text: `cpu` lines given as arrays of ticks. */
+export function procStat(total: number[], perCpu: number[][]): string {
+  return [`cpu  ${total.join(' ')}`, ...perCpu.map((c, i) => `cpu${i} ${c.join(' ')}`), 'ctxt 987654', 'btime 1700000000', 'processes 4321', 'procs_running 3', 'procs_blocked 1', ''].join('\n');
+}
