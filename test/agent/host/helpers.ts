@@ -12,10 +12,10 @@ export interface FixtureHost {
   readonly root: string;
   readonly paths: HostPaths;
   /** Writes (or replaces) a file under the copied tree, e.g. `proc/stat`. */
-  write(rel: string, content: string): void;
+  readonly write: (rel: string, content: string) => void;
   /** statfs answers per mount point (as passed to statfs, i.e. under `rootfs`). */
   readonly statfs: Map<string, StatFs>;
-  cleanup(): void;
+  readonly cleanup: () => void;
 }
 
 /**
