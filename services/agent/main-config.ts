@@ -99,6 +99,7 @@ const IGNORED_TOP: Record<string, string> = {
 };
 
 export interface MainConfigResult {
+  /** Undefined when the file is not YAML or has no `bkmonitorbeat:` mapping; otherwise filled in even if there are problems (so task sections can be checked too). */
   config: MainConfig | undefined;
   /** One line per ignored or unknown setting. */
   warnings: string[];
@@ -122,7 +123,7 @@ export function expandDotted(doc: RawMap): Record<string, unknown> {
   return out;
 }
 
-/** Parses the main file's text. Problems are pushed with their key; `config` is undefined when there are any. */
+/** Parses the main file's text. Problems are pushed with their key (the caller decides that any problem is fatal). */
 export function parseMainConfig(text: string, file: string, problems: ConfigProblem[], isTaskSection: (key: string) => boolean = () => false): MainConfigResult {
   const warnings: string[] = [];
   let doc: unknown;
@@ -153,7 +154,6 @@ export function parseMainConfig(text: string, file: string, problems: ConfigProb
     problems.push({ key: 'bkmonitorbeat', message: 'is required (a mapping)' });
     return { config: undefined, warnings };
   }
-  const before = problems.length;
   const f = fields(section, problems, 'bkmonitorbeat');
   for (const key of Object.keys(section)) {
     if (KNOWN_KEYS.has(key) || isTaskSection(key)) continue;
@@ -232,5 +232,5 @@ export function parseMainConfig(text: string, file: string, problems: ConfigProb
     bkpipe,
     raw: section,
   };
-  return { config: problems.length === before ? config : undefined, warnings };
+  return { config, warnings };
 }

@@ -8,7 +8,7 @@ import type { Clock } from '../../services/agent/clock.ts';
 import { ConcurrencyLimiter } from '../../services/agent/schedulers/semaphore.ts';
 import type { RunEnv, RunStatus } from '../../services/agent/schedulers/runner.ts';
 import { MemoryStateStore } from '../../services/agent/state-store.ts';
-import type { AgentSelf, GlobalSettings, HostIdentity, Task, TaskContext, TaskOutput } from '../../services/agent/task.ts';
+import type { AgentSelf, BaseTaskConfig, GlobalSettings, HostIdentity, Task, TaskContext, TaskOutput, TaskType } from '../../services/agent/task.ts';
 import { sleep } from '../../services/agent/clock.ts';
 
 /** A fresh directory removed after the test. */
@@ -65,5 +65,64 @@ export function recordingEnv(clock: Clock, limiter = new ConcurrencyLimiter({}))
     observe(type, status) {
       runs.push({ type, status });
     },
+  };
+}
+
+/** A task that records its runs; `behaviour` decides what a run does. */
+export interface ProbeTask extends Task {
+  readonly runs: { at: number; signal: AbortSignal }[];
+  stopped: boolean;
+}
+
+export type Behaviour = (ctx: TaskContext, task: ProbeTask) => Promise<void>;
+
+/** Every task created by the types of {@link probeTypes}, in creation order. */
+export interface ProbeRegistry {
+  readonly created: ProbeTask[];
+  /** What runs of a type do (default: emit one event and return). */
+  behaviours: Record<string, Behaviour>;
+}
+
+function probeTask(config: BaseTaskConfig, registry: ProbeRegistry): ProbeTask {
+  const task: ProbeTask = {
+    config,
+    runs: [],
+    stopped: false,
+    async run(ctx) {
+      task.runs.push({ at: ctx.now(), signal: ctx.signal });
+      const b = registry.behaviours[config.type];
+      if (b) await b(ctx, task);
+      else await ctx.emit({ kind: 'event', eventType: config.type, dataId: config.dataId, taskId: config.taskId, body: { task_id: config.taskId } });
+    },
+    async stop() {
+      task.stopped = true;
+    },
+  };
+  registry.created.push(task);
+  return task;
+}
+
+/**
+ * Task types for tests: `probe` (list shape, section `probe_task`, main scheduler), `solo` (single shape,
+ * section `solo_task`, enabled when dataid > 0), `guarded` (list, skipIfRunning), `listener` (listen
+ * scheduler), `words` (keyword scheduler). Each parse reads an optional `fail_parse` key as a problem.
+ */
+export function probeTypes(): { types: TaskType[]; registry: ProbeRegistry } {
+  const registry: ProbeRegistry = { created: [], behaviours: {} };
+  const parse: TaskType['parse'] = (raw, base, problems) => {
+    if (raw.fail_parse !== undefined) problems.push({ key: 'fail_parse', message: 'this entry asks to fail' });
+    return base;
+  };
+  const create = (config: BaseTaskConfig): ProbeTask => probeTask(config, registry);
+  return {
+    registry,
+    types: [
+      { type: 'probe', scheduler: 'main', shape: 'list', section: 'probe_task', parse, create },
+      { type: 'solo', scheduler: 'main', shape: 'single', section: 'solo_task', enabled: (c) => c.dataId > 0, parse, create },
+      { type: 'hashed', scheduler: 'main', shape: 'single', section: 'hashed_task', fixedIdent: false, parse, create },
+      { type: 'guarded', scheduler: 'main', shape: 'list', section: 'guarded_task', skipIfRunning: true, parse, create },
+      { type: 'listener', scheduler: 'listen', shape: 'list', section: 'listener_task', parse, create },
+      { type: 'words', scheduler: 'keyword', shape: 'list', section: 'words_task', parse, create },
+    ],
   };
 }
