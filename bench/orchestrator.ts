@@ -22,11 +22,9 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { brokersOf, kafkaSettings } from '../services/cli/local-kafka.ts';
 import { withBroker } from '../scripts/with-broker.ts';
-import { simSpec } from '../services/bkdata-sim/config.ts';
-import { BkdataSim } from '../services/bkdata-sim/sim.ts';
+import { bkdataSimService, createBkdataSim } from '../services/bkdata-sim/service.ts';
 import { Bus, waitForBroker } from '../services/common/bus/index.ts';
 import { codecFor } from '../services/common/avro/index.ts';
-import { loadConfig } from '../services/common/config.ts';
 import { createLogger } from '../services/common/log.ts';
 import { createRegistry, type Registry } from '../services/common/metrics.ts';
 import { retry } from '../services/common/retry.ts';
@@ -35,9 +33,8 @@ import type { FlowCommand } from '../services/common/records.ts';
 import { createStore } from '../services/common/store/index.ts';
 import { topicName, type TopicKey } from '../services/common/topics.ts';
 import { FAMILIES } from '../services/orchestrator/bkdata-client.ts';
-import { orchestratorSpec } from '../services/orchestrator/config.ts';
 import { isTerminal } from '../services/orchestrator/model.ts';
-import { Orchestrator } from '../services/orchestrator/orchestrator.ts';
+import { createOrchestrator, orchestratorService } from '../services/orchestrator/service.ts';
 import { installWarningFilter } from '../services/common/process.ts';
 
 installWarningFilter();
@@ -134,19 +131,18 @@ async function run(name: string, bus: Bus, sim: SimControl, faults: Record<strin
   await sim.admin('POST', '/admin/reset');
   await sim.admin('DELETE', '/admin/outages');
   await sim.admin('PUT', '/admin/faults', { latency_ms: 0, error_rate: 0, ...faults });
-  const config = loadConfig(orchestratorSpec, {
-    env: {
-      BKDATA_API_URL: sim.url,
-      ORCH_HTTP_PORT: '0',
-      ORCH_GRPC_PORT: '0',
-      ORCH_INSTANCE_ID: `bench-${name}`,
-      ORCH_CONSUMER_GROUP: `${prefix}-orchestrator`,
-      ORCH_MAX_CONCURRENT_FLOWS: '64',
-      ORCH_BREAKER_RESET_TIMEOUT_MS: String(BREAKER_RESET_MS),
-      ORCH_BREAKER_WINDOW_MS: String(BREAKER_WINDOW_MS),
-    },
+  const config = orchestratorService.config({
+    TOPIC_PREFIX: prefix,
+    BKDATA_API_URL: sim.url,
+    ORCH_HTTP_PORT: '0',
+    ORCH_GRPC_PORT: '0',
+    ORCH_INSTANCE_ID: `bench-${name}`,
+    ORCH_CONSUMER_GROUP: `${prefix}-orchestrator`,
+    ORCH_MAX_CONCURRENT_FLOWS: '64',
+    ORCH_BREAKER_RESET_TIMEOUT_MS: String(BREAKER_RESET_MS),
+    ORCH_BREAKER_WINDOW_MS: String(BREAKER_WINDOW_MS),
   });
-  const orch = new Orchestrator({ config, store, bus, logger, registry, topicPrefix: prefix });
+  const orch = createOrchestrator({ store, bus, logger, registry }, config);
   await orch.start();
 
   const producer = bus.producer();
@@ -239,7 +235,7 @@ async function measure(bus: Bus, sim: SimControl): Promise<Record<string, number
 
 /** `--sim`: the bkdata-sim process of the bench (memory only); prints its URL, stops on SIGTERM. */
 async function simProcess(): Promise<void> {
-  const sim = new BkdataSim({ config: loadConfig(simSpec), logger, registry: createRegistry() });
+  const sim = createBkdataSim({ config: bkdataSimService.config(process.env), logger, registry: createRegistry() });
   await sim.start();
   console.log(`SIM_URL ${sim.url()}`);
   process.once('SIGTERM', () => {

@@ -1,28 +1,36 @@
 /**
- * The BKData API surface bkdata-sim serves: the paths, methods and behaviour of the APIs the APM flows
- * use (reference bkmonitor-apm.md §7, ★ rows) plus stop/delete of dataflows and nodes. Each route is a
- * pure function of the state and the request parameters (path placeholders, query string for GET, JSON
- * body otherwise); it returns the envelope's `data` or throws {@link SimApiError}.
+ * The BKData API surface bkdata-sim serves (README, Interfaces): the paths, methods and behaviour of the
+ * APIs the APM flows use plus stop/delete of dataflows and nodes. Each route is a pure function of the
+ * state and the request parameters (path placeholders, query string for GET, JSON body otherwise); it
+ * returns the envelope's `data` or throws a business error of services/common/errors.ts (ValidationError,
+ * NotFoundError, ConflictError), which the server answers with BKData's code for it ({@link bkdataCodeOf}).
  */
+import { BkError, ConflictError, NotFoundError, ValidationError } from '../common/errors.ts';
 import { familyOf, isStuck, type Family, type FaultSettings } from './faults.ts';
 import type { Clean, CleanStatus, Dataflow, DataflowStatus, SimState } from './state.ts';
 
-/** A business error: answered as `{result: false, code, message}` with `httpStatus` (200 by default, like BKData). */
-export class SimApiError extends Error {
-  readonly code: string;
-  readonly httpStatus: number;
-  constructor(code: string, message: string, httpStatus = 200) {
-    super(message);
-    this.code = code;
-    this.httpStatus = httpStatus;
-  }
-}
+/** The codes of BKData's envelope bkdata-sim answers with. */
+export const BKDATA_CODE = {
+  ok: '1500200',
+  invalid: '1500400',
+  notFound: '1500404',
+  methodNotAllowed: '1500405',
+  conflict: '1500409',
+  internal: '1500500',
+  unavailable: '1500503',
+} as const;
 
-/** BKData's success code. */
-export const OK_CODE = '1500200';
-const NOT_FOUND = '1500404';
-const CONFLICT = '1500409';
-const INVALID = '1500400';
+/** Business errors (error code of services/common/errors.ts) → BKData code; answered with HTTP 200 and `result=false`. */
+const BUSINESS_CODES: Readonly<Record<string, string>> = {
+  invalid_argument: BKDATA_CODE.invalid,
+  not_found: BKDATA_CODE.notFound,
+  conflict: BKDATA_CODE.conflict,
+};
+
+/** The BKData code of a business error a route threw, or undefined for anything else (a failure of the sim). */
+export function bkdataCodeOf(err: unknown): string | undefined {
+  return err instanceof BkError ? BUSINESS_CODES[err.code] : undefined;
+}
 
 export interface SimTiming {
   cleanStartDelayMs: number;
@@ -40,7 +48,7 @@ export interface RouteContext {
 export type Params = Record<string, unknown>;
 
 export interface SimRoute {
-  /** The client name of the API (reference §7), e.g. `access_deploy_plan`. */
+  /** The client name of the API (the orchestrator's name for it), e.g. `access_deploy_plan`. */
   name: string;
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Path below the base URL with `{placeholders}`, trailing slash optional when matched. */
@@ -56,26 +64,26 @@ export interface SimRoute {
 
 function required(params: Params, name: string): unknown {
   const v = params[name];
-  if (v === undefined || v === null || v === '') throw new SimApiError(INVALID, `parameter ${name} is required`);
+  if (v === undefined || v === null || v === '') throw new ValidationError(`parameter ${name} is required`);
   return v;
 }
 
 function intParam(params: Params, name: string): number {
   const v = required(params, name);
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n)) throw new SimApiError(INVALID, `parameter ${name} must be an integer, got ${JSON.stringify(v)}`);
+  if (!Number.isSafeInteger(n)) throw new ValidationError(`parameter ${name} must be an integer, got ${JSON.stringify(v)}`);
   return n;
 }
 
 function strParam(params: Params, name: string): string {
   const v = required(params, name);
-  if (typeof v !== 'string' && typeof v !== 'number') throw new SimApiError(INVALID, `parameter ${name} must be a string`);
+  if (typeof v !== 'string' && typeof v !== 'number') throw new ValidationError(`parameter ${name} must be a string`);
   return String(v);
 }
 
 function objParam(params: Params, name: string): Params {
   const v = required(params, name);
-  if (typeof v !== 'object' || Array.isArray(v)) throw new SimApiError(INVALID, `parameter ${name} must be an object`);
+  if (typeof v !== 'object' || Array.isArray(v)) throw new ValidationError(`parameter ${name} must be an object`);
   return v as Params;
 }
 
@@ -108,13 +116,13 @@ function findClean(ctx: RouteContext, idOrProcessingId: string): Clean {
   const byProcessing = ctx.state.cleans.get(idOrProcessingId);
   if (byProcessing) return byProcessing;
   for (const c of ctx.state.cleans.values()) if (String(c.id) === idOrProcessingId) return c;
-  throw new SimApiError(NOT_FOUND, `clean ${idOrProcessingId} does not exist`);
+  throw new NotFoundError(`clean ${idOrProcessingId} does not exist`);
 }
 
 function findFlow(ctx: RouteContext, params: Params): Dataflow {
   const id = intParam(params, 'flow_id');
   const flow = ctx.state.flows.get(id);
-  if (!flow) throw new SimApiError(NOT_FOUND, `dataflow ${id} does not exist`);
+  if (!flow) throw new NotFoundError(`dataflow ${id} does not exist`);
   return flow;
 }
 
@@ -160,11 +168,11 @@ export const ROUTES: readonly SimRoute[] = [
       const name = strParam(raw, 'raw_data_name');
       const scenario = strParam(p, 'data_scenario');
       for (const r of ctx.state.rawData.values()) {
-        if (r.bk_biz_id === bkBizId && r.raw_data_name === name) throw new SimApiError(CONFLICT, `raw data ${name} already exists in business ${bkBizId} (id ${r.raw_data_id})`);
+        if (r.bk_biz_id === bkBizId && r.raw_data_name === name) throw new ConflictError(`raw data ${name} already exists in business ${bkBizId} (id ${r.raw_data_id})`);
       }
       const preassigned = raw.preassigned_data_id;
       const id = typeof preassigned === 'number' && preassigned > 0 ? preassigned : ctx.state.next('raw');
-      if (ctx.state.rawData.has(id)) throw new SimApiError(CONFLICT, `raw data id ${id} is already in use`);
+      if (ctx.state.rawData.has(id)) throw new ConflictError(`raw data id ${id} is already in use`);
       ctx.state.rawData.set(id, { raw_data_id: id, bk_biz_id: bkBizId, raw_data_name: name, data_scenario: scenario, params: stripCaller(p), created_at: ctx.now, updated_at: ctx.now });
       ctx.state.touch('raw_data', id);
       return { raw_data_id: id };
@@ -178,7 +186,7 @@ export const ROUTES: readonly SimRoute[] = [
     handle(ctx, p) {
       const id = intParam(p, 'raw_data_id');
       const raw = ctx.state.rawData.get(id);
-      if (!raw) throw new SimApiError(NOT_FOUND, `raw data ${id} does not exist`);
+      if (!raw) throw new NotFoundError(`raw data ${id} does not exist`);
       objParam(p, 'access_raw_data');
       raw.params = stripCaller(p, ['raw_data_id']);
       raw.updated_at = ctx.now;
@@ -209,12 +217,12 @@ export const ROUTES: readonly SimRoute[] = [
     write: true,
     handle(ctx, p) {
       const rawDataId = intParam(p, 'raw_data_id');
-      if (!ctx.state.rawData.has(rawDataId)) throw new SimApiError(NOT_FOUND, `raw data ${rawDataId} does not exist`);
+      if (!ctx.state.rawData.has(rawDataId)) throw new NotFoundError(`raw data ${rawDataId} does not exist`);
       const bkBizId = intParam(p, 'bk_biz_id');
       const tableName = strParam(p, 'result_table_name');
       checkJsonConfig(p);
       const processingId = `${bkBizId}_${tableName}`;
-      if (ctx.state.cleans.has(processingId)) throw new SimApiError(CONFLICT, `result table ${processingId} already exists`);
+      if (ctx.state.cleans.has(processingId)) throw new ConflictError(`result table ${processingId} already exists`);
       const clean: Clean = {
         id: ctx.state.next('clean'),
         processing_id: processingId,
@@ -307,7 +315,7 @@ export const ROUTES: readonly SimRoute[] = [
       const project = intParam(p, 'project_id');
       const rt = strParam(p, 'object_id');
       intParam(p, 'bk_biz_id');
-      if (!ctx.state.cleans.has(rt)) throw new SimApiError(NOT_FOUND, `result table ${rt} does not exist`);
+      if (!ctx.state.cleans.has(rt)) throw new NotFoundError(`result table ${rt} does not exist`);
       const key = `${project}|${rt}`;
       ctx.state.grants.add(key);
       ctx.state.touch('grant', key);
@@ -352,7 +360,7 @@ export const ROUTES: readonly SimRoute[] = [
       const project = intParam(p, 'project_id');
       const name = strParam(p, 'flow_name');
       for (const f of ctx.state.flows.values()) {
-        if (f.project_id === project && f.flow_name === name) throw new SimApiError(CONFLICT, `dataflow ${name} already exists in project ${project}`);
+        if (f.project_id === project && f.flow_name === name) throw new ConflictError(`dataflow ${name} already exists in project ${project}`);
       }
       const flow: Dataflow = { flow_id: ctx.state.next('flow'), project_id: project, flow_name: name, target: 'no-start', changed_at: ctx.now, nodes: [], deployments: [], created_at: ctx.now };
       ctx.state.flows.set(flow.flow_id, flow);
@@ -385,7 +393,7 @@ export const ROUTES: readonly SimRoute[] = [
       const flow = findFlow(ctx, p);
       const nodeId = intParam(p, 'node_id');
       const node = flow.nodes.find((n) => n.node_id === nodeId);
-      if (!node) throw new SimApiError(NOT_FOUND, `node ${nodeId} is not in dataflow ${flow.flow_id}`);
+      if (!node) throw new NotFoundError(`node ${nodeId} is not in dataflow ${flow.flow_id}`);
       node.node_config = objParam(p, 'config');
       node.from_links = checkLinks(flow, p.from_links);
       if (p.frontend_info !== undefined) node.frontend_info = p.frontend_info;
@@ -402,7 +410,7 @@ export const ROUTES: readonly SimRoute[] = [
       const flow = findFlow(ctx, p);
       const nodeId = intParam(p, 'node_id');
       const i = flow.nodes.findIndex((n) => n.node_id === nodeId);
-      if (i < 0) throw new SimApiError(NOT_FOUND, `node ${nodeId} is not in dataflow ${flow.flow_id}`);
+      if (i < 0) throw new NotFoundError(`node ${nodeId} is not in dataflow ${flow.flow_id}`);
       flow.nodes.splice(i, 1);
       ctx.state.touch('flow', flow.flow_id);
       return { node_id: nodeId };
@@ -416,8 +424,8 @@ export const ROUTES: readonly SimRoute[] = [
     handle(ctx, p) {
       const flow = findFlow(ctx, p);
       const status = flowStatus(ctx, flow);
-      if (status !== 'no-start') throw new SimApiError(CONFLICT, `dataflow ${flow.flow_id} is ${status}; only a no-start dataflow can be started`);
-      if (flow.nodes.length === 0) throw new SimApiError(INVALID, `dataflow ${flow.flow_id} has no nodes`);
+      if (status !== 'no-start') throw new ConflictError(`dataflow ${flow.flow_id} is ${status}; only a no-start dataflow can be started`);
+      if (flow.nodes.length === 0) throw new ValidationError(`dataflow ${flow.flow_id} has no nodes`);
       deployRecord(ctx, flow, 'start', p);
       return { flow_id: flow.flow_id, task_id: flow.deployments.at(-1)?.id };
     },
@@ -429,7 +437,7 @@ export const ROUTES: readonly SimRoute[] = [
     write: true,
     handle(ctx, p) {
       const flow = findFlow(ctx, p);
-      if (flow.nodes.length === 0) throw new SimApiError(INVALID, `dataflow ${flow.flow_id} has no nodes`);
+      if (flow.nodes.length === 0) throw new ValidationError(`dataflow ${flow.flow_id} has no nodes`);
       deployRecord(ctx, flow, 'restart', p);
       return { flow_id: flow.flow_id, task_id: flow.deployments.at(-1)?.id };
     },
@@ -441,7 +449,7 @@ export const ROUTES: readonly SimRoute[] = [
     write: true,
     handle(ctx, p) {
       const flow = findFlow(ctx, p);
-      if (flowStatus(ctx, flow) === 'no-start') throw new SimApiError(CONFLICT, `dataflow ${flow.flow_id} is not running`);
+      if (flowStatus(ctx, flow) === 'no-start') throw new ConflictError(`dataflow ${flow.flow_id} is not running`);
       flow.target = 'no-start';
       flow.changed_at = ctx.now;
       ctx.state.touch('flow', flow.flow_id);
@@ -456,7 +464,7 @@ export const ROUTES: readonly SimRoute[] = [
     handle(ctx, p) {
       const flow = findFlow(ctx, p);
       const status = flowStatus(ctx, flow);
-      if (status !== 'no-start') throw new SimApiError(CONFLICT, `dataflow ${flow.flow_id} is ${status}; stop it before deleting`);
+      if (status !== 'no-start') throw new ConflictError(`dataflow ${flow.flow_id} is ${status}; stop it before deleting`);
       ctx.state.flows.delete(flow.flow_id);
       ctx.state.touch('flow', flow.flow_id);
       return { flow_id: flow.flow_id };
@@ -516,7 +524,7 @@ export const ROUTES: readonly SimRoute[] = [
     handle(ctx, p) {
       const id = strParam(p, 'resource_set_id');
       const r = ctx.state.resourceSets.get(id);
-      if (!r) throw new SimApiError(NOT_FOUND, `resource set ${id} does not exist`);
+      if (!r) throw new NotFoundError(`resource set ${id} does not exist`);
       return { resource_set_id: r.resource_set_id, resource_set_name: r.resource_set_name, category: r.category, authorized_projects: r.authorized_projects.map((pid) => ({ id: pid })) };
     },
   }),
@@ -528,9 +536,9 @@ export const ROUTES: readonly SimRoute[] = [
     handle(ctx, p) {
       const id = strParam(p, 'resource_set_id');
       const r = ctx.state.resourceSets.get(id);
-      if (!r) throw new SimApiError(NOT_FOUND, `resource set ${id} does not exist`);
+      if (!r) throw new NotFoundError(`resource set ${id} does not exist`);
       if (p.authorized_projects !== undefined) {
-        if (!Array.isArray(p.authorized_projects)) throw new SimApiError(INVALID, 'authorized_projects must be a list of project ids');
+        if (!Array.isArray(p.authorized_projects)) throw new ValidationError('authorized_projects must be a list of project ids');
         r.authorized_projects = [...new Set(p.authorized_projects.map(Number).filter(Number.isSafeInteger))];
       }
       ctx.state.touch('resource_set', id);
@@ -544,17 +552,17 @@ function checkJsonConfig(p: Params): void {
   try {
     JSON.parse(text);
   } catch {
-    throw new SimApiError(INVALID, 'json_config is not valid JSON');
+    throw new ValidationError('json_config is not valid JSON');
   }
-  if (!Array.isArray(p.fields) || p.fields.length === 0) throw new SimApiError(INVALID, 'fields must be a non-empty list');
+  if (!Array.isArray(p.fields) || p.fields.length === 0) throw new ValidationError('fields must be a non-empty list');
 }
 
 function checkLinks(flow: Dataflow, links: unknown): unknown[] {
   if (links === undefined || links === null) return [];
-  if (!Array.isArray(links)) throw new SimApiError(INVALID, 'from_links must be a list');
+  if (!Array.isArray(links)) throw new ValidationError('from_links must be a list');
   for (const link of links as { source?: { node_id?: unknown } }[]) {
     const parent = Number(link.source?.node_id);
-    if (!flow.nodes.some((n) => n.node_id === parent)) throw new SimApiError(INVALID, `from_links names node ${String(link.source?.node_id)}, which is not in dataflow ${flow.flow_id}`);
+    if (!flow.nodes.some((n) => n.node_id === parent)) throw new ValidationError(`from_links names node ${String(link.source?.node_id)}, which is not in dataflow ${flow.flow_id}`);
   }
   return links;
 }
@@ -562,40 +570,39 @@ function checkLinks(flow: Dataflow, links: unknown): unknown[] {
 // ---------------------------------------------------------------------------------------------------------
 // matching
 
-interface CompiledRoute {
-  route: SimRoute;
-  re: RegExp;
-  names: string[];
+/**
+ * The pattern of a route's path as services/common/http.ts matches it: any base path before the first
+ * `/v3/` (e.g. `/api/bk-base/prod`; not under `/admin/`, the admin API's), placeholders as named groups,
+ * the trailing slash optional.
+ */
+export function pathPattern(path: string): RegExp {
+  if (!path.startsWith('/v3/')) throw new Error(`API path ${path} must start with /v3/`);
+  const body = path.replace(/\/+$/, '').replace(/\{(\w+)\}/g, (_, n: string) => `(?<${n}>[^/]+)`);
+  return new RegExp(`^(?!/admin/)(?:(?!/v3/)[\\s\\S])*${body}/?$`);
 }
 
-const COMPILED: CompiledRoute[] = ROUTES.map((r) => {
-  const names: string[] = [];
-  const body = r.path.replace(/\/+$/, '').replace(/\{(\w+)\}/g, (_, n: string) => {
-    names.push(n);
-    return '([^/]+)';
-  });
-  return { route: r, re: new RegExp(`^${body}/?$`), names };
-});
+/** Each route with the pattern of its path, in the order they are matched. */
+export const COMPILED_ROUTES: readonly { route: SimRoute; pattern: RegExp }[] = ROUTES.map((route) => ({ route, pattern: pathPattern(route.path) }));
+
+/** A path parameter as the route sees it (percent-decoding throws URIError on a malformed one). */
+export function decodePathParams(groups: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, decodeURIComponent(v)]));
+}
 
 /**
- * The route of a request and its path parameters. The base path (everything before `/v3/`, e.g.
- * `/api/bk-base/prod`) is ignored. `allowed` lists the methods of a path that exists with another method.
+ * The route of a request and its path parameters; `allowed` lists the methods of a path that exists
+ * with another method (in route order); undefined when no API has that path.
  */
 export function matchRoute(method: string, pathname: string): { route: SimRoute; pathParams: Record<string, string> } | { allowed: string[] } | undefined {
-  const i = pathname.indexOf('/v3/');
-  if (i < 0) return undefined;
-  const path = pathname.slice(i);
   const allowed: string[] = [];
-  for (const c of COMPILED) {
-    const m = c.re.exec(path);
+  for (const { route, pattern } of COMPILED_ROUTES) {
+    const m = pattern.exec(pathname);
     if (!m) continue;
-    if (c.route.method !== method) {
-      allowed.push(c.route.method);
+    if (route.method !== method) {
+      allowed.push(route.method);
       continue;
     }
-    const pathParams: Record<string, string> = {};
-    c.names.forEach((n, k) => (pathParams[n] = decodeURIComponent(m[k + 1] as string)));
-    return { route: c.route, pathParams };
+    return { route, pathParams: decodePathParams(m.groups ?? {}) };
   }
   return allowed.length > 0 ? { allowed } : undefined;
 }

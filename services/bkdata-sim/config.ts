@@ -1,8 +1,10 @@
 /**
- * Configuration of bkdata-sim, the local stand-in for the BKData (bk-base) REST API. Every fault can
- * also be changed at run time through the admin endpoints (see README.md).
+ * Configuration of bkdata-sim, the local stand-in for the BKData (bk-base) REST API (README,
+ * Configuration). Every fault can also be changed at run time through the admin API.
+ * {@link validateSim} checks what no single field can.
  */
 import { int, list, num, oneOf, str, type Config, type Spec } from '../common/config.ts';
+import type { ConfigProblem } from '../common/errors.ts';
 import { FAMILIES, type Family } from './faults.ts';
 
 function familyRate(item: string): void {
@@ -78,6 +80,28 @@ export const simSpec = {
 } satisfies Spec;
 
 export type SimConfig = Config<typeof simSpec>;
+
+/** The families a `<family>=<rate>` list names more than once. */
+function repeatedFamilies(items: readonly string[]): string[] {
+  const families = items.map((item) => item.split('=')[0] as string);
+  return [...new Set(families.filter((f, i) => families.indexOf(f) !== i))];
+}
+
+/** Cross-field checks, run once every field parsed: every contradiction named by the key to change. */
+export function validateSim(c: SimConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const field of ['familyErrorRates', 'lostAnswerRates'] as const) {
+    const repeated = repeatedFamilies(c[field]);
+    if (repeated.length > 0) problems.push({ key: simSpec[field].env, message: `names ${repeated.join(', ')} more than once` });
+  }
+  // A family all of whose calls fail on purpose never reaches the handler: no answer of it can be lost.
+  const errorRates: Record<string, number> = { ...Object.fromEntries(FAMILIES.map((f) => [f, c.errorRate])), ...parseFamilyRates(c.familyErrorRates) };
+  const unreachable = Object.entries(parseFamilyRates(c.lostAnswerRates)).filter(([f, rate]) => rate > 0 && errorRates[f] === 1).map(([f]) => f);
+  if (unreachable.length > 0) {
+    problems.push({ key: simSpec.lostAnswerRates.env, message: `${unreachable.join(', ')}: every call fails with an injected error first (error rate 1), so none can lose its answer` });
+  }
+  return problems;
+}
 
 /** `databus=0.2` items as a map. */
 export function parseFamilyRates(items: readonly string[]): Partial<Record<Family, number>> {

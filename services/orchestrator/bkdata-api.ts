@@ -7,8 +7,9 @@
 import { createBreaker, type Breaker, type BreakerState } from '../common/breaker.ts';
 import { BkError, isRetriable } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
-import { counter, histogram, type Registry } from '../common/metrics.ts';
+import type { Registry } from '../common/metrics.ts';
 import { BKDATA_APIS, BkdataApiError, FAMILIES, type ApiName, type BkdataClient, type Family, type Params } from './bkdata-client.ts';
+import type { OrchestratorMetrics } from './metrics.ts';
 
 /** What the flow steps need: one call at a time, by client name. */
 export interface BkdataApi {
@@ -47,18 +48,12 @@ export function familyOfError(err: unknown): Family | undefined {
 export class GuardedBkdataApi implements BkdataApi {
   readonly #client: BkdataClient;
   readonly #breakers: Breakers;
-  readonly #calls;
-  readonly #seconds;
+  readonly #metrics: Pick<OrchestratorMetrics, 'bkdataCalls' | 'bkdataCallSeconds'>;
 
-  constructor(client: BkdataClient, breakers: Breakers, registry: Registry) {
+  constructor(client: BkdataClient, breakers: Breakers, metrics: Pick<OrchestratorMetrics, 'bkdataCalls' | 'bkdataCallSeconds'>) {
     this.#client = client;
     this.#breakers = breakers;
-    this.#calls = counter(registry, {
-      name: 'bkstream_bkdata_calls_total',
-      help: 'BKData API calls by family, API and outcome (ok, business_error, unavailable, rejected)',
-      labelNames: ['family', 'api', 'outcome'],
-    });
-    this.#seconds = histogram(registry, { name: 'bkstream_bkdata_call_seconds', help: 'BKData API call latency by family', labelNames: ['family'] });
+    this.#metrics = metrics;
   }
 
   breakerState(family: Family): BreakerState {
@@ -70,14 +65,14 @@ export class GuardedBkdataApi implements BkdataApi {
     const started = performance.now();
     try {
       const out = await this.#breakers[family].fire((signal) => this.#client.request<T>(api, params, signal));
-      this.#calls.inc({ family, api, outcome: 'ok' });
+      this.#metrics.bkdataCalls.inc({ family, api, outcome: 'ok' });
       return out;
     } catch (err) {
       const outcome = (err as { code?: unknown }).code === 'breaker_open' ? 'rejected' : isRetriable(err) ? 'unavailable' : 'business_error';
-      this.#calls.inc({ family, api, outcome });
+      this.#metrics.bkdataCalls.inc({ family, api, outcome });
       throw err;
     } finally {
-      this.#seconds.observe({ family }, (performance.now() - started) / 1000);
+      this.#metrics.bkdataCallSeconds.observe({ family }, (performance.now() - started) / 1000);
     }
   }
 }

@@ -1,9 +1,13 @@
 /**
- * Configuration of the orchestrator. Reference settings (bk-monitor) are named in brackets; their
- * defaults are the reference's.
+ * Configuration of the orchestrator (README, Configuration). Reference settings (bk-monitor) are named in
+ * brackets; their defaults are the reference's. {@link validateOrchestrator} checks what no single field
+ * can: settings that contradict each other, and the Flink job file.
  */
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { bool, int, list, optionalStr, str, url, type Config, type Spec } from '../common/config.ts';
+import { join } from 'node:path';
+import { bool, int, list, optionalStr, str, url, type commonSpec, type Config, type Spec } from '../common/config.ts';
+import { ConfigError, errorMessage, type ConfigProblem } from '../common/errors.ts';
 
 export const orchestratorSpec = {
   host: str({ env: 'ORCH_HOST', default: '127.0.0.1', doc: 'interface the HTTP and gRPC APIs listen on' }),
@@ -54,9 +58,115 @@ export const orchestratorSpec = {
   historyRetentionHours: int({ env: 'ORCH_HISTORY_RETENTION_HOURS', default: 192, min: 1, doc: 'step-log rows and seen command ids older than this are deleted, hours' }),
 } satisfies Spec;
 
-export type OrchestratorConfig = Config<typeof orchestratorSpec>;
+/** The orchestrator's own settings. */
+export type OrchestratorSettings = Config<typeof orchestratorSpec>;
+/** Its own settings and the ones every service shares (what the service module loads). */
+export type OrchestratorConfig = Config<typeof commonSpec & typeof orchestratorSpec>;
+
+/** The env key of a setting, for problems that name it. */
+const keyOf = (field: keyof typeof orchestratorSpec): string => orchestratorSpec[field].env;
+
+/** Host names that mean "this machine" for an address we listen on. */
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]', '0.0.0.0', '::', '[::]']);
+
+/** Whether `url` names a port this orchestrator listens on (it would call itself instead of BKData). */
+function ownPortIn(c: OrchestratorSettings, apiUrl: string): string | undefined {
+  const u = new URL(apiUrl);
+  const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+  const host = u.hostname;
+  if (host !== c.host && !(LOCAL_HOSTS.has(host) && LOCAL_HOSTS.has(c.host))) return undefined;
+  if (c.httpPort !== 0 && port === c.httpPort) return keyOf('httpPort');
+  if (c.grpcPort !== 0 && port === c.grpcPort) return keyOf('grpcPort');
+  return undefined;
+}
+
+/** The Java source file of the tail-sampling Flink job when BKDATA_FLINK_CODE_FILE is unset (a placeholder). */
+export const DEFAULT_FLINK_CODE_FILE = join(import.meta.dirname, 'tail-sampling-flink.java');
+
+const flinkCodeFile = (c: OrchestratorSettings): string => c.flinkCodeFile ?? DEFAULT_FLINK_CODE_FILE;
+
+function unreadableFlinkCode(c: OrchestratorSettings, err: unknown): ConfigProblem {
+  return { key: keyOf('flinkCodeFile'), message: `cannot read ${flinkCodeFile(c)}: ${errorMessage(err)}` };
+}
+
+/** Cross-field checks, run once every field parsed: every contradiction named by the key to change. */
+export function validateOrchestrator(c: OrchestratorSettings): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  if (c.retryInitialDelayMs > c.retryMaxDelayMs) {
+    problems.push({ key: keyOf('retryInitialDelayMs'), message: `must be <= ${keyOf('retryMaxDelayMs')} (${c.retryMaxDelayMs}), got ${c.retryInitialDelayMs}` });
+  }
+  if (c.httpPort !== 0 && c.httpPort === c.grpcPort) {
+    problems.push({ key: keyOf('grpcPort'), message: `must differ from ${keyOf('httpPort')} (${c.httpPort})` });
+  }
+  if (c.pollIntervalMs > c.leaseMs) {
+    problems.push({ key: keyOf('pollIntervalMs'), message: `must be <= ${keyOf('leaseMs')} (${c.leaseMs}): expired leases are looked for at least once per lease, got ${c.pollIntervalMs}` });
+  }
+  const own = ownPortIn(c, c.bkdataApiUrl);
+  if (own) problems.push({ key: keyOf('bkdataApiUrl'), message: `points at this orchestrator's own port (${own}), not at BKData: ${c.bkdataApiUrl}` });
+  try {
+    accessSync(flinkCodeFile(c), constants.R_OK);
+  } catch (err) {
+    problems.push(unreadableFlinkCode(c, err));
+  }
+  return problems;
+}
 
 /** The lease owner of this process. */
-export function instanceIdOf(config: OrchestratorConfig): string {
+export function instanceIdOf(config: OrchestratorSettings): string {
   return config.instanceId ?? `${hostname()}-${process.pid}`;
+}
+
+/** What the flow kinds and steps take from the orchestrator's configuration (reference settings in brackets). */
+export interface FlowSettings {
+  /** [APM_APP_BKDATA_OPERATOR] */
+  operator: string;
+  /** [APM_APP_BKDATA_MAINTAINER] */
+  maintainers: readonly string[];
+  /** [BK_DATA_BK_BIZ_ID] BKData business of apps in spaces (bk_biz_id <= 0). */
+  defaultBkBizId: number;
+  /** [APM_APP_BKDATA_TAIL_SAMPLING_PROJECT_ID] */
+  tailSamplingProjectId: number;
+  /** [APM_APP_BKDATA_VIRTUAL_METRIC_PROJECT_ID] */
+  virtualMetricProjectId: number;
+  /** [APM_APP_BKDATA_REQUIRED_TEMP_CONVERT_NODE] */
+  requiredTempConvertNode: boolean;
+  /** [BK_DATA_DATA_EXPIRES_DAYS] */
+  dataExpiresDays: number;
+  /** [APM_APP_BKDATA_VIRTUAL_METRIC_STORAGE] */
+  virtualMetricStorage: string;
+  /** [APM_APP_BKDATA_VIRTUAL_METRIC_STORAGE_EXPIRE] */
+  virtualMetricStorageExpireDays: number;
+  /** [BK_DATA_MYSQL_STORAGE_CLUSTER_TYPE] node type of the metric storage nodes. */
+  mysqlStorageNodeType: string;
+  /** [APM_APP_BKDATA_STORAGE_REGISTRY_AREA_CODE] */
+  storageRegistryAreaCode: string;
+  /** [BK_DATA_FLOW_CLUSTER_GROUP] */
+  flowClusterGroup: string;
+  /** Java source of the tail-sampling Flink job. */
+  flinkCode: string;
+}
+
+/** The flow settings of a configuration; reads the Flink job's file (ConfigError naming BKDATA_FLINK_CODE_FILE). */
+export function flowSettings(config: OrchestratorSettings): FlowSettings {
+  let flinkCode: string;
+  try {
+    flinkCode = readFileSync(flinkCodeFile(config), 'utf8');
+  } catch (err) {
+    throw new ConfigError([unreadableFlinkCode(config, err)]);
+  }
+  return {
+    operator: config.operator,
+    maintainers: config.maintainers,
+    defaultBkBizId: config.defaultBkBizId,
+    tailSamplingProjectId: config.tailSamplingProjectId,
+    virtualMetricProjectId: config.virtualMetricProjectId,
+    requiredTempConvertNode: config.requiredTempConvertNode,
+    dataExpiresDays: config.dataExpiresDays,
+    virtualMetricStorage: config.virtualMetricStorage,
+    virtualMetricStorageExpireDays: config.virtualMetricStorageExpireDays,
+    mysqlStorageNodeType: config.mysqlStorageNodeType,
+    storageRegistryAreaCode: config.storageRegistryAreaCode,
+    flowClusterGroup: config.flowClusterGroup,
+    flinkCode,
+  };
 }

@@ -18,14 +18,15 @@
 import { BreakerOpenError, type BreakerState } from '../common/breaker.ts';
 import { BkError, errorMessage, isRetriable } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
-import { counter, histogram, type Registry } from '../common/metrics.ts';
 import { backoffDelay } from '../common/retry.ts';
 import { familyOfError, type BkdataApi } from './bkdata-api.ts';
 import { BKDATA_APIS, type ApiName, type Family, type Params } from './bkdata-client.ts';
-import type { FlowSettings } from './flow-config.ts';
-import { columnValue, FLOW_COLUMNS, statusRecord, type FlowColumn, type FlowStore, type SaveOptions, type SaveResult, type StepLogEntry } from './flow-store.ts';
-import { DONE_STATUS, DONE_STEP, PLANS, type FailureStatus, type Flow, type StepName } from './model.ts';
-import { STEPS, type StepContext, type StepLimits } from './steps.ts';
+import type { FlowSettings } from './config.ts';
+import { columnValue, FLOW_COLUMNS, statusRecord, type FlowColumn, type FlowStore, type SaveOptions, type SaveResult } from './flow-store.ts';
+import { kindOf, planOf } from './kinds/index.ts';
+import type { StepContext, StepLimits } from './kinds/kind.ts';
+import type { OrchestratorMetrics } from './metrics.ts';
+import { DONE_STATUS, DONE_STEP, type FailureStatus, type Flow, type StepLogEntry, type StepOutcome } from './model.ts';
 
 export interface RetryPolicy {
   /** Retries of a step after retriable errors (the budget). */
@@ -48,7 +49,7 @@ export interface EngineOptions {
   /** Lease owner (this instance). */
   owner: string;
   logger: Logger;
-  registry: Registry;
+  metrics: Pick<OrchestratorMetrics, 'stepAttempts' | 'stepSeconds' | 'transitions'>;
   now?: () => number;
 }
 
@@ -92,17 +93,13 @@ export class FlowEngine {
   readonly #o: EngineOptions;
   readonly #log: Logger;
   readonly #now: () => number;
-  readonly #attempts;
-  readonly #transitions;
-  readonly #stepSeconds;
+  readonly #metrics: EngineOptions['metrics'];
 
   constructor(options: EngineOptions) {
     this.#o = options;
     this.#log = options.logger.child({ component: 'engine' });
     this.#now = options.now ?? Date.now;
-    this.#attempts = counter(options.registry, { name: 'bkstream_flow_step_attempts_total', help: 'Step attempts by step and outcome', labelNames: ['step', 'outcome'] });
-    this.#transitions = counter(options.registry, { name: 'bkstream_flow_transitions_total', help: 'Flow status transitions by flow type and new status', labelNames: ['flow_type', 'status'] });
-    this.#stepSeconds = histogram(options.registry, { name: 'bkstream_flow_step_seconds', help: 'Duration of step attempts', labelNames: ['step'] });
+    this.#metrics = options.metrics;
   }
 
   /** Runs attempts of `claimed` until it has to wait, is finished, or `stopping()` says so. */
@@ -132,30 +129,32 @@ export class FlowEngine {
       if (typeof outcome === 'string') return outcome;
       const { nextDelayMs, release, logStatus } = this.#apply(flow, outcome);
       const changed = flow.status !== before.status || flow.step !== before.step || flow.attempt !== before.attempt;
-      const log: StepLogEntry = { step: before.step, status: logStatus, attempt: before.attempt, message: flow.message, apiCalls, startedAt };
+      const log: StepLogEntry = { step: before.step, status: logStatus, attempt: before.attempt, message: flow.message, api_calls: apiCalls, started_at: startedAt };
       const result = await save({
         nextDelayMs,
         release,
         log,
         ...(changed ? { event: statusRecord(flow, this.#now()) } : {}),
       });
-      this.#attempts.inc({ step: before.step, outcome: logStatus });
-      this.#stepSeconds.observe({ step: before.step }, (this.#now() - startedAt.getTime()) / 1000);
+      this.#metrics.stepAttempts.inc({ step: before.step, outcome: logStatus });
+      this.#metrics.stepSeconds.observe({ step: before.step }, (this.#now() - startedAt.getTime()) / 1000);
       if (result !== 'ok') {
         this.#log.warn('flow taken away while running', { flow: flow.id, result });
         return result;
       }
-      if (changed && flow.status !== before.status) this.#transitions.inc({ flow_type: flow.flow_type, status: flow.status });
+      if (changed && flow.status !== before.status) this.#metrics.transitions.inc({ flow_type: flow.flow_type, status: flow.status });
       if (release) return 'idle';
     }
   }
 
   /** One attempt of the current step; a string when the lease went away mid-step. */
   async #attempt(flow: Flow, countCall: () => void, checkpoint: () => Promise<SaveResult>): Promise<Outcome | 'lost' | 'superseded'> {
-    const step = flow.step === DONE_STEP ? undefined : STEPS[flow.step as StepName];
-    if (!step) return { kind: 'fail', status: flow.desired === 'running' ? 'config_flow_failed' : 'stop_failed', message: `unknown step ${flow.step}` };
+    const kind = kindOf(flow.flow_type);
+    const step = flow.step === DONE_STEP || !kind ? undefined : planOf(flow.flow_type, flow.desired).find((s) => s.name === flow.step);
+    if (!step || !kind) return { kind: 'fail', status: flow.desired === 'running' ? 'config_flow_failed' : 'stop_failed', message: `unknown step ${flow.step}` };
     const ctx: StepContext = {
       flow,
+      kind,
       settings: this.#o.settings,
       limits: this.#o.limits,
       now: this.#now,
@@ -204,13 +203,13 @@ export class FlowEngine {
   }
 
   /** Applies an outcome to the flow; returns how to save it. */
-  #apply(flow: Flow, outcome: Outcome): { nextDelayMs: number | null; release: boolean; logStatus: string } {
+  #apply(flow: Flow, outcome: Outcome): { nextDelayMs: number | null; release: boolean; logStatus: StepOutcome } {
     const now = this.#now();
     switch (outcome.kind) {
       case 'advance': {
         delete flow.state.uncertain;
-        const plan = PLANS[flow.flow_type][flow.desired];
-        const next = plan[plan.indexOf(flow.step as StepName) + 1];
+        const plan = planOf(flow.flow_type, flow.desired);
+        const next = plan[plan.findIndex((s) => s.name === flow.step) + 1]?.name;
         flow.attempt = 0;
         flow.message = '';
         flow.waiting_on = null;

@@ -10,18 +10,9 @@
 import type { FlowStatus, FlowType } from '../common/records.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
 import type { Family } from './bkdata-client.ts';
-import { DESIRED_OF, DONE_STEP, flowKey, isFailure, PLANS, type Command, type Flow, type FlowKey, type FlowState, type StepRecord } from './model.ts';
+import { DESIRED_OF, flowKey, isFailure, type Command, type Flow, type FlowKey, type FlowState, type StepLogEntry, type StepRecord } from './model.ts';
 
 export type CommandOutcome = 'accepted' | 'duplicate' | 'stale';
-
-export interface StepLogEntry {
-  step: string;
-  status: string;
-  attempt: number;
-  message: string;
-  apiCalls: number;
-  startedAt: Date;
-}
 
 export interface SaveOptions {
   /** Step log row of the attempt that ends with this save. */
@@ -118,9 +109,9 @@ export class FlowStore {
   /**
    * Applies a command: a repeated command id is ignored (`duplicate`), one requested before the command
    * the flow already follows is ignored (`stale`); otherwise the flow (created if new) starts the plan of
-   * the desired state from its first step, due now.
+   * the desired state at `firstStep`, due now.
    */
-  async applyCommand(cmd: Command, nowMs: number = Date.now()): Promise<{ outcome: CommandOutcome; flow: Flow | undefined }> {
+  async applyCommand(cmd: Command, firstStep: string, nowMs: number = Date.now()): Promise<{ outcome: CommandOutcome; flow: Flow | undefined }> {
     const key = flowKey(cmd);
     return this.#db.transaction(async (tx) => {
       const seen = await tx.query('INSERT INTO bkdata_flow_command (command_id, flow_key, outcome) VALUES ($1, $2, $3) ON CONFLICT (command_id) DO NOTHING', [cmd.command_id, key, 'accepted']);
@@ -131,7 +122,6 @@ export class FlowStore {
         return { outcome: 'stale' as const, flow: current };
       }
       const desired = DESIRED_OF[cmd.action];
-      const first = PLANS[cmd.flow_type][desired][0] ?? DONE_STEP;
       const state = current ? stateForNewCommand(current.state) : {};
       const { rows } = await tx.query<Flow>(
         `INSERT INTO bkdata_flow (bk_biz_id, app_name, flow_type, desired, config, command_id, command_requested_at, operator,
@@ -143,7 +133,7 @@ export class FlowStore {
            status = 'pending', step = EXCLUDED.step, attempt = 0, next_attempt_at = now(), message = '',
            waiting_on = NULL, state = EXCLUDED.state, updated_at = now()
          RETURNING *`,
-        [cmd.bk_biz_id, cmd.app_name, cmd.flow_type, desired, JSON.stringify(cmd.config), cmd.command_id, cmd.requested_at, cmd.operator, first, JSON.stringify(state)],
+        [cmd.bk_biz_id, cmd.app_name, cmd.flow_type, desired, JSON.stringify(cmd.config), cmd.command_id, cmd.requested_at, cmd.operator, firstStep, JSON.stringify(state)],
       );
       const flow = rows[0] as Flow;
       await insertOutbox(tx, statusRecord(flow, nowMs));
@@ -214,8 +204,8 @@ export class FlowStore {
     if (options.log) {
       const l = options.log;
       ctes.push(`log AS (INSERT INTO bkdata_flow_step (flow_id, step, status, attempt, message, api_calls, started_at, finished_at, owner, command_id)
-                 SELECT id, ${p(l.step, 'varchar')}, ${p(l.status, 'varchar')}, ${p(l.attempt, 'int')}, ${p(l.message, 'text')}, ${p(l.apiCalls, 'int')},
-                        ${p(l.startedAt, 'timestamptz')}, now(), $2, $3 FROM upd)`);
+                 SELECT id, ${p(l.step, 'varchar')}, ${p(l.status, 'varchar')}, ${p(l.attempt, 'int')}, ${p(l.message, 'text')}, ${p(l.api_calls, 'int')},
+                        ${p(l.started_at, 'timestamptz')}, now(), $2, $3 FROM upd)`);
     }
     if (options.event) {
       ctes.push(`ob AS (INSERT INTO bkdata_flow_outbox (flow_key, payload) SELECT ${p(options.event.flow_key, 'varchar')}, ${p(JSON.stringify(options.event), 'jsonb')} FROM upd)`);

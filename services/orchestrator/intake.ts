@@ -1,20 +1,54 @@
 /**
  * Flow commands, whichever way they arrive (Kafka flow.commands, HTTP, gRPC): checked (every problem
  * at once, ValidationError), then applied to the store (a repeated command id and a command older than
- * the flow's current one are ignored), then the runner is woken.
+ * the flow's current one are ignored; the flow starts its kind's plan for the action), then the runner
+ * is woken. README, Interfaces, lists the config keys of each flow type.
  */
 import { randomUUID } from 'node:crypto';
 import { ValidationError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
-import { counter, type Registry } from '../common/metrics.ts';
 import type { FlowAction, FlowType } from '../common/records.ts';
-import { FLOW_ACTIONS, FLOW_TYPES, parseFlowConfig } from './flow-config.ts';
 import type { CommandOutcome, FlowStore } from './flow-store.ts';
-import type { Command, Flow } from './model.ts';
+import { FLOW_KINDS, FLOW_TYPES, kindOf, planOf } from './kinds/index.ts';
+import { isPositiveInt, optionalString } from './kinds/kind.ts';
+import type { OrchestratorMetrics } from './metrics.ts';
+import { DESIRED_OF, DONE_STEP, FLOW_ACTIONS, type Command, type Flow } from './model.ts';
 
 export type CommandSource = 'kafka' | 'http' | 'grpc';
 
 const APP_NAME = /^[A-Za-z0-9_.-]{1,50}$/;
+
+/** Config keys every flow kind has: the data source's id (required) and the app's creator. */
+const COMMON_CONFIG_KEYS = ['data_id', 'app_creator'];
+
+/**
+ * Parses and checks a command's config (a JSON string or an object) for `flowType`. `action` other than
+ * create_or_update needs no config (an empty object is accepted). Throws one ValidationError listing
+ * every problem: the keys every kind has, unknown keys, then the kind's own checks.
+ */
+export function parseFlowConfig(flowType: FlowType, action: FlowAction, raw: unknown): Record<string, unknown> {
+  let value: unknown = raw;
+  if (typeof raw === 'string') {
+    try {
+      value = raw.trim() === '' ? {} : (JSON.parse(raw) as unknown);
+    } catch {
+      throw new ValidationError('config is not valid JSON');
+    }
+  }
+  if (value === undefined || value === null) value = {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ValidationError('config must be a JSON object');
+  const obj = value as Record<string, unknown>;
+  if (action !== 'create_or_update') return obj;
+  const kind = FLOW_KINDS[flowType];
+  const problems: string[] = [];
+  if (!isPositiveInt(obj.data_id)) problems.push('config.data_id must be a positive integer (the bk_data_id of the data source)');
+  optionalString(obj, 'app_creator', problems);
+  const known = new Set([...COMMON_CONFIG_KEYS, ...kind.configKeys]);
+  for (const k of Object.keys(obj)) if (!known.has(k)) problems.push(`config.${k}: unknown key for ${flowType}`);
+  kind.checkConfig(obj, problems);
+  if (problems.length > 0) throw new ValidationError(`invalid ${flowType} config: ${problems.join('; ')}`, { details: { problems } });
+  return obj;
+}
 
 /**
  * A command from outside: `{action, flow_type, bk_biz_id, app_name, config?, operator?, command_id?,
@@ -29,8 +63,8 @@ export function parseCommand(input: unknown, nowMs: number = Date.now()): Comman
   if (!(FLOW_ACTIONS as readonly unknown[]).includes(action)) problems.push(`action must be one of ${FLOW_ACTIONS.join(', ')}`);
   if (!(FLOW_TYPES as readonly unknown[]).includes(flowType)) problems.push(`flow_type must be one of ${FLOW_TYPES.join(', ')}`);
   const biz = typeof c.bk_biz_id === 'string' && /^-?\d+$/.test(c.bk_biz_id) ? Number(c.bk_biz_id) : c.bk_biz_id;
-  if (typeof biz !== 'number' || !Number.isSafeInteger(biz)) problems.push('bk_biz_id must be an integer');
-  else if (flowType === 'virtual_metric' && biz <= 0) problems.push('bk_biz_id must be > 0 for virtual_metric (the reference runs it only for businesses)');
+  const bizProblem = typeof biz !== 'number' || !Number.isSafeInteger(biz) ? 'bk_biz_id must be an integer' : kindOf(String(flowType))?.checkBiz(biz);
+  if (bizProblem) problems.push(bizProblem);
   if (typeof c.app_name !== 'string' || !APP_NAME.test(c.app_name)) problems.push('app_name must be 1-50 characters of letters, digits, _ . -');
   for (const k of ['command_id', 'operator'] as const) {
     if (c[k] !== undefined && c[k] !== null && (typeof c[k] !== 'string' || (c[k]).length > 128)) problems.push(`${k} must be a string of at most 128 characters`);
@@ -40,7 +74,7 @@ export function parseCommand(input: unknown, nowMs: number = Date.now()): Comman
   let config: Record<string, unknown> = {};
   if ((FLOW_ACTIONS as readonly unknown[]).includes(action) && (FLOW_TYPES as readonly unknown[]).includes(flowType)) {
     try {
-      config = parseFlowConfig(flowType as FlowType, action as FlowAction, c.config) as unknown as Record<string, unknown>;
+      config = parseFlowConfig(flowType as FlowType, action as FlowAction, c.config);
     } catch (err) {
       problems.push((err as Error).message);
     }
@@ -62,13 +96,13 @@ export class CommandIntake {
   readonly #flows: FlowStore;
   readonly #onAccepted: () => void;
   readonly #log: Logger;
-  readonly #commands;
+  readonly #commands: OrchestratorMetrics['commands'];
 
-  constructor(flows: FlowStore, onAccepted: () => void, registry: Registry, logger: Logger) {
+  constructor(flows: FlowStore, onAccepted: () => void, metrics: Pick<OrchestratorMetrics, 'commands'>, logger: Logger) {
     this.#flows = flows;
     this.#onAccepted = onAccepted;
     this.#log = logger.child({ component: 'intake' });
-    this.#commands = counter(registry, { name: 'bkstream_flow_commands_total', help: 'Flow commands by source and outcome (accepted, duplicate, stale, invalid)', labelNames: ['source', 'outcome'] });
+    this.#commands = metrics.commands;
   }
 
   /** Validates and applies a command; throws ValidationError for bad input. */
@@ -80,7 +114,8 @@ export class CommandIntake {
       this.#commands.inc({ source, outcome: 'invalid' });
       throw err;
     }
-    const { outcome, flow } = await this.#flows.applyCommand(command);
+    const first = planOf(command.flow_type, DESIRED_OF[command.action])[0]?.name ?? DONE_STEP;
+    const { outcome, flow } = await this.#flows.applyCommand(command, first);
     this.#commands.inc({ source, outcome });
     if (outcome === 'accepted') {
       this.#log.info('flow command accepted', { source, command_id: command.command_id, action: command.action, flow_type: command.flow_type, bk_biz_id: command.bk_biz_id, app_name: command.app_name });

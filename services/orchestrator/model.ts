@@ -1,6 +1,7 @@
 /**
- * A flow as the orchestrator persists it (table bkdata_flow, reference §6.2 columns plus the state
- * machine), its statuses and the step plans per flow type and desired state.
+ * A flow as the orchestrator persists it (table bkdata_flow: the reference's columns plus the state
+ * machine; README, How it works), its statuses and its step log. The steps each flow type runs are its
+ * kind's plan (kinds/index.ts).
  */
 import type { FlowAction, FlowType } from '../common/records.ts';
 import type { Family } from './bkdata-client.ts';
@@ -10,7 +11,10 @@ export type Desired = 'running' | 'stopped' | 'deleted';
 
 export const DESIRED_OF: Record<FlowAction, Desired> = { create_or_update: 'running', stop: 'stopped', delete: 'deleted' };
 
-/** Reference failure statuses (§6.2) plus the two of the stop/delete paths the reference lacks. */
+/** The actions a command may ask for. */
+export const FLOW_ACTIONS = Object.keys(DESIRED_OF) as readonly FlowAction[];
+
+/** The reference's failure statuses plus the two of the stop/delete paths the reference lacks. */
 export type FailureStatus =
   | 'config_deploy_failed'
   | 'config_cleans_failed'
@@ -43,39 +47,8 @@ export function isTerminal(status: string): boolean {
   return status === 'success' || status === 'stopped' || status === 'deleted' || isFailure(status);
 }
 
-export type StepName =
-  | 'deploy_data_source'
-  | 'clean_config'
-  | 'start_clean'
-  | 'authorize_project'
-  | 'register_storage'
-  | 'ensure_dataflow'
-  | 'sync_nodes'
-  | 'start_dataflow'
-  | 'stop_dataflow'
-  | 'wait_dataflow_stopped'
-  | 'delete_dataflow'
-  | 'stop_clean';
-
 /** The step name of a flow with nothing left to do. */
 export const DONE_STEP = 'done';
-
-const STOP: StepName[] = ['stop_dataflow', 'wait_dataflow_stopped', 'stop_clean'];
-const DELETE: StepName[] = ['stop_dataflow', 'wait_dataflow_stopped', 'delete_dataflow', 'stop_clean'];
-
-/** The steps each flow type runs, in order, for each desired state. */
-export const PLANS: Record<FlowType, Record<Desired, readonly StepName[]>> = {
-  tail_sampling: {
-    running: ['deploy_data_source', 'clean_config', 'start_clean', 'authorize_project', 'register_storage', 'ensure_dataflow', 'sync_nodes', 'start_dataflow'],
-    stopped: STOP,
-    deleted: DELETE,
-  },
-  virtual_metric: {
-    running: ['deploy_data_source', 'clean_config', 'start_clean', 'authorize_project', 'ensure_dataflow', 'sync_nodes', 'start_dataflow'],
-    stopped: STOP,
-    deleted: DELETE,
-  },
-};
 
 /** Run-scoped progress kept in bkdata_flow.state (jsonb). */
 export interface FlowState {
@@ -148,15 +121,23 @@ export interface Command extends FlowKey {
   requested_at: number;
 }
 
-/** One row of the step log. */
+/** How a step attempt ended, as the step log (and `bkstream_flow_step_attempts_total{outcome}`) says. */
+export type StepOutcome = 'ok' | 'poll' | 'retry' | 'waiting' | 'failed';
+
+/** One row of the step log (table bkdata_flow_step). */
 export interface StepRecord {
   step: string;
-  status: string;
+  status: StepOutcome;
   attempt: number;
   message: string;
+  /** BKData calls the attempt made. */
   api_calls: number;
+  /** The instance that ran it. */
   owner: string;
   command_id: string;
   started_at: Date;
   finished_at: Date | null;
 }
+
+/** What the engine writes of a step-log row; the store adds owner, command and finish time. */
+export type StepLogEntry = Pick<StepRecord, 'step' | 'status' | 'attempt' | 'message' | 'api_calls' | 'started_at'>;

@@ -1,5 +1,5 @@
 /**
- * Dataflow node graphs (reference bkmonitor-apm.md §6.5–6.6): what a node's config is, which graph node
+ * Dataflow node graphs (README, How it works): what a node's config is, which graph node
  * it is (its identity fields), whether that graph node needs an update, and the request payload.
  *
  * A node names its parents by key; configs that refer to a parent's node id (flink `from_nodes`) get
@@ -12,6 +12,8 @@
  * A matched node needs an update when any key of our config differs from the graph's `node_config`
  * (keys only the graph has are ignored, as in the reference).
  */
+import { deepEqual } from './compare.ts';
+
 export type NodeKind = 'source' | 'realtime' | 'storage' | 'elastic' | 'flink';
 
 export type NodeConfig = Record<string, unknown>;
@@ -33,21 +35,6 @@ export interface GraphNode {
   node_id: number;
   node_type: string;
   node_config: NodeConfig;
-}
-
-/** Structural equality: arrays in order, objects by key (key order ignored), like Python's `==`. */
-export function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) {
-    const bb = b as unknown[];
-    return a.length === bb.length && a.every((v, i) => deepEqual(v, bb[i]));
-  }
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.length !== kb.length) return false;
-  return ka.every((k) => Object.hasOwn(b, k) && deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
 const same = (a: NodeConfig, b: NodeConfig, key: string): boolean => deepEqual(a[key], b[key]);

@@ -7,9 +7,9 @@ import type { BreakerState } from '../common/breaker.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../common/errors.ts';
 import type { FlowType } from '../common/records.ts';
 import { FAMILIES, type Family } from './bkdata-client.ts';
-import { FLOW_TYPES } from './flow-config.ts';
 import type { CommandOutcome, FlowStore, ListFilter } from './flow-store.ts';
 import type { CommandIntake, CommandSource } from './intake.ts';
+import { FLOW_TYPES } from './kinds/index.ts';
 import { flowKey, type Flow, type FlowKey, type StepRecord } from './model.ts';
 
 /** A flow as the APIs show it. */

@@ -11,10 +11,10 @@ import type { Codec } from '../common/avro/index.ts';
 import { errorMessage } from '../common/errors.ts';
 import type { Component } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
-import { counter, type Registry } from '../common/metrics.ts';
 import type { FlowStatus } from '../common/records.ts';
 import { backoffDelay } from '../common/retry.ts';
 import type { FlowStore } from './flow-store.ts';
+import type { OrchestratorMetrics } from './metrics.ts';
 import { Waker } from './waker.ts';
 
 export interface PublisherOptions {
@@ -24,7 +24,7 @@ export interface PublisherOptions {
   topic: string;
   owner: string;
   logger: Logger;
-  registry: Registry;
+  metrics: Pick<OrchestratorMetrics, 'statusPublished'>;
   /** Records per Kafka request. Default 500. */
   batchSize?: number;
   /** Look at the outbox at least this often, ms. Default 1 000. */
@@ -37,7 +37,6 @@ export class StatusPublisher implements Component {
   readonly name = 'flow-status-publisher';
   readonly #o: PublisherOptions;
   readonly #log: Logger;
-  readonly #published;
   #running = false;
   #loop: Promise<void> | undefined;
   readonly #waker = new Waker();
@@ -45,7 +44,6 @@ export class StatusPublisher implements Component {
   constructor(options: PublisherOptions) {
     this.#o = options;
     this.#log = options.logger.child({ component: 'status-publisher', topic: options.topic });
-    this.#published = counter(options.registry, { name: 'bkstream_flow_status_published_total', help: 'flow.status records sent to Kafka' });
   }
 
   wake(): void {
@@ -97,9 +95,7 @@ export class StatusPublisher implements Component {
       throw err;
     }
     await this.#o.flows.deleteOutbox(ids);
-    this.#published.inc(batch.length);
+    this.#o.metrics.statusPublished.inc(batch.length);
     return batch.length;
   }
-
-
 }

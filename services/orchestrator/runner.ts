@@ -11,9 +11,9 @@
 import { errorMessage } from '../common/errors.ts';
 import type { Component } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
-import { gauge, type Registry } from '../common/metrics.ts';
 import type { FlowEngine } from './engine.ts';
 import type { FlowStore } from './flow-store.ts';
+import type { OrchestratorMetrics } from './metrics.ts';
 import { Waker } from './waker.ts';
 
 export interface RunnerOptions {
@@ -24,7 +24,7 @@ export interface RunnerOptions {
   leaseMs: number;
   pollIntervalMs: number;
   logger: Logger;
-  registry: Registry;
+  metrics: Pick<OrchestratorMetrics, 'activeFlows'>;
   /** Called whenever a flow run gives its slot back (its saves may have written flow.status records). */
   onFlowReleased?: () => void;
 }
@@ -42,14 +42,6 @@ export class FlowRunner implements Component {
   constructor(options: RunnerOptions) {
     this.#o = options;
     this.#log = options.logger.child({ component: 'runner', owner: options.owner });
-    const active = this.#active;
-    gauge(options.registry, {
-      name: 'bkstream_flow_active',
-      help: 'Flows this instance is running right now',
-      collect() {
-        this.set(active.size);
-      },
-    });
   }
 
   /** Flows being run by this instance now. */
@@ -104,8 +96,6 @@ export class FlowRunner implements Component {
     }
   }
 
-
-
   #launch(id: number, flow: Parameters<FlowEngine['run']>[0]): void {
     const run = this.#o.engine
       .run(flow, () => !this.#running)
@@ -118,10 +108,12 @@ export class FlowRunner implements Component {
       })
       .finally(() => {
         this.#active.delete(id);
+        this.#o.metrics.activeFlows.set(this.#active.size);
         this.wake();
         this.#o.onFlowReleased?.();
       });
     this.#active.set(id, run);
+    this.#o.metrics.activeFlows.set(this.#active.size);
   }
 
   #renew(): void {

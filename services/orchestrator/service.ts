@@ -1,18 +1,214 @@
 /**
- * The orchestrator service: drives BKData provisioning flows (tail sampling, virtual metric) as durable
- * state machines behind one circuit breaker per BKData API family. See README.md.
+ * The orchestrator service (README): drives BKData provisioning flows as durable state machines behind
+ * one circuit breaker per BKData API family. This file is its only composition root:
+ *
+ * ports (flow store, breakers, guarded BKData client, producer, command consumer) → parts (engine,
+ * status publisher, worker loop, command intake, operations, HTTP and gRPC APIs) → one Lifecycle.
+ *
+ * Start order: topic check, breakers and housekeeping, producer, status publisher, worker loop, command
+ * consumer, HTTP, gRPC. Stop runs in reverse, so intake stops first and running flows finish their
+ * current attempt before the leases are given back and the last statuses are published.
  */
-import { defineService, loadServiceConfig } from '../common/service.ts';
-import { orchestratorSpec } from './config.ts';
-import { Orchestrator } from './orchestrator.ts';
+import { codecFor } from '../common/avro/index.ts';
+import { errorMessage } from '../common/errors.ts';
+import { createHttpServer } from '../common/http.ts';
+import { Lifecycle } from '../common/lifecycle.ts';
+import { defineService, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
+import { topicName } from '../common/topics.ts';
+import { createBreakers, GuardedBkdataApi, type Breakers } from './bkdata-api.ts';
+import { BkdataClient, FAMILIES } from './bkdata-client.ts';
+import { flowSettings, instanceIdOf, orchestratorSpec, validateOrchestrator, type OrchestratorConfig } from './config.ts';
+import { FlowEngine } from './engine.ts';
+import { FlowStore } from './flow-store.ts';
+import { GrpcApi } from './grpc-api.ts';
+import { httpRoutes } from './http-api.ts';
+import { CommandIntake } from './intake.ts';
+import { orchestratorMetrics } from './metrics.ts';
+import { FlowOperations } from './operations.ts';
+import { StatusPublisher } from './publisher.ts';
+import { FlowRunner } from './runner.ts';
+
+/** How often step-log rows and seen command ids past their retention are deleted, ms. */
+const HOUSEKEEPING_INTERVAL_MS = 3_600_000;
+
+/** What callers (tests, the benchmark) reach of a running orchestrator besides start/stop. */
+export interface OrchestratorParts {
+  /** The lease owner name of this instance. */
+  readonly owner: string;
+  readonly flows: FlowStore;
+  readonly breakers: Breakers;
+  readonly runner: FlowRunner;
+  readonly operations: FlowOperations;
+  /** The HTTP API's port (the bound one with ORCH_HTTP_PORT=0). */
+  httpPort(): number;
+  /** The gRPC API's port (the bound one with ORCH_GRPC_PORT=0). */
+  grpcPort(): number;
+}
+
+export type Orchestrator = Lifecycle & OrchestratorParts;
+
+export type OrchestratorDeps = Pick<ServiceDeps<'store' | 'bus'>, 'logger' | 'registry' | 'store' | 'bus'>;
+
+/** Builds the orchestrator on `deps`; `start()` brings it up. */
+export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorConfig): Orchestrator {
+  const { logger, registry, bus } = deps;
+  const log = logger.child({ component: 'orchestrator' });
+  const metrics = orchestratorMetrics(registry);
+  const owner = instanceIdOf(config);
+  const statusTopic = topicName(config.topicPrefix, 'flowStatus');
+  const commandsTopic = topicName(config.topicPrefix, 'flowCommands');
+  const dlqTopic = topicName(config.topicPrefix, 'dlq');
+
+  // ports
+  const flows = new FlowStore(deps.store);
+  const breakers = createBreakers(
+    {
+      timeoutMs: config.bkdataTimeoutMs,
+      resetTimeoutMs: config.breakerResetTimeoutMs,
+      errorThresholdPercentage: config.breakerErrorThresholdPct,
+      volumeThreshold: config.breakerVolumeThreshold,
+      rollingWindowMs: config.breakerWindowMs,
+    },
+    registry,
+    logger,
+  );
+  const breakerState = (family: keyof Breakers) => breakers[family].state();
+  const client = new BkdataClient({
+    baseUrl: config.bkdataApiUrl,
+    appCode: config.bkdataAppCode,
+    appSecret: config.bkdataAppSecret,
+    username: config.operator,
+    timeoutMs: config.bkdataTimeoutMs,
+  });
+  const api = new GuardedBkdataApi(client, breakers, metrics);
+  const producer = bus.producer();
+
+  // parts
+  const engine = new FlowEngine({
+    flows,
+    api,
+    breakerState,
+    settings: flowSettings(config),
+    limits: {
+      fetchStatusThreshold: config.fetchStatusThreshold,
+      cleanPollIntervalMs: config.cleanPollIntervalMs,
+      virtualMetricCleanRetries: config.virtualMetricCleanRetries,
+      stopPollIntervalMs: config.stopPollIntervalMs,
+      stopMaxPolls: config.stopMaxPolls,
+    },
+    retry: { stepRetries: config.stepRetries, initialDelayMs: config.retryInitialDelayMs, maxDelayMs: config.retryMaxDelayMs },
+    waitRecheckMs: config.waitRecheckMs,
+    processInfoMaxLines: config.processInfoMaxLines,
+    owner,
+    logger,
+    metrics,
+  });
+  const publisher = new StatusPublisher({ flows, producer, codec: codecFor('FlowStatus'), topic: statusTopic, owner, logger, metrics });
+  const runner = new FlowRunner({
+    flows,
+    engine,
+    owner,
+    maxConcurrentFlows: config.maxConcurrentFlows,
+    leaseMs: config.leaseMs,
+    pollIntervalMs: config.pollIntervalMs,
+    logger,
+    metrics,
+    // Every attempt may have written flow.status records to the outbox.
+    onFlowReleased: () => publisher.wake(),
+  });
+  // Commands and retries write to the outbox too: wake the publisher with the runner.
+  const wakeAll = (): void => {
+    runner.wake();
+    publisher.wake();
+  };
+  const intake = new CommandIntake(flows, wakeAll, metrics, logger);
+  const operations = new FlowOperations(flows, intake, breakerState, wakeAll);
+
+  // A breaker letting a probe through wakes one waiting flow; a closed breaker wakes them all.
+  for (const family of FAMILIES) {
+    breakers[family].onStateChange((state) => {
+      if (state === 'open') return;
+      flows.wakeWaiting(family, state === 'closed').then(
+        (n) => {
+          if (n > 0) runner.wake();
+        },
+        (err: unknown) => log.warn('could not wake waiting flows', { family, err: errorMessage(err) }),
+      );
+    });
+  }
+
+  const consumer = bus.consumer({
+    groupId: config.consumerGroup,
+    topics: [commandsTopic],
+    codec: codecFor('FlowCommand'),
+    dlqTopic,
+    sessionTimeoutMs: config.consumerSessionTimeoutMs,
+    heartbeatIntervalMs: Math.min(3_000, Math.floor(config.consumerSessionTimeoutMs / 3)),
+    handler: async (batch) => {
+      for (const record of batch.records) await intake.submit(record.value, 'kafka');
+    },
+  });
+  const http = createHttpServer({
+    host: config.host,
+    port: config.httpPort,
+    registry,
+    logger,
+    routes: httpRoutes(operations),
+    health: () => ({ ok: true, checks: { owner, active_flows: runner.activeCount(), breakers: operations.breakers() } }),
+  });
+  const grpc = new GrpcApi(operations, config.host, config.grpcPort, logger);
+
+  // the lifecycle
+  const lifecycle = new Lifecycle({ logger });
+  lifecycle.add({
+    name: 'topic-check',
+    start: async () => {
+      const admin = bus.admin();
+      await admin.start();
+      try {
+        await admin.checkTopics([commandsTopic, statusTopic, dlqTopic]);
+      } finally {
+        await admin.stop();
+      }
+    },
+    stop: async () => undefined,
+  });
+  let housekeeping: NodeJS.Timeout | undefined;
+  lifecycle.add({
+    name: 'breakers',
+    start: async () => {
+      housekeeping = setInterval(() => {
+        flows.prune(config.historyRetentionHours * 3_600_000).catch((err: unknown) => log.warn('pruning flow history failed', { err: errorMessage(err) }));
+      }, HOUSEKEEPING_INTERVAL_MS);
+      housekeeping.unref();
+    },
+    stop: async () => {
+      clearInterval(housekeeping);
+      for (const b of Object.values(breakers)) b.shutdown();
+    },
+  });
+  lifecycle.add(producer);
+  lifecycle.add(publisher);
+  lifecycle.add(runner);
+  lifecycle.add(consumer);
+  lifecycle.add({ name: 'orchestrator-http', start: () => http.start(), stop: () => http.stop() });
+  lifecycle.add(grpc);
+  lifecycle.add({
+    name: 'started',
+    start: async () => log.info('orchestrator started', { owner, http_port: http.port(), grpc_port: grpc.port() }),
+    stop: async () => undefined,
+  });
+
+  return Object.assign(lifecycle, { owner, flows, breakers, runner, operations, httpPort: () => http.port(), grpcPort: () => grpc.port() });
+}
 
 export const orchestratorService = defineService({
   name: 'orchestrator',
   needs: ['store', 'bus'],
   spec: orchestratorSpec,
-  config: (env) => loadServiceConfig(orchestratorSpec, env),
+  config: (env): OrchestratorConfig => loadServiceConfig(orchestratorSpec, env, validateOrchestrator),
   async create(deps, config) {
-    return new Orchestrator({ config, store: deps.store, bus: deps.bus, logger: deps.logger, registry: deps.registry, topicPrefix: deps.common.topicPrefix });
+    return createOrchestrator(deps, config);
   },
 });
 

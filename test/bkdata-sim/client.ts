@@ -1,5 +1,5 @@
 /** A raw HTTP client of bkdata-sim for its tests: the envelope as it comes, and a seeded raw data + clean. */
-import type { BkdataSim } from '../../services/bkdata-sim/sim.ts';
+import type { BkdataSim } from '../../services/bkdata-sim/service.ts';
 
 export interface Envelope {
   result: boolean;

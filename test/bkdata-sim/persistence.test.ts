@@ -4,8 +4,7 @@
  * should not share.
  */
 import test, { type ExecutionContext } from 'ava';
-import { BkdataSim } from '../../services/bkdata-sim/sim.ts';
-import { bkdataSimService } from '../../services/bkdata-sim/service.ts';
+import { bkdataSimService, createBkdataSim, type BkdataSim } from '../../services/bkdata-sim/service.ts';
 import { commonSpec, loadConfig } from '../../services/common/config.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry } from '../../services/common/metrics.ts';
@@ -17,7 +16,7 @@ import { api, seed } from './client.ts';
 import { createService } from '../helpers/service.ts';
 
 async function startSim(t: ExecutionContext, env: Record<string, string>, store: Store): Promise<BkdataSim> {
-  const sim = new BkdataSim({ config: simConfig(env), logger: silentLogger, registry: createRegistry(), store });
+  const sim = createBkdataSim({ config: simConfig(env), logger: silentLogger, registry: createRegistry(), store });
   await sim.start();
   t.teardown(() => sim.stop());
   return sim;

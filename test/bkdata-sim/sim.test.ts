@@ -5,7 +5,7 @@
  * in the store (persistence.test.ts), and the service lifecycle.
  */
 import test, { type ExecutionContext } from 'ava';
-import { BkdataSim } from '../../services/bkdata-sim/sim.ts';
+import { createBkdataSim, type BkdataSim } from '../../services/bkdata-sim/service.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry } from '../../services/common/metrics.ts';
 import { simConfig } from '../orchestrator/kit.ts';
@@ -13,7 +13,7 @@ import { api, seed } from './client.ts';
 
 /** A sim on port 0; `clock.now` is its time (tests move it instead of sleeping). */
 async function startSim(t: ExecutionContext, env: Record<string, string> = {}, clock?: { now: number }): Promise<BkdataSim> {
-  const sim = new BkdataSim({ config: simConfig(env), logger: silentLogger, registry: createRegistry(), ...(clock ? { now: () => clock.now } : {}) });
+  const sim = createBkdataSim({ config: simConfig(env), logger: silentLogger, registry: createRegistry(), ...(clock ? { now: () => clock.now } : {}) });
   await sim.start();
   t.teardown(() => sim.stop());
   return sim;

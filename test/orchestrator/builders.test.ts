@@ -4,11 +4,12 @@
  * and bkmonitor-apm.md §6) are marked "reference".
  */
 import test from 'ava';
-import type { FlowSettings } from '../../services/orchestrator/flow-config.ts';
-import { checkGraph, deepEqual, findNode, isSameNode, needsUpdate, nodePayload, positions, sqlChanged, type NodeDef } from '../../services/orchestrator/nodes.ts';
-import { canonical, configDiffers } from '../../services/orchestrator/steps.ts';
-import * as tail from '../../services/orchestrator/tail-sampling.ts';
-import * as metric from '../../services/orchestrator/virtual-metric.ts';
+import { canonical, configDiffers, deepEqual } from '../../services/orchestrator/compare.ts';
+import type { FlowSettings } from '../../services/orchestrator/config.ts';
+import { normalizeAppName } from '../../services/orchestrator/kinds/kind.ts';
+import * as tail from '../../services/orchestrator/kinds/tail-sampling.ts';
+import * as metric from '../../services/orchestrator/kinds/virtual-metric.ts';
+import { checkGraph, findNode, isSameNode, needsUpdate, nodePayload, positions, sqlChanged, type NodeDef } from '../../services/orchestrator/nodes.ts';
 
 const settings: FlowSettings = {
   operator: 'admin',
@@ -28,7 +29,7 @@ const settings: FlowSettings = {
 const shop = { bkBizId: 2, appName: 'Shop-Web.v2' };
 
 test('app names are normalized for tables (strip, - and . to _, lower case) but kept raw in flow names (reference §9.15)', (t) => {
-  t.is(tail.normalizeAppName('  Shop-Web.v2 '), 'shop_web_v2');
+  t.is(normalizeAppName('  Shop-Web.v2 '), 'shop_web_v2');
   t.is(tail.cleanTableName(shop), 'bkapm_tail_shop_web_v2');
   t.is(tail.flowName(shop, settings), 'bkapm_tail_sampling_2_Shop-Web.v2');
   t.is(metric.flowName(shop), 'bkapm_metrics_2_Shop-Web.v2');

@@ -6,10 +6,8 @@ import test from 'ava';
 import { simSpec } from '../../services/bkdata-sim/config.ts';
 import { loadConfig } from '../../services/common/config.ts';
 import { ConfigError, ValidationError } from '../../services/common/errors.ts';
-import { orchestratorSpec } from '../../services/orchestrator/config.ts';
-import { parseFlowConfig } from '../../services/orchestrator/flow-config.ts';
-import { parseCommand } from '../../services/orchestrator/intake.ts';
-import { flowSettings } from '../../services/orchestrator/orchestrator.ts';
+import { flowSettings, orchestratorSpec } from '../../services/orchestrator/config.ts';
+import { parseCommand, parseFlowConfig } from '../../services/orchestrator/intake.ts';
 
 test('orchestrator defaults are the reference values', (t) => {
   const c = loadConfig(orchestratorSpec, { env: { BKDATA_API_URL: 'http://127.0.0.1:8090/' } });

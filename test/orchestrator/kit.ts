@@ -3,27 +3,25 @@
  * orchestrator wired to both (ports 0, fast polls), sample commands, and waits on flow status.
  */
 import type { ExecutionContext } from 'ava';
-import { BkdataSim } from '../../services/bkdata-sim/sim.ts';
-import { simSpec, type SimConfig } from '../../services/bkdata-sim/config.ts';
+import type { SimConfig } from '../../services/bkdata-sim/config.ts';
+import { bkdataSimService, createBkdataSim, type BkdataSim } from '../../services/bkdata-sim/service.ts';
 import type { Bus } from '../../services/common/bus/index.ts';
-import { loadConfig } from '../../services/common/config.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry, type Registry } from '../../services/common/metrics.ts';
 import type { Store } from '../../services/common/store/index.ts';
 import { topicName } from '../../services/common/topics.ts';
-import { orchestratorSpec } from '../../services/orchestrator/config.ts';
 import type { FlowKey, Flow } from '../../services/orchestrator/model.ts';
-import { Orchestrator } from '../../services/orchestrator/orchestrator.ts';
+import { createOrchestrator, orchestratorService, type Orchestrator } from '../../services/orchestrator/service.ts';
 import { brokerKit, uniqueName, waitFor, type BrokerKit } from '../helpers/kafka.ts';
 import { pgliteStore } from '../helpers/store.ts';
 
 /** A sim config with test defaults (port 0, clean running 50 ms after start) and overrides. */
 export function simConfig(env: Record<string, string> = {}): SimConfig {
-  return loadConfig(simSpec, { env: { BKDATA_SIM_PORT: '0', BKDATA_SIM_CLEAN_START_DELAY_MS: '50', ...env } });
+  return bkdataSimService.config({ BKDATA_SIM_PORT: '0', BKDATA_SIM_CLEAN_START_DELAY_MS: '50', ...env });
 }
 
 export async function startSim(t: ExecutionContext, env: Record<string, string> = {}, registry: Registry = createRegistry()): Promise<BkdataSim> {
-  const sim = new BkdataSim({ config: simConfig(env), logger: silentLogger, registry });
+  const sim = createBkdataSim({ config: simConfig(env), logger: silentLogger, registry });
   await sim.start();
   t.teardown(() => sim.stop());
   return sim;
@@ -69,8 +67,8 @@ export async function startOrchestrator(
   deps: { store: Store; bus: Bus; sim: BkdataSim; prefix: string; env?: Record<string, string>; registry?: Registry },
 ): Promise<OrchestratorUnderTest> {
   const registry = deps.registry ?? createRegistry();
-  const config = loadConfig(orchestratorSpec, { env: fastEnv(deps.sim, deps.env) });
-  const orch = new Orchestrator({ config, store: deps.store, bus: deps.bus, logger: silentLogger, registry, topicPrefix: deps.prefix });
+  const config = orchestratorService.config({ ...fastEnv(deps.sim, deps.env), TOPIC_PREFIX: deps.prefix });
+  const orch = createOrchestrator({ store: deps.store, bus: deps.bus, logger: silentLogger, registry }, config);
   t.teardown(() => orch.stop());
   await orch.start();
   return { orch, registry, prefix: deps.prefix };

@@ -1,12 +1,65 @@
 /**
- * Virtual metric (VirtualMetricFlow, reference bkmonitor-apm.md §6.7 and the §6.5 graph): the BKData
- * requests of its steps and its node graph. Uses the app's business directly (no BKData business
- * resolution) and only runs for bk_biz_id > 0.
+ * Virtual metric (reference VirtualMetricFlow; README, How it works): the flow kind that deploys the
+ * metric data id's Kafka topic as raw data (created once, never updated), cleans it into
+ * `{biz}_bkapm_virtual_metric_{app}` and runs two aggregations into MySQL storage. It uses the app's
+ * business directly (no BKData business resolution) and only runs for bk_biz_id > 0. Its config, the
+ * BKData requests of its steps and its node graph are pure functions of the flow's identity, config and
+ * settings.
  */
-import { kafkaOf, type FlowSettings, type VirtualMetricConfig } from './flow-config.ts';
-import { cleanParamsOf, etlAccess, etlAssign, etlBranch, etlConf, etlFromJson, etlIterate } from './clean.ts';
-import type { NodeDef } from './nodes.ts';
-import { maintainers, normalizeAppName, type FlowIdentity } from './tail-sampling.ts';
+import type { Params } from '../bkdata-client.ts';
+import { cleanParamsOf, etlAccess, etlAssign, etlBranch, etlConf, etlFromJson, etlIterate } from '../clean.ts';
+import { deepEqual } from '../compare.ts';
+import type { FlowSettings } from '../config.ts';
+import type { Flow } from '../model.ts';
+import type { NodeDef } from '../nodes.ts';
+import { cleanTaskParams } from '../steps/context.ts';
+import { authorizeProject, cleanConfig, deployDataSource, ensureDataflow, startClean, startCleanStartFirst, startDataflow, syncNodes } from '../steps/create.ts';
+import { identityOf, maintainers, normalizeAppName, optionalObject, type FlowIdentity, type FlowKind } from './kind.ts';
+
+// ---------------------------------------------------------------------------------------------------------
+// config
+
+/** The Kafka topic of the metric data id (reference: metadata `query_data_source(bk_data_id).mq_config`). */
+export interface KafkaSource {
+  host: string;
+  port: number;
+  topic: string;
+  partitions: number;
+  use_sasl: boolean;
+  username: string;
+  password: string;
+}
+
+/** A command's config: the metric data id and where its topic is (default: the local broker). */
+export interface VirtualMetricConfig {
+  /** Metric data source bk_data_id. */
+  data_id: number;
+  app_creator?: string;
+  kafka?: Partial<KafkaSource>;
+}
+
+/** Default Kafka: the local broker, topic named like the reference's metadata topics. */
+export function kafkaOf(config: VirtualMetricConfig): KafkaSource {
+  return {
+    host: '127.0.0.1',
+    port: 9092,
+    topic: `0bkmonitor_${config.data_id}0`,
+    partitions: 1,
+    use_sasl: false,
+    username: '',
+    password: '',
+    ...config.kafka,
+  };
+}
+
+function checkConfig(obj: Record<string, unknown>, problems: string[]): void {
+  optionalObject(obj.kafka, 'kafka', { host: 'string', port: 'int', topic: 'string', partitions: 'int', use_sasl: 'boolean', username: 'string', password: 'string' }, problems);
+}
+
+const configOf = (flow: Flow): VirtualMetricConfig => flow.config as unknown as VirtualMetricConfig;
+
+// ---------------------------------------------------------------------------------------------------------
+// deploy and clean
 
 const PREFIX = 'bkapm_virtual_metric';
 export const METRIC_CLEAN_NAME = 'bkapm_metric';
@@ -37,7 +90,7 @@ export function cleanResultTableId(id: FlowIdentity): string {
 }
 
 /** Kafka deploy plan of the metric data id (data scenario `queue`). */
-export function deployParams(id: FlowIdentity, config: VirtualMetricConfig, settings: FlowSettings): Record<string, unknown> {
+export function deployParams(id: FlowIdentity, config: VirtualMetricConfig, settings: FlowSettings): Params {
   const name = datasourceName(id);
   const description = `APM(${id.appName})虚拟指标`;
   const kafka = kafkaOf(config);
@@ -108,7 +161,7 @@ export function metricCleanJsonConfig(): Record<string, unknown> {
   };
 }
 
-export function cleanParams(id: FlowIdentity, settings: FlowSettings, rawDataId: number): Record<string, unknown> {
+export function cleanParams(id: FlowIdentity, settings: FlowSettings, rawDataId: number): Params {
   return cleanParamsOf({
     bkBizId: id.bkBizId,
     operator: settings.operator,
@@ -120,6 +173,9 @@ export function cleanParams(id: FlowIdentity, settings: FlowSettings, rawDataId:
     table: cleanTableName(id),
   });
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// node graph
 
 export function flowName(id: FlowIdentity): string {
   return `bkapm_metrics_${id.bkBizId}_${id.appName}`;
@@ -200,3 +256,35 @@ export function virtualMetricNodes(id: FlowIdentity, settings: FlowSettings): No
     { key: 'avg_storage', kind: 'storage', nodeType: settings.mysqlStorageNodeType, parents: ['avg'], config: storage(avgTable) },
   ];
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// the kind
+
+export const virtualMetric: FlowKind = {
+  type: 'virtual_metric',
+  configKeys: ['kafka'],
+  checkConfig,
+  checkBiz: (bkBizId) => (bkBizId > 0 ? undefined : 'bk_biz_id must be > 0 for virtual_metric (the reference runs it only for businesses)'),
+  createPlan: [deployDataSource, cleanConfig, startClean, authorizeProject, ensureDataflow, syncNodes, startDataflow],
+  projectId: (settings) => settings.virtualMetricProjectId,
+  bkdataBizId: (id) => id.bkBizId,
+  // Created once, never updated (reference).
+  updatesDeployPlan: false,
+  deployParams: (flow, settings) => deployParams(identityOf(flow), configOf(flow), settings),
+  cleanParams,
+  // Only the ETL (json_config) is compared.
+  cleanDiffers(stored, wanted) {
+    const etl = stored?.json_config;
+    return typeof etl !== 'string' || !deepEqual(JSON.parse(etl), JSON.parse(wanted.json_config as string));
+  },
+  // The reference stops a virtual-metric clean before updating it.
+  cleanUpdate: (_flow, rt, params, settings) => [
+    { api: 'stop_databus_cleans', params: cleanTaskParams(rt, settings.operator) },
+    { api: 'update_databus_cleans', params: { ...params, processing_id: rt } },
+  ],
+  // Known in advance.
+  cleanResultTableId: (flow) => cleanResultTableId(identityOf(flow)),
+  startClean: startCleanStartFirst,
+  flowName,
+  nodeDefs: (flow, settings) => virtualMetricNodes(identityOf(flow), settings),
+};

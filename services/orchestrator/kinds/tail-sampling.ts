@@ -1,32 +1,118 @@
 /**
- * Tail sampling (ApmFlow / TailSamplingFlow, reference bkmonitor-apm.md §6.3–6.5): the BKData requests
- * its steps send and its node graph. Pure functions of the flow's identity, config and settings.
+ * Tail sampling (reference ApmFlow / TailSamplingFlow; README, How it works): the flow kind that deploys
+ * the trace data id as raw data, cleans it into `bkapm_tail_<app>`, registers the ES cluster as a
+ * resource set (its own step, register_storage) and runs stream_source → Flink `tail_sampling` → ES.
+ * Its config (a command's `config`), the BKData requests of its steps and its node graph are pure
+ * functions of the flow's identity, config and settings.
  */
-import { DEFAULT_ES_RETENTION_DAYS, esClusterOf, type EsCluster, type FlowSettings, type TailSamplingConfig } from './flow-config.ts';
-import { cleanParamsOf, etlAccess, etlAssign, etlBranch, etlConf, etlFromJson, etlIterate } from './clean.ts';
-import type { NodeDef } from './nodes.ts';
+import type { Params } from '../bkdata-client.ts';
+import { cleanParamsOf, etlAccess, etlAssign, etlBranch, etlConf, etlFromJson, etlIterate } from '../clean.ts';
+import { configDiffers } from '../compare.ts';
+import type { FlowSettings } from '../config.ts';
+import type { Flow } from '../model.ts';
+import type { NodeDef } from '../nodes.ts';
+import { authorizeProject, cleanConfig, deployDataSource, ensureDataflow, startClean, startCleanReadFirst, startDataflow, syncNodes } from '../steps/create.ts';
+import { advance, fail } from '../steps/context.ts';
+import { identityOf, maintainers, normalizeAppName, optionalInt, optionalObject, optionalString, type FlowIdentity, type FlowKind, type StepDef } from './kind.ts';
 
-/** `strip`, `-`/`.` → `_`, lower case (reference `normalize_app_name`). */
-export function normalizeAppName(app: string): string {
-  return app.trim().replace(/[-.]/g, '_').toLowerCase();
+// ---------------------------------------------------------------------------------------------------------
+// config
+
+export const CONDITION_METHODS = ['gt', 'gte', 'lt', 'lte', 'eq', 'neq', 'reg', 'nreg'] as const;
+
+export interface TailCondition {
+  condition: 'and' | 'or';
+  key: string;
+  method: (typeof CONDITION_METHODS)[number];
+  value: string[];
 }
+
+/** The ES cluster the sampled spans are written to (reference: the trace data source's storage). */
+export interface EsCluster {
+  cluster_id: number;
+  cluster_name: string;
+  host: string;
+  port: number;
+  username: string;
+  password: string;
+  /** `hot_warm_config.is_enabled` of the cluster's custom options. */
+  hot_warm: boolean;
+}
+
+/**
+ * A command's config (the reference reads the data source from its metadata tables; here the command
+ * carries it). Everything except the data id has a default.
+ */
+export interface TailSamplingConfig {
+  /** Trace data source bk_data_id (preassigned raw data id). */
+  data_id: number;
+  tail_percentage?: number;
+  tail_trace_session_gap_min?: number;
+  tail_trace_mark_timeout?: number;
+  tail_conditions?: TailCondition[];
+  /** The app's creator, one of the raw data's maintainers. */
+  app_creator?: string;
+  /** Trace result table id (its `.` become `_` in the ES physical table name). Default `{biz}_bkapm_trace_{app}`. */
+  trace_result_table_id?: string;
+  /** Retention of the trace ES storage, days. Default 7. */
+  es_retention_days?: number;
+  es_cluster?: Partial<EsCluster>;
+}
+
+export const DEFAULT_ES_CLUSTER: EsCluster = {
+  cluster_id: 1,
+  cluster_name: 'es_default',
+  host: '127.0.0.1',
+  port: 9200,
+  username: '',
+  password: '',
+  hot_warm: false,
+};
+
+export const DEFAULT_ES_RETENTION_DAYS = 7;
+
+export function esClusterOf(config: TailSamplingConfig): EsCluster {
+  return { ...DEFAULT_ES_CLUSTER, ...config.es_cluster };
+}
+
+function checkConditions(v: unknown, problems: string[]): void {
+  if (v === undefined || v === null) return;
+  if (!Array.isArray(v)) {
+    problems.push('config.tail_conditions must be a list');
+    return;
+  }
+  v.forEach((c: unknown, i) => {
+    const at = `config.tail_conditions[${i}]`;
+    if (typeof c !== 'object' || c === null) {
+      problems.push(`${at} must be an object {condition, key, method, value}`);
+      return;
+    }
+    const cond = c as Record<string, unknown>;
+    if (cond.condition !== 'and' && cond.condition !== 'or') problems.push(`${at}.condition must be "and" or "or"`);
+    if (typeof cond.key !== 'string' || cond.key === '') problems.push(`${at}.key must be a non-empty string`);
+    if (!(CONDITION_METHODS as readonly unknown[]).includes(cond.method)) problems.push(`${at}.method must be one of ${CONDITION_METHODS.join(', ')}`);
+    if (!Array.isArray(cond.value) || !cond.value.every((x) => typeof x === 'string')) problems.push(`${at}.value must be a list of strings`);
+  });
+}
+
+function checkConfig(obj: Record<string, unknown>, problems: string[]): void {
+  optionalInt(obj, 'tail_percentage', problems, 0, 100);
+  optionalInt(obj, 'tail_trace_session_gap_min', problems, 1);
+  optionalInt(obj, 'tail_trace_mark_timeout', problems, 1);
+  optionalInt(obj, 'es_retention_days', problems, -1);
+  optionalString(obj, 'trace_result_table_id', problems);
+  checkConditions(obj.tail_conditions, problems);
+  optionalObject(obj.es_cluster, 'es_cluster', { cluster_id: 'int', cluster_name: 'string', host: 'string', port: 'int', username: 'string', password: 'string', hot_warm: 'boolean' }, problems);
+}
+
+const configOf = (flow: Flow): TailSamplingConfig => flow.config as unknown as TailSamplingConfig;
+
+// ---------------------------------------------------------------------------------------------------------
+// deploy and clean
 
 /** The business BKData resources live in: the app's, or the default one for apps in spaces (biz <= 0). */
 export function bkdataBizId(bkBizId: number, settings: Pick<FlowSettings, 'defaultBkBizId'>): number {
   return bkBizId > 0 ? bkBizId : settings.defaultBkBizId;
-}
-
-/**
- * Maintainers: operator + configured maintainers + app creator, unique, comma-joined. Sorted, unlike the
- * reference whose set order is random and can trigger needless `update_deploy_plan` calls.
- */
-export function maintainers(settings: Pick<FlowSettings, 'operator' | 'maintainers'>, creator: string | undefined): string {
-  return [...new Set([settings.operator, ...settings.maintainers, ...(creator ? [creator] : [])])].sort().join(',');
-}
-
-export interface FlowIdentity {
-  bkBizId: number;
-  appName: string;
 }
 
 export const TAIL_CLEAN_NAME = 'bkapm_tail';
@@ -36,7 +122,7 @@ export function deployName(id: FlowIdentity): string {
 }
 
 /** "dataId mutual recognition": the raw data reuses the trace data id (`preassigned_data_id`). */
-export function deployParams(id: FlowIdentity, config: TailSamplingConfig, settings: FlowSettings): Record<string, unknown> {
+export function deployParams(id: FlowIdentity, config: TailSamplingConfig, settings: FlowSettings): Params {
   const name = deployName(id);
   const description = `APM应用: ${id.appName} 业务ID: ${id.bkBizId}Trace数据源`;
   return {
@@ -93,7 +179,7 @@ export function tailCleanJsonConfig(): Record<string, unknown> {
   };
 }
 
-export function cleanParams(id: FlowIdentity, settings: FlowSettings, rawDataId: number): Record<string, unknown> {
+export function cleanParams(id: FlowIdentity, settings: FlowSettings, rawDataId: number): Params {
   return cleanParamsOf({
     bkBizId: bkdataBizId(id.bkBizId, settings),
     operator: settings.operator,
@@ -107,7 +193,7 @@ export function cleanParams(id: FlowIdentity, settings: FlowSettings, rawDataId:
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// ES storage registration
+// ES storage registration (the step register_storage)
 
 export function resourceSetId(cluster: EsCluster): string {
   return `apm_storage_id_${cluster.cluster_id}`;
@@ -126,7 +212,7 @@ export function esTableName(id: FlowIdentity, config: TailSamplingConfig): strin
   return traceResultTableId(id, config).replace(/\./g, '_');
 }
 
-export function resourceSetParams(id: FlowIdentity, config: TailSamplingConfig, settings: FlowSettings): Record<string, unknown> {
+export function resourceSetParams(id: FlowIdentity, config: TailSamplingConfig, settings: FlowSettings): Params {
   const cluster = esClusterOf(config);
   return {
     bk_username: settings.operator,
@@ -162,6 +248,38 @@ export function resourceSetParams(id: FlowIdentity, config: TailSamplingConfig, 
 export function clampExpires(days: number, maxDays: number): number {
   return days < 0 || days > maxDays ? maxDays : days;
 }
+
+/**
+ * register_storage: makes the ES cluster a BKData resource set (unless one of that id is listed, or
+ * get-or-create finds one of the same host) and authorizes the tail-sampling project on it. The
+ * reference does this while it builds the flow instance (README, Differences from the reference).
+ */
+export const registerStorage: StepDef = {
+  name: 'register_storage',
+  failure: 'config_flow_failed',
+  async run(ctx) {
+    const flow = ctx.flow;
+    const params = resourceSetParams(identityOf(flow), configOf(flow), ctx.settings);
+    let setId = params.resource_set_id as string;
+    const resources = await ctx.call<{ resource_group_id?: string }[] | null>('query_resource_list', {});
+    if (!(resources ?? []).some((r) => r.resource_group_id === setId)) {
+      ctx.log(`resource_set_id: ${setId} not in resource list, start check if registry`);
+      const res = await ctx.call<{ resource_set_id?: unknown; resource_set_name?: unknown }>('get_or_create_resource_set', params);
+      if (typeof res?.resource_set_id !== 'string' || res.resource_set_id === '') return fail(`[get_or_create_resource_set] response abnormal, response: ${JSON.stringify(res)}`);
+      if (res.resource_set_id !== setId) ctx.log(`ES ${String((params.connection_info as Params).host)} is registered already, will use resource set ${res.resource_set_id}`);
+      setId = res.resource_set_id;
+    }
+    const info = await ctx.call<{ authorized_projects?: { id?: unknown }[] }>('get_resource_set', { resource_set_id: setId });
+    const authorized = (info?.authorized_projects ?? []).map((p) => p.id);
+    const project = projectId(ctx.settings);
+    if (!authorized.includes(project)) {
+      await ctx.call('update_resource_set', { resource_set_id: setId, bk_username: ctx.settings.operator, authorized_projects: [...authorized, project] });
+      ctx.log(`${project} <-------> ${setId} auth successfully`);
+    }
+    flow.state.es_cluster = setId;
+    return advance;
+  },
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // node graph
@@ -308,3 +426,37 @@ export function tailSamplingNodes(
   });
   return nodes;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// the kind
+
+function projectId(settings: FlowSettings): number {
+  return settings.tailSamplingProjectId;
+}
+
+export const tailSampling: FlowKind = {
+  type: 'tail_sampling',
+  configKeys: ['tail_percentage', 'tail_trace_session_gap_min', 'tail_trace_mark_timeout', 'tail_conditions', 'trace_result_table_id', 'es_retention_days', 'es_cluster'],
+  checkConfig,
+  checkBiz: () => undefined,
+  createPlan: [deployDataSource, cleanConfig, startClean, authorizeProject, registerStorage, ensureDataflow, syncNodes, startDataflow],
+  projectId,
+  bkdataBizId: (id, settings) => bkdataBizId(id.bkBizId, settings),
+  updatesDeployPlan: true,
+  deployParams: (flow, settings) => deployParams(identityOf(flow), configOf(flow), settings),
+  cleanParams,
+  // As the reference: the stored config is compared without its result table name.
+  cleanDiffers: (stored, wanted) => configDiffers(stored, wanted, ['result_table_name']),
+  cleanUpdate: (flow, rt, params) => [{ api: 'update_databus_cleans', params: { processing_id: flow.databus_clean_id ?? rt, ...params } }],
+  // Returned by the create (and stored on the flow).
+  cleanResultTableId: (flow) => flow.databus_clean_result_table_id,
+  startClean: startCleanReadFirst,
+  flowName,
+  nodeDefs(flow, settings) {
+    const rt = flow.databus_clean_result_table_id;
+    const es = flow.state.es_cluster;
+    if (!rt) return 'failed to create flow instance, cleans result table id not found';
+    if (!es) return 'ES resource set not registered (register_storage did not run)';
+    return tailSamplingNodes(identityOf(flow), configOf(flow), settings, rt, es);
+  },
+};

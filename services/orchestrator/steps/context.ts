@@ -1,0 +1,70 @@
+/**
+ * What the steps share (README, How it works): how an attempt ends, which BKData errors are business
+ * errors, creating an object or adopting the one an earlier attempt created, and the lookups by name
+ * (clean status, dataflow id) that make every step safe to run again.
+ *
+ * A step works on the worker's copy of the flow (`ctx.flow`), records BKData ids and stored configs on
+ * it, and returns what happens next. Errors it throws are classified by the engine (engine.ts):
+ * retriable ones are retried or wait for their breaker; business errors fail the flow with the step's
+ * reference status. Where the flow types differ, a step asks the flow's kind (`ctx.kind`, kinds/).
+ */
+import { isRetriable } from '../../common/errors.ts';
+import type { Params } from '../bkdata-client.ts';
+import { identityOf, type StepContext, type StepResult } from '../kinds/kind.ts';
+
+export const advance: StepResult = { kind: 'advance' };
+export const fail = (message: string): StepResult => ({ kind: 'fail', message });
+/** Run the step again after `delayMs` (its progress is saved on the flow). */
+export const poll = (delayMs: number): StepResult => ({ kind: 'poll', delayMs });
+
+/** A business error (4xx, result=false): the reference catches these as BKAPIError in some loops. */
+export function isBusinessError(err: unknown): boolean {
+  return !isRetriable(err) && (err as { code?: unknown }).code === 'bkdata_business';
+}
+
+/** Business errors that mean "that object is gone". */
+export function isNotFound(err: unknown): boolean {
+  return isBusinessError(err) && ((err as { bkCode?: string }).bkCode === '1500404' || (err as { httpStatus?: number }).httpStatus === 404);
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The parameters of `start_databus_cleans` and `stop_databus_cleans`: the clean's Kafka task. */
+export function cleanTaskParams(rt: string, operator: string): Params {
+  return { result_table_id: rt, storages: ['kafka'], bk_username: operator };
+}
+
+/**
+ * Creates an object, or adopts it when BKData refuses the create (a business error such as "already
+ * exists") and the lookup finds it: an earlier attempt created it but its answer was lost (a timeout,
+ * a crash between the call and the save). Anything else is the create's own error.
+ */
+export async function createOrAdopt<T>(ctx: StepContext, what: string, create: () => Promise<T>, lookup: () => Promise<T | undefined>): Promise<{ value: T; adopted: boolean }> {
+  try {
+    return { value: await create(), adopted: false };
+  } catch (err) {
+    if (!isBusinessError(err)) throw err;
+    const found = await lookup();
+    if (found === undefined) throw err;
+    ctx.log(`${what} exists already (created by an earlier attempt whose answer was lost): adopted`);
+    return { value: found, adopted: true };
+  }
+}
+
+/** The status of the clean of result table `rt` on the flow's raw data, or null when there is none. */
+export async function cleanStatus(ctx: StepContext, rt: string): Promise<string | null> {
+  const list = await ctx.call<{ processing_id?: string; status?: string }[] | null>('get_databus_cleans', {
+    raw_data_id: ctx.flow.deploy_data_id,
+    bk_username: ctx.settings.operator,
+  });
+  return (list ?? []).find((c) => c.processing_id === rt)?.status ?? null;
+}
+
+/** Looks the dataflow up by name when its id is not known (or no longer exists). */
+export async function findDataflowId(ctx: StepContext): Promise<number | null> {
+  const name = ctx.kind.flowName(identityOf(ctx.flow), ctx.settings);
+  const list = await ctx.call<{ flow_id: number; flow_name: string }[] | null>('get_data_flow_list', { project_id: ctx.kind.projectId(ctx.settings) });
+  return (list ?? []).find((f) => f.flow_name === name)?.flow_id ?? null;
+}
