@@ -10,6 +10,7 @@ import type { RunEnv, RunStatus } from '../../services/agent/schedulers/runner.t
 import { MemoryStateStore } from '../../services/agent/state-store.ts';
 import type { AgentSelf, BaseTaskConfig, GlobalSettings, HostIdentity, Task, TaskContext, TaskOutput, TaskType } from '../../services/agent/task.ts';
 import { sleep } from '../../services/agent/clock.ts';
+import type { ConfiguredTask } from '../../services/agent/config-engine.ts';
 
 /** A fresh directory removed after the test. */
 export function tempDir(t: ExecutionContext): string {
@@ -79,7 +80,7 @@ export type Behaviour = (ctx: TaskContext, task: ProbeTask) => Promise<void>;
 /** Every task created by the types of {@link probeTypes}, in creation order. */
 export interface ProbeRegistry {
   readonly created: ProbeTask[];
-  /** What runs of a type do (default: emit one event and return). */
+  /** What runs do, by `<type>:<taskId>` or by type (default: emit one event and return). */
   behaviours: Record<string, Behaviour>;
 }
 
@@ -90,7 +91,7 @@ function probeTask(config: BaseTaskConfig, registry: ProbeRegistry): ProbeTask {
     stopped: false,
     async run(ctx) {
       task.runs.push({ at: ctx.now(), signal: ctx.signal });
-      const b = registry.behaviours[config.type];
+      const b = registry.behaviours[`${config.type}:${config.taskId}`] ?? registry.behaviours[config.type];
       if (b) await b(ctx, task);
       else await ctx.emit({ kind: 'event', eventType: config.type, dataId: config.dataId, taskId: config.taskId, body: { task_id: config.taskId } });
     },
@@ -104,7 +105,7 @@ function probeTask(config: BaseTaskConfig, registry: ProbeRegistry): ProbeTask {
 
 /**
  * Task types for tests: `probe` (list shape, section `probe_task`, main scheduler), `solo` (single shape,
- * section `solo_task`, enabled when dataid > 0), `guarded` (list, skipIfRunning), `listener` (listen
+ * section `solo_task`, enabled when dataid > 0), `guarded` (single, skipIfRunning), `hashed` (single, hashed ident), `listener` (listen
  * scheduler), `words` (keyword scheduler). Each parse reads an optional `fail_parse` key as a problem.
  */
 export function probeTypes(): { types: TaskType[]; registry: ProbeRegistry } {
@@ -120,9 +121,28 @@ export function probeTypes(): { types: TaskType[]; registry: ProbeRegistry } {
       { type: 'probe', scheduler: 'main', shape: 'list', section: 'probe_task', parse, create },
       { type: 'solo', scheduler: 'main', shape: 'single', section: 'solo_task', enabled: (c) => c.dataId > 0, parse, create },
       { type: 'hashed', scheduler: 'main', shape: 'single', section: 'hashed_task', fixedIdent: false, parse, create },
-      { type: 'guarded', scheduler: 'main', shape: 'list', section: 'guarded_task', skipIfRunning: true, parse, create },
+      { type: 'guarded', scheduler: 'main', shape: 'single', section: 'guarded_task', skipIfRunning: true, parse, create },
       { type: 'listener', scheduler: 'listen', shape: 'list', section: 'listener_task', parse, create },
       { type: 'words', scheduler: 'keyword', shape: 'list', section: 'words_task', parse, create },
     ],
   };
+}
+
+/** A configured task built directly (no files): `type` of {@link probeTypes}, base fields overridable. */
+export function configured(types: readonly TaskType[], type: string, over: Partial<BaseTaskConfig> & { taskId: number }, fingerprint = 'f1'): ConfiguredTask {
+  const t = types.find((x) => x.type === type);
+  if (!t) throw new Error(`no test type ${type}`);
+  const config: BaseTaskConfig = {
+    type,
+    bkBizId: 2,
+    dataId: 1000 + over.taskId,
+    periodMs: 10_000,
+    timeoutMs: 3_000,
+    availableDurationMs: 3_000,
+    labels: [],
+    tags: {},
+    ident: `${type}-${over.taskId}`,
+    ...over,
+  };
+  return { type: t, config, scheduler: t.scheduler, fingerprint };
 }
