@@ -3,14 +3,13 @@
  * µs times computed exactly, hex ids, typed flat attributes, the resource filter, rejected spans.
  */
 import test from 'ava';
-import protobuf from 'protobufjs';
 import { flattenAttributes, int64Value, MAX_FLATTEN_DEPTH } from '../../services/collector/receiver/attributes.ts';
 import { convertSpan, filterResource, hexId, nanosToMicros, SpanRejection } from '../../services/collector/receiver/convert.ts';
-import { decodeJsonRequest, decodeRequest, encodeRequest, type KeyValue, type LongLike, type OtlpSpan } from '../../services/common/otlp/index.ts';
-import { kv } from './otlp-fixtures.ts';
+import { decodeJsonRequest, decodeRequest, encodeRequest, type KeyValue, type OtlpSpan } from '../../services/common/otlp/index.ts';
+import { decodedLong, kv } from './otlp-fixtures.ts';
 
-/** long.js, the Long class protobufjs decodes 64-bit integers into. */
-const Long = protobuf.util.Long as unknown as { fromString(s: string, unsigned?: boolean): LongLike };
+/** Longs as protobufjs decodes 64-bit integers (long.js). */
+const Long = { fromString: decodedLong };
 
 /** KeyValues as protobufjs gives them (through an encode/decode round trip). */
 function decodedAttributes(attrs: Record<string, unknown>[]): KeyValue[] {

@@ -4,7 +4,6 @@
  * and real OpenTelemetry SDK clients.
  */
 import type { ExecutionContext } from 'ava';
-import { Client, credentials, Metadata, status } from '@grpc/grpc-js';
 import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
@@ -15,12 +14,13 @@ import { Bus } from '../../services/common/bus/index.ts';
 import { codecFor } from '../../services/common/avro/index.ts';
 import { commonSpec, loadConfig } from '../../services/common/config.ts';
 import { silentLogger } from '../../services/common/log.ts';
+import { grpcCredentials, GrpcMetadata as Metadata, grpcStatus as status } from '../../services/common/grpc.ts';
 import { createRegistry, type Registry } from '../../services/common/metrics.ts';
 import type { Span, SpanBatch } from '../../services/common/records.ts';
 import type { ServiceDeps } from '../../services/common/service.ts';
 import { createStore, type Store } from '../../services/common/store/index.ts';
 import { createApplication, type Application, type NewApplication } from '../../services/collector/applications.ts';
-import { decodeResponse, EXPORT_PATH, type ExportResponse } from '../../services/common/otlp/index.ts';
+import { decodeResponse, EXPORT_PATH, traceServiceClient, type ExportResponse } from '../../services/common/otlp/index.ts';
 import type { TraceReceiver } from '../../services/collector/receiver/receiver.ts';
 import { createReceiver } from '../../services/collector/service.ts';
 import { brokers, uniqueName, waitFor } from '../helpers/kafka.ts';
@@ -228,9 +228,12 @@ export interface RawGrpcResult {
   response?: ExportResponse;
 }
 
+let TraceClient: ReturnType<typeof traceServiceClient> | undefined;
+
 /** One Export call with the given bytes (grpc-js, no SDK): what a client sees, status included. */
 export function grpcExport(kit: Pick<ReceiverKit, 'grpcUrl'>, body: Buffer, token?: string, metadata: Record<string, string> = {}): Promise<RawGrpcResult> {
-  const client = new Client(kit.grpcUrl.replace('http://', ''), credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
+  TraceClient ??= traceServiceClient();
+  const client = new TraceClient(kit.grpcUrl.replace('http://', ''), grpcCredentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
   const md = new Metadata();
   if (token) md.set('x-bk-token', token);
   for (const [k, v] of Object.entries(metadata)) md.set(k, v);

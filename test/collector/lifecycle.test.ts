@@ -4,7 +4,7 @@
  * told to retry).
  */
 import test from 'ava';
-import { status } from '@grpc/grpc-js';
+import { grpcStatus as status } from '../../services/common/grpc.ts';
 import { createServer } from 'node:net';
 import { Bus } from '../../services/common/bus/index.ts';
 import { commonSpec, loadConfig } from '../../services/common/config.ts';

@@ -2,7 +2,7 @@
  * OTLP request fixtures for the collector's unit tests: a seeded generator of varied requests (every
  * attribute type, nested lists, arrays, events, links, blank keys, invalid spans) and a small builder.
  */
-import { encodeRequest } from '../../services/common/otlp/index.ts';
+import { decodeRequest, encodeRequest, type LongLike } from '../../services/common/otlp/index.ts';
 
 /** A small deterministic PRNG (mulberry32), so failures reproduce. */
 export function rng(seed: number): () => number {
@@ -113,4 +113,79 @@ export function randomRequest(seed: number, groups = 2, spans = 20): Json {
 
 export function randomRequestBytes(seed: number, groups?: number, spans?: number): Buffer {
   return encodeRequest(randomRequest(seed, groups, spans));
+}
+
+/**
+ * A 64-bit integer as protobufjs decodes it (a long.js Long), through an encode/decode round trip: fixed64
+ * (unsigned) as a span's start time, int64 (signed) as an attribute value.
+ */
+export function decodedLong(decimal: string, unsigned = false): LongLike {
+  const span = unsigned ? { startTimeUnixNano: decimal } : { attributes: [kv('n', { intValue: decimal })] };
+  const decoded = decodeRequest(encodeRequest({ resourceSpans: [{ scopeSpans: [{ spans: [span] }] }] })).resourceSpans?.[0]?.scopeSpans?.[0]?.spans?.[0];
+  const value = unsigned ? decoded?.startTimeUnixNano : decoded?.attributes?.[0]?.value?.intValue;
+  if (typeof value !== 'object') throw new Error(`${decimal} did not decode to a Long`);
+  return value;
+}
+
+/**
+ * Protobuf wire bytes written by hand, field by field (the tag `field << 3 | wireType` as a varint, then
+ * the value), for messages protobufjs would not write: fields out of order, unknown fields, repeated
+ * singular fields. `fork()` opens a length-delimited field, `ldelim()` closes it.
+ */
+export class WireWriter {
+  #parts: number[] = [];
+  readonly #forks: number[][] = [];
+
+  /** A varint; negative numbers as 64-bit two's complement (as int32/int64 fields are written). */
+  varint(value: number | bigint): this {
+    let v = BigInt.asUintN(64, BigInt(value));
+    do {
+      const byte = Number(v & 0x7fn);
+      v >>= 7n;
+      this.#parts.push(v > 0n ? byte | 0x80 : byte);
+    } while (v > 0n);
+    return this;
+  }
+
+  fixed32(value: number): this {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(value);
+    this.#parts.push(...b);
+    return this;
+  }
+
+  fixed64(value: bigint): this {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(value);
+    this.#parts.push(...b);
+    return this;
+  }
+
+  string(value: string): this {
+    return this.bytes(Buffer.from(value, 'utf8'));
+  }
+
+  bytes(value: Uint8Array): this {
+    this.varint(value.length);
+    this.#parts.push(...value);
+    return this;
+  }
+
+  fork(): this {
+    this.#forks.push(this.#parts);
+    this.#parts = [];
+    return this;
+  }
+
+  ldelim(): this {
+    const inner = this.#parts;
+    const outer = this.#forks.pop();
+    if (!outer) throw new Error('ldelim() without fork()');
+    this.#parts = outer;
+    return this.bytes(Uint8Array.from(inner));
+  }
+
+  finish(): Buffer {
+    return Buffer.from(this.#parts);
+  }
 }

@@ -5,7 +5,7 @@
  * export succeeded must be in Kafka at the end, and while the broker is down clients are told to retry.
  */
 import test from 'ava';
-import { status } from '@grpc/grpc-js';
+import { grpcStatus as status } from '../../services/common/grpc.ts';
 import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';

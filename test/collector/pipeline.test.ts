@@ -6,10 +6,10 @@
 import test from 'ava';
 import { BreakerOpenError, CallTimeoutError, createBreaker, type Breaker } from '../../services/common/breaker.ts';
 import { codecFor } from '../../services/common/avro/index.ts';
-import { isRetriable, UnavailableError } from '../../services/common/errors.ts';
+import { edgeStatusOf, isRetriable, UnavailableError } from '../../services/common/errors.ts';
 import { hashToken, type Application } from '../../services/collector/applications.ts';
 import { SpanBatcher } from '../../services/collector/receiver/batcher.ts';
-import { grpcCodeOf, httpStatusOf, isKafkaFailure, OverloadedError } from '../../services/collector/receiver/errors.ts';
+import { isKafkaFailure, OverloadedError } from '../../services/collector/receiver/errors.ts';
 import { encodeRequest } from '../../services/common/otlp/index.ts';
 import { TracePipeline, type ExportRequest } from '../../services/collector/receiver/pipeline.ts';
 import { RateLimiter } from '../../services/collector/receiver/ratelimit.ts';
@@ -69,8 +69,8 @@ test('a full queue refuses at once with a retriable OverloadedError (UNAVAILABLE
   const refusals = [];
   for (let i = 0; i < 5; i++) refusals.push(await t.throwsAsync(pipeline.export(fixedRequest(50)), { instanceOf: OverloadedError }));
   t.true(isRetriable(refusals[0]));
-  t.is(grpcCodeOf(refusals[0]), 14, 'UNAVAILABLE');
-  t.is(httpStatusOf(refusals[0]), 503);
+  t.is(edgeStatusOf(refusals[0]).grpc, 14, 'UNAVAILABLE');
+  t.is(edgeStatusOf(refusals[0]).http, 503);
   t.is(breaker.state(), 'closed');
   await waitFor('the first request to be sent', () => sender.pending() > 0);
   sender.release();
@@ -83,7 +83,7 @@ test('an Export stops waiting for Kafka after the timeout: a retriable error, co
   const { sender, pipeline } = setup(t, { timeoutMs: 100 });
   sender.manual = true;
   const err = await t.throwsAsync(pipeline.export(req(10)), { instanceOf: CallTimeoutError });
-  t.is(grpcCodeOf(err), 14);
+  t.is(edgeStatusOf(err).grpc, 14);
   t.true(isKafkaFailure(err));
   t.is(err?.details.receivedSpans, 10, 'the receiver can count what it did not accept');
   t.true((err?.details.spans as number) > 0);
@@ -98,7 +98,7 @@ test('while Kafka keeps failing the breaker opens and Exports fail fast without 
   t.is(breaker.state(), 'open');
   const sends = sender.requests.length;
   const fast = await t.throwsAsync(pipeline.export(req(30)), { instanceOf: BreakerOpenError });
-  t.is(grpcCodeOf(fast), 14);
+  t.is(edgeStatusOf(fast).grpc, 14);
   t.is(sender.requests.length, sends, 'nothing was sent while open');
 });
 

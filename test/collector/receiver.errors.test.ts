@@ -3,7 +3,7 @@
  * rate limits, sizes, malformed bodies, partial success — and what reached Kafka in each case.
  */
 import test from 'ava';
-import { status } from '@grpc/grpc-js';
+import { grpcStatus as status } from '../../services/common/grpc.ts';
 import { gzipSync } from 'node:zlib';
 import { request as httpRequest } from 'node:http';
 import { createApplication, rotateToken } from '../../services/collector/applications.ts';
@@ -149,6 +149,8 @@ test('malformed bodies: INVALID_ARGUMENT / 400 with a message; unsupported types
   t.is(badGzip.status, 400);
   const type = await httpPost(kit.httpUrl, 'x', { 'content-type': 'text/plain', 'x-bk-token': kit.token });
   t.is(type.status, 415);
+  t.is((JSON.parse(type.body.toString()) as { code: number }).code, status.INVALID_ARGUMENT, 'the shared edge table: 415 / INVALID_ARGUMENT');
+  t.is(await metricValue(kit.registry, 'bkstream_receiver_requests_total', { outcome: 'unsupported_media_type' }), 1);
   t.is((await fetch(kit.httpUrl)).status, 405);
   t.is((await fetch(kit.httpUrl.replace('/v1/traces', '/v1/metrics'), { method: 'POST', body: '{}' })).status, 404);
   t.is(await metricValue(kit.registry, 'bkstream_receiver_requests_total', { outcome: 'invalid_argument' }), 5);

@@ -3,7 +3,7 @@
  * misses, store failures not cached, one query for concurrent lookups, raw tokens never kept).
  */
 import test from 'ava';
-import { Metadata } from '@grpc/grpc-js';
+import { GrpcMetadata as Metadata } from '../../services/common/grpc.ts';
 import { UnavailableError } from '../../services/common/errors.ts';
 import { hashToken, type Application } from '../../services/collector/applications.ts';
 import { MAX_TOKEN_LENGTH, TokenCache, tokenFromGrpc, tokenFromHttp } from '../../services/collector/receiver/tokens.ts';

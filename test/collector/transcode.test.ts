@@ -4,7 +4,6 @@
  * a ValidationError and nothing else.
  */
 import test from 'ava';
-import protobuf from 'protobufjs';
 import { codecFor } from '../../services/common/avro/index.ts';
 import { ValidationError } from '../../services/common/errors.ts';
 import type { Span } from '../../services/common/records.ts';
@@ -14,7 +13,7 @@ import { AvroWriter } from '../../services/common/avro/index.ts';
 import { assembleBatch, SpanWriter } from '../../services/collector/receiver/span-avro.ts';
 import { groupBytes, scanRequest, SpanTranscoder } from '../../services/collector/receiver/transcode.ts';
 import { toPlain } from './helpers.ts';
-import { kv, randomRequestBytes, rng } from './otlp-fixtures.ts';
+import { kv, randomRequestBytes, rng, WireWriter } from './otlp-fixtures.ts';
 
 const codec = codecFor('SpanBatch');
 const CLIENT = '192.0.2.7';
@@ -115,29 +114,29 @@ test('a resource token is taken out of the resource, bk.instance.id is assembled
 
 /** Writes a Span message with its fields in reverse order and unknown fields between them. */
 function shuffledSpanBytes(): Uint8Array {
-  const w = protobuf.Writer.create();
-  w.uint32((99 << 3) | 0).uint64(123); // unknown varint
-  w.uint32((15 << 3) | 2).fork().uint32((3 << 3) | 0).int32(2).uint32((2 << 3) | 2).string('late status').ldelim(); // status
-  w.uint32((9 << 3) | 2).fork().uint32((2 << 3) | 2).fork().uint32((1 << 3) | 2).string('v').ldelim().uint32((1 << 3) | 2).string('k').ldelim(); // attribute, value before key
-  w.uint32((98 << 3) | 5).fixed32(7); // unknown fixed32
-  w.uint32((8 << 3) | 1).fixed64(1_763_700_000_999_999_999n.toString()); // end
-  w.uint32((7 << 3) | 1).fixed64(1_763_700_000_000_000_999n.toString()); // start
-  w.uint32((6 << 3) | 0).int32(3); // kind
-  w.uint32((5 << 3) | 2).string('reversed');
-  w.uint32((2 << 3) | 2).bytes(Buffer.alloc(8, 0xab));
-  w.uint32((1 << 3) | 2).bytes(Buffer.alloc(16, 0xcd));
-  w.uint32((97 << 3) | 2).bytes(Buffer.from('unknown bytes'));
+  const w = new WireWriter();
+  w.varint((99 << 3) | 0).varint(123); // unknown varint
+  w.varint((15 << 3) | 2).fork().varint((3 << 3) | 0).varint(2).varint((2 << 3) | 2).string('late status').ldelim(); // status
+  w.varint((9 << 3) | 2).fork().varint((2 << 3) | 2).fork().varint((1 << 3) | 2).string('v').ldelim().varint((1 << 3) | 2).string('k').ldelim(); // attribute, value before key
+  w.varint((98 << 3) | 5).fixed32(7); // unknown fixed32
+  w.varint((8 << 3) | 1).fixed64(1_763_700_000_999_999_999n); // end
+  w.varint((7 << 3) | 1).fixed64(1_763_700_000_000_000_999n); // start
+  w.varint((6 << 3) | 0).varint(3); // kind
+  w.varint((5 << 3) | 2).string('reversed');
+  w.varint((2 << 3) | 2).bytes(Buffer.alloc(8, 0xab));
+  w.varint((1 << 3) | 2).bytes(Buffer.alloc(16, 0xcd));
+  w.varint((97 << 3) | 2).bytes(Buffer.from('unknown bytes'));
   return w.finish();
 }
 
 test('fields in any order and unknown fields: both paths agree', (t) => {
   const span = shuffledSpanBytes();
-  const w = protobuf.Writer.create();
+  const w = new WireWriter();
   // scope_spans before resource, resource given twice (the last wins)
-  w.uint32((1 << 3) | 2).fork();
-  w.uint32((2 << 3) | 2).fork().uint32((2 << 3) | 2).bytes(span).ldelim();
-  w.uint32((1 << 3) | 2).fork().uint32((1 << 3) | 2).fork().uint32((1 << 3) | 2).string('service.name').uint32((2 << 3) | 2).fork().uint32((1 << 3) | 2).string('first').ldelim().ldelim().ldelim();
-  w.uint32((1 << 3) | 2).fork().uint32((1 << 3) | 2).fork().uint32((1 << 3) | 2).string('service.name').uint32((2 << 3) | 2).fork().uint32((1 << 3) | 2).string('second').ldelim().ldelim().ldelim();
+  w.varint((1 << 3) | 2).fork();
+  w.varint((2 << 3) | 2).fork().varint((2 << 3) | 2).bytes(span).ldelim();
+  w.varint((1 << 3) | 2).fork().varint((1 << 3) | 2).fork().varint((1 << 3) | 2).string('service.name').varint((2 << 3) | 2).fork().varint((1 << 3) | 2).string('first').ldelim().ldelim().ldelim();
+  w.varint((1 << 3) | 2).fork().varint((1 << 3) | 2).fork().varint((1 << 3) | 2).string('service.name').varint((2 << 3) | 2).fork().varint((1 << 3) | 2).string('second').ldelim().ldelim().ldelim();
   w.ldelim();
   const body = Buffer.from(w.finish());
   const a = fast(body);

@@ -1,17 +1,20 @@
 /**
- * The receiver's errors and how they reach clients (OTLP spec "Failures"; reference §B6):
+ * The receiver's own errors. How any error reaches a client is the shared table of
+ * services/common/errors.ts (`EDGE_STATUS`, `edgeStatusOf`); for the receiver that is (OTLP spec
+ * "Failures"; the collector README, "Failure behaviour"):
  *
- * | error | gRPC | HTTP | OTLP clients |
- * | --- | --- | --- | --- |
- * | {@link ValidationError} (malformed body, every span invalid) | INVALID_ARGUMENT | 400 | drop |
- * | {@link UnauthenticatedError} (no token, unknown token) | UNAUTHENTICATED | 401 | drop |
- * | {@link RateLimitedError} | RESOURCE_EXHAUSTED | 429 + Retry-After | retry later |
- * | {@link PayloadTooLargeError} | RESOURCE_EXHAUSTED | 413 | drop |
- * | retriable (Kafka down or slow, queue full, store down) | UNAVAILABLE | 503 + Retry-After | retry |
- * | anything else (a bug) | INTERNAL | 500 | drop |
+ * | error | outcome | gRPC | HTTP | OTLP clients |
+ * | --- | --- | --- | --- | --- |
+ * | ValidationError (malformed body, every span invalid) | invalid_argument | INVALID_ARGUMENT | 400 | drop |
+ * | {@link UnauthenticatedError} (no token, unknown token) | unauthenticated | UNAUTHENTICATED | 401 | drop |
+ * | {@link RateLimitedError} | rate_limited | RESOURCE_EXHAUSTED | 429 + Retry-After | retry later |
+ * | PayloadTooLargeError | too_large | RESOURCE_EXHAUSTED | 413 | drop |
+ * | UnsupportedMediaTypeError (HTTP only) | unsupported_media_type | INVALID_ARGUMENT | 415 | drop |
+ * | {@link OverloadedError} (in-flight bytes, producer queue) | overloaded | UNAVAILABLE | 503 + Retry-After | retry |
+ * | retriable (Kafka down or slow, store down) | unavailable | UNAVAILABLE | 503 + Retry-After | retry |
+ * | anything else (a bug) | internal | INTERNAL | 500 | drop |
  */
-import { status } from '@grpc/grpc-js';
-import { BkError, isRetriable, ValidationError } from '../../common/errors.ts';
+import { BkError, isRetriable } from '../../common/errors.ts';
 
 export class UnauthenticatedError extends BkError {
   constructor(message: string) {
@@ -28,12 +31,6 @@ export class RateLimitedError extends BkError {
   }
 }
 
-export class PayloadTooLargeError extends BkError {
-  constructor(message: string) {
-    super('payload_too_large', message, false);
-  }
-}
-
 /** The receiver's own bounds are reached (in-flight bytes, producer queue): the client should retry. */
 export class OverloadedError extends BkError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -47,56 +44,4 @@ export class OverloadedError extends BkError {
  */
 export function isKafkaFailure(err: unknown): boolean {
   return !(err instanceof OverloadedError) && isRetriable(err);
-}
-
-/** Short, stable label of an outcome for metrics (`ok`, `invalid_argument`, `unavailable`, ...). */
-export function outcomeOf(err: unknown): string {
-  if (err instanceof ValidationError) return 'invalid_argument';
-  if (err instanceof UnauthenticatedError) return 'unauthenticated';
-  if (err instanceof RateLimitedError) return 'rate_limited';
-  if (err instanceof PayloadTooLargeError) return 'too_large';
-  if (err instanceof OverloadedError) return 'overloaded';
-  if (isRetriable(err)) return 'unavailable';
-  return 'internal';
-}
-
-export function grpcCodeOf(err: unknown): status {
-  switch (outcomeOf(err)) {
-    case 'invalid_argument':
-      return status.INVALID_ARGUMENT;
-    case 'unauthenticated':
-      return status.UNAUTHENTICATED;
-    case 'rate_limited':
-    case 'too_large':
-      return status.RESOURCE_EXHAUSTED;
-    case 'overloaded':
-    case 'unavailable':
-      return status.UNAVAILABLE;
-    default:
-      return status.INTERNAL;
-  }
-}
-
-export function httpStatusOf(err: unknown): number {
-  switch (outcomeOf(err)) {
-    case 'invalid_argument':
-      return 400;
-    case 'unauthenticated':
-      return 401;
-    case 'rate_limited':
-      return 429;
-    case 'too_large':
-      return 413;
-    case 'overloaded':
-    case 'unavailable':
-      return 503;
-    default:
-      return 500;
-  }
-}
-
-/** What a client may see of an error: our own messages; "internal error" for anything unexpected. */
-export function clientMessage(err: unknown): string {
-  if (err instanceof BkError) return err.message;
-  return 'internal error';
 }

@@ -1,20 +1,23 @@
 /**
- * OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` on @grpc/grpc-js.
+ * OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` on the shared gRPC server
+ * (services/common/grpc.ts).
  *
  * - Messages over `maxMessageBytes` are refused by grpc-js with RESOURCE_EXHAUSTED before they are read.
  * - gzip-compressed messages are accepted (grpc-js decompresses them).
- * - The request arrives undecoded; the {@link ExportHandler} decodes it and its errors become statuses
- *   (receiver/errors.ts).
+ * - The request arrives undecoded and goes straight to the {@link ExportHandler}, which decodes it; its
+ *   errors become statuses through the shared table (services/common/errors.ts).
  */
-import { Server, ServerCredentials, type Metadata, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import { BkError } from '../../common/errors.ts';
+import { clientMessage } from '../../common/errors.ts';
+import { GrpcServer, unaryHandler, type Metadata } from '../../common/grpc.ts';
 import type { Logger } from '../../common/log.ts';
-import { clientMessage, grpcCodeOf } from './errors.ts';
 import { traceServiceDefinition, type ExportResponse } from '../../common/otlp/index.ts';
 import type { ExportHandler } from './pipeline.ts';
 import { tokenFromGrpc } from './tokens.ts';
 
-export interface GrpcServerOptions {
+/** Largest answer (an ExportTraceServiceResponse is small; grpc-js's default). */
+const MAX_SEND_BYTES = 4 * 1024 * 1024;
+
+export interface GrpcReceiverOptions {
   host: string;
   port: number;
   maxMessageBytes: number;
@@ -33,43 +36,33 @@ export function peerAddress(peer: string): string {
 
 export class GrpcReceiver {
   readonly name = 'otlp-grpc';
-  readonly #opts: GrpcServerOptions;
+  readonly #opts: GrpcReceiverOptions;
   readonly #log: Logger;
-  #server: Server | undefined;
-  #port = 0;
+  readonly #server: GrpcServer;
+  #listening = false;
 
-  constructor(options: GrpcServerOptions) {
+  constructor(options: GrpcReceiverOptions) {
     this.#opts = options;
     this.#log = options.logger.child({ component: 'otlp-grpc' });
+    this.#server = new GrpcServer({ what: 'OTLP/gRPC', host: options.host, port: options.port, maxReceiveBytes: options.maxMessageBytes, maxSendBytes: MAX_SEND_BYTES });
+    this.#server.addService(traceServiceDefinition(), {
+      Export: unaryHandler<Buffer, ExportResponse>(
+        (call) => this.#export(call.request, call.metadata, call.getPeer()),
+        (err) => clientMessage(err),
+      ),
+    });
   }
 
+  /** The port bound (useful when configured as 0; still known after stop); 0 before start. */
   port(): number {
-    return this.#port;
+    return this.#server.port();
   }
 
   async start(): Promise<void> {
-    if (this.#server) return;
-    const server = new Server({
-      'grpc.max_receive_message_length': this.#opts.maxMessageBytes,
-      'grpc.max_send_message_length': 4 * 1024 * 1024,
-    });
-    server.addService(traceServiceDefinition(), {
-      Export: (call: ServerUnaryCall<Buffer, ExportResponse>, callback: sendUnaryData<ExportResponse>) => {
-        this.#export(call.request, call.metadata, call.getPeer()).then(
-          (response) => callback(null, response),
-          (err: unknown) => callback({ code: grpcCodeOf(err), details: clientMessage(err) }),
-        );
-      },
-    });
-    const host = this.#opts.host.includes(':') ? `[${this.#opts.host}]` : this.#opts.host;
-    this.#port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${host}:${this.#opts.port}`, ServerCredentials.createInsecure(), (err, port) => {
-        if (err) reject(new BkError('port_in_use', `cannot listen on ${host}:${this.#opts.port} for OTLP/gRPC: ${err.message}`, false, { cause: err }));
-        else resolve(port);
-      });
-    });
-    this.#server = server;
-    this.#log.info('listening', { host: this.#opts.host, port: this.#port });
+    if (this.#listening) return;
+    await this.#server.start();
+    this.#listening = true;
+    this.#log.info('listening', { host: this.#opts.host, port: this.port() });
   }
 
   async #export(body: Buffer, metadata: Metadata, peer: string): Promise<ExportResponse> {
@@ -89,19 +82,9 @@ export class GrpcReceiver {
 
   /** Stops taking calls and waits up to `timeoutMs` for those in flight, then cancels the rest. */
   async stop(timeoutMs = 10_000): Promise<void> {
-    const server = this.#server;
-    if (!server) return;
-    this.#server = undefined;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, timeoutMs);
-      server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    if (!this.#listening) return;
+    this.#listening = false;
+    await this.#server.stop(timeoutMs);
     this.#log.info('stopped');
   }
 }

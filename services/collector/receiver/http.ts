@@ -7,15 +7,16 @@
  * - `Content-Encoding: gzip` / `deflate` are decompressed, bounded by the same limit as the body.
  * - A `Content-Length` over the limit is refused with 413 before the body is read; a body that grows past
  *   it while streaming too. Bytes are reserved against the receiver's in-flight bound as they arrive.
- * - Errors answer with a `google.rpc.Status` in the request's format and, for 429 / 503, `Retry-After`.
+ * - Errors answer with a `google.rpc.Status` in the request's format (status and code from the shared
+ *   table of services/common/errors.ts) and, for 429 / 503, `Retry-After`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { gunzip, inflate } from 'node:zlib';
-import { BkError, ValidationError } from '../../common/errors.ts';
+import { clientMessage, edgeStatusOf, PayloadTooLargeError, PortInUseError, UnsupportedMediaTypeError, ValidationError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
-import { clientMessage, grpcCodeOf, httpStatusOf, PayloadTooLargeError, RateLimitedError } from './errors.ts';
+import { RateLimitedError } from './errors.ts';
 import { encodeResponse, encodeStatus, responseJson, type ExportResponse } from '../../common/otlp/index.ts';
 import type { BodyFormat, ExportHandler } from './pipeline.ts';
 import { tokenFromHttp } from './tokens.ts';
@@ -33,17 +34,11 @@ export interface HttpReceiverOptions {
   logger: Logger;
 }
 
-class UnsupportedMediaTypeError extends BkError {
-  constructor(type: string) {
-    super('unsupported_media_type', `unsupported Content-Type ${JSON.stringify(type)}: use application/x-protobuf or application/json`, false);
-  }
-}
-
 function formatOf(contentType: string | undefined): BodyFormat {
   const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   if (type === 'application/x-protobuf' || type === 'application/protobuf') return 'protobuf';
   if (type === '' || type === 'application/json') return 'json';
-  throw new UnsupportedMediaTypeError(type);
+  throw new UnsupportedMediaTypeError(`unsupported Content-Type ${JSON.stringify(type)}: use application/x-protobuf or application/json`);
 }
 
 /**
@@ -113,7 +108,7 @@ export class HttpReceiver {
     if (this.#listening) return;
     await new Promise<void>((resolve, reject) => {
       const fail = (err: NodeJS.ErrnoException): void => {
-        reject(new BkError('port_in_use', `cannot listen on ${this.#opts.host}:${this.#opts.port} for OTLP/HTTP: ${err.message}`, false, { cause: err }));
+        reject(new PortInUseError('OTLP/HTTP', this.#opts.host, this.#opts.port, err));
       };
       this.#server.once('error', fail);
       this.#server.listen(this.#opts.port, this.#opts.host, () => {
@@ -216,14 +211,15 @@ export class HttpReceiver {
   }
 
   #fail(req: IncomingMessage, res: ServerResponse, format: BodyFormat, err: unknown): void {
-    const status = err instanceof UnsupportedMediaTypeError ? 415 : httpStatusOf(err);
+    const edge = edgeStatusOf(err);
+    const status = edge.http;
     const message = clientMessage(err);
     const headers: Record<string, string | number> = {};
     if (status === 429) headers['retry-after'] = err instanceof RateLimitedError ? err.retryAfterS : 1;
     if (status === 503) headers['retry-after'] = 1;
     // The body was not read to its end: discard the rest and close the connection after the answer.
     if (!req.complete) headers.connection = 'close';
-    const code = grpcCodeOf(err);
+    const code = edge.grpc;
     let body: Buffer;
     if (format === 'protobuf') {
       headers['content-type'] = 'application/x-protobuf';

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createBreaker, type Breaker } from '../../common/breaker.ts';
 import type { Bus, BusProducer } from '../../common/bus/index.ts';
 import { codecFor } from '../../common/avro/index.ts';
-import { BkError, errorMessage, MissingTopicsError, UnavailableError } from '../../common/errors.ts';
+import { BkError, edgeStatusOf, errorMessage, MissingTopicsError, UnavailableError } from '../../common/errors.ts';
 import type { Component } from '../../common/lifecycle.ts';
 import type { Logger } from '../../common/log.ts';
 import { type Registry } from '../../common/metrics.ts';
@@ -27,7 +27,7 @@ import { applicationRoutes } from '../apps-api.ts';
 import { findByTokenHash } from '../applications.ts';
 import type { ReceiverConfig } from '../config.ts';
 import { SpanBatcher } from './batcher.ts';
-import { isKafkaFailure, OverloadedError, outcomeOf } from './errors.ts';
+import { isKafkaFailure, OverloadedError } from './errors.ts';
 import { GrpcReceiver } from './grpc.ts';
 import { HttpReceiver } from './http.ts';
 import { receiverMetrics, type ReceiverMetrics } from './metrics.ts';
@@ -282,7 +282,7 @@ export class TraceReceiver implements Component, ExportHandler {
   }
 
   refused(protocol: Protocol, err: unknown, wireBytes: number): void {
-    const outcome = outcomeOf(err);
+    const outcome = edgeStatusOf(err).outcome;
     this.#metrics.requests.inc({ protocol, outcome });
     this.#metrics.bytes.inc({ protocol }, wireBytes);
     this.#note(outcome, err);
@@ -305,7 +305,7 @@ export class TraceReceiver implements Component, ExportHandler {
       m.requests.inc({ protocol, outcome: result.rejectedSpans > 0 ? 'partial' : 'ok' });
       return result.rejectedSpans > 0 ? { partialSuccess: { rejectedSpans: result.rejectedSpans, errorMessage: result.errorMessage } } : {};
     } catch (err) {
-      const outcome = outcomeOf(err);
+      const outcome = edgeStatusOf(err).outcome;
       m.requests.inc({ protocol, outcome });
       const details = err instanceof BkError ? err.details : {};
       const received = typeof details.receivedSpans === 'number' ? details.receivedSpans : 0;

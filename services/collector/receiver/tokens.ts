@@ -13,7 +13,7 @@
  * as {@link UnavailableError}. Tokens are never logged.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Metadata } from '@grpc/grpc-js';
+import type { Metadata } from '../../common/grpc.ts';
 import { LRUCache } from '../../common/lru.ts';
 import { UnavailableError, errorMessage } from '../../common/errors.ts';
 import { hashToken, type Application } from '../applications.ts';
