@@ -1,0 +1,124 @@
+/**
+ * A decoded span as a storage row: typed columns for what queries filter on, JSON text for attributes,
+ * resource, events and links (stored as JSONB). Values are made storable: NUL characters (which
+ * PostgreSQL's text and jsonb refuse) are removed, bytes become base64 strings.
+ */
+import type { Attributes, AttributeValue, Span } from '../common/records.ts';
+
+export interface SpanRow {
+  bk_biz_id: number;
+  app_name: string;
+  retention_days: number;
+  trace_id: string;
+  span_id: string;
+  parent_span_id: string;
+  span_name: string;
+  kind: number;
+  start_time: number;
+  end_time: number;
+  elapsed_time: number;
+  status_code: number;
+  status_message: string;
+  trace_state: string;
+  service_name: string;
+  category: string;
+  attributes: string;
+  resource: string;
+  events: string;
+  links: string;
+  client_ip: string;
+}
+
+/** Columns in the order of the staging table, COPY and unnest, with their SQL types. */
+export const SPAN_COLUMNS = [
+  ['bk_biz_id', 'bigint'],
+  ['app_name', 'text'],
+  ['retention_days', 'integer'],
+  ['trace_id', 'text'],
+  ['span_id', 'text'],
+  ['parent_span_id', 'text'],
+  ['span_name', 'text'],
+  ['kind', 'smallint'],
+  ['start_time', 'bigint'],
+  ['end_time', 'bigint'],
+  ['elapsed_time', 'bigint'],
+  ['status_code', 'smallint'],
+  ['status_message', 'text'],
+  ['trace_state', 'text'],
+  ['service_name', 'text'],
+  ['category', 'text'],
+  ['attributes', 'jsonb'],
+  ['resource', 'jsonb'],
+  ['events', 'jsonb'],
+  ['links', 'jsonb'],
+  ['client_ip', 'text'],
+] as const satisfies readonly (readonly [keyof SpanRow, string])[];
+
+const NUL = /\u0000/g;
+
+export function clean(s: string): string {
+  return s.includes('\u0000') ? s.replace(NUL, '') : s;
+}
+
+function value(v: AttributeValue): unknown {
+  if (typeof v === 'string') return clean(v);
+  if (Buffer.isBuffer(v)) return v.toString('base64');
+  if (Array.isArray(v)) return v.map((x) => value(x));
+  return v;
+}
+
+/** Attributes as a plain object (keys and values cleaned). */
+function attributesObject(attrs: Attributes): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key in attrs) out[clean(key)] = value(attrs[key] as AttributeValue);
+  return out;
+}
+
+/** Attributes as a JSON object (keys and values cleaned). */
+export function attributesJson(attrs: Attributes): string {
+  return JSON.stringify(attributesObject(attrs));
+}
+
+/**
+ * The span's category (the keys of the reference trace summary's `category_statistics`): the first of
+ * db, messaging, rpc, http, async_backend whose marker attribute is present, else other.
+ */
+export function categoryOf(attrs: Attributes): string {
+  if (truthy(attrs['db.system'])) return 'db';
+  if (truthy(attrs['messaging.system']) || truthy(attrs['messaging.destination'])) return 'messaging';
+  if (truthy(attrs['rpc.system'])) return 'rpc';
+  if (truthy(attrs['http.method']) || truthy(attrs['http.request.method'])) return 'http';
+  if (truthy(attrs['celery.action']) || truthy(attrs['celery.task_name'])) return 'async_backend';
+  return 'other';
+}
+
+function truthy(v: AttributeValue | undefined): boolean {
+  return v !== undefined && v !== null && v !== '' && v !== 0 && v !== false;
+}
+
+export function spanRow(span: Span, retentionDays: number): SpanRow {
+  const service = span.resource['service.name'];
+  return {
+    bk_biz_id: span.bk_biz_id,
+    app_name: clean(span.app_name),
+    retention_days: retentionDays,
+    trace_id: clean(span.trace_id),
+    span_id: clean(span.span_id),
+    parent_span_id: clean(span.parent_span_id),
+    span_name: clean(span.span_name),
+    kind: span.kind,
+    start_time: span.start_time,
+    end_time: span.end_time,
+    elapsed_time: span.elapsed_time,
+    status_code: span.status.code,
+    status_message: clean(span.status.message),
+    trace_state: clean(span.trace_state),
+    service_name: typeof service === 'string' ? clean(service) : '',
+    category: categoryOf(span.attributes),
+    attributes: attributesJson(span.attributes),
+    resource: attributesJson(span.resource),
+    events: JSON.stringify(span.events.map((e) => ({ name: clean(e.name), timestamp: e.timestamp, attributes: attributesObject(e.attributes) }))),
+    links: JSON.stringify(span.links.map((l) => ({ trace_id: clean(l.trace_id), span_id: clean(l.span_id), trace_state: clean(l.trace_state), attributes: attributesObject(l.attributes) }))),
+    client_ip: clean(span.client_ip),
+  };
+}
