@@ -15,7 +15,7 @@
  */
 import { LRUCache } from '../common/lru.ts';
 import type { NodeKindLookup } from './discoverers/relation.ts';
-import * as hash from './hash.ts';
+import { Hasher } from './hash.ts';
 import { mergeExtra, mergeNode } from './node-merge.ts';
 import { SEP, TABLES, type NamedEntry, type NodeExtra, type NodeRow, type Rows, type Sink, type Table } from './records.ts';
 
@@ -58,60 +58,62 @@ const KEY_FIELDS: { [T in Exclude<Table, 'node'>]: readonly (keyof Rows[T])[] } 
 const TABLE_SEED = new Map<Table, number>(TABLES.map((t, i) => [t, i + 1]));
 const NODE_KEY_SEED = 101;
 
-function beginRow(table: Table, bkBizId: number, appName: string): void {
-  hash.begin(TABLE_SEED.get(table) ?? 0);
-  hash.num(bkBizId);
-  hash.str(appName);
+function beginRow(h: Hasher, table: Table, bkBizId: number, appName: string): void {
+  h.begin(TABLE_SEED.get(table) ?? 0);
+  h.num(bkBizId);
+  h.str(appName);
 }
 
-/** The hash of a row's natural key, with its table, business and app. */
-export function rowKey<T extends Exclude<Table, 'node'>>(table: T, bkBizId: number, appName: string, row: Rows[T]): number {
-  beginRow(table, bkBizId, appName);
-  for (const f of KEY_FIELDS[table]) hash.value(row[f]);
-  return hash.end();
+/** The hash (with `h`) of a row's natural key, with its table, business and app. */
+function rowKey<T extends Exclude<Table, 'node'>>(h: Hasher, table: T, bkBizId: number, appName: string, row: Rows[T]): number {
+  beginRow(h, table, bkBizId, appName);
+  for (const f of KEY_FIELDS[table]) h.value(row[f]);
+  return h.end();
 }
 
-function entry(e: NamedEntry): void {
-  hash.str(e.name);
+function entry(h: Hasher, e: NamedEntry): void {
+  h.str(e.name);
   for (const k in e.extra_data) {
-    hash.str(k);
-    hash.value(e.extra_data[k]);
+    h.str(k);
+    h.value(e.extra_data[k]);
   }
 }
 
-/** The hash of everything a node contribution says (its node key and each value). */
-export function nodeContributionKey(bkBizId: number, appName: string, r: NodeRow): number {
-  beginRow('node', bkBizId, appName);
-  hash.str(r.topo_key);
+/** The hash (with `h`) of everything a node contribution says (its node key and each value). */
+function nodeContributionKey(h: Hasher, bkBizId: number, appName: string, r: NodeRow): number {
+  beginRow(h, 'node', bkBizId, appName);
+  h.str(r.topo_key);
   const e = r.extra;
   if (e) {
-    hash.str(e.category);
-    hash.str(e.kind);
-    hash.value(e.predicate_value);
-    hash.str(e.service_language);
+    h.str(e.category);
+    h.str(e.kind);
+    h.value(e.predicate_value);
+    h.str(e.service_language);
   }
-  hash.num(r.system?.length ?? -1);
-  if (r.system) for (const x of r.system) entry(x);
-  hash.num(r.platform ? 1 : 0);
-  if (r.platform) entry(r.platform);
-  hash.num(r.sdk?.length ?? -1);
-  if (r.sdk) for (const x of r.sdk) entry(x);
-  return hash.end();
+  h.num(r.system?.length ?? -1);
+  if (r.system) for (const x of r.system) entry(h, x);
+  h.num(r.platform ? 1 : 0);
+  if (r.platform) entry(h, r.platform);
+  h.num(r.sdk?.length ?? -1);
+  if (r.sdk) for (const x of r.sdk) entry(h, x);
+  return h.end();
 }
 
-/** The hash of a node's identity (its pending row). */
-function nodeKey(bkBizId: number, appName: string, topoKey: string): number {
-  hash.begin(NODE_KEY_SEED);
-  hash.num(bkBizId);
-  hash.str(appName);
-  hash.str(topoKey);
-  return hash.end();
+/** The hash (with `h`) of a node's identity (its pending row). */
+function nodeKey(h: Hasher, bkBizId: number, appName: string, topoKey: string): number {
+  h.begin(NODE_KEY_SEED);
+  h.num(bkBizId);
+  h.str(appName);
+  h.str(topoKey);
+  return h.end();
 }
 
 export class DedupeSink implements Sink {
   readonly #cache: LRUCache<number, number>;
   readonly #touchS: number;
   readonly #nodeKinds: NodeKinds;
+  /** Hashes every key (reused). */
+  readonly #hash = new Hasher();
   #pending: { [T in Table]: Map<number, PendingRow<T>> } = DedupeSink.#empty();
   #pendingRows = 0;
   #hits = zeroCounts();
@@ -129,7 +131,7 @@ export class DedupeSink implements Sink {
 
   emit<T extends Table>(table: T, bkBizId: number, appName: string, row: Rows[T], timeUs: number): void {
     const node = table === 'node';
-    const key = node ? nodeContributionKey(bkBizId, appName, row as NodeRow) : rowKey(table, bkBizId, appName, row as Rows[Exclude<Table, 'node'>]);
+    const key = node ? nodeContributionKey(this.#hash, bkBizId, appName, row as NodeRow) : rowKey(this.#hash, table, bkBizId, appName, row as Rows[Exclude<Table, 'node'>]);
     const seconds = Math.floor(timeUs / 1_000_000);
     const written = this.#cache.get(key);
     if (written !== undefined && seconds <= written + this.#touchS) {
@@ -141,7 +143,7 @@ export class DedupeSink implements Sink {
     if (node) {
       const r = row as NodeRow;
       if (r.extra) this.#nodeKinds.merge(bkBizId, appName, r.topo_key, r.extra);
-      this.#queue('node', nodeKey(bkBizId, appName, r.topo_key), bkBizId, appName, r, timeUs);
+      this.#queue('node', nodeKey(this.#hash, bkBizId, appName, r.topo_key), bkBizId, appName, r, timeUs);
     } else {
       this.#queue(table, key, bkBizId, appName, row, timeUs);
     }
@@ -183,8 +185,8 @@ export class DedupeSink implements Sink {
     for (const table of TABLES) {
       for (const p of snapshot[table] as PendingRow[]) {
         const key = table === 'node'
-          ? nodeKey(p.bk_biz_id, p.app_name, (p.row as NodeRow).topo_key)
-          : rowKey(table, p.bk_biz_id, p.app_name, p.row as Rows[Exclude<Table, 'node'>]);
+          ? nodeKey(this.#hash, p.bk_biz_id, p.app_name, (p.row as NodeRow).topo_key)
+          : rowKey(this.#hash, table, p.bk_biz_id, p.app_name, p.row as Rows[Exclude<Table, 'node'>]);
         this.#queue(table, key, p.bk_biz_id, p.app_name, p.row, p.first);
         this.#queue(table, key, p.bk_biz_id, p.app_name, p.row, p.last);
       }

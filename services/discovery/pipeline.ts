@@ -23,7 +23,7 @@ import { discoverSingleSpanRelation, pairRelation, type NodeKindLookup } from '.
 import { pairRemote } from './discoverers/remote-service-relation.ts';
 import { emitRoot, type RootSighting } from './discoverers/root-endpoint.ts';
 import type { Flusher, Ticket } from './flusher.ts';
-import * as hash from './hash.ts';
+import { Hasher } from './hash.ts';
 import { SEP, type Sink } from './records.ts';
 import type { RuleSet } from './rules.ts';
 import { ShapeCache, shapeFacts, shapeKey, shapeSpan } from './shape.ts';
@@ -93,6 +93,8 @@ export class SpanPipeline {
   readonly #reads: LookupReads;
   /** The root sighting handed to the window (reused: the window copies what it keeps). */
   readonly #sighting = new Sighting();
+  /** Hashes shape keys and span/trace ids (reused for every span; its lanes are an id's key). */
+  readonly #hash = new Hasher();
 
   constructor(options: PipelineOptions) {
     this.#opts = options;
@@ -204,6 +206,7 @@ export class SpanPipeline {
     const now = this.#now();
     const reads = this.#reads;
     const root = this.#sighting;
+    const h = this.#hash;
     let lastBiz = NaN;
     let lastApp = '';
     let rules: RuleSet | undefined;
@@ -218,7 +221,7 @@ export class SpanPipeline {
           lastApp = app;
           rules = lookups.rules(biz, app);
         }
-        const key = shapeKey(view, i, rules);
+        const key = shapeKey(view, i, rules, h);
         const endTime = view.at(i, Slot.END_TIME);
         const seconds = Math.floor(endTime / 1_000_000);
         let shape = shapes.get(key);
@@ -242,12 +245,12 @@ export class SpanPipeline {
 
         // Ids go to the window as hash lanes of their bytes: no string is made for them.
         if (shape.relParent || shape.remoteParent) {
-          view.hashId(i, Slot.SPAN_AT);
-          window.addParent(hash.laneA(), hash.laneB(), shape, endTime, ticket, now);
+          view.hashId(i, Slot.SPAN_AT, h);
+          window.addParent(h.a, h.b, shape, endTime, ticket, now);
         }
         if (view.at(i, Slot.PARENT_LEN) !== 0 && (shape.relChild || shape.remoteChild !== undefined)) {
-          view.hashId(i, Slot.PARENT_AT);
-          window.addChild(hash.laneA(), hash.laneB(), shape, endTime, ticket, now);
+          view.hashId(i, Slot.PARENT_AT, h);
+          window.addChild(h.a, h.b, shape, endTime, ticket, now);
         }
         if (shape.root) {
           root.bk_biz_id = biz;
@@ -257,8 +260,8 @@ export class SpanPipeline {
           root.start_time = view.at(i, Slot.START_TIME);
           root.elapsed_time = view.at(i, Slot.ELAPSED);
           root.end_time = endTime;
-          view.hashId(i, Slot.TRACE_AT);
-          window.addRootCandidate(hash.laneA(), hash.laneB(), root, shape.root, ticket, now);
+          view.hashId(i, Slot.TRACE_AT, h);
+          window.addRootCandidate(h.a, h.b, root, shape.root, ticket, now);
         }
       }
       count += view.count;

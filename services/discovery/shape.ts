@@ -14,7 +14,7 @@ import { relationChild, relationParent } from './discoverers/relation.ts';
 import { remoteChild, remoteParent } from './discoverers/remote-service-relation.ts';
 import { rootRow } from './discoverers/root-endpoint.ts';
 import { keyPair, type DiscoverySpan } from './fields.ts';
-import * as hash from './hash.ts';
+import type { Hasher } from './hash.ts';
 import type { RootEndpointRow } from './records.ts';
 import type { Field, RuleSet } from './rules.ts';
 import { hashMapEntries, Slot, type SpanView } from './span-view.ts';
@@ -122,32 +122,32 @@ export function shapeSpan(view: SpanView, i: number, rules: RuleSet): DiscoveryS
 }
 
 /**
- * The hash of span `i`'s shape, read from the record's bytes. The attribute and resource maps are walked once, hashing the index and
- * the encoded value of only the keys discovery reads; absent keys add nothing, so presence is part of the
- * shape. Equal encodings are equal values, so equal keys mean equal discovery (a value encoded two ways
- * only costs a second cache entry).
+ * The hash of span `i`'s shape, read from the record's bytes with the caller's hasher `h`. The attribute
+ * and resource maps are walked once, hashing the index and the encoded value of only the keys discovery
+ * reads; absent keys add nothing, so presence is part of the shape. Equal encodings are equal values, so
+ * equal keys mean equal discovery (a value encoded two ways only costs a second cache entry).
  */
-export function shapeKey(view: SpanView, i: number, rules: RuleSet): number {
+export function shapeKey(view: SpanView, i: number, rules: RuleSet, h: Hasher): number {
   const s = shapeOf(rules);
   const { buf } = view;
-  hash.begin(s.serial);
-  hash.num(view.at(i, Slot.BIZ));
+  h.begin(s.serial);
+  h.num(view.at(i, Slot.BIZ));
   const app = view.at(i, Slot.APP_AT);
-  hash.bytes(buf, app, app + view.at(i, Slot.APP_LEN));
-  hash.num(view.at(i, Slot.KIND));
-  hash.num(view.at(i, Slot.PARENT_LEN) === 0 ? 0 : 1);
+  h.bytes(buf, app, app + view.at(i, Slot.APP_LEN));
+  h.num(view.at(i, Slot.KIND));
+  h.num(view.at(i, Slot.PARENT_LEN) === 0 ? 0 : 1);
   for (const f of s.top) {
     if (f.string) {
       const at = view.at(i, f.at);
-      hash.bytes(buf, at, at + view.at(i, f.at + 1));
+      h.bytes(buf, at, at + view.at(i, f.at + 1));
     } else {
-      hash.num(view.at(i, f.at));
+      h.num(view.at(i, f.at));
     }
   }
-  hashMapEntries(view, view.at(i, Slot.ATTRIBUTES_AT), s.attributes);
-  hash.num(-1);
-  hashMapEntries(view, view.at(i, Slot.RESOURCE_AT), s.resource);
-  return hash.end();
+  hashMapEntries(view, view.at(i, Slot.ATTRIBUTES_AT), s.attributes, h);
+  h.num(-1);
+  hashMapEntries(view, view.at(i, Slot.RESOURCE_AT), s.resource, h);
+  return h.end();
 }
 
 /** What the pipeline remembers of a shape: when its rows were last emitted, and its pairing facts. */

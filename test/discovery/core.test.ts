@@ -5,7 +5,7 @@ import { loadConfig } from '../../services/common/config.ts';
 import { hostsFromEvent } from '../../services/discovery/cmdb.ts';
 import { discoverySpec, validateDiscovery } from '../../services/discovery/config.ts';
 import { DedupeSink, NodeKinds } from '../../services/discovery/dedupe.ts';
-import * as hash from '../../services/discovery/hash.ts';
+import { Hasher } from '../../services/discovery/hash.ts';
 import { IdTable } from '../../services/discovery/id-table.ts';
 import { rootCandidate, type RootCandidate } from '../../services/discovery/discoverers/root-endpoint.ts';
 import { mergeIntoStored, mergeNode } from '../../services/discovery/node-merge.ts';
@@ -60,12 +60,14 @@ class CountingHold implements Hold {
   }
 }
 
+const hasher = new Hasher();
+
 /** An id as the window takes it: the hash lanes of its bytes (as SpanView.hashId hashes them). */
 function id(s: string): [number, number] {
   const buf = Buffer.from(s, 'latin1');
-  hash.begin(0);
-  hash.bytes(buf, 0, buf.length);
-  return [hash.laneA(), hash.laneB()];
+  hasher.begin(0);
+  hasher.bytes(buf, 0, buf.length);
+  return [hasher.a, hasher.b];
 }
 
 test('id table: entries live while their stamp is live, are reused when dead, and survive rebuilds', (t) => {
