@@ -1,5 +1,6 @@
 /** Field addressing and the rule model (reference §0.2, §0.3, §1). */
 import test from 'ava';
+import { classify } from '../../services/discovery/classify.ts';
 import { accessor, keyPair, keyString, truthy } from '../../services/discovery/fields.ts';
 import { buildRuleSet, BUILTIN_RULES, matchRule, nodeKey, topoKey, type RuleRow } from '../../services/discovery/rules.ts';
 import { defaultRules, rulesWith, span } from './helpers.ts';
@@ -72,4 +73,14 @@ test('topo keys (reference §0.3): service name, `{service}-{predicate}`, `{cate
   t.is(topoKey(matchRule(peer, remote.category, remote.other), peer), 'http:payment-gw');
   const missing = span({ attributes: {} });
   t.is(topoKey(dbRule, missing), 'unknown.service-component', 'a component without its predicate value');
+});
+
+test('a span is classified once: its category rule and, apart from it, the component rule it calls', (t) => {
+  const rules = rulesWith([{ type: 'category', category_id: 'http', topo_kind: 'service', predicate_key: 'attributes.http.route', instance_key: 'resource.service.name', endpoint_key: 'attributes.http.route', sort: 9 }]);
+  const both = classify(span({ kind: 3, attributes: { 'http.route': '/orders', 'db.system': 'mysql' } }), rules);
+  t.is(both.rule.categoryId, 'http', 'the app rule wins the category');
+  t.is(both.component?.categoryId, 'db', 'the span still calls the mysql component');
+  const db = classify(span({ kind: 3, attributes: { 'db.system': 'mysql' } }), defaultRules);
+  t.is(db.component, db.rule, 'a component category rule is also the component');
+  t.is(classify(span({ kind: 3, attributes: { 'http.method': 'GET' } }), defaultRules).component, undefined);
 });

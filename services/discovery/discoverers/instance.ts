@@ -6,7 +6,7 @@
 import type { ClassifiedSpan } from '../classify.ts';
 import { keyString, nullableString } from '../fields.ts';
 import type { Sink } from '../records.ts';
-import { matchRule, predicateValue, topoKey, TOPO_COMPONENT, TOPO_SERVICE } from '../rules.ts';
+import { predicateValue, topoKey, TOPO_COMPONENT, TOPO_SERVICE } from '../rules.ts';
 
 /** An instance id is usable when truthy and at least one `:`-separated part is non-empty. */
 export function usableInstanceId(raw: unknown): string | undefined {
@@ -34,7 +34,7 @@ export function discoverInstance(c: ClassifiedSpan, sink: Sink): void {
     sdk_language: sdkLanguage,
   }, span.end_time);
 
-  const rule = matchRule(span, c.rules.component);
+  const rule = c.component;
   if (!rule) return;
   sink.emit('instance', span.bk_biz_id, span.app_name, {
     topo_node_key: `${c.service}-${topoKey(rule, span)}`,

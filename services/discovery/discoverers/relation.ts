@@ -12,7 +12,7 @@
 import { SpanKind } from '../../common/records.ts';
 import type { ClassifiedSpan } from '../classify.ts';
 import type { RelationRow, Sink } from '../records.ts';
-import { CATEGORY_HTTP, matchRule, nodeKey, topoKey, TOPO_COMPONENT, TOPO_REMOTE_SERVICE, TOPO_SERVICE } from '../rules.ts';
+import { CATEGORY_HTTP, nodeKey, topoKey, TOPO_COMPONENT, TOPO_REMOTE_SERVICE, TOPO_SERVICE } from '../rules.ts';
 import { CATEGORY_KIND_KEYS } from './endpoint.ts';
 
 export type RelationKind = 'sync' | 'async';
@@ -39,7 +39,7 @@ export function discoverSingleSpanRelation(c: ClassifiedSpan, kinds: NodeKindLoo
   if (!c.filtered || !kind) return;
   const biz = span.bk_biz_id;
   const app = span.app_name;
-  const component = matchRule(span, c.rules.component);
+  const component = c.component;
   if (c.peerService !== undefined) {
     const attrKey = CATEGORY_KIND_KEYS.find((k) => Object.hasOwn(span.attributes, k));
     if (attrKey) {
@@ -81,7 +81,7 @@ export function relationParent(c: ClassifiedSpan): RelationParent | undefined {
   const { span } = c;
   if (span.kind !== SpanKind.CLIENT && span.kind !== SpanKind.PRODUCER) return undefined;
   if (span.kind === SpanKind.CLIENT) return { from: c.service, kind: 'sync' };
-  const component = matchRule(span, c.rules.component);
+  const component = c.component;
   return component ? { from: c.service, kind: 'async', middleware: `${c.service}-${topoKey(component, span)}` } : { from: c.service, kind: 'async' };
 }
 
