@@ -4,10 +4,12 @@
  * names; anything else is reported and ignored.
  */
 import type { TaskType } from '../task.ts';
+import { metricbeatType } from './metricbeat.ts';
 import { scriptType } from './script.ts';
 import { selfstatsType } from './selfstats.ts';
 
 export const TASK_TYPES: readonly TaskType[] = [
   selfstatsType,
   scriptType,
+  metricbeatType,
 ];
