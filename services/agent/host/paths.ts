@@ -139,3 +139,12 @@ export function fieldsOf(line: string): string[] {
   const t = line.trim();
   return t === '' ? [] : t.split(/\s+/);
 }
+
+/**
+ * The paths of the agent's configured roots (`ctx.global.paths`: proc, sys and the host root filesystem,
+ * `/` on a host): /etc and /dev are looked up under the root filesystem.
+ */
+export function hostPathsFromRoots(roots: { readonly proc: string; readonly sys: string; readonly rootfs: string }): HostPaths {
+  const rootfs = roots.rootfs === '/' || roots.rootfs === '' ? '' : roots.rootfs.replace(/\/+$/, '');
+  return hostPaths({ procRoot: roots.proc, sysRoot: roots.sys, etcRoot: join(rootfs || '/', 'etc'), devRoot: join(rootfs || '/', 'dev'), rootfs });
+}
