@@ -4,12 +4,26 @@
  * names; anything else is reported and ignored.
  */
 import type { TaskType } from '../task.ts';
+import { basereportType } from './basereport.ts';
+import { exceptionbeatType } from './exceptionbeat.ts';
 import { metricbeatType } from './metricbeat.ts';
+import { proccustomType } from './proccustom.ts';
+import { procconfType } from './procconf.ts';
+import { processbeatType } from './processbeat.ts';
+import { procsyncType } from './procsync.ts';
 import { scriptType } from './script.ts';
 import { selfstatsType } from './selfstats.ts';
+import { staticType } from './static.ts';
 
 export const TASK_TYPES: readonly TaskType[] = [
   selfstatsType,
   scriptType,
   metricbeatType,
+  basereportType,
+  staticType,
+  exceptionbeatType,
+  processbeatType,
+  proccustomType,
+  procconfType,
+  procsyncType,
 ];
