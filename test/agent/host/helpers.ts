@@ -5,6 +5,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Clock } from '../../../services/agent/host/clock.ts';
 import { type HostPaths, hostPaths, type StatFs } from '../../../services/agent/host/paths.ts';
+import type { BaseTaskConfig, TaskContext, TaskOutput } from '../../../services/agent/task.ts';
+import { silentLogger } from '../../../services/common/log.ts';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
@@ -84,4 +86,73 @@ export class FakeClock implements Clock {
 /** Replaces lines of a /proc/stat-like text: `cpu` lines given as arrays of ticks. */
 export function procStat(total: number[], perCpu: number[][]): string {
   return [`cpu  ${total.join(' ')}`, ...perCpu.map((c, i) => `cpu${i} ${c.join(' ')}`), 'ctxt 987654', 'btime 1700000000', 'processes 4321', 'procs_running 3', 'procs_blocked 1', ''].join('\n');
+}
+
+/** A TaskContext over a fixture host: a fake clock, a recording emit, an in-memory state store. */
+export interface FakeContext extends TaskContext {
+  readonly outputs: TaskOutput[];
+  readonly reloads: string[];
+  readonly clock: FakeClock;
+  readonly controller: AbortController;
+  readonly kv: Map<string, string>;
+  /** Called on every sleep (after the clock moved); may abort or do work. */
+  onSleep?: (ctx: FakeContext) => Promise<void> | void;
+}
+
+export function fakeContext(h: { paths: HostPaths; root: string }, over: { include?: string; clock?: FakeClock; gatherUpDataId?: number } = {}): FakeContext {
+  const clock = over.clock ?? new FakeClock();
+  const controller = new AbortController();
+  const kv = new Map<string, string>();
+  const outputs: TaskOutput[] = [];
+  const reloads: string[] = [];
+  const ctx: FakeContext = {
+    outputs,
+    reloads,
+    clock,
+    controller,
+    kv,
+    signal: controller.signal,
+    now: () => clock.now(),
+    async sleep(ms: number) {
+      if (controller.signal.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+      await clock.sleep(ms);
+      await ctx.onSleep?.(ctx);
+      if (controller.signal.aborted) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+    },
+    async emit(o: TaskOutput) {
+      outputs.push(o);
+    },
+    acquire: async () => () => undefined,
+    requestReload: (reason: string) => {
+      reloads.push(reason);
+    },
+    state: {
+      get: (k: string) => kv.get(k),
+      set: (k: string, v: string) => {
+        kv.set(k, v);
+      },
+      delete: (k: string) => {
+        kv.delete(k);
+      },
+    },
+    host: { ip: '10.0.0.5', bkCloudId: 0, bkBizId: 2, hostname: 'fixture-host', bkHostId: 12, bkAgentId: 'agent-12', nodeId: '0:10.0.0.5' },
+    global: {
+      mode: 'daemon',
+      gatherUpDataId: over.gatherUpDataId ?? 1100017,
+      disableNetlink: false,
+      keepOneDimension: false,
+      hostIdPath: '',
+      include: over.include ?? '',
+      paths: { proc: h.paths.procRoot, sys: h.paths.sysRoot, rootfs: h.root },
+      raw: {},
+    },
+    agent: { version: 'test', startedAtMs: clock.now() - 1000, reloadTotal: () => 0, runningTasks: () => ({}) },
+    logger: silentLogger,
+  };
+  return ctx;
+}
+
+/** The cleaned base of a task for parse tests. */
+export function baseConfig(type: string, over: Partial<BaseTaskConfig> = {}): BaseTaskConfig {
+  return { type, taskId: 101, bkBizId: 2, dataId: 1001, periodMs: 60_000, timeoutMs: 0, availableDurationMs: 0, labels: [], tags: {}, ident: type, ...over };
 }
