@@ -6,6 +6,7 @@
 import type { TaskType } from '../task.ts';
 import { basereportType } from './basereport.ts';
 import { exceptionbeatType } from './exceptionbeat.ts';
+import { keywordType } from './keyword.ts';
 import { metricbeatType } from './metricbeat.ts';
 import { proccustomType } from './proccustom.ts';
 import { procconfType } from './procconf.ts';
@@ -19,6 +20,7 @@ export const TASK_TYPES: readonly TaskType[] = [
   selfstatsType,
   scriptType,
   metricbeatType,
+  keywordType,
   basereportType,
   staticType,
   exceptionbeatType,
