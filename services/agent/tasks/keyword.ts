@@ -33,6 +33,82 @@ export interface KeywordRule {
   readonly re: RegExp;
   /** Named groups by index (Go SubexpNames), '' for unnamed. */
   readonly groups: readonly string[];
+  /** A substring every match contains (a cheap pre-check before the regex), '' if none is known. */
+  readonly literal: string;
+}
+
+/** A filter pattern with its pre-check literal. */
+export interface Filter {
+  readonly re: RegExp;
+  readonly literal: string;
+}
+
+/**
+ * A literal substring that every match of the (Go) pattern must contain, or '' when none can be told
+ * safely: the longest run of plain characters at the top level of a pattern without top-level
+ * alternation or flags, leaving out a character followed by a quantifier. Used as `line.includes(lit)`
+ * before running the regex (the match result is the same; non-matching lines are rejected faster).
+ */
+export function requiredLiteral(pattern: string): string {
+  if (/\(\?[a-zA-Z-]*\)/.test(pattern) || pattern.includes('\\Q')) return '';
+  let depth = 0;
+  let inClass = false;
+  let best = '';
+  let run = '';
+  const endRun = (): void => {
+    if (run.length > best.length) best = run;
+    run = '';
+  };
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    const next = pattern[i + 1];
+    const quantified = (j: number): boolean => ['*', '+', '?', '{'].includes(pattern[j] ?? '');
+    if (inClass) {
+      if (c === '\\') i++;
+      else if (c === ']') inClass = false;
+      continue;
+    }
+    if (c === '\\') {
+      if (next !== undefined && /[.*+?^${}()|[\]\\\/-]/.test(next) && depth === 0) {
+        if (quantified(i + 2)) endRun();
+        else run += next;
+      } else endRun();
+      i++;
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      endRun();
+      continue;
+    }
+    if (c === '(') {
+      depth++;
+      endRun();
+      continue;
+    }
+    if (c === ')') {
+      depth--;
+      endRun();
+      continue;
+    }
+    if (c === '|') {
+      if (depth === 0) return '';
+      endRun();
+      continue;
+    }
+    if ('.^$*+?{}'.includes(c)) {
+      endRun();
+      continue;
+    }
+    if (depth > 0) continue;
+    if (quantified(i + 1)) {
+      endRun();
+      continue;
+    }
+    run += c;
+  }
+  endRun();
+  return best.length >= 2 ? best : '';
 }
 
 export interface KeywordConfig extends BaseTaskConfig {
@@ -41,7 +117,7 @@ export interface KeywordConfig extends BaseTaskConfig {
   readonly encoding: string;
   readonly closeInactiveMs: number;
   readonly reportPeriodMs: number;
-  readonly filterPatterns: readonly RegExp[];
+  readonly filterPatterns: readonly Filter[];
   readonly rules: readonly KeywordRule[];
   readonly target: string;
   readonly timeUnit: 's' | 'ms' | 'us' | 'ns';
@@ -84,8 +160,9 @@ export class KeywordCounter {
   line(file: string, text: string): void {
     this.lines++;
     const c = this.#config;
-    for (const f of c.filterPatterns) if (f.test(text)) return;
+    for (const f of c.filterPatterns) if ((f.literal === '' || text.includes(f.literal)) && f.re.test(text)) return;
     for (const rule of c.rules) {
+      if (rule.literal !== '' && !text.includes(rule.literal)) continue;
       const m = rule.re.exec(text);
       if (!m) continue;
       this.hits++;
@@ -216,10 +293,10 @@ function parseKeyword(raw: Readonly<Record<string, unknown>>, base: BaseTaskConf
   if (encoding === '' || encoding === 'utf8') encoding = 'utf-8';
   if (encoding === 'gbk') encoding = 'gb18030';
   if (encoding !== 'utf-8' && (!iconv.encodingExists(encoding) || ENCODINGS_REFUSED.test(encoding))) f.problem('encoding', `unsupported encoding ${JSON.stringify(encoding)}`);
-  const filterPatterns: RegExp[] = [];
+  const filterPatterns: Filter[] = [];
   for (const [i, p] of f.strings('filter_patterns').entries()) {
     try {
-      filterPatterns.push(goRegExp(p));
+      filterPatterns.push({ re: goRegExp(p), literal: requiredLiteral(p) });
     } catch (err) {
       f.problem(`filter_patterns[${i}]`, `is not a valid regular expression: ${(err as Error).message}`);
     }
@@ -234,7 +311,7 @@ function parseKeyword(raw: Readonly<Record<string, unknown>>, base: BaseTaskConf
     const pattern = typeof rr.pattern === 'string' ? rr.pattern : '';
     if (name === '') rf.problem('name', 'is required');
     try {
-      rules.push({ name, pattern, re: goRegExp(pattern), groups: subexpNames(pattern) });
+      rules.push({ name, pattern, re: goRegExp(pattern), groups: subexpNames(pattern), literal: requiredLiteral(pattern) });
     } catch (err) {
       rf.problem('pattern', `is not a valid regular expression: ${(err as Error).message}`);
     }
