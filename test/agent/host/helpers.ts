@@ -156,3 +156,40 @@ export function fakeContext(h: { paths: HostPaths; root: string }, over: { inclu
 export function baseConfig(type: string, over: Partial<BaseTaskConfig> = {}): BaseTaskConfig {
   return { type, taskId: 101, bkBizId: 2, dataId: 1001, periodMs: 60_000, timeoutMs: 0, availableDurationMs: 0, labels: [], tags: {}, ident: type, ...over };
 }
+
+/**
+ * A clock for concurrent sleepers: `sleep` waits for its due time, and `drive` moves time to the next
+ * due timer whenever the work has nothing else to do (so parallel sampling loops interleave as they would
+ * in real time). `onTick` runs at each new time, before the sleeper resumes.
+ */
+export class VirtualClock implements Clock {
+  ms: number;
+  onTick?: (ms: number) => void;
+  readonly #timers: { due: number; resolve: () => void }[] = [];
+  constructor(startMs = Date.UTC(2024, 0, 2, 3, 4, 0)) {
+    this.ms = startMs;
+  }
+  now(): number {
+    return this.ms;
+  }
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.#timers.push({ due: this.ms + ms, resolve }));
+  }
+  async drive<T>(work: Promise<T>): Promise<T> {
+    let done = false;
+    void work.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    while (!done) {
+      await new Promise((r) => setImmediate(r));
+      if (done || this.#timers.length === 0) continue;
+      this.#timers.sort((a, b) => a.due - b.due);
+      const next = this.#timers.shift() as { due: number; resolve: () => void };
+      this.ms = Math.max(this.ms, next.due);
+      this.onTick?.(this.ms);
+      next.resolve();
+    }
+    return work;
+  }
+}
