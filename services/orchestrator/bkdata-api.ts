@@ -4,7 +4,7 @@
  * non-retriable and pass through without counting against the breaker; an open breaker rejects with
  * BreakerOpenError (retriable), which the engine turns into `waiting_dependency`.
  */
-import { createBreaker, type Breaker, type BreakerState } from '../common/breaker.ts';
+import { BreakerOpenError, createBreaker, type Breaker, type BreakerState } from '../common/breaker.ts';
 import { BkError, isRetriable } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { Registry } from '../common/metrics.ts';
@@ -68,7 +68,7 @@ export class GuardedBkdataApi implements BkdataApi {
       this.#metrics.bkdataCalls.inc({ family, api, outcome: 'ok' });
       return out;
     } catch (err) {
-      const outcome = (err as { code?: unknown }).code === 'breaker_open' ? 'rejected' : isRetriable(err) ? 'unavailable' : 'business_error';
+      const outcome = err instanceof BreakerOpenError ? 'rejected' : isRetriable(err) ? 'unavailable' : 'business_error';
       this.#metrics.bkdataCalls.inc({ family, api, outcome });
       throw err;
     } finally {

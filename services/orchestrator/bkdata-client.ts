@@ -1,7 +1,7 @@
 /**
- * The BKData (bk-base) REST client for the APIs the APM flows use (reference bkmonitor-apm.md §6.1, §7):
- * same paths and methods, URL = base + path with `{placeholders}` filled from the parameters (which are
- * still sent), GET parameters in the query string and the rest as a JSON body, the envelope
+ * The BKData (bk-base) REST client for the APIs the APM flows use (README, Interfaces): the same paths
+ * and methods as the reference's, URL = base + path with `{placeholders}` filled from the parameters
+ * (which are still sent), GET parameters in the query string and the rest as a JSON body, the envelope
  * `{result, code, message, errors, data}` unwrapped to `data`.
  *
  * Errors are mapped onto the taxonomy of services/common/errors.ts, which is what the per-family
@@ -14,7 +14,7 @@
  * There are no retries here: retries and breakers belong to the caller (reference: "no retries at
  * client level").
  */
-import { BkError } from '../common/errors.ts';
+import { BkError, isRetriable } from '../common/errors.ts';
 
 export const FAMILIES = ['access', 'databus', 'auth', 'dataflow', 'resourcecenter'] as const;
 /** An API family: one circuit breaker each. */
@@ -28,12 +28,12 @@ export interface ApiDef {
   write: boolean;
 }
 
-/** Client name (reference §6.1: snake_case of the resource class) → method and path (reference §7). */
+/** Client name (the reference's: snake_case of its resource class) → method and path (the reference's API table). */
 export const BKDATA_APIS = {
   access_deploy_plan: { family: 'access', method: 'POST', path: '/v3/access/deploy_plan/', write: true },
   update_deploy_plan: { family: 'access', method: 'PUT', path: '/v3/access/deploy_plan/{raw_data_id}', write: true },
   // Not used by the reference's flows: lists raw data by business and name, to adopt a raw data whose
-  // create call's answer was lost (timeout, crash). The path is the list of reference §7's
+  // create call's answer was lost (timeout, crash). The path is the list of the reference's
   // get_bkbase_raw_data_with_data_id (v3/access/rawdata/{id}/).
   list_raw_data: { family: 'access', method: 'GET', path: '/v3/access/rawdata/', write: false },
   databus_cleans: { family: 'databus', method: 'POST', path: '/v3/databus/cleans/', write: true },
@@ -81,6 +81,19 @@ export class BkdataApiError extends BkError {
     this.httpStatus = extra.httpStatus;
     this.bkCode = extra.bkCode;
   }
+}
+
+/** A business error of BKData (4xx, `result=false`): the reference's `BKAPIError`, never counted against a breaker. */
+export function isBusinessError(err: unknown): boolean {
+  return !isRetriable(err) && err instanceof BkdataApiError;
+}
+
+/** BKData's code for "not found". */
+const NOT_FOUND_CODE = '1500404';
+
+/** A business error that means "that object is gone". */
+export function isNotFound(err: unknown): boolean {
+  return isBusinessError(err) && ((err as BkdataApiError).bkCode === NOT_FOUND_CODE || (err as BkdataApiError).httpStatus === 404);
 }
 
 export interface BkdataClientOptions {

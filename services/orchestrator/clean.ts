@@ -1,6 +1,6 @@
 /**
- * What the two flow types' cleans have in common: the request of `databus_cleans` /
- * `update_databus_cleans` (reference §6.3 step 2) and the pieces of BKData's ETL tree (`json_config`).
+ * What the flow kinds' cleans have in common: the request of `databus_cleans` / `update_databus_cleans`
+ * (README, How it works) and the pieces of BKData's ETL tree (`json_config`).
  */
 
 /** The root of an ETL tree: parse the record as JSON, then `next`. */

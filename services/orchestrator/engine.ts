@@ -20,7 +20,7 @@ import { BkError, errorMessage, isRetriable } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { backoffDelay } from '../common/retry.ts';
 import { familyOfError, type BkdataApi } from './bkdata-api.ts';
-import { BKDATA_APIS, type ApiName, type Family, type Params } from './bkdata-client.ts';
+import { BKDATA_APIS, isBusinessError, type ApiName, type Family, type Params } from './bkdata-client.ts';
 import type { FlowSettings } from './config.ts';
 import { columnValue, FLOW_COLUMNS, statusRecord, type FlowColumn, type FlowStore, type SaveOptions, type SaveResult } from './flow-store.ts';
 import { kindOf, planOf } from './kinds/index.ts';
@@ -195,7 +195,7 @@ export class FlowEngine {
       if (attempt > this.#o.retry.stepRetries) return { kind: 'fail', status: failure, message: `gave up after ${attempt} attempts: ${message}` };
       return { kind: 'retry', delayMs: backoffDelay(attempt, { initialDelayMs: this.#o.retry.initialDelayMs, maxDelayMs: this.#o.retry.maxDelayMs }), message, family };
     }
-    if ((err as { code?: unknown }).code !== 'bkdata_business') {
+    if (!isBusinessError(err)) {
       this.#log.error('step failed unexpectedly', { flow: flow.id, step: flow.step, err });
       return { kind: 'fail', status: failure, message: `internal error: ${message}` };
     }

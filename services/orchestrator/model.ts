@@ -15,18 +15,7 @@ export const DESIRED_OF: Record<FlowAction, Desired> = { create_or_update: 'runn
 export const FLOW_ACTIONS = Object.keys(DESIRED_OF) as readonly FlowAction[];
 
 /** The reference's failure statuses plus the two of the stop/delete paths the reference lacks. */
-export type FailureStatus =
-  | 'config_deploy_failed'
-  | 'config_cleans_failed'
-  | 'config_cleans_start_failed'
-  | 'auth_failed'
-  | 'config_flow_failed'
-  | 'stop_failed'
-  | 'delete_failed';
-
-export type FlowStatusName = 'pending' | 'running' | 'waiting_dependency' | 'success' | 'stopped' | 'deleted' | FailureStatus;
-
-export const FAILURE_STATUSES: readonly FailureStatus[] = [
+export const FAILURE_STATUSES = [
   'config_deploy_failed',
   'config_cleans_failed',
   'config_cleans_start_failed',
@@ -34,7 +23,10 @@ export const FAILURE_STATUSES: readonly FailureStatus[] = [
   'config_flow_failed',
   'stop_failed',
   'delete_failed',
-];
+] as const;
+export type FailureStatus = (typeof FAILURE_STATUSES)[number];
+
+export type FlowStatusName = 'pending' | 'running' | 'waiting_dependency' | 'success' | 'stopped' | 'deleted' | FailureStatus;
 
 export const DONE_STATUS: Record<Desired, FlowStatusName> = { running: 'success', stopped: 'stopped', deleted: 'deleted' };
 
@@ -44,7 +36,7 @@ export function isFailure(status: string): status is FailureStatus {
 
 /** Statuses after which nothing runs until a new command or a retry. */
 export function isTerminal(status: string): boolean {
-  return status === 'success' || status === 'stopped' || status === 'deleted' || isFailure(status);
+  return (Object.values(DONE_STATUS) as string[]).includes(status) || isFailure(status);
 }
 
 /** The step name of a flow with nothing left to do. */

@@ -144,3 +144,23 @@ test('outage windows from config are relative to start; latency is added', async
   t.is((await api(sim)('GET', '/v3/resourcecenter/clusters/query_digest/')).status, 200);
   t.true(performance.now() - started >= 140, 'the answer waited for the injected latency');
 });
+
+test('routing: any base path before /v3/, optional trailing slash, envelopes for 404 and 405, /admin/ is never the API', async (t) => {
+  const sim = await startSim(t);
+  const base = sim.url().replace(/\/$/, '');
+  const raw = async (method: string, path: string): Promise<[number, string]> => {
+    const res = await fetch(`${base}${path}`, { method });
+    return [res.status, await res.text()];
+  };
+  await seed(api(sim));
+  t.is((await api(sim)('GET', '/api/bk-base/prod/v3/databus/cleans?raw_data_id=901')).env.result, true, 'a base path and no trailing slash');
+  t.is((await api(sim)('PUT', '/v3/databus/cleans/2%5Ftbl', { json_config: '{}', fields: [{}] })).env.result, true, 'path parameters are percent-decoded');
+  t.deepEqual(await raw('PATCH', '/x/v3/databus/cleans/'), [405, '{"result":false,"code":"1500405","message":"method PATCH not allowed; use POST, GET","errors":null,"data":null}']);
+  t.deepEqual(await raw('GET', '/v3/v3/access/rawdata/'), [404, '{"result":false,"code":"1500404","message":"no API at /v3/v3/access/rawdata/","errors":null,"data":null}'], 'the base path ends at the first /v3/');
+  t.deepEqual(await raw('GET', '/admin/v3/access/rawdata/'), [404, '{"error":"not found"}']);
+  t.deepEqual(await raw('POST', '/admin/faults'), [405, '{"error":"method not allowed"}']);
+  t.deepEqual(await raw('PUT', '/v3/databus/cleans/%zz/'), [500, '{"error":"URI malformed"}']);
+  const stats = sim.calls.stats();
+  t.is(stats.byOutcome.unknown_route, 2, 'unknown API paths are counted, admin ones are not');
+  t.is(stats.byApi.update_databus_cleans, 1, 'a malformed path parameter is no call');
+});

@@ -1,7 +1,7 @@
 /**
  * The pure parts: names, request parameters and node graphs of both flow types, node identity and
  * diffing, config comparison. Facts ported from the reference (bk-monitor apm/tests/test_bkdata_flow.py
- * and bkmonitor-apm.md §6) are marked "reference".
+ * and the quirks in services/orchestrator/README.md, "Differences from the reference") are marked "reference".
  */
 import test from 'ava';
 import { canonical, configDiffers, deepEqual } from '../../services/orchestrator/compare.ts';
@@ -28,7 +28,7 @@ const settings: FlowSettings = {
 };
 const shop = { bkBizId: 2, appName: 'Shop-Web.v2' };
 
-test('app names are normalized for tables (strip, - and . to _, lower case) but kept raw in flow names (reference §9.15)', (t) => {
+test('app names are normalized for tables (strip, - and . to _, lower case) but kept raw in flow names (reference quirk; README, Differences from the reference)', (t) => {
   t.is(normalizeAppName('  Shop-Web.v2 '), 'shop_web_v2');
   t.is(tail.cleanTableName(shop), 'bkapm_tail_shop_web_v2');
   t.is(tail.flowName(shop, settings), 'bkapm_tail_sampling_2_Shop-Web.v2');
@@ -84,7 +84,7 @@ test('ES storage registration names and table (reference test: cluster 1 "es", r
   t.is((p.connection_info as Record<string, unknown>).support_node_tag, false);
 });
 
-test('ES expiry is clamped: < 0 or > BK_DATA_DATA_EXPIRES_DAYS becomes the cap (reference §9.16)', (t) => {
+test('ES expiry is clamped: < 0 or > BK_DATA_DATA_EXPIRES_DAYS becomes the cap (reference quirk; README, Differences from the reference)', (t) => {
   t.is(tail.clampExpires(-1, 30), 30);
   t.is(tail.clampExpires(45, 30), 30);
   t.is(tail.clampExpires(0, 30), 0);

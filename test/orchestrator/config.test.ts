@@ -4,10 +4,23 @@
  */
 import test from 'ava';
 import { simSpec } from '../../services/bkdata-sim/config.ts';
+import { bkdataSimService } from '../../services/bkdata-sim/service.ts';
 import { loadConfig } from '../../services/common/config.ts';
 import { ConfigError, ValidationError } from '../../services/common/errors.ts';
 import { flowSettings, orchestratorSpec } from '../../services/orchestrator/config.ts';
 import { parseCommand, parseFlowConfig } from '../../services/orchestrator/intake.ts';
+import { orchestratorService } from '../../services/orchestrator/service.ts';
+
+/** The keys of the problems a config load reports (sorted), or [] when it loads. */
+function problemKeys(load: () => unknown): string[] {
+  try {
+    load();
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return err.problems.map((p) => p.key).sort();
+  }
+}
 
 test('orchestrator defaults are the reference values', (t) => {
   const c = loadConfig(orchestratorSpec, { env: { BKDATA_API_URL: 'http://127.0.0.1:8090/' } });
@@ -31,6 +44,39 @@ test('orchestrator config problems are all reported with their keys', (t) => {
   t.regex(err?.message ?? '', /BKDATA_API_URL: is required/);
   const bad = t.throws(() => flowSettings(loadConfig(orchestratorSpec, { env: { BKDATA_API_URL: 'http://x/', BKDATA_FLINK_CODE_FILE: '/nonexistent/job.java' } })), { instanceOf: ConfigError });
   t.is((bad).problems[0]?.key, 'BKDATA_FLINK_CODE_FILE');
+});
+
+test('orchestrator settings that contradict each other are refused, each named by the key to change', (t) => {
+  const base = { BKDATA_API_URL: 'http://127.0.0.1:8090/' };
+  const load = (env: Record<string, string>) => () => orchestratorService.config({ ...base, ...env });
+  t.deepEqual(problemKeys(load({})), [], 'the defaults are consistent');
+  t.is(orchestratorService.config({ ...base, TOPIC_PREFIX: 'p1' }).topicPrefix, 'p1', 'the shared settings load with it');
+
+  t.deepEqual(problemKeys(load({ ORCH_RETRY_INITIAL_DELAY_MS: '5000', ORCH_RETRY_MAX_DELAY_MS: '1000' })), ['ORCH_RETRY_INITIAL_DELAY_MS']);
+  t.deepEqual(problemKeys(load({ ORCH_RETRY_INITIAL_DELAY_MS: '1000', ORCH_RETRY_MAX_DELAY_MS: '1000' })), [], 'equal delays: a constant backoff');
+  t.deepEqual(problemKeys(load({ ORCH_HTTP_PORT: '9000', ORCH_GRPC_PORT: '9000' })), ['ORCH_GRPC_PORT']);
+  t.deepEqual(problemKeys(load({ ORCH_HTTP_PORT: '0', ORCH_GRPC_PORT: '0' })), [], 'two free ports');
+  t.deepEqual(problemKeys(load({ ORCH_POLL_INTERVAL_MS: '60000', ORCH_LEASE_MS: '30000' })), ['ORCH_POLL_INTERVAL_MS']);
+  t.deepEqual(problemKeys(load({ ORCH_POLL_INTERVAL_MS: '30000', ORCH_LEASE_MS: '30000' })), []);
+  t.deepEqual(problemKeys(load({ BKDATA_API_URL: 'http://localhost:8082/' })), ['BKDATA_API_URL'], 'BKData would be this orchestrator\'s own HTTP API');
+  t.deepEqual(problemKeys(load({ BKDATA_API_URL: 'http://0.0.0.0:50051/api/', ORCH_HOST: '0.0.0.0' })), ['BKDATA_API_URL'], 'or its gRPC port');
+  t.deepEqual(problemKeys(load({ BKDATA_API_URL: 'http://bkdata.example:8082/' })), [], 'another host on the same port');
+  t.deepEqual(problemKeys(load({ BKDATA_FLINK_CODE_FILE: '/nonexistent/job.java' })), ['BKDATA_FLINK_CODE_FILE'], 'named before anything connects');
+
+  const all = t.throws(() => orchestratorService.config({ ...base, ORCH_RETRY_INITIAL_DELAY_MS: '5000', ORCH_RETRY_MAX_DELAY_MS: '1000', ORCH_HTTP_PORT: '8090', ORCH_GRPC_PORT: '8090', ORCH_POLL_INTERVAL_MS: '40000' }), { instanceOf: ConfigError });
+  t.deepEqual(all?.problems.map((p) => p.key).sort(), ['BKDATA_API_URL', 'ORCH_GRPC_PORT', 'ORCH_POLL_INTERVAL_MS', 'ORCH_RETRY_INITIAL_DELAY_MS'], 'every problem at once');
+  t.regex(all?.message ?? '', /ORCH_RETRY_INITIAL_DELAY_MS: must be <= ORCH_RETRY_MAX_DELAY_MS \(1000\), got 5000/);
+  t.deepEqual(problemKeys(load({ ORCH_HTTP_PORT: 'x', ORCH_RETRY_INITIAL_DELAY_MS: '5000', ORCH_RETRY_MAX_DELAY_MS: '1000' })), ['ORCH_HTTP_PORT'], 'cross-field checks run once every field parsed');
+});
+
+test('bkdata-sim settings that contradict each other are refused', (t) => {
+  const load = (env: Record<string, string>) => () => bkdataSimService.config(env);
+  t.deepEqual(problemKeys(load({})), []);
+  t.deepEqual(problemKeys(load({ BKDATA_SIM_FAMILY_ERROR_RATES: 'databus=0.1,auth=1,databus=0.5' })), ['BKDATA_SIM_FAMILY_ERROR_RATES']);
+  t.deepEqual(problemKeys(load({ BKDATA_SIM_LOST_ANSWER_RATES: 'access=0.1,access=0.1' })), ['BKDATA_SIM_LOST_ANSWER_RATES']);
+  t.deepEqual(problemKeys(load({ BKDATA_SIM_FAMILY_ERROR_RATES: 'databus=1', BKDATA_SIM_LOST_ANSWER_RATES: 'databus=0.5' })), ['BKDATA_SIM_LOST_ANSWER_RATES'], 'no databus call reaches the handler');
+  t.deepEqual(problemKeys(load({ BKDATA_SIM_ERROR_RATE: '1', BKDATA_SIM_FAMILY_ERROR_RATES: 'databus=0.5', BKDATA_SIM_LOST_ANSWER_RATES: 'databus=0.5' })), [], 'the family rate overrides the global one');
+  t.deepEqual(problemKeys(load({ BKDATA_SIM_ERROR_RATE: '1', BKDATA_SIM_LOST_ANSWER_RATES: 'auth=0.5' })), ['BKDATA_SIM_LOST_ANSWER_RATES']);
 });
 
 test('bkdata-sim config: defaults, a valid fixture, and every invalid value named', (t) => {

@@ -1,6 +1,6 @@
 /**
- * What the steps share (README, How it works): how an attempt ends, which BKData errors are business
- * errors, creating an object or adopting the one an earlier attempt created, and the lookups by name
+ * What the steps share (README, How it works): how an attempt ends, creating an object or adopting the
+ * one an earlier attempt created (after a business error of its create), and the lookups by name
  * (clean status, dataflow id) that make every step safe to run again.
  *
  * A step works on the worker's copy of the flow (`ctx.flow`), records BKData ids and stored configs on
@@ -8,24 +8,13 @@
  * retriable ones are retried or wait for their breaker; business errors fail the flow with the step's
  * reference status. Where the flow types differ, a step asks the flow's kind (`ctx.kind`, kinds/).
  */
-import { isRetriable } from '../../common/errors.ts';
-import type { Params } from '../bkdata-client.ts';
+import { isBusinessError, type Params } from '../bkdata-client.ts';
 import { identityOf, type StepContext, type StepResult } from '../kinds/kind.ts';
 
 export const advance: StepResult = { kind: 'advance' };
 export const fail = (message: string): StepResult => ({ kind: 'fail', message });
 /** Run the step again after `delayMs` (its progress is saved on the flow). */
 export const poll = (delayMs: number): StepResult => ({ kind: 'poll', delayMs });
-
-/** A business error (4xx, result=false): the reference catches these as BKAPIError in some loops. */
-export function isBusinessError(err: unknown): boolean {
-  return !isRetriable(err) && (err as { code?: unknown }).code === 'bkdata_business';
-}
-
-/** Business errors that mean "that object is gone". */
-export function isNotFound(err: unknown): boolean {
-  return isBusinessError(err) && ((err as { bkCode?: string }).bkCode === '1500404' || (err as { httpStatus?: number }).httpStatus === 404);
-}
 
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -8,11 +8,11 @@
  *
  * Also the two clean-start loops of the reference, which kinds choose from.
  */
-import type { Params } from '../bkdata-client.ts';
+import { isBusinessError, type Params } from '../bkdata-client.ts';
 import { configDiffers } from '../compare.ts';
 import { findNode, needsUpdate, nodePayload, positions, sqlChanged, type GraphNode } from '../nodes.ts';
 import { identityOf, type CleanStart, type StepContext, type StepDef, type StepResult } from '../kinds/kind.ts';
-import { advance, cleanStatus, cleanTaskParams, createOrAdopt, errorText, fail, findDataflowId, isBusinessError, poll } from './context.ts';
+import { advance, cleanStatus, cleanTaskParams, createOrAdopt, errorText, fail, findDataflowId, poll } from './context.ts';
 
 async function findRawData(ctx: StepContext, params: Params): Promise<{ raw_data_id?: unknown } | undefined> {
   const name = (params.access_raw_data as Params).raw_data_name;
@@ -178,7 +178,7 @@ export const authorizeProject: StepDef = {
     try {
       permitted = (await ctx.call<unknown>('auth_projects_data_check', { project_id: project, result_table_id: rt, action_id: 'result_table.query_data' })) === true;
     } catch (err) {
-      // Reference: an API error of the check counts as "no permission". Retriable errors are retried instead.
+      // Reference: an API (business) error of the check counts as "no permission". Retriable errors are retried instead.
       if (!isBusinessError(err)) throw err;
       ctx.log(`check permission of project ${project} on ${rt} failed: ${errorText(err)}`);
     }

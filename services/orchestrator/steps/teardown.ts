@@ -3,8 +3,9 @@
  * neither for APM flows). Built like the create steps: read first, write only what is needed; waiting
  * for a dataflow to stop is a poll of the state machine.
  */
+import { isNotFound } from '../bkdata-client.ts';
 import type { StepDef } from '../kinds/kind.ts';
-import { advance, cleanStatus, cleanTaskParams, fail, findDataflowId, isNotFound, poll } from './context.ts';
+import { advance, cleanStatus, cleanTaskParams, fail, findDataflowId, poll } from './context.ts';
 
 export const stopDataflow: StepDef = {
   name: 'stop_dataflow',
