@@ -1,38 +1,30 @@
 /**
- * The query API: `GET /api/v1/apps/{bk_biz_id}/{app_name}/{kind}` with kind one of endpoints, hosts,
- * instances, nodes, relations, remote-service-relations, root-endpoints.
+ * The query API: `GET /api/v1/apps/{bk_biz_id}/{app_name}/{kind}` with kind the listing of a discovered
+ * table (tables.ts: endpoints, hosts, instances, nodes, relations, remote-service-relations,
+ * root-endpoints).
  *
- * Query parameters: any column of the table as an exact-match filter (`service_name=order-svc`;
- * the value `null` matches NULL), `page` (from 1) and `page_size` (default 100). Only rows inside the
- * retention window are listed (the app's trace retention; 180 days for nodes), newest first. The
- * answer is `{ total, page, page_size, items }`.
+ * Query parameters: any key column of the table (or a further filter column it declares) as an
+ * exact-match filter (`service_name=order-svc`; the value `null` matches NULL), `page` (from 1) and
+ * `page_size` (default 100). Only rows inside the table's retention are listed (the app's trace
+ * retention; 180 days for nodes), newest first. The answer is `{ total, page, page_size, items }`.
  */
 import { NotFoundError, ValidationError } from '../common/errors.ts';
 import type { HttpRequest, HttpResponse, Route } from '../common/http.ts';
 import type { Queryable } from '../common/store/index.ts';
+import { DISCOVERED, TABLES, type ColumnType, type Retention } from './tables.ts';
 
-interface Listing {
+export interface Listing {
   table: string;
   /** Columns that may be filtered on, with their SQL type. */
-  columns: Record<string, 'text' | 'int' | 'bigint' | 'bool'>;
-  /** Nodes are kept for a fixed time, other tables for the app's retention. */
-  fixedRetention?: 'topoNode';
+  columns: Record<string, ColumnType>;
+  retention: Retention;
 }
 
-const text = (...names: string[]): Record<string, 'text'> => Object.fromEntries(names.map((n) => [n, 'text']));
-
-export const LISTINGS: Record<string, Listing> = {
-  endpoints: { table: 'apm_endpoint', columns: { ...text('endpoint_name', 'service_name', 'category_id', 'category_kind_key', 'category_kind_value'), span_kind: 'int' } },
-  hosts: { table: 'apm_host_instance', columns: { bk_cloud_id: 'int', bk_host_id: 'bigint', ...text('ip', 'topo_node_key') } },
-  instances: {
-    table: 'apm_topo_instance',
-    columns: text('topo_node_key', 'instance_id', 'instance_topo_kind', 'component_instance_category', 'component_instance_predicate_value', 'sdk_name', 'sdk_version', 'sdk_language'),
-  },
-  nodes: { table: 'apm_topo_node', columns: { topo_key: 'text', is_permanent: 'bool' }, fixedRetention: 'topoNode' },
-  relations: { table: 'apm_topo_relation', columns: text('from_topo_key', 'to_topo_key', 'kind', 'to_topo_key_kind', 'to_topo_key_category') },
-  'remote-service-relations': { table: 'apm_remote_service_relation', columns: text('topo_node_key', 'from_endpoint_name', 'category') },
-  'root-endpoints': { table: 'apm_root_endpoint', columns: text('endpoint_name', 'service_name', 'category_id') },
-};
+/** Listing name → what it lists, from the table declarations. */
+export const LISTINGS: Readonly<Record<string, Listing>> = Object.fromEntries(TABLES.map((t) => {
+  const d = DISCOVERED[t];
+  return [d.listing, { table: d.sql, columns: Object.fromEntries([...d.key, ...d.filters].map((c) => [c.name, c.type])), retention: d.retention }];
+}));
 
 export interface ApiOptions {
   db: Queryable;
@@ -52,7 +44,7 @@ function positiveInt(query: URLSearchParams, name: string, fallback: number, max
   return Number(raw);
 }
 
-function filterValue(type: 'text' | 'int' | 'bigint' | 'bool', name: string, raw: string): unknown {
+function filterValue(type: ColumnType, name: string, raw: string): unknown {
   if (type === 'text') return raw;
   if (type === 'bool') {
     if (raw !== 'true' && raw !== 'false') throw new ValidationError(`${name} must be true or false`);
@@ -79,7 +71,7 @@ export function queryRoutes(options: ApiOptions): Route[] {
     const pageSize = positiveInt(req.query, 'page_size', Math.min(DEFAULT_PAGE_SIZE, options.maxPageSize), options.maxPageSize);
 
     let days = options.topoNodeRetentionDays;
-    if (!listing.fixedRetention) {
+    if (listing.retention === 'app') {
       const { rows } = await options.db.query<{ days: number }>('SELECT trace_retention_days AS days FROM apm_application WHERE bk_biz_id = $1 AND app_name = $2', [bkBizId, appName]);
       days = rows[0]?.days ?? options.defaultRetentionDays;
     }

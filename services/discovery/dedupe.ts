@@ -1,8 +1,9 @@
 /**
  * The dedupe cache and the rows waiting for the next flush.
  *
- * Every sighting's natural key (with table, business and app) is looked up in an LRU (`lru-cache`,
- * bounded by entry count, with a TTL) that maps it to the event time (s) last written or queued for it.
+ * Every sighting's natural key (its table's key columns as tables.ts declares them, with table, business
+ * and app) is looked up in an LRU (`lru-cache`, bounded by entry count, with a TTL) that maps it to the
+ * event time (s) last written or queued for it.
  * A sighting is queued only when its key is unknown, or when its event time moved past that by more than
  * the touch interval; so store writes are bounded by distinct keys, not by span count. An entry lost to
  * eviction only costs a redundant upsert. Queued rows are coalesced per key (first_seen = min,
@@ -17,7 +18,8 @@ import { LRUCache } from '../common/lru.ts';
 import type { NodeKindLookup } from './discoverers/relation.ts';
 import { Hasher } from './hash.ts';
 import { mergeExtra, mergeNode } from './node-merge.ts';
-import { SEP, TABLES, type NamedEntry, type NodeExtra, type NodeRow, type Rows, type Sink, type Table } from './records.ts';
+import { SEP, type NamedEntry, type NodeExtra, type NodeRow, type Rows, type Sink } from './records.ts';
+import { DISCOVERED, TABLES, type Table } from './tables.ts';
 
 export interface PendingRow<T extends Table = Table> {
   bk_biz_id: number;
@@ -46,17 +48,7 @@ export interface SightingCounts {
 
 const zeroCounts = (): Record<Table, number> => Object.fromEntries(TABLES.map((t) => [t, 0])) as Record<Table, number>;
 
-/** The natural-key fields of each table, in key order (the tables' key_md5 covers the same). */
-const KEY_FIELDS: { [T in Exclude<Table, 'node'>]: readonly (keyof Rows[T])[] } = {
-  endpoint: ['endpoint_name', 'service_name', 'category_id', 'category_kind_key', 'category_kind_value', 'span_kind'],
-  host: ['bk_cloud_id', 'bk_host_id', 'ip', 'topo_node_key'],
-  instance: ['topo_node_key', 'instance_id', 'instance_topo_kind', 'component_instance_category', 'component_instance_predicate_value', 'sdk_name', 'sdk_version', 'sdk_language'],
-  relation: ['from_topo_key', 'to_topo_key', 'kind', 'to_topo_key_kind', 'to_topo_key_category'],
-  remote_service_relation: ['topo_node_key', 'from_endpoint_name', 'category'],
-  root_endpoint: ['endpoint_name', 'service_name', 'category_id'],
-};
 const TABLE_SEED = new Map<Table, number>(TABLES.map((t, i) => [t, i + 1]));
-const NODE_KEY_SEED = 101;
 
 function beginRow(h: Hasher, table: Table, bkBizId: number, appName: string): void {
   h.begin(TABLE_SEED.get(table) ?? 0);
@@ -64,10 +56,14 @@ function beginRow(h: Hasher, table: Table, bkBizId: number, appName: string): vo
   h.str(appName);
 }
 
-/** The hash (with `h`) of a row's natural key, with its table, business and app. */
-function rowKey<T extends Exclude<Table, 'node'>>(h: Hasher, table: T, bkBizId: number, appName: string, row: Rows[T]): number {
+/**
+ * The hash (with `h`) of a row's natural key — its table's key columns, in order — with its table,
+ * business and app. For a topo node contribution that is the node's identity (its pending row).
+ */
+function rowKey(h: Hasher, table: Table, bkBizId: number, appName: string, row: Rows[Table]): number {
   beginRow(h, table, bkBizId, appName);
-  for (const f of KEY_FIELDS[table]) h.value(row[f]);
+  const record = row as unknown as Record<string, unknown>;
+  for (const c of DISCOVERED[table].key) h.value(record[c.name]);
   return h.end();
 }
 
@@ -99,15 +95,6 @@ function nodeContributionKey(h: Hasher, bkBizId: number, appName: string, r: Nod
   return h.end();
 }
 
-/** The hash (with `h`) of a node's identity (its pending row). */
-function nodeKey(h: Hasher, bkBizId: number, appName: string, topoKey: string): number {
-  h.begin(NODE_KEY_SEED);
-  h.num(bkBizId);
-  h.str(appName);
-  h.str(topoKey);
-  return h.end();
-}
-
 export class DedupeSink implements Sink {
   readonly #cache: LRUCache<number, number>;
   readonly #touchS: number;
@@ -131,7 +118,7 @@ export class DedupeSink implements Sink {
 
   emit<T extends Table>(table: T, bkBizId: number, appName: string, row: Rows[T], timeUs: number): void {
     const node = table === 'node';
-    const key = node ? nodeContributionKey(this.#hash, bkBizId, appName, row as NodeRow) : rowKey(this.#hash, table, bkBizId, appName, row as Rows[Exclude<Table, 'node'>]);
+    const key = node ? nodeContributionKey(this.#hash, bkBizId, appName, row as NodeRow) : rowKey(this.#hash, table, bkBizId, appName, row);
     const seconds = Math.floor(timeUs / 1_000_000);
     const written = this.#cache.get(key);
     if (written !== undefined && seconds <= written + this.#touchS) {
@@ -143,7 +130,7 @@ export class DedupeSink implements Sink {
     if (node) {
       const r = row as NodeRow;
       if (r.extra) this.#nodeKinds.merge(bkBizId, appName, r.topo_key, r.extra);
-      this.#queue('node', nodeKey(this.#hash, bkBizId, appName, r.topo_key), bkBizId, appName, r, timeUs);
+      this.#queue('node', rowKey(this.#hash, 'node', bkBizId, appName, r), bkBizId, appName, r, timeUs);
     } else {
       this.#queue(table, key, bkBizId, appName, row, timeUs);
     }
@@ -184,9 +171,7 @@ export class DedupeSink implements Sink {
   restore(snapshot: Snapshot): void {
     for (const table of TABLES) {
       for (const p of snapshot[table] as PendingRow[]) {
-        const key = table === 'node'
-          ? nodeKey(this.#hash, p.bk_biz_id, p.app_name, (p.row as NodeRow).topo_key)
-          : rowKey(this.#hash, table, p.bk_biz_id, p.app_name, p.row as Rows[Exclude<Table, 'node'>]);
+        const key = rowKey(this.#hash, table, p.bk_biz_id, p.app_name, p.row);
         this.#queue(table, key, p.bk_biz_id, p.app_name, p.row, p.first);
         this.#queue(table, key, p.bk_biz_id, p.app_name, p.row, p.last);
       }

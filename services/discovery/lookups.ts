@@ -16,6 +16,7 @@ import type { CmdbHost, CmdbLookup } from './discoverers/host.ts';
 import type { NodeKindLookup } from './discoverers/relation.ts';
 import { SEP } from './records.ts';
 import { buildRuleSet, type RuleRow, type RuleSet } from './rules.ts';
+import { DISCOVERED } from './tables.ts';
 
 interface Cached<V> {
   value: V | undefined;
@@ -153,7 +154,7 @@ export class Lookups implements CmdbLookup, NodeKindLookup {
 
   async #loadNodes(biz: number, app: string): Promise<true> {
     const { rows } = await this.#opts.db.query<{ topo_key: string; extra_data: Record<string, unknown> }>(
-      'SELECT topo_key, extra_data FROM apm_topo_node WHERE bk_biz_id = $1 AND app_name = $2 ORDER BY last_seen DESC LIMIT $3',
+      `SELECT topo_key, extra_data FROM ${DISCOVERED.node.sql} WHERE bk_biz_id = $1 AND app_name = $2 ORDER BY last_seen DESC LIMIT $3`,
       [biz, app, this.#opts.maxNodesPerApp],
     );
     for (const r of rows) {

@@ -1,54 +1,16 @@
 /**
- * What the discoverers produce: one row shape per discovered table, its natural key (the reference's
- * "found key", which the table's `key_md5` hashes), and the sink the discoverers emit into.
+ * What the discoverers produce: one row shape per discovered table (for all but topo nodes, the
+ * table's natural key as tables.ts declares it), and the sink the discoverers emit into.
  */
+import type { KeyRow, Table } from './tables.ts';
 
-export interface EndpointRow {
-  endpoint_name: string;
-  service_name: string;
-  category_id: string;
-  category_kind_key: string;
-  category_kind_value: string;
-  span_kind: number;
-}
-
-export interface HostRow {
-  bk_cloud_id: number;
-  bk_host_id: number | null;
-  ip: string;
-  topo_node_key: string;
-}
-
-export interface InstanceRow {
-  topo_node_key: string;
-  instance_id: string;
-  instance_topo_kind: string;
-  component_instance_category: string | null;
-  component_instance_predicate_value: string | null;
-  sdk_name: string | null;
-  sdk_version: string | null;
-  sdk_language: string | null;
-}
-
-export interface RelationRow {
-  from_topo_key: string;
-  to_topo_key: string;
-  kind: string;
-  to_topo_key_kind: string;
-  to_topo_key_category: string;
-}
-
-export interface RemoteServiceRelationRow {
-  topo_node_key: string;
-  from_endpoint_name: string;
-  category: string;
-}
-
-export interface RootEndpointRow {
-  endpoint_name: string;
-  service_name: string;
-  category_id: string;
-}
+/** The rows of the tables written by upsert: one property per key column (tables.ts). */
+export type EndpointRow = KeyRow<'endpoint'>;
+export type HostRow = KeyRow<'host'>;
+export type InstanceRow = KeyRow<'instance'>;
+export type RelationRow = KeyRow<'relation'>;
+export type RemoteServiceRelationRow = KeyRow<'remote_service_relation'>;
+export type RootEndpointRow = KeyRow<'root_endpoint'>;
 
 /** One named entry of a node's `system` / `sdk` lists or its `platform`. */
 export interface NamedEntry {
@@ -56,7 +18,7 @@ export interface NamedEntry {
   extra_data: Record<string, string | null>;
 }
 
-/** The `extra_data` of a topo node (reference §3.4). */
+/** The `extra_data` of a topo node (README: How it works › Discoverers, topo nodes). */
 export interface NodeExtra {
   category: string;
   kind: string;
@@ -73,18 +35,8 @@ export interface NodeRow {
   sdk?: NamedEntry[];
 }
 
-export interface Rows {
-  endpoint: EndpointRow;
-  host: HostRow;
-  instance: InstanceRow;
-  node: NodeRow;
-  relation: RelationRow;
-  remote_service_relation: RemoteServiceRelationRow;
-  root_endpoint: RootEndpointRow;
-}
-
-export type Table = keyof Rows;
-export const TABLES: readonly Table[] = ['endpoint', 'host', 'instance', 'node', 'relation', 'remote_service_relation', 'root_endpoint'];
+/** What the discoverers emit per table: a key row, or for topo nodes a contribution (merged per node). */
+export type Rows = { [T in Exclude<Table, 'node'>]: KeyRow<T> } & { node: NodeRow };
 
 /** Where discoverers put what they find. `timeUs` is the sighting's event time (span end_time, µs). */
 export interface Sink {

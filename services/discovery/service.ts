@@ -18,9 +18,9 @@ import { DedupeSink, NodeKinds } from './dedupe.ts';
 import { Flusher } from './flusher.ts';
 import { Lookups } from './lookups.ts';
 import { SpanPipeline } from './pipeline.ts';
-import { TABLES } from './records.ts';
 import { spanBatchView, type SpanView } from './span-view.ts';
 import { Sweeper } from './sweep.ts';
+import { TABLES } from './tables.ts';
 import { Writer } from './writer.ts';
 
 /** Topo nodes whose kind is kept in memory for the relation discoverer. */

@@ -1,7 +1,7 @@
 /**
- * Expiry sweeps (design.md §4): delete discovered rows whose `last_seen` is older than the app's
- * retention (`apm_application.trace_retention_days`, default 7 days; topo nodes 180 days unless
- * permanent), then trim each (app, table) to the newest `maxRowsPerApp` rows.
+ * Expiry sweeps (README: How it works, step 9): delete discovered rows whose `last_seen` is older than
+ * their table's retention (tables.ts: the app's `apm_application.trace_retention_days`, default 7 days;
+ * topo nodes 180 days unless permanent), then trim each (app, table) to the newest `maxRowsPerApp` rows.
  *
  * Several discovery instances may run: a sweep runs inside a transaction that first takes a
  * transaction-level advisory lock with `pg_try_advisory_xact_lock`; an instance that does not get it
@@ -10,10 +10,12 @@
 import type { Component } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
+import { DISCOVERED, TABLES, type Retention, type SqlTable } from './tables.ts';
 
-/** Tables swept with the app's trace retention. */
-export const RETENTION_TABLES = ['apm_endpoint', 'apm_host_instance', 'apm_topo_instance', 'apm_topo_relation', 'apm_remote_service_relation', 'apm_root_endpoint'] as const;
-export type SweptTable = (typeof RETENTION_TABLES)[number] | 'apm_topo_node';
+/** The swept tables in sweep order (those kept for the app's retention first) with their retention. */
+export const SWEPT: readonly { table: SqlTable; retention: Retention }[] = (['app', 'topoNode'] as const).flatMap((retention) =>
+  TABLES.filter((t) => DISCOVERED[t].retention === retention).map((t) => ({ table: DISCOVERED[t].sql, retention })),
+);
 
 /** Arbitrary constant naming the sweep lock (the migration lock is another). */
 const SWEEP_LOCK_ID = 7_290_601;
@@ -33,8 +35,8 @@ export interface SweepOptions {
 
 export interface SweepResult {
   /** Rows deleted per table and reason. */
-  expired: Partial<Record<SweptTable, number>>;
-  overflow: Partial<Record<SweptTable, number>>;
+  expired: Partial<Record<SqlTable, number>>;
+  overflow: Partial<Record<SqlTable, number>>;
 }
 
 interface App {
@@ -43,7 +45,7 @@ interface App {
   retention_days: number;
 }
 
-async function appsOf(tx: Queryable, table: SweptTable, defaultDays: number): Promise<App[]> {
+async function appsOf(tx: Queryable, table: SqlTable, defaultDays: number): Promise<App[]> {
   const { rows } = await tx.query<App>(
     `SELECT t.bk_biz_id, t.app_name, COALESCE(a.trace_retention_days, $1) AS retention_days
      FROM (SELECT DISTINCT bk_biz_id, app_name FROM ${table}) t
@@ -60,9 +62,9 @@ export async function sweepOnce(options: Omit<SweepOptions, 'intervalMs' | 'logg
     const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [SWEEP_LOCK_ID]);
     if (!rows[0]?.locked) return undefined;
     const result: SweepResult = { expired: {}, overflow: {} };
-    const tables: SweptTable[] = [...RETENTION_TABLES, 'apm_topo_node'];
-    for (const table of tables) {
-      const node = table === 'apm_topo_node';
+    for (const { table, retention } of SWEPT) {
+      // Topo nodes: a fixed retention, and permanent ones are never deleted.
+      const node = retention === 'topoNode';
       for (const app of await appsOf(tx, table, options.defaultRetentionDays)) {
         const days = node ? options.topoNodeRetentionDays : app.retention_days;
         const cutoff = new Date(now - days * DAY_MS);

@@ -1,6 +1,6 @@
 /**
- * Writes pending rows to the store: one multi-row upsert per table (`unnest` arrays, on PGlite and
- * PostgreSQL alike), `ON CONFLICT ON CONSTRAINT <table>_natural_key DO UPDATE` with
+ * Writes pending rows to the store: one multi-row upsert per table written by upsert (tables.ts: its
+ * key columns and their SQL types; `unnest` arrays, on PGlite and PostgreSQL alike), `ON CONFLICT ON CONSTRAINT <table>_natural_key DO UPDATE` with
  * `last_seen = GREATEST(...)` and `first_seen = LEAST(...)`, so a write is idempotent and a replay of
  * older spans never moves `last_seen` back.
  *
@@ -18,54 +18,21 @@ import type { Logger } from '../common/log.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
 import type { PendingRow, Snapshot } from './dedupe.ts';
 import { mergeIntoStored, type StoredNode } from './node-merge.ts';
-import { SEP, type NodeRow, type Table } from './records.ts';
+import { SEP, type NodeRow } from './records.ts';
+import { APP_NAME_MAX, DISCOVERED, UPSERT_TABLES, type Column, type Table, type UpsertTable } from './tables.ts';
 
-type ColumnType = 'text' | 'int' | 'bigint';
-
-interface Column {
-  name: string;
-  type: ColumnType;
-  /** varchar length. */
-  max?: number;
-}
-
-interface TableSpec {
+/** What an upsert writes: a table and its key columns. */
+export interface UpsertSpec {
   table: string;
-  columns: Column[];
+  columns: readonly Column[];
 }
 
-const text = (name: string, max: number): Column => ({ name, type: 'text', max });
+/** The upsert of each table written by upsert, from its declaration. */
+export const UPSERTS = {} as Record<UpsertTable, UpsertSpec>;
+for (const t of UPSERT_TABLES) UPSERTS[t] = { table: DISCOVERED[t].sql, columns: DISCOVERED[t].key };
 
-/** The discovered tables and the columns of their natural keys (0001_init.sql). */
-export const TABLE_SPECS: { [T in Exclude<Table, 'node'>]: TableSpec } = {
-  endpoint: {
-    table: 'apm_endpoint',
-    columns: [text('endpoint_name', 2048), text('service_name', 2048), text('category_id', 128), text('category_kind_key', 255), text('category_kind_value', 255), { name: 'span_kind', type: 'int' }],
-  },
-  host: {
-    table: 'apm_host_instance',
-    columns: [{ name: 'bk_cloud_id', type: 'int' }, { name: 'bk_host_id', type: 'bigint' }, text('ip', 1024), text('topo_node_key', 255)],
-  },
-  instance: {
-    table: 'apm_topo_instance',
-    columns: ['topo_node_key', 'instance_id', 'instance_topo_kind', 'component_instance_category', 'component_instance_predicate_value', 'sdk_name', 'sdk_version', 'sdk_language'].map((n) => text(n, 255)),
-  },
-  relation: {
-    table: 'apm_topo_relation',
-    columns: [text('from_topo_key', 255), text('to_topo_key', 255), text('kind', 50), text('to_topo_key_kind', 255), text('to_topo_key_category', 255)],
-  },
-  remote_service_relation: {
-    table: 'apm_remote_service_relation',
-    columns: [text('topo_node_key', 255), text('from_endpoint_name', 2048), text('category', 128)],
-  },
-  root_endpoint: {
-    table: 'apm_root_endpoint',
-    columns: [text('endpoint_name', 2048), text('service_name', 2048), text('category_id', 128)],
-  },
-};
-
-const APP_NAME_MAX = 50;
-const TOPO_KEY_MAX = 255;
+const NODES = DISCOVERED.node.sql;
+const TOPO_KEY_MAX = DISCOVERED.node.key[0].max ?? Infinity;
 const EPOCH = `'1970-01-01 00:00:00+00'::timestamptz`;
 const atMicros = (col: string): string => `${EPOCH} + ${col} * interval '1 microsecond'`;
 
@@ -90,7 +57,7 @@ interface Prepared {
 }
 
 /** Storable rows, coalesced again (cutting may make two keys equal) and sorted by key. */
-function prepare(spec: TableSpec, rows: readonly PendingRow[]): Prepared[] {
+function prepare(spec: UpsertSpec, rows: readonly PendingRow[]): Prepared[] {
   const byKey = new Map<string, Prepared>();
   for (const p of rows) {
     const record = p.row as unknown as Record<string, unknown>;
@@ -108,7 +75,7 @@ function prepare(spec: TableSpec, rows: readonly PendingRow[]): Prepared[] {
   return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
-function upsertSql(spec: TableSpec): string {
+function upsertSql(spec: UpsertSpec): string {
   const cols = spec.columns.map((c) => c.name);
   const n = cols.length;
   const arrays = ['$1::bigint[]', '$2::text[]', ...spec.columns.map((c, i) => `$${i + 3}::${c.type}[]`), `$${n + 3}::bigint[]`, `$${n + 4}::bigint[]`];
@@ -121,10 +88,11 @@ ON CONFLICT ON CONSTRAINT ${spec.table}_natural_key DO UPDATE SET
   updated_at = now()`;
 }
 
-const SQL = Object.fromEntries(Object.entries(TABLE_SPECS).map(([t, spec]) => [t, upsertSql(spec)])) as Record<keyof typeof TABLE_SPECS, string>;
+const SQL = {} as Record<UpsertTable, string>;
+for (const t of UPSERT_TABLES) SQL[t] = upsertSql(UPSERTS[t]);
 
-async function upsert(db: Queryable, table: keyof typeof TABLE_SPECS, rows: readonly Prepared[]): Promise<void> {
-  const spec = TABLE_SPECS[table];
+async function upsert(db: Queryable, table: UpsertTable, rows: readonly Prepared[]): Promise<void> {
+  const spec = UPSERTS[table];
   const params: unknown[] = [rows.map((r) => r.bk_biz_id), rows.map((r) => r.app_name)];
   spec.columns.forEach((_, i) => params.push(rows.map((r) => r.values[i])));
   params.push(rows.map((r) => r.first), rows.map((r) => r.last));
@@ -159,8 +127,8 @@ export class Writer {
   /** Writes a snapshot; throws (retriable) when the store is unavailable. */
   async write(snapshot: Snapshot): Promise<WriteResult> {
     const result: WriteResult = { written: {}, rejected: {} };
-    for (const table of Object.keys(TABLE_SPECS) as (keyof typeof TABLE_SPECS)[]) {
-      const rows = prepare(TABLE_SPECS[table], snapshot[table]);
+    for (const table of UPSERT_TABLES) {
+      const rows = prepare(UPSERTS[table], snapshot[table]);
       for (let i = 0; i < rows.length; i += this.#chunk) {
         const chunk = rows.slice(i, i + this.#chunk);
         const rejected = await this.#guarded(table, chunk, (part) => upsert(this.#store, table, part));
@@ -211,15 +179,15 @@ export class Writer {
     const keys = items.map((x) => x.topoKey);
     await this.#store.transaction(async (tx) => {
       await tx.query(
-        `INSERT INTO apm_topo_node (bk_biz_id, app_name, topo_key, first_seen, last_seen)
+        `INSERT INTO ${NODES} (bk_biz_id, app_name, topo_key, first_seen, last_seen)
          SELECT u.b, u.a, u.k, ${atMicros('u.f')}, ${atMicros('u.l')}
          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS u(b, a, k, f, l)
-         ON CONFLICT ON CONSTRAINT apm_topo_node_natural_key DO NOTHING`,
+         ON CONFLICT ON CONSTRAINT ${NODES}_natural_key DO NOTHING`,
         [biz, apps, keys, items.map((x) => x.p.first), items.map((x) => x.p.last)],
       );
       const { rows: stored } = await tx.query<StoredNode & { id: number; bk_biz_id: number; app_name: string; topo_key: string }>(
         `SELECT n.id, n.bk_biz_id, n.app_name, n.topo_key, n.extra_data, n.system, n.platform, n.sdk, n.source
-         FROM apm_topo_node n JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS u(b, a, k)
+         FROM ${NODES} n JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS u(b, a, k)
            ON n.bk_biz_id = u.b AND n.app_name = u.a AND n.topo_key = u.k
          ORDER BY n.id FOR UPDATE OF n`,
         [biz, apps, keys],
@@ -239,7 +207,7 @@ export class Writer {
         last.push(x.p.last);
       }
       await tx.query(
-        `UPDATE apm_topo_node t SET extra_data = u.e::jsonb, system = u.s::jsonb, platform = u.p::jsonb, sdk = u.k::jsonb, source = u.src::jsonb,
+        `UPDATE ${NODES} t SET extra_data = u.e::jsonb, system = u.s::jsonb, platform = u.p::jsonb, sdk = u.k::jsonb, source = u.src::jsonb,
            first_seen = LEAST(t.first_seen, ${atMicros('u.f')}), last_seen = GREATEST(t.last_seen, ${atMicros('u.l')}), updated_at = now()
          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) AS u(id, e, s, p, k, src, f, l)
          WHERE t.id = u.id`,

@@ -1,5 +1,6 @@
 /** The test double of the discoverers' {@link Sink} port: keeps every sighting it is given, in order. */
-import type { Rows, Sink, Table } from '../../services/discovery/records.ts';
+import type { Rows, Sink } from '../../services/discovery/records.ts';
+import type { Table } from '../../services/discovery/tables.ts';
 
 /** One emitted sighting. */
 export interface Sighting<T extends Table = Table> {
