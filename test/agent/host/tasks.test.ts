@@ -259,3 +259,21 @@ test('procsync run: legacy files become proccustom child files; unchanged source
   await task.run(ctx);
   t.deepEqual(ctx.reloads, ['procsync']);
 });
+
+test('exceptionbeat run: one long run until aborted, alarms as exceptionbeat events with the host identity and no cmdb level', async (t) => {
+  const h = fixtureHost();
+  t.teardown(h.cleanup);
+  const ctx = fakeContext(h);
+  // every statfs-able physical mount alarms with these limits: only the fixture root's own "/" exists on disk
+  const config = parseExceptionbeat({ check_bit: 'C_DISK_SPACE|C_OOM', check_disk_space_interval: 60, used_max_disk_space_percent: 0, free_min_disk_space: 1_000_000 }, baseConfig('exceptionbeat', { dataId: 1000, taskId: 102 }), []);
+  t.true(exceptionbeatType.enabled?.(config));
+  let sleeps = 0;
+  ctx.onSleep = (c) => {
+    if (++sleeps > 65) c.controller.abort();
+  };
+  await exceptionbeatType.create(config).run(ctx);
+  t.is(ctx.outputs.length, 1);
+  const out = ctx.outputs[0] as EventOutput;
+  t.like(out, { kind: 'event', eventType: 'exceptionbeat', dataId: 1000, taskId: 102, cmdbLevel: false });
+  t.like(out.body, { dataid: 1000, server: '10.0.0.5', value: [{ event_type: 'gse_basic_alarm_type', extra: { bizid: 2, cloudid: 0, host: '10.0.0.5', type: 6, disk: '/', file_system: '/dev/sda1' } }] });
+});
