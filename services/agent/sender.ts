@@ -156,8 +156,8 @@ export class KafkaSender implements Component {
     while (!this.#stop.signal.aborted) {
       try {
         if (!this.#connected) {
+          this.#connected = true; // set first: a failed start leaves sockets that the stop in the catch closes
           await this.#abortable(sink.start());
-          this.#connected = true;
         }
         if (!batch) {
           const next = await spool.read(this.#o.batchRecords, this.#o.batchBytes);
@@ -180,6 +180,13 @@ export class KafkaSender implements Component {
       } catch (err) {
         if (this.#stop.signal.aborted) return;
         this.#down(err);
+        // Reconnect before the next attempt: a producer whose connection failed does not reconnect by
+        // itself. The idempotent producer keeps its id and sequences, so a retried batch Kafka already
+        // has is recognised as a duplicate.
+        if (this.#connected) {
+          this.#connected = false;
+          await this.#abortable(sink.stop()).catch(() => undefined);
+        }
         await this.#pause(backoffDelay(++attempt, { initialDelayMs: this.#o.retryInitialMs, maxDelayMs: this.#o.retryMaxMs }));
       }
     }

@@ -4,12 +4,14 @@
  * each record's key and headers.
  */
 import type { ExecutionContext } from 'ava';
-import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, createWriteStream, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { kafkaSettings, runDir, stopKafka, type KafkaSettings } from '../../services/cli/local-kafka.ts';
 import { codecFor } from '../../services/common/avro/index.ts';
 import { rawDecoder, type Bus } from '../../services/common/bus/index.ts';
 import { commonSpec, loadConfig } from '../../services/common/config.ts';
-import { silentLogger } from '../../services/common/log.ts';
+import { createLogger, silentLogger, type Logger } from '../../services/common/log.ts';
 import { createRegistry, type Registry } from '../../services/common/metrics.ts';
 import type { AgentEvent, MetricBatch } from '../../services/common/records.ts';
 import { HEADER_RUN, HEADER_SEQ } from '../../services/agent/sender.ts';
@@ -38,6 +40,12 @@ export function exampleConfig(t: ExecutionContext, options: { periodSeconds?: nu
   return { dir, main };
 }
 
+/** AGENT_TEST_LOG=<file>: the agent's debug log of a test run goes there (for diagnosing a failure). */
+function debugLogger(): Logger | undefined {
+  const file = process.env.AGENT_TEST_LOG;
+  return file ? createLogger({ level: 'debug', stream: createWriteStream(file, { flags: 'a' }) }) : undefined;
+}
+
 export interface StartedAgent {
   service: AgentService;
   registry: Registry;
@@ -46,7 +54,7 @@ export interface StartedAgent {
 }
 
 /** Starts the agent service (admin on a free port, state under `stateDir`); stopped in teardown unless stopped before. */
-export async function startAgent(t: ExecutionContext, options: { main: string; brokers: string[]; prefix: string; stateDir: string; env?: NodeJS.ProcessEnv; overrides?: AgentOverrides }): Promise<StartedAgent> {
+export async function startAgent(t: ExecutionContext, options: { main: string; brokers: string[]; prefix: string; stateDir: string; env?: NodeJS.ProcessEnv; overrides?: AgentOverrides; logger?: Logger }): Promise<StartedAgent> {
   const env: NodeJS.ProcessEnv = {
     KAFKA_BROKERS: options.brokers.join(','),
     TOPIC_PREFIX: options.prefix,
@@ -59,7 +67,7 @@ export async function startAgent(t: ExecutionContext, options: { main: string; b
   };
   const config = loadAgentServiceConfig(env);
   const registry = createRegistry({ service: 'agent' });
-  const service = await createAgentService({ env, logger: silentLogger, registry, common: loadConfig(commonSpec, { env }) }, config, options.overrides);
+  const service = await createAgentService({ env, logger: options.logger ?? debugLogger() ?? silentLogger, registry, common: loadConfig(commonSpec, { env }) }, config, options.overrides);
   await service.start();
   let stopped = false;
   const stop = service.stop.bind(service);
@@ -142,4 +150,31 @@ export async function agentTopics(t: ExecutionContext, bus: Bus, prefix: string,
     await a.stop().catch(() => undefined);
   });
   await admin.stop();
+}
+
+/** A port p such that p and p + 1 are free (a dedicated broker and its controller). */
+export async function freePortPair(): Promise<number> {
+  const listen = (port: number): Promise<number | undefined> =>
+    new Promise((done) => {
+      const s = createServer();
+      s.once('error', () => done(undefined));
+      s.listen(port, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => done(p));
+      });
+    });
+  for (;;) {
+    const p = await listen(0);
+    if (p !== undefined && p < 65_000 && (await listen(p + 1)) !== undefined) return p;
+  }
+}
+
+/** A broker of the test's own on `port` (never the shared one), stopped and deleted in teardown. */
+export function dedicatedBroker(t: ExecutionContext, port: number): KafkaSettings {
+  const settings = kafkaSettings({ ...process.env, KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(port + 1) });
+  t.teardown(async () => {
+    await stopKafka(settings);
+    rmSync(runDir(settings), { recursive: true, force: true });
+  });
+  return settings;
 }
