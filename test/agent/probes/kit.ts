@@ -219,8 +219,8 @@ export async function proxyServer(t: ExecutionContext): Promise<{ port: number; 
   return { port: await listen(server, t), forwarded, tunnels };
 }
 
-/** A TCP server: `echo` writes back what it reads; `silent` reads and never answers; `close` closes at once. */
-export async function tcpServer(t: ExecutionContext, mode: 'echo' | 'silent' | 'close' | 'banner', host = '127.0.0.1'): Promise<number> {
+/** A TCP server: `echo` writes back what it reads; `silent` reads and never answers; `close` closes at once; `banner` greets at once, `slowbanner` after 400 ms. */
+export async function tcpServer(t: ExecutionContext, mode: 'echo' | 'silent' | 'close' | 'banner' | 'slowbanner', host = '127.0.0.1'): Promise<number> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
     sockets.add(s);
@@ -229,6 +229,10 @@ export async function tcpServer(t: ExecutionContext, mode: 'echo' | 'silent' | '
     if (mode === 'echo') s.on('data', (d) => s.write(d));
     else if (mode === 'close') s.end();
     else if (mode === 'banner') s.write('SSH-2.0-test\r\n');
+    else if (mode === 'slowbanner') {
+      const timer = setTimeout(() => s.write('SSH-2.0-slow\r\n'), 400);
+      s.on('close', () => clearTimeout(timer));
+    }
   });
   t.teardown(() => {
     for (const s of sockets) s.destroy();
