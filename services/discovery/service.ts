@@ -1,12 +1,13 @@
 /**
- * The discovery service: consumer groups on `spans` (and `spans.replay`), the rules engine and the seven
- * discoverers, LRU dedupe, batched idempotent upserts, expiry sweeps, cmdb_host from agent static
- * events, and the query API on port 8081 (with /metrics and /healthz).
+ * The discovery service's composition root (README: What it does, How it works): consumer groups on
+ * `spans` (and `spans.replay`), the rules engine and the seven discoverers, LRU dedupe, batched
+ * idempotent upserts, expiry sweeps, cmdb_host from agent static events, and the query API on port 8081
+ * (with /metrics and /healthz). `create(deps, config)` builds the ports and parts and returns them as
+ * one component started and stopped by a {@link Lifecycle} (intake stops first).
  */
 import type { Batch, BusConsumer, ConsumerOptions } from '../common/bus/index.ts';
 import { codecFor } from '../common/avro/index.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
-import { counter, gauge, histogram } from '../common/metrics.ts';
 import { createHttpServer, type HttpServer } from '../common/http.ts';
 import type { AgentEvent } from '../common/records.ts';
 import { defineService, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
@@ -17,6 +18,7 @@ import { discoverySpec, validateDiscovery, type DiscoveryConfig } from './config
 import { DedupeSink, NodeKinds } from './dedupe.ts';
 import { Flusher } from './flusher.ts';
 import { Lookups } from './lookups.ts';
+import { discoveryMetrics } from './metrics.ts';
 import { SpanPipeline } from './pipeline.ts';
 import { spanBatchView, type SpanView } from './span-view.ts';
 import { Sweeper } from './sweep.ts';
@@ -37,14 +39,19 @@ export interface DiscoveryService extends Component {
   readonly consumers: readonly BusConsumer<unknown>[];
 }
 
-function consumerPart<T>(consumer: BusConsumer<T>, drainMs: number): Component {
-  return { name: consumer.name, start: () => consumer.start(), stop: () => consumer.stop(drainMs) };
-}
-
+/** The shared settings and discovery's own from `env` (and BKSTREAM_CONFIG), every problem of both at once. */
 export function loadDiscoveryConfig(env: NodeJS.ProcessEnv): DiscoveryConfig {
   return loadServiceConfig(discoverySpec, env, validateDiscovery);
 }
 
+function consumerPart<T>(consumer: BusConsumer<T>, drainMs: number): Component {
+  return { name: consumer.name, start: () => consumer.start(), stop: () => consumer.stop(drainMs) };
+}
+
+/**
+ * Builds discovery on the given store and bus: ports (lookups, dedupe sink, writer), parts (flusher,
+ * pipeline, consumers, sweeper, HTTP server) and their lifecycle; nothing starts until `start()`.
+ */
 export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config: DiscoveryConfig = loadDiscoveryConfig(deps.env)): Promise<DiscoveryService> {
   const log = deps.logger.child({ component: 'discovery' });
   const { registry, store, bus } = deps;
@@ -56,24 +63,16 @@ export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config
     dlq: topicName(prefix, 'dlq'),
   };
 
-  const m = {
-    spans: counter(registry, { name: 'bkstream_discovery_spans_total', help: 'Spans processed by the discoverers' }),
-    shapeMisses: counter(registry, { name: 'bkstream_discovery_shape_misses_total', help: 'Spans whose shape was not cached within the touch interval (the discoverers ran for them)' }),
-    sightings: counter(registry, { name: 'bkstream_discovery_sightings_total', help: 'Discovered records by dedupe result (hit = already written, miss = queued)', labelNames: ['table', 'result'] }),
-    written: counter(registry, { name: 'bkstream_discovery_records_written_total', help: 'Rows upserted into the store', labelNames: ['table'] }),
-    rejected: counter(registry, { name: 'bkstream_discovery_records_rejected_total', help: 'Rows the store refused individually (dropped)', labelNames: ['table'] }),
-    flush: histogram(registry, { name: 'bkstream_discovery_flush_seconds', help: 'Duration of a flush of pending rows' }),
-    flushFailures: counter(registry, { name: 'bkstream_discovery_flush_failures_total', help: 'Flushes that failed (rows kept and retried)' }),
-    pairs: counter(registry, { name: 'bkstream_discovery_pairs_total', help: 'Parent/child span pairs found in the partition windows' }),
-    dropped: counter(registry, { name: 'bkstream_discovery_window_dropped_total', help: 'Window entries dropped: children that never met their parent, entries evicted by the size bound', labelNames: ['reason'] }),
-    swept: counter(registry, { name: 'bkstream_discovery_swept_rows_total', help: 'Rows deleted by expiry sweeps', labelNames: ['table', 'reason'] }),
-    hosts: counter(registry, { name: 'bkstream_discovery_cmdb_hosts_total', help: 'cmdb_host rows upserted from agent static events' }),
-  };
-  let hits = 0;
-  let lookupsTotal = 0;
-
   const nodeKinds = new NodeKinds(MAX_NODE_KINDS);
   const sink = new DedupeSink({ maxKeys: config.cacheMaxKeys, ttlMs: config.cacheTtlMs, touchIntervalMs: config.touchIntervalMs, nodeKinds });
+  let hits = 0;
+  let lookupsTotal = 0;
+  const m = discoveryMetrics(registry, {
+    cachedKeys: () => sink.cachedKeys(),
+    pendingRows: () => sink.pendingRows(),
+    windowItems: () => pipeline.windowItems(),
+    cacheHitRatio: () => (lookupsTotal === 0 ? 0 : hits / lookupsTotal),
+  });
   const writer = new Writer({ store, logger: deps.logger });
   let flushFailures = 0;
   const flusher = new Flusher({
@@ -105,11 +104,6 @@ export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config
     maxQueuedBatches: config.partitionsConcurrently + 1,
     logger: deps.logger,
   });
-
-  gauge(registry, { name: 'bkstream_discovery_cached_keys', help: 'Keys in the dedupe LRU', collect() { this.set(sink.cachedKeys()); } });
-  gauge(registry, { name: 'bkstream_discovery_pending_rows', help: 'Rows queued for the next flush', collect() { this.set(sink.pendingRows()); } });
-  gauge(registry, { name: 'bkstream_discovery_window_items', help: 'Entries held in the partition windows', collect() { this.set(pipeline.windowItems()); } });
-  gauge(registry, { name: 'bkstream_discovery_cache_hit_ratio', help: 'Share of discovered records the dedupe cache absorbed (since start)', collect() { this.set(lookupsTotal === 0 ? 0 : hits / lookupsTotal); } });
 
   /** Moves the pipeline's and the sink's plain counters into the registry. */
   const syncMetrics = (): void => {
