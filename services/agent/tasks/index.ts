@@ -14,6 +14,7 @@ import { processbeatType } from './processbeat.ts';
 import { procsyncType } from './procsync.ts';
 import { scriptType } from './script.ts';
 import { selfstatsType } from './selfstats.ts';
+import { trapType } from './trap.ts';
 import { staticType } from './static.ts';
 
 export const TASK_TYPES: readonly TaskType[] = [
@@ -21,6 +22,7 @@ export const TASK_TYPES: readonly TaskType[] = [
   scriptType,
   metricbeatType,
   keywordType,
+  trapType,
   basereportType,
   staticType,
   exceptionbeatType,
