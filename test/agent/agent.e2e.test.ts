@@ -10,7 +10,7 @@ import { brokers, testBus, uniqueName, waitFor } from '../helpers/kafka.ts';
 import { agentTopics, exampleConfig, readAgentTopics, startAgent } from './service-kit.ts';
 import { tempDir } from './kit.ts';
 
-test('the agent with the example config publishes its heartbeat and selfstats to Kafka, serves its admin port and reloads', async (t) => {
+test('the agent with the example config publishes basereport, static, process, heartbeat and selfstats records to Kafka, serves its admin port and reloads', async (t) => {
   t.timeout(180_000);
   const prefix = uniqueName('agent-e2e');
   const bus = testBus();
@@ -47,6 +47,29 @@ test('the agent with the example config publishes its heartbeat and selfstats to
   }
   const cpu = self.value.records.find((r) => 'process_cpu_seconds_total' in r.metrics);
   t.like(cpu?.dimensions, { bk_target_ip: '10.9.8.7', bk_target_cloud_id: '0', node_id: '0:10.9.8.7', bk_biz_id: '2' });
+
+  // Host documents: static at once, processbeat perf and port, basereport after its warm-up run.
+  const stat = await waitFor('static', () => read.events.find((e) => e.value.event_type === 'static'), 60_000);
+  t.is(stat.value.data_id, 1100010);
+  const staticData = stat.body.data as Record<string, unknown>;
+  t.like(staticData, { apiVer: 'v1.0', oper: 'add' });
+  for (const k of ['cpu', 'mem', 'disk', 'net', 'system']) t.true(k in staticData, `static data.${k}`);
+  t.like(stat.body, { type: 'static', dataid: 1100010, node_id: '0:10.9.8.7', ip: '10.9.8.7' });
+  t.false('bk_cmdb_level' in stat.body);
+
+  const perf = await waitFor('processbeat perf', () => read.events.find((e) => e.value.event_type === 'processbeat' && e.value.data_id === 1007), 60_000);
+  const perfList = (perf.body.data as { perf: Record<string, unknown>[] }).perf;
+  t.true(perfList.some((p) => p.name === 'node' && p.exists === true), 'this node process matched by name');
+  t.like(perf.body, { type: 'processbeat', dataid: 1007 });
+  const port = await waitFor('processbeat port', () => read.events.find((e) => e.value.event_type === 'processbeat' && e.value.data_id === 1013), 60_000);
+  t.true((port.body.data as { processes: { name: string }[] }).processes.some((p) => p.name === 'node'));
+
+  const base = await waitFor('basereport', () => read.events.find((e) => e.value.event_type === 'basereport'), 90_000);
+  t.is(base.value.data_id, 1001);
+  t.is(base.key, '2:1001');
+  const baseData = base.body.data as Record<string, unknown>;
+  for (const k of ['cpu', 'mem', 'net', 'disk', 'load', 'system', 'env']) t.true(k in baseData, `basereport data.${k}`);
+  t.like(base.body, { type: 'basereport', dataid: 1001 });
 
   // Admin port: health, metrics, reload.
   const health = await fetch(`${agent.adminUrl}/healthz`);
