@@ -575,7 +575,7 @@ function checkLinks(flow: Dataflow, links: unknown): unknown[] {
  * `/v3/` (e.g. `/api/bk-base/prod`; not under `/admin/`, the admin API's), placeholders as named groups,
  * the trailing slash optional.
  */
-export function pathPattern(path: string): RegExp {
+function pathPattern(path: string): RegExp {
   if (!path.startsWith('/v3/')) throw new Error(`API path ${path} must start with /v3/`);
   const body = path.replace(/\/+$/, '').replace(/\{(\w+)\}/g, (_, n: string) => `(?<${n}>[^/]+)`);
   return new RegExp(`^(?!/admin/)(?:(?!/v3/)[\\s\\S])*${body}/?$`);

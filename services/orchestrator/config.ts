@@ -69,7 +69,7 @@ const keyOf = (field: keyof typeof orchestratorSpec): string => orchestratorSpec
 /** Host names that mean "this machine" for an address we listen on. */
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]', '0.0.0.0', '::', '[::]']);
 
-/** Whether `url` names a port this orchestrator listens on (it would call itself instead of BKData). */
+/** The key of this orchestrator's own port that `apiUrl` names (it would call itself, not BKData), or undefined. */
 function ownPortIn(c: OrchestratorSettings, apiUrl: string): string | undefined {
   const u = new URL(apiUrl);
   const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));

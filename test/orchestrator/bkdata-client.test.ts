@@ -89,7 +89,8 @@ test('timeouts, connection failures and non-envelope answers are retriable', asy
 test('through a breaker: business errors never open it (they count as answers), 5xx do', async (t) => {
   const sim = await startSim(t);
   const c = client(sim.url());
-  const breaker = createBreaker({ name: 'databus', volumeThreshold: 2, resetTimeoutMs: 60_000, timeoutMs: 100 });
+  // A per-call timeout far above an answer's time, so that a loaded machine cannot turn answers into timeouts.
+  const breaker = createBreaker({ name: 'databus', volumeThreshold: 2, resetTimeoutMs: 60_000, timeoutMs: 5_000 });
   t.teardown(() => breaker.shutdown());
   const call = (api: ApiName, params: Record<string, unknown>): Promise<unknown> => breaker.fire((signal) => c.request(api, params, signal));
   sim.faults.errorRates.databus = 1;
