@@ -122,7 +122,7 @@ test('buffer_size caps the body read and the response headers (capped by the met
   t.like(bodyOf(headers.events[0]), { error_code: 1200, status: 1 });
 });
 
-test('connection refused → 1200 with the error text; invalid URL → 1213, unresolvable → 1004, wrong family → 1211 (0-based step status)', async (t) => {
+test.serial('connection refused → 1200 with the error text; invalid URL → 1213, unresolvable → 1004, wrong family → 1211 (0-based step status)', async (t) => {
   const dead = await closedPort();
   const prev = setResolver(async (name) => {
     if (name === 'v4only.probe.test') return ['127.0.0.1'];
@@ -139,7 +139,7 @@ test('connection refused → 1200 with the error text; invalid URL → 1213, unr
   t.like(bodyOf(v6.events[0]), { status: 0, error_code: 1211, available: 0 }, 'first step: status 0 with a non-zero code (quirk kept)');
 });
 
-test('dns_check_mode all probes every resolved IP, each really connected (pinned); single probes the first', async (t) => {
+test.serial('dns_check_mode all probes every resolved IP, each really connected (pinned); single probes the first', async (t) => {
   const port = await httpServer(t, '::');
   const prev = setResolver(async () => ['127.0.0.1', '::1']);
   t.teardown(() => setResolver(prev));

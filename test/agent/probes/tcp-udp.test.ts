@@ -45,7 +45,7 @@ test('tcp request/response: echo matches (raw and hex), mismatch 1202, silent 11
   }
 });
 
-test('tcp: available_duration overrun → 3; hosts list, DNS failure 1004 with an empty resolved_ip, both families of a name', async (t) => {
+test.serial('tcp: available_duration overrun → 3; hosts list, DNS failure 1004 with an empty resolved_ip, both families of a name', async (t) => {
   const port = await tcpServer(t, 'echo', '::');
   const prev = setResolver(async (name) => {
     if (name === 'both.probe.test') return ['127.0.0.1', '::1'];
@@ -98,7 +98,7 @@ test('udp refused → 2501 and stop (errata 17); silent port: success without an
   t.like(bodyOf(empty.events[0]), { error_code: 1101, times: 2 });
 });
 
-test('udp: times capped by the meta max_times; the deadline ends the attempts; 1004 for a name that does not resolve', async (t) => {
+test.serial('udp: times capped by the meta max_times; the deadline ends the attempts; 1004 for a name that does not resolve', async (t) => {
   const silent = await udpServer(t, 'silent');
   const capped = mustConfigure(t, udpType, { target_host: '127.0.0.1', target_port: silent.port, times: 8 }, { ...meta, max_times: 2 });
   t.is(capped.times, 2);
