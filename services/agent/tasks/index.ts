@@ -6,8 +6,11 @@
 import type { TaskType } from '../task.ts';
 import { basereportType } from './basereport.ts';
 import { exceptionbeatType } from './exceptionbeat.ts';
+import { httpType } from './http.ts';
 import { keywordType } from './keyword.ts';
+import { kubeeventType } from './kubeevent.ts';
 import { metricbeatType } from './metricbeat.ts';
+import { pingType } from './ping.ts';
 import { proccustomType } from './proccustom.ts';
 import { procconfType } from './procconf.ts';
 import { processbeatType } from './processbeat.ts';
@@ -16,6 +19,8 @@ import { scriptType } from './script.ts';
 import { selfstatsType } from './selfstats.ts';
 import { trapType } from './trap.ts';
 import { staticType } from './static.ts';
+import { tcpType } from './tcp.ts';
+import { udpType } from './udp.ts';
 
 export const TASK_TYPES: readonly TaskType[] = [
   selfstatsType,
@@ -23,6 +28,7 @@ export const TASK_TYPES: readonly TaskType[] = [
   metricbeatType,
   keywordType,
   trapType,
+  kubeeventType,
   basereportType,
   staticType,
   exceptionbeatType,
@@ -30,4 +36,8 @@ export const TASK_TYPES: readonly TaskType[] = [
   proccustomType,
   procconfType,
   procsyncType,
+  httpType,
+  tcpType,
+  udpType,
+  pingType,
 ];
