@@ -1,17 +1,40 @@
 /**
- * Field addressing of the reference (bkmonitor-apm.md §0.2): a rule string such as
- * `attributes.http.method` is split once on the first dot into a pair (`attributes`, `http.method`);
- * a string without a dot addresses a top-level span field (`span_name` → (``, `span_name`)).
+ * What discovery reads of a span, and field addressing (README: How it works › Rules and field
+ * addressing): a rule string such as `attributes.http.method` is split once on the first dot into a
+ * pair (`attributes`, `http.method`); a string without a dot addresses a top-level span field
+ * (`span_name` → (``, `span_name`)).
  *
  * Pairs are compiled once into accessors so reading a field per span costs one property lookup.
  */
 import type { AttributeValue, Span } from '../common/records.ts';
 
-/** What discovery reads of a span: the fields of its reader projection (see span-codec.ts). */
-export type DiscoverySpan = Pick<
-  Span,
-  'bk_biz_id' | 'app_name' | 'trace_id' | 'span_id' | 'parent_span_id' | 'span_name' | 'kind' | 'start_time' | 'end_time' | 'elapsed_time' | 'attributes' | 'resource'
->;
+/**
+ * The span fields discovery reads — its projection of the newest `Span` schema (schemas/README.md) —
+ * with the Avro type each has there. The span view captures these (span-view.ts), the projection reader
+ * keeps these (span-codec.ts), and rules can address these.
+ */
+export const SPAN_FIELDS = {
+  bk_biz_id: 'long',
+  app_name: 'string',
+  trace_id: 'string',
+  span_id: 'string',
+  parent_span_id: 'string',
+  span_name: 'string',
+  kind: 'int',
+  start_time: 'long',
+  end_time: 'long',
+  elapsed_time: 'long',
+  attributes: 'map',
+  resource: 'map',
+} as const satisfies Partial<Record<keyof Span, 'long' | 'int' | 'string' | 'map'>>;
+
+export type SpanField = keyof typeof SPAN_FIELDS;
+
+/** What discovery reads of a span: the fields of {@link SPAN_FIELDS}. */
+export type DiscoverySpan = Pick<Span, SpanField>;
+
+/** The fields of {@link SPAN_FIELDS} in declaration order. */
+export const SPAN_FIELD_NAMES = Object.keys(SPAN_FIELDS) as SpanField[];
 
 export type KeyPair = readonly [first: string, second: string];
 export type Accessor = (span: DiscoverySpan) => unknown;
@@ -27,8 +50,9 @@ export function joinPair([first, second]: KeyPair): string {
   return first === '' ? second : `${first}.${second}`;
 }
 
-const MAP_FIELDS = new Set(['attributes', 'resource']);
-const SCALAR_FIELDS = new Set(['bk_biz_id', 'app_name', 'trace_id', 'span_id', 'parent_span_id', 'span_name', 'kind', 'start_time', 'end_time', 'elapsed_time']);
+const MAP_FIELDS = new Set<string>(SPAN_FIELD_NAMES.filter((f) => SPAN_FIELDS[f] === 'map'));
+/** The top-level fields that are no maps (a rule's dotless key reads one of them). */
+export const SCALAR_FIELDS: ReadonlySet<string> = new Set(SPAN_FIELD_NAMES.filter((f) => SPAN_FIELDS[f] !== 'map'));
 
 function mapGetter(field: 'attributes' | 'resource', key: string): Accessor {
   // A key like `constructor` must not read Object.prototype through a plain decoded map.

@@ -2,7 +2,7 @@
  * The discovery service's Prometheus series (README: Metrics). The bus adds its own on the same
  * registry (`bkstream_consumer_lag`, `bkstream_dlq_records_total`, `bkstream_consumer_*`).
  */
-import { counter, gauge, histogram, type Registry } from '../common/metrics.ts';
+import { counter, gauge, histogram, type Gauge, type Registry } from '../common/metrics.ts';
 
 /** Values read at scrape time. */
 export interface DiscoveryProbes {
@@ -14,6 +14,15 @@ export interface DiscoveryProbes {
 }
 
 export function discoveryMetrics(registry: Registry, probes: DiscoveryProbes) {
+  /** A gauge set from `read` at every scrape. */
+  const probe = (name: string, help: string, read: () => number): Gauge =>
+    gauge(registry, {
+      name,
+      help,
+      collect() {
+        this.set(read());
+      },
+    });
   return {
     spans: counter(registry, { name: 'bkstream_discovery_spans_total', help: 'Spans processed by the discoverers' }),
     shapeMisses: counter(registry, { name: 'bkstream_discovery_shape_misses_total', help: 'Spans whose shape was not cached within the touch interval (the discoverers ran for them)' }),
@@ -26,34 +35,10 @@ export function discoveryMetrics(registry: Registry, probes: DiscoveryProbes) {
     dropped: counter(registry, { name: 'bkstream_discovery_window_dropped_total', help: 'Window entries dropped: children that never met their parent, entries evicted by the size bound', labelNames: ['reason'] }),
     swept: counter(registry, { name: 'bkstream_discovery_swept_rows_total', help: 'Rows deleted by expiry sweeps', labelNames: ['table', 'reason'] }),
     hosts: counter(registry, { name: 'bkstream_discovery_cmdb_hosts_total', help: 'cmdb_host rows upserted from agent static events' }),
-    cachedKeys: gauge(registry, {
-      name: 'bkstream_discovery_cached_keys',
-      help: 'Keys in the dedupe LRU',
-      collect() {
-        this.set(probes.cachedKeys());
-      },
-    }),
-    pendingRows: gauge(registry, {
-      name: 'bkstream_discovery_pending_rows',
-      help: 'Rows queued for the next flush',
-      collect() {
-        this.set(probes.pendingRows());
-      },
-    }),
-    windowItems: gauge(registry, {
-      name: 'bkstream_discovery_window_items',
-      help: 'Entries held in the partition windows',
-      collect() {
-        this.set(probes.windowItems());
-      },
-    }),
-    cacheHitRatio: gauge(registry, {
-      name: 'bkstream_discovery_cache_hit_ratio',
-      help: 'Share of discovered records the dedupe cache absorbed (since start)',
-      collect() {
-        this.set(probes.cacheHitRatio());
-      },
-    }),
+    cachedKeys: probe('bkstream_discovery_cached_keys', 'Keys in the dedupe LRU', probes.cachedKeys),
+    pendingRows: probe('bkstream_discovery_pending_rows', 'Rows queued for the next flush', probes.pendingRows),
+    windowItems: probe('bkstream_discovery_window_items', 'Entries held in the partition windows', probes.windowItems),
+    cacheHitRatio: probe('bkstream_discovery_cache_hit_ratio', 'Share of discovered records the dedupe cache absorbed (since start)', probes.cacheHitRatio),
   };
 }
 

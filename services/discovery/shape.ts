@@ -13,11 +13,11 @@ import type { ClassifiedSpan } from './classify.ts';
 import { relationChild, relationParent } from './discoverers/relation.ts';
 import { remoteChild, remoteParent } from './discoverers/remote-service-relation.ts';
 import { rootRow } from './discoverers/root-endpoint.ts';
-import { keyPair, type DiscoverySpan } from './fields.ts';
+import { keyPair, SCALAR_FIELDS, SPAN_FIELD_NAMES, SPAN_FIELDS, type DiscoverySpan } from './fields.ts';
 import type { Hasher } from './hash.ts';
 import type { RootEndpointRow } from './records.ts';
 import type { Field, RuleSet } from './rules.ts';
-import { hashMapEntries, Slot, type SpanView } from './span-view.ts';
+import { FIELD_SLOTS, hashMapEntries, Slot, type SpanView } from './span-view.ts';
 import type { ChildFacts, ParentFacts } from './window.ts';
 
 /** Fields the discoverers read besides those the rules name. */
@@ -62,18 +62,9 @@ export class KeyTable {
 }
 
 /** The top-level span fields a rule can read (fields.ts's accessor semantics), with their view slots. */
-const TOP_SLOTS: Record<string, { at: Slot; string: boolean }> = {
-  bk_biz_id: { at: Slot.BIZ, string: false },
-  app_name: { at: Slot.APP_AT, string: true },
-  trace_id: { at: Slot.TRACE_AT, string: true },
-  span_id: { at: Slot.SPAN_AT, string: true },
-  parent_span_id: { at: Slot.PARENT_AT, string: true },
-  span_name: { at: Slot.NAME_AT, string: true },
-  kind: { at: Slot.KIND, string: false },
-  start_time: { at: Slot.START_TIME, string: false },
-  end_time: { at: Slot.END_TIME, string: false },
-  elapsed_time: { at: Slot.ELAPSED, string: false },
-};
+const TOP_SLOTS: Record<string, { at: Slot; string: boolean }> = Object.fromEntries(
+  SPAN_FIELD_NAMES.filter((f) => SCALAR_FIELDS.has(f)).map((f) => [f, { at: FIELD_SLOTS[f], string: SPAN_FIELDS[f] === 'string' }]),
+);
 
 interface RuleSetShape {
   serial: number;

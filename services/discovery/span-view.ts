@@ -13,14 +13,15 @@
  * the writer schema (common/avro/reader.ts), so a record that would not decode still goes to the
  * dead-letter topic, and reading a span later from its offsets cannot fail. A record written with an
  * older registered version is resolved to the newest schema once (decode + re-encode) and then read the
- * same way. What the view captures of each span is discovery's projection (fields.ts `SPAN_FIELDS`).
+ * same way. What the view captures of each span is discovery's projection (fields.ts `SPAN_FIELDS`), at
+ * the slots of {@link FIELD_SLOTS}.
  */
 import { Codec, checkSingleObjectHeader, HEADER_BYTES, readBlockCount, readLong, readResult, SchemaRegistry, type AvroType, type ReadResult, type SchemaEntry } from '../common/avro/index.ts';
 import { compileRecordReader, compileSkipper, type FieldCapture, type Skip, type SlotReader } from '../common/avro/reader.ts';
 import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError } from '../common/errors.ts';
 import type { Decoder } from '../common/bus/index.ts';
 import type { AttributeValue } from '../common/records.ts';
-import type { DiscoverySpan } from './fields.ts';
+import { SPAN_FIELDS, SPAN_FIELD_NAMES, type DiscoverySpan, type SpanField } from './fields.ts';
 import type { Hasher } from './hash.ts';
 
 /** How errors name what is being read. */
@@ -52,20 +53,23 @@ export type Slot = (typeof Slot)[keyof typeof Slot];
 const STRIDE = 17;
 const EMPTY_SLOTS: Float64Array = new Float64Array(0);
 
-/** Span fields the view reads, with the Avro type each must have in the writer schema. */
-const CAPTURED: Record<string, { type: string; slot: Slot }> = {
-  bk_biz_id: { type: 'long', slot: Slot.BIZ },
-  kind: { type: 'int', slot: Slot.KIND },
-  start_time: { type: 'long', slot: Slot.START_TIME },
-  end_time: { type: 'long', slot: Slot.END_TIME },
-  elapsed_time: { type: 'long', slot: Slot.ELAPSED },
-  app_name: { type: 'string', slot: Slot.APP_AT },
-  trace_id: { type: 'string', slot: Slot.TRACE_AT },
-  span_id: { type: 'string', slot: Slot.SPAN_AT },
-  parent_span_id: { type: 'string', slot: Slot.PARENT_AT },
-  span_name: { type: 'string', slot: Slot.NAME_AT },
-  attributes: { type: 'map', slot: Slot.ATTRIBUTES_AT },
-  resource: { type: 'map', slot: Slot.RESOURCE_AT },
+/**
+ * Where the view keeps each field discovery reads (fields.ts `SPAN_FIELDS`): a number's value, a
+ * string's position (its length in the next slot), a map's position.
+ */
+export const FIELD_SLOTS: { readonly [F in SpanField]: Slot } = {
+  bk_biz_id: Slot.BIZ,
+  app_name: Slot.APP_AT,
+  trace_id: Slot.TRACE_AT,
+  span_id: Slot.SPAN_AT,
+  parent_span_id: Slot.PARENT_AT,
+  span_name: Slot.NAME_AT,
+  kind: Slot.KIND,
+  start_time: Slot.START_TIME,
+  end_time: Slot.END_TIME,
+  elapsed_time: Slot.ELAPSED,
+  attributes: Slot.ATTRIBUTES_AT,
+  resource: Slot.RESOURCE_AT,
 };
 
 /** A SpanBatch record read to positions: span `i`'s slots are `slots[i * STRIDE + slot]`. */
@@ -224,13 +228,13 @@ class SpanReader {
     this.#after = batch.fields.slice(at + 1).map((f) => compileSkipper(f.type, WHAT));
     const captures: Record<string, FieldCapture> = {};
     for (const f of spanType.fields) {
-      const captured = CAPTURED[f.name];
-      if (!captured) continue;
+      if (!Object.hasOwn(SPAN_FIELDS, f.name)) continue;
+      const expected = SPAN_FIELDS[f.name as SpanField];
       const name = (f.type as AvroType & { typeName: string }).typeName;
-      if (name !== captured.type) throw new TypeError(`${writer.file}: span field ${f.name} is ${name}, discovery reads it as ${captured.type}`);
-      captures[f.name] = { slot: captured.slot, kind: name === 'int' || name === 'long' ? 'number' : name === 'string' ? 'bytes' : 'start' };
+      if (name !== expected) throw new TypeError(`${writer.file}: span field ${f.name} is ${name}, discovery reads it as ${expected}`);
+      captures[f.name] = { slot: FIELD_SLOTS[f.name as SpanField], kind: name === 'int' || name === 'long' ? 'number' : name === 'string' ? 'bytes' : 'start' };
     }
-    const missing = Object.keys(CAPTURED).filter((k) => !captures[k]);
+    const missing = SPAN_FIELD_NAMES.filter((k) => !captures[k]);
     if (missing.length > 0) throw new TypeError(`${writer.file}: span lacks ${missing.join(', ')}`);
     this.#readSpan = compileRecordReader(spanType, captures, WHAT);
     const valuesOf = (name: string): AvroType => (spanType.fields.find((f) => f.name === name)?.type as AvroType & { valuesType: AvroType }).valuesType;
