@@ -9,4 +9,9 @@ export const COMMANDS: Record<string, () => Promise<Command>> = {
   replay: async () => (await import('./commands/replay.ts')).command,
   apps: async () => (await import('./commands/apps.ts')).command,
   flows: async () => (await import('./commands/flows.ts')).command,
+  traces: async () => (await import('./commands/traces.ts')).command,
+  trace: async () => (await import('./commands/trace.ts')).command,
+  metrics: async () => (await import('./commands/metrics.ts')).command,
+  report: async () => (await import('./commands/report.ts')).command,
+  agent: async () => (await import('./commands/agent.ts')).command,
 };

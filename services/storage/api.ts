@@ -11,6 +11,7 @@
  * - `aggregate` — `metrics` (count, avg, min, max, p50, p90, p99, error_count, error_rate of
  *   elapsed_time), `group_by` fields, `interval` (seconds), `filters`, `limit`.
  * Across applications:
+ * - `GET /api/v1/apps` — the registered applications (`app_name` filters): `{ items: [{ bk_biz_id, app_name, trace_retention_days }] }`.
  * - `GET /api/v1/traces/{trace_id}` — the trace detail, finding the application by the trace id.
  * - `GET /api/v1/metrics/query` — `name`, `match` (repeatable `label=value`, `!=`, `=~`, `!~`),
  *   `start`/`end` (seconds; default the last hour), `step` (seconds), `agg`, `by`.
@@ -203,6 +204,16 @@ export function storageRoutes(o: ApiOptions): Route[] {
     return { status: 200, body: page };
   };
 
+  const apps = async (req: HttpRequest): Promise<HttpResponse> => {
+    const p = params(req);
+    const name = typeof p.app_name === 'string' && p.app_name !== '' ? p.app_name : undefined;
+    const { rows } = await o.store.query(
+      `SELECT bk_biz_id, app_name, trace_retention_days FROM apm_application ${name ? 'WHERE app_name = $1' : ''} ORDER BY bk_biz_id, app_name LIMIT ${o.maxPageSize}`,
+      name ? [name] : [],
+    );
+    return { status: 200, body: { items: rows } };
+  };
+
   const both = (path: RegExp, handle: Route['handle']): Route[] => [
     { method: 'GET', path, handle },
     { method: 'POST', path, handle },
@@ -213,6 +224,7 @@ export function storageRoutes(o: ApiOptions): Route[] {
     { method: 'GET', path: new RegExp(`${APP}\\/traces\\/(?<trace>[^/]+)$`), handle: appTrace },
     ...both(new RegExp(`${APP}\\/options$`), options),
     ...both(new RegExp(`${APP}\\/aggregate$`), agg),
+    { method: 'GET', path: '/api/v1/apps', handle: apps },
     { method: 'GET', path: /^\/api\/v1\/traces\/(?<trace>[^/]+)$/, handle: anyTrace },
     { method: 'GET', path: '/api/v1/metrics/query', handle: metricsQuery },
     { method: 'GET', path: '/api/v1/events', handle: events },
