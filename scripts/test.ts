@@ -8,7 +8,10 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { installWarningFilter } from '../services/common/process.ts';
 import { reportSetupError, run, withBroker } from './with-broker.ts';
+
+installWarningFilter();
 
 // ava's CLI entry (its package exports do not expose it; the path is its `bin`).
 const ava = join(dirname(createRequire(import.meta.url).resolve('ava')), 'cli.mjs');

@@ -5,6 +5,7 @@
  * started first if it is not running and stopped afterwards if this script started it. The command gets
  * KAFKA_BROKERS in its environment; its exit code is this script's exit code.
  */
+import { installWarningFilter } from '../services/common/process.ts';
 import { spawn } from 'node:child_process';
 import { brokersOf, kafkaSettings, KafkaSetupError, startKafka, stopKafka } from '../services/cli/local-kafka.ts';
 
@@ -53,6 +54,7 @@ export function reportSetupError(prefix: string, err: unknown): never {
 }
 
 if (import.meta.main) {
+  installWarningFilter();
   const sep = process.argv.indexOf('--');
   const [cmd, ...args] = sep >= 0 ? process.argv.slice(sep + 1) : process.argv.slice(2);
   if (!cmd) {

@@ -31,6 +31,8 @@ async function withDeadline<T>(name: string, ms: number, work: Promise<T>): Prom
 
 export interface LifecycleOptions {
   logger: Logger;
+  /** The component name (logs, stop failures). Default `lifecycle`. */
+  name?: string;
   /** Deadline of each part's stop. Default 10 000 ms. */
   stopTimeoutMs?: number;
   /** Deadline of the whole stop, over all parts; unset = only the per-part deadline. */
@@ -39,7 +41,7 @@ export interface LifecycleOptions {
 
 /** An ordered set of components started and stopped as one. It is itself a Component. */
 export class Lifecycle implements Component {
-  readonly name = 'lifecycle';
+  readonly name: string;
   readonly #parts: Component[] = [];
   readonly #started: Component[] = [];
   readonly #log: Logger;
@@ -49,7 +51,8 @@ export class Lifecycle implements Component {
   #stopEndsAt = Infinity;
 
   constructor(options: LifecycleOptions) {
-    this.#log = options.logger.child({ component: 'lifecycle' });
+    this.name = options.name ?? 'lifecycle';
+    this.#log = options.logger.child({ component: this.name });
     this.#stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
     this.#stopDeadlineMs = options.stopDeadlineMs;
   }
