@@ -43,12 +43,14 @@ export function isAbortError(err: unknown): boolean {
   return err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
 }
 
-/** Real time. Timers are unref'd: a pending wait never keeps the process alive by itself. */
+/**
+ * Real time. Timers keep the process alive like any timer (a command that waits on a task's sleep must
+ * not exit under it); every part that sets one cancels it on stop.
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
     const t = setTimeout(fn, Math.max(0, ms));
-    t.unref();
     return { cancel: () => clearTimeout(t) };
   },
 };

@@ -12,6 +12,8 @@ import type { Scheduler } from './scheduler.ts';
 export interface CheckResult {
   readonly entry: ConfiguredTask;
   readonly status: RunStatus;
+  /** Run time on the scheduler's clock. */
+  readonly seconds: number;
 }
 
 export class CheckScheduler implements Scheduler {
@@ -60,9 +62,11 @@ export class CheckScheduler implements Scheduler {
     for (const entry of ordered) {
       if (this.#ctl.signal.aborted) break;
       const task = entry.type.create(entry.config);
+      const started = this.#env.clock.now();
       const status = await startRun(this.#env, task, this.#ctl.signal, runDeadlineMs(entry.config)).outcome;
+      const seconds = (this.#env.clock.now() - started) / 1_000;
       await task.stop?.().catch((err: unknown) => this.#log.warn('task stop failed', { task_type: entry.config.type, err }));
-      results.push({ entry, status });
+      results.push({ entry, status, seconds });
     }
     return results;
   }

@@ -1,0 +1,85 @@
+/**
+ * Check mode for operators testing a configuration (reference `mode: check`, §A2.2): load the main file
+ * and its child files, run every main-scheduler task once, one after the other, each bounded by its
+ * deadline, and hand back what each produced — nothing is published and the agent's state directory is
+ * not touched (an in-memory state store is used). Long-running tasks (listen and keyword schedulers) are
+ * listed, not run.
+ */
+import type { Logger } from '../common/log.ts';
+import { sleep, systemClock, type Clock } from './clock.ts';
+import { globalSettings, loadAgentConfig, type ConfiguredTask, type LoadedConfig } from './config-engine.ts';
+import { HostIdentitySource } from './host-identity.ts';
+import { CheckScheduler } from './schedulers/check.ts';
+import type { RunStatus } from './schedulers/runner.ts';
+import { ConcurrencyLimiter } from './schedulers/semaphore.ts';
+import { MemoryStateStore } from './state-store.ts';
+import type { GlobalSettings, HostIdentity, TaskOutput, TaskType } from './task.ts';
+
+export interface CheckTaskResult {
+  readonly entry: ConfiguredTask;
+  readonly status: RunStatus | 'not_run';
+  readonly seconds: number;
+  readonly outputs: readonly TaskOutput[];
+}
+
+export interface CheckReport {
+  readonly loaded: LoadedConfig;
+  readonly host: HostIdentity;
+  readonly results: readonly CheckTaskResult[];
+}
+
+export interface CheckOptions {
+  types: readonly TaskType[];
+  logger: Logger;
+  paths: GlobalSettings['paths'];
+  ipOverride?: string;
+  clock?: Clock;
+  version?: string;
+}
+
+/** Runs every main-scheduler task of `configFile` once. Throws ConfigError when the main file has problems. */
+export async function runCheck(configFile: string, options: CheckOptions): Promise<CheckReport> {
+  const clock = options.clock ?? systemClock;
+  const loaded = loadAgentConfig(configFile, { types: options.types });
+  const hostSource = new HostIdentitySource({ config: loaded.main, logger: options.logger, clock, ...(options.ipOverride ? { ipOverride: options.ipOverride } : {}) });
+  await hostSource.start();
+  hostSource.stop();
+  const host = hostSource.current();
+  const state = new MemoryStateStore(clock);
+  const global = globalSettings({ ...loaded.main, mode: 'check' }, options.paths);
+  const outputs = new Map<string, TaskOutput[]>();
+  const startedAtMs = clock.now();
+  const limiter = new ConcurrencyLimiter(loaded.main.concurrencyLimits);
+  const scheduler = new CheckScheduler({
+    logger: options.logger,
+    env: {
+      clock,
+      logger: options.logger,
+      limiter,
+      context: (task, signal, runLimiter) => ({
+        signal,
+        now: () => clock.now(),
+        sleep: (ms) => sleep(clock, ms, signal),
+        emit: async (o) => {
+          const list = outputs.get(task.config.ident) ?? [];
+          list.push(o);
+          outputs.set(task.config.ident, list);
+        },
+        acquire: (n) => runLimiter.acquire(n, signal),
+        requestReload: (reason) => options.logger.info('check mode: reload requested and ignored', { reason }),
+        state,
+        host,
+        global,
+        agent: { version: options.version ?? '', startedAtMs, reloadTotal: () => 0, runningTasks: () => ({}) },
+        logger: options.logger.child({ task_type: task.config.type, task_id: task.config.taskId }),
+      }),
+      observe: () => undefined,
+    },
+  });
+  const main = loaded.tasks.filter((t) => t.scheduler === 'main');
+  scheduler.start(main);
+  const results: CheckTaskResult[] = (await scheduler.finished()).map((r) => ({ entry: r.entry, status: r.status, seconds: r.seconds, outputs: outputs.get(r.entry.config.ident) ?? [] }));
+  for (const entry of loaded.tasks.filter((t) => t.scheduler !== 'main')) results.push({ entry, status: 'not_run', seconds: 0, outputs: [] });
+  await scheduler.stop();
+  return { loaded, host, results };
+}
