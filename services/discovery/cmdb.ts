@@ -1,8 +1,8 @@
 /**
  * cmdb_host from agent static host events (`events` topic, `event_type` "static"): the envelope names
  * the agent (`agent.bk_cloud_id`, `agent.bk_host_id`, ...) and business; the body is the static task's
- * document (reference bkmonitorbeat §A5.13) whose `net.interface[].addrs` hold the host's addresses
- * (`10.0.1.5/24`). One cmdb_host row per (cloud, IP); a newer report wins.
+ * document whose `net.interface[].addrs` hold the host's addresses (`10.0.1.5/24`) (README: Interfaces).
+ * One cmdb_host row per (cloud, IP); a newer report wins.
  */
 import { isIP } from 'node:net';
 import { ValidationError } from '../common/errors.ts';

@@ -1,6 +1,7 @@
 /**
- * The discover-rule model (bkmonitor-apm.md §1): rows of `apm_discover_rule` compiled into rules, the
- * per-application rule set (app rules before global ones), rule matching, and topo key construction.
+ * The discover-rule model (README: How it works › Rules and field addressing): rows of
+ * `apm_discover_rule` compiled into rules, the per-application rule set (app rules before global ones),
+ * rule matching, and topo key construction.
  */
 import { accessor, joinPair, keyPair, keyString, truthy, type Accessor, type DiscoverySpan, type KeyPair } from './fields.ts';
 
@@ -56,7 +57,7 @@ export interface RuleSet {
   readonly sdk: readonly Rule[];
 }
 
-/** The 12 built-in global rules (reference §1.1), as seeded by migration 0001. */
+/** The 12 built-in global rules (README: How it works › Rules and field addressing), as seeded by migration 0001. */
 export const BUILTIN_RULES: readonly RuleRow[] = [
   ['category', 'db', 'component', 'attributes.db.system', 'attributes.db.system,attributes.net.peer.name,attributes.net.peer.ip,attributes.net.peer.port', 'span_name', 0],
   ['category', 'messaging', 'component', 'attributes.messaging.system', 'attributes.messaging.system,attributes.net.peer.name,attributes.net.peer.ip,attributes.net.peer.port', 'span_name', 1],

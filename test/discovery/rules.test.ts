@@ -1,4 +1,4 @@
-/** Field addressing and the rule model (reference §0.2, §0.3, §1). */
+/** Field addressing and the rule model (README: How it works › Rules and field addressing). */
 import test from 'ava';
 import { classify } from '../../services/discovery/classify.ts';
 import { accessor, keyPair, keyString, truthy } from '../../services/discovery/fields.ts';
@@ -27,7 +27,7 @@ test('matching uses Python truthiness', (t) => {
   t.is(keyString(null), '', 'present-but-null gives "" (deliberate: the reference gives "None")');
 });
 
-test('default rules classify spans as the reference does (§1.2 classification consequence)', (t) => {
+test('default rules classify spans as the reference does (README: How it works › Rules and field addressing)', (t) => {
   const cat = (attributes: Record<string, string>): string => matchRule(span({ attributes }), defaultRules.category, defaultRules.other).categoryId;
   t.is(cat({ 'db.system': 'mysql', 'http.method': 'GET' }), 'db');
   t.is(cat({ 'messaging.system': 'kafka', 'messaging.destination': 'orders' }), 'messaging');
@@ -60,7 +60,7 @@ test('without any `other` rule the built-in one is used (the reference fails the
   t.is(matchRule(span({}), rules.category, rules.other).categoryId, 'other');
 });
 
-test('topo keys (reference §0.3): service name, `{service}-{predicate}`, `{category}:{peer}`, component instance ids', (t) => {
+test('topo keys (README: How it works › Rules and field addressing): service name, `{service}-{predicate}`, `{category}:{peer}`, component instance ids', (t) => {
   const db = span({ attributes: { 'db.system': 'mysql', 'net.peer.name': 'db.local', 'net.peer.port': 3306 }, resource: { 'service.name': 'order-svc' } });
   const dbRule = matchRule(db, defaultRules.category, defaultRules.other);
   t.is(topoKey(dbRule, db), 'mysql');

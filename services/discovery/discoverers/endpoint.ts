@@ -1,5 +1,5 @@
 /**
- * Endpoints (reference §3.1): one row per (endpoint, service, category, category kind, span kind) of the
+ * Endpoints (README: How it works › Discoverers): one row per (endpoint, service, category, category kind, span kind) of the
  * SERVER/CLIENT/PRODUCER/CONSUMER spans, plus the same row under the remote-service node
  * (`{category}:{peer.service}`) when `peer.service` is set.
  */

@@ -1,5 +1,5 @@
 /**
- * Hosts (reference §3.2, §5): one row per (cloud, host id, IP, service). The IP is the first truthy of
+ * Hosts (README: How it works › Discoverers): one row per (cloud, host id, IP, service). The IP is the first truthy of
  * `resource["net.host.ip"]`, `attributes["net.host.ip"]`; cloud and host id come from cmdb_host through
  * {@link CmdbLookup}; a miss gives `-1` / `null`, and a later hit yields a new row with the proper ids.
  */

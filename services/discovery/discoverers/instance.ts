@@ -1,5 +1,5 @@
 /**
- * Instances (reference §3.3): a service instance per usable `resource["bk.instance.id"]` and, on the same
+ * Instances (README: How it works › Discoverers): a service instance per usable `resource["bk.instance.id"]` and, on the same
  * spans, a component instance when a component rule (db, messaging) matches. Spans without a usable
  * instance id produce neither.
  */

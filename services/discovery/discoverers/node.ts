@@ -1,5 +1,5 @@
 /**
- * Topo nodes (reference §3.4): per span, what it says about the nodes it touches —
+ * Topo nodes (README: How it works › Discoverers): per span, what it says about the nodes it touches —
  * - the remote-service node `{category}:{peer.service}` when `peer.service` is set;
  * - the matched rule's node (`service.name` for service rules, `{service}-{predicate}` for components);
  * - for a component span, the calling service too, categorised by re-matching without the component's

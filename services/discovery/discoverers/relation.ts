@@ -1,5 +1,5 @@
 /**
- * Relations (reference §3.5).
+ * Relations (README: How it works › Discoverers).
  * A. Single span: a span with `peer.service` relates its service to the remote service
  *    `{first present category-kind key's prefix}:{peer}` (category stored as `http`, as the reference
  *    does); otherwise a span matching a component rule relates its service and `{service}-{predicate}`

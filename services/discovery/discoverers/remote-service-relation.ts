@@ -1,5 +1,5 @@
 /**
- * Remote-service relations (reference §3.6): a span with `peer.service` whose parent span has none
+ * Remote-service relations (README: How it works › Discoverers): a span with `peer.service` whose parent span has none
  * relates the remote-service node `{category}:{peer}` to the parent's endpoint and category. Like
  * relations, the two spans meet in the per-partition window (window.ts), which calls {@link pairRemote}.
  */

@@ -1,5 +1,5 @@
 /**
- * Root endpoints (reference §3.7): per trace, the first SERVER or PRODUCER span ordered by start time
+ * Root endpoints (README: How it works › Discoverers): per trace, the first SERVER or PRODUCER span ordered by start time
  * (then longest first). In the stream a trace's spans arrive over time: the window keeps the best
  * candidate per trace and emits it when the trace has been quiet for the pairing TTL.
  */
