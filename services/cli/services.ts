@@ -27,4 +27,8 @@ export const UP_SERVICES: UpEntry[] = [
   // OTLP trace receiver (4317 gRPC, 4318 HTTP, admin 4310); register applications with `bkstream apps create`.
   // Started after discovery, so it stops first (intake first).
   { module: async () => (await import('../collector/service.ts')).collector },
+  // The host agent (bkmonitorbeat) with the example configuration (services/agent/examples/, AGENT_CONFIG
+  // to change it; admin 4320): host tasks, heartbeat, selfstats to the metrics and events topics. An
+  // intake too, so it is started last and stopped first.
+  { module: async () => (await import('../agent/service.ts')).agentService },
 ];
