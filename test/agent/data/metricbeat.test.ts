@@ -6,7 +6,6 @@
  * delta and rate, batching caps and the bkm_metricbeat_* self series.
  */
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -259,10 +258,9 @@ test('bearer_token and bearer_file', async (t) => {
 });
 
 test('TLS: a self-signed endpoint is refused by default, accepted with verification_mode none or with its CA', async (t) => {
-  const dir = tempDir(t);
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert, '-days', '1'], { stdio: 'ignore' });
+  // a self-signed certificate for 127.0.0.1 (made once with openssl, valid until 2126)
+  const key = join(import.meta.dirname, 'fixtures', 'tls-key.pem');
+  const cert = join(import.meta.dirname, 'fixtures', 'tls-cert.pem');
   const server = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => res.end('tls_metric 1\n'));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => server.close());
