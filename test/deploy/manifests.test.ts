@@ -14,6 +14,7 @@ import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
+import { agentSpec } from '../../services/agent/config.ts';
 import { simSpec } from '../../services/bkdata-sim/config.ts';
 import { receiverSpec } from '../../services/collector/config.ts';
 import { commonSpec, type Spec } from '../../services/common/config.ts';
@@ -44,6 +45,7 @@ const SERVICE_SPECS: Record<string, Spec> = {
   'services/discovery/main.ts': { ...commonSpec, ...discoverySpec },
   'services/orchestrator/main.ts': { ...commonSpec, ...orchestratorSpec },
   'services/bkdata-sim/main.ts': { ...commonSpec, ...simSpec },
+  'services/agent/main.ts': { ...commonSpec, ...agentSpec },
   'scripts/topics.ts': { ...commonSpec, ...topicsSpec },
 };
 const envNames = (spec: Spec): Set<string> => new Set(Object.values(spec).map((f) => f.env));
@@ -113,10 +115,10 @@ function scriptOf(command: readonly string[]): string {
 
 test('workloads run existing services from one image, with env names their config knows and probes on declared ports', (t) => {
   const resources = k8sResources();
-  const config = resources.find((r) => r.kind === 'ConfigMap');
+  const config = resources.find((r) => r.kind === 'ConfigMap' && r.metadata.name === 'bkstream-config');
   const secret = resources.find((r) => r.kind === 'Secret');
   const workloads = resources.filter((r) => r.kind === 'DaemonSet' || r.kind === 'Deployment');
-  t.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['bkstream-collector', 'bkstream-discovery', 'bkstream-orchestrator']);
+  t.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['bkstream-agent', 'bkstream-collector', 'bkstream-discovery', 'bkstream-orchestrator']);
   const images = new Set<string>();
   for (const w of workloads) {
     for (const c of containersOf(w)) {
@@ -152,7 +154,7 @@ test('workloads run existing services from one image, with env names their confi
 });
 
 test('topics are the ones services/common/topics.ts defines, with its partitions and retention', (t) => {
-  const config = k8sResources().find((r) => r.kind === 'ConfigMap');
+  const config = k8sResources().find((r) => r.kind === 'ConfigMap' && r.metadata.name === 'bkstream-config');
   const prefix = config?.data?.TOPIC_PREFIX ?? '';
   const topics = k8sResources()
     .filter((r) => r.kind === 'KafkaTopic')
@@ -183,4 +185,35 @@ test('the compose file runs the same image and settings the services know', (t) 
   }
   const dockerfile = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8');
   t.regex(dockerfile, /^FROM node:24/m, 'the image runs Node 24, like the project');
+});
+
+test('the agent DaemonSet sees the host (network, PID, /proc, /sys, root read-only), keeps its state on the node, and its configuration loads', async (t) => {
+  const { loadAgentConfig } = await import('../../services/agent/config-engine.ts');
+  const { TASK_TYPES } = await import('../../services/agent/tasks/index.ts');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const resources = k8sResources();
+  const ds = resources.find((r) => r.kind === 'DaemonSet' && r.metadata.name === 'bkstream-agent');
+  const pod = (ds?.spec?.template as { spec: Record<string, unknown> } | undefined)?.spec ?? {};
+  t.true(pod.hostNetwork);
+  t.true(pod.hostPID);
+  const volumes = new Map(((pod.volumes ?? []) as { name: string; hostPath?: { path: string } }[]).map((v) => [v.name, v]));
+  const [c] = containersOf(ds as Resource) as (Container & { volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] })[];
+  const env = new Map((c?.env ?? []).map((e) => [e.name, e.value]));
+  for (const [hostPath, envName] of [['/proc', 'AGENT_PROC_ROOT'], ['/sys', 'AGENT_SYS_ROOT'], ['/', 'AGENT_ROOTFS']] as const) {
+    const mount = c?.volumeMounts.find((m) => volumes.get(m.name)?.hostPath?.path === hostPath);
+    t.truthy(mount, `host ${hostPath} is mounted`);
+    t.true(mount?.readOnly, `host ${hostPath} is read-only`);
+    t.is(env.get(envName), mount?.mountPath, `${envName} points at it`);
+  }
+  const state = c?.volumeMounts.find((m) => m.mountPath === env.get('AGENT_STATE_DIR'));
+  t.truthy(volumes.get(state?.name ?? '')?.hostPath, 'the state directory is a hostPath');
+  const cm = resources.find((r) => r.kind === 'ConfigMap' && r.metadata.name === 'bkstream-agent');
+  const dir = mkdtempSync(join(tmpdir(), 'agent-cm-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'bkmonitorbeat.yaml');
+  writeFileSync(file, cm?.data?.['bkmonitorbeat.yaml'] ?? '');
+  const loaded = loadAgentConfig(file, { types: TASK_TYPES });
+  t.is(loaded.main.mode, 'daemon');
+  t.deepEqual(loaded.tasks.map((x) => x.config.type).sort(), ['basereport', 'exceptionbeat', 'selfstats', 'static']);
 });
