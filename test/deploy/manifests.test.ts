@@ -21,6 +21,7 @@ import { commonSpec, type Spec } from '../../services/common/config.ts';
 import { topicPlan, topicsSpec } from '../../services/common/topics.ts';
 import { discoverySpec } from '../../services/discovery/config.ts';
 import { orchestratorSpec } from '../../services/orchestrator/config.ts';
+import { storageSpec } from '../../services/storage/config.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DEPLOY = join(ROOT, 'deploy');
@@ -46,6 +47,7 @@ const SERVICE_SPECS: Record<string, Spec> = {
   'services/orchestrator/main.ts': { ...commonSpec, ...orchestratorSpec },
   'services/bkdata-sim/main.ts': { ...commonSpec, ...simSpec },
   'services/agent/main.ts': { ...commonSpec, ...agentSpec },
+  'services/storage/main.ts': { ...commonSpec, ...storageSpec },
   'scripts/topics.ts': { ...commonSpec, ...topicsSpec },
 };
 const envNames = (spec: Spec): Set<string> => new Set(Object.values(spec).map((f) => f.env));
@@ -118,7 +120,7 @@ test('workloads run existing services from one image, with env names their confi
   const config = resources.find((r) => r.kind === 'ConfigMap' && r.metadata.name === 'bkstream-config');
   const secret = resources.find((r) => r.kind === 'Secret');
   const workloads = resources.filter((r) => r.kind === 'DaemonSet' || r.kind === 'Deployment');
-  t.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['bkstream-agent', 'bkstream-collector', 'bkstream-discovery', 'bkstream-orchestrator']);
+  t.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['bkstream-agent', 'bkstream-collector', 'bkstream-discovery', 'bkstream-orchestrator', 'bkstream-storage']);
   const images = new Set<string>();
   for (const w of workloads) {
     for (const c of containersOf(w)) {
