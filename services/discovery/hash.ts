@@ -19,6 +19,7 @@ export class Hasher {
     this.b = 0x9747b28c ^ Math.imul(seed, 0x5bd1e995);
   }
 
+  /** Feeds one 32-bit unit into both lanes (the parts below are made of these). */
   mix(c: number): void {
     this.a = Math.imul(this.a ^ c, 0x01000193);
     let b = Math.imul(this.b ^ c, 0x5bd1e995);

@@ -184,10 +184,6 @@ export class ShapeCache {
     this.#half = Math.max(1, Math.floor(maxShapes / 2));
   }
 
-  get size(): number {
-    return this.#young.size + this.#old.size;
-  }
-
   get(key: number): Shape | undefined {
     const young = this.#young.get(key);
     if (young !== undefined) return young;
