@@ -24,11 +24,9 @@
  *
  * Every connection takes a unit of the socket budget (budget.ts) while open.
  */
-import { lookup as dnsLookup } from 'node:dns';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { LookupFunction, Socket } from 'node:net';
-import { isIP } from 'node:net';
+import net, { isIP, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { createGunzip } from 'node:zlib';
 import { socketBudget } from './budget.ts';
@@ -230,17 +228,6 @@ async function exchange(req: HttpProbeRequest, hop: Hop, first: URL, cookies: Ma
     release();
     return { error: `dial tcp${family}: address ${pinned ?? hostname}: no suitable address found`, timeout: false, phase: 'dialing' };
   }
-  const lookup: LookupFunction = (name, options, cb) => {
-    const done = (err: NodeJS.ErrnoException | null, address: string, fam: number): void => {
-      if (options.all) (cb as unknown as (e: NodeJS.ErrnoException | null, a: { address: string; family: number }[]) => void)(err, err ? [] : [{ address, family: fam }]);
-      else cb(err, address, fam);
-    };
-    if (pinned !== undefined) {
-      done(null, pinned, isIP(pinned));
-      return;
-    }
-    dnsLookup(name, { family }, (err, address, fam) => done(err, address, fam));
-  };
   const headerObj: Record<string, string | string[]> = {};
   for (const e of hop.headers.values()) headerObj[e.name] = e.values.length === 1 ? (e.values[0] as string) : e.values;
   if (cookies && cookies.size > 0) {
@@ -251,11 +238,12 @@ async function exchange(req: HttpProbeRequest, hop: Hop, first: URL, cookies: Ma
   if (hop.body.length > 0 || ['POST', 'PUT', 'PATCH'].includes(hop.method)) headerObj['Content-Length'] = String(hop.body.length);
 
   const proxy = req.proxy;
+  // No agent: every request dials its own connection through createConnection (no keep-alive, and none
+  // of the agent's pooling work per request).
   const base = {
     method: hop.method,
     headers: headerObj,
     maxHeaderSize: req.bufferSize,
-    agent: false as const,
     signal,
   };
   let phase = 'dialing';
@@ -283,7 +271,8 @@ async function exchange(req: HttpProbeRequest, hop: Hop, first: URL, cookies: Ma
     try {
       if (proxy && !isHttps) {
         const proxyHeaders = { ...headerObj, Host: url.host, ...proxyAuth(proxy) };
-        send(http.request({ ...base, headers: proxyHeaders, host: proxy.hostname, port: proxy.port === '' ? 80 : Number(proxy.port), path: url.href }));
+        const proxyPort = proxy.port === '' ? 80 : Number(proxy.port);
+        send(http.request({ ...base, headers: proxyHeaders, host: proxy.hostname, port: proxyPort, path: url.href, createConnection: () => net.connect({ host: proxy.hostname, port: proxyPort }) }));
       } else if (proxy && isHttps) {
         const connect = http.request({ method: 'CONNECT', host: proxy.hostname, port: proxy.port === '' ? 80 : Number(proxy.port), path: `${hostname.includes(':') ? `[${hostname}]` : hostname}:${port}`, headers: { Host: `${hostname}:${port}`, ...proxyAuth(proxy) }, agent: false, signal });
         connect.on('error', fail);
@@ -295,14 +284,18 @@ async function exchange(req: HttpProbeRequest, hop: Hop, first: URL, cookies: Ma
           }
           phase = 'TLS handshake';
           const tlsSocket = tls.connect({ socket, servername: isIP(hostname) ? undefined : hostname, rejectUnauthorized: !req.insecure });
-          // no agent: only then does the request use createConnection (the tunnel) instead of dialling itself
-          send(https.request({ ...base, agent: undefined, host: hostname, port, path: url.pathname + url.search, createConnection: () => tlsSocket }));
+          send(https.request({ ...base, host: hostname, port, path: url.pathname + url.search, createConnection: () => tlsSocket }));
         });
         connect.end();
       } else {
-        const mod = isHttps ? https : http;
-        const options = { ...base, host: hostname, port, path: url.pathname + url.search, lookup, family: family === 0 ? undefined : family, rejectUnauthorized: !req.insecure };
-        send(mod.request(options));
+        // The pinned IP is dialled directly; another host (after a redirect) is resolved by the dial,
+        // restricted to the family. Host header, SNI and the certificate check use the URL's name.
+        const target = pinned ?? hostname;
+        const dial = { host: target, port, ...(pinned === undefined && family !== 0 ? { family } : {}) };
+        const createConnection = isHttps
+          ? () => tls.connect({ ...dial, servername: isIP(hostname) ? undefined : hostname, rejectUnauthorized: !req.insecure })
+          : () => net.connect(dial);
+        send((isHttps ? https : http).request({ ...base, host: hostname, port, path: url.pathname + url.search, createConnection }));
       }
     } catch (err) {
       fail(err as Error);
