@@ -10,13 +10,14 @@
  * - Load: a separate process (so the client's CPU is not the server's) keeps CONCURRENCY Export calls in
  *   flight over 4 channels, sending the pre-encoded bytes, and times each call (p50/p99 Export latency).
  * - Baseline: a bare grpc-js server in this process, built the usual way (@grpc/proto-loader's
- *   TraceService definition and default deserializer: protobufjs decode + toObject, as
- *   @elastic/mockotlpserver does), whose handler answers an empty response. A stricter baseline is
+ *   TraceService definition and default deserializer: protobufjs decode + toObject, as mock OTLP servers
+ *   such as @elastic/mockotlpserver do), whose handler answers an empty response. A stricter baseline is
  *   measured too: the request decoded with protobufjs only (no toObject); its ratio is printed, not on
  *   the RESULT line.
- * - Receiver: the real TraceReceiver (PGlite store, a 12-partition spans topic), answering after Kafka
- *   acknowledged. Accepted spans are counted from OK answers and cross-checked with the receiver's own
- *   `bkstream_receiver_spans_accepted_total` and the records on the topic.
+ * - Receiver: the real collector (service.ts's createCollector; PGlite store, a 12-partition spans
+ *   topic), answering after Kafka acknowledged. Accepted spans are counted from OK answers and
+ *   cross-checked with the receiver's own `bkstream_receiver_spans_accepted_total` and the records on the
+ *   topic.
  * - The three servers take turns (ROUNDS each, ROUND_SECONDS long, after a warm-up of each), so machine
  *   noise hits all; medians are reported. The receiver's CPU use is measured during its rounds
  *   to give spans per CPU-second (per core).
@@ -27,16 +28,15 @@
  * the receiver (e.g. COLLECTOR_PRODUCER_COMPRESS=false).
  */
 import { fork } from 'node:child_process';
-import { credentials, Client, Metadata, Server, ServerCredentials, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import { Bus } from '../services/common/bus/index.ts';
 import { commonSpec, loadConfig } from '../services/common/config.ts';
+import { GrpcMetadata, GrpcServer, grpcCredentials, type ServiceError } from '../services/common/grpc.ts';
 import { silentLogger } from '../services/common/log.ts';
 import { createRegistry } from '../services/common/metrics.ts';
 import { createStore } from '../services/common/store/index.ts';
 import { createApplication } from '../services/collector/applications.ts';
-import { decodeRequest, EXPORT_PATH, encodeRequest, PROTO_DIR, TRACE_SERVICE_PROTO, traceServiceDefinition } from '../services/common/otlp/index.ts';
-import { createReceiver } from '../services/collector/service.ts';
+import { decodeRequest, EXPORT_PATH, encodeRequest, traceServiceClient, traceServiceDefinition } from '../services/common/otlp/index.ts';
+import { createCollector } from '../services/collector/service.ts';
 import { fmt, median, percentile, result } from './lib.ts';
 import { installWarningFilter } from '../services/common/process.ts';
 
@@ -140,17 +140,18 @@ interface LoadReport {
 }
 
 async function runLoad(job: LoadJob, requests: readonly Buffer[]): Promise<LoadReport> {
+  const TraceClient = traceServiceClient();
   const clients = Array.from({ length: CHANNELS }, (_, i) =>
-    new Client(`127.0.0.1:${job.port}`, credentials.createInsecure(), { 'grpc.max_send_message_length': -1, 'bench.channel': i }),
+    new TraceClient(`127.0.0.1:${job.port}`, grpcCredentials.createInsecure(), { 'grpc.max_send_message_length': -1, 'bench.channel': i }),
   );
-  const metadata = new Metadata();
+  const metadata = new GrpcMetadata();
   metadata.set('x-bk-token', job.token);
   const report: LoadReport = { okRequests: 0, seconds: job.seconds, errors: {}, latenciesMs: [] };
   const started = performance.now();
   const deadline = started + job.seconds * 1000;
   let next = 0;
   const worker = async (w: number): Promise<void> => {
-    const client = clients[w % CHANNELS] as Client;
+    const client = clients[w % CHANNELS] as InstanceType<typeof TraceClient>;
     while (performance.now() < deadline) {
       const body = requests[next++ % requests.length] as Buffer;
       const t0 = performance.now();
@@ -217,16 +218,15 @@ function loadProcess(): { run(job: LoadJob): Promise<LoadReport>; stop(): void }
 /**
  * The decode-only baselines, TraceService/Export servers that decode each request and answer empty:
  * - `grpc`: a bare grpc-js server built the usual way, with @grpc/proto-loader's service definition and its
- *   default deserializer (protobufjs decode + toObject) — how @elastic/mockotlpserver serves OTLP;
+ *   default deserializer (protobufjs decode + toObject) — how mock OTLP servers such as @elastic/mockotlpserver serve it;
  * - `protobufjs`: the request decoded with protobufjs only (no toObject), the cheapest full decode there is
  *   with the official protos — a stricter yardstick.
  */
-async function bareServer(kind: 'grpc' | 'protobufjs'): Promise<{ port: number; stop(): void }> {
-  const server = new Server({ 'grpc.max_receive_message_length': 8 << 20 });
+async function bareServer(kind: 'grpc' | 'protobufjs'): Promise<{ port: number; stop(): Promise<void> }> {
+  const server = new GrpcServer({ what: `the ${kind} baseline`, host: '127.0.0.1', port: 0, maxReceiveBytes: 8 << 20 });
   if (kind === 'grpc') {
-    const pkg = loadSync(TRACE_SERVICE_PROTO, { includeDirs: [PROTO_DIR] });
-    const service = pkg['opentelemetry.proto.collector.trace.v1.TraceService'] as ServiceDefinition;
-    server.addService(service, { Export: (_call: unknown, callback: (err: null, res: object) => void) => callback(null, {}) });
+    // proto-loader's default options: its default deserializer decodes and calls toObject
+    server.addService(traceServiceClient({}).service, { Export: (_call: unknown, callback: (err: null, res: object) => void) => callback(null, {}) });
   } else {
     server.addService(traceServiceDefinition(), {
       Export: (call: { request: Buffer }, callback: (err: null, res: object) => void) => {
@@ -235,10 +235,8 @@ async function bareServer(kind: 'grpc' | 'protobufjs'): Promise<{ port: number; 
       },
     });
   }
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return { port, stop: () => server.forceShutdown() };
+  await server.start();
+  return { port: server.port(), stop: () => server.stop(0) };
 }
 
 interface Series {
@@ -269,7 +267,7 @@ async function main(): Promise<void> {
     COLLECTOR_OTLP_HTTP_ENABLED: 'false',
     COLLECTOR_ADMIN_PORT: '0',
   };
-  const receiver = createReceiver({ env, logger: silentLogger, registry, store, bus, common: loadConfig(commonSpec, { env }) });
+  const receiver = createCollector({ env, logger: silentLogger, registry, store, bus, common: loadConfig(commonSpec, { env }) });
   await receiver.start();
   while (!receiver.ready()) await new Promise((r) => setTimeout(r, 50));
   const bare = await bareServer('grpc');
@@ -321,8 +319,8 @@ async function main(): Promise<void> {
 
   if (profiler && process.env.BENCH_PROFILE) await profiler.save(process.env.BENCH_PROFILE);
   load.stop();
-  bare.stop();
-  strict.stop();
+  await bare.stop();
+  await strict.stop();
   await receiver.stop();
   const accepted = (await acceptedSpans(registry)) - acceptedBefore;
   const records = (await admin.watermarks(topic)).reduce((n, w) => n + Number(BigInt(w.high) - BigInt(w.low)), 0);

@@ -1,7 +1,7 @@
 /**
- * Collector test kit: a receiver on port 0 over a migrated PGlite store and the real broker (a unique
- * topic prefix, topics deleted in teardown), a registered application, a reader of what reached Kafka,
- * and real OpenTelemetry SDK clients.
+ * Collector test kit: the collector (service.ts's createCollector) on port 0 over a migrated PGlite store
+ * and the real broker (a unique topic prefix, topics deleted in teardown), a registered application, a
+ * reader of what reached Kafka, and real OpenTelemetry SDK clients.
  */
 import type { ExecutionContext } from 'ava';
 import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
@@ -21,13 +21,12 @@ import type { ServiceDeps } from '../../services/common/service.ts';
 import { createStore, type Store } from '../../services/common/store/index.ts';
 import { createApplication, type Application, type NewApplication } from '../../services/collector/applications.ts';
 import { decodeResponse, EXPORT_PATH, traceServiceClient, type ExportResponse } from '../../services/common/otlp/index.ts';
-import type { TraceReceiver } from '../../services/collector/receiver/receiver.ts';
-import { createReceiver } from '../../services/collector/service.ts';
+import { createCollector, type CollectorService } from '../../services/collector/service.ts';
 import { brokers, uniqueName, waitFor } from '../helpers/kafka.ts';
 import { pgliteStore } from '../helpers/store.ts';
 
 export interface ReceiverKit {
-  receiver: TraceReceiver;
+  collector: CollectorService;
   store: Store;
   bus: Bus;
   registry: Registry;
@@ -76,7 +75,7 @@ export interface ReceiverKitOptions {
   waitReady?: boolean;
 }
 
-/** A receiver on port 0 with a fresh store, a unique topic prefix and one registered application. */
+/** The collector on port 0 with a fresh store, a unique topic prefix and one registered application. */
 export async function startReceiver(t: ExecutionContext, options: ReceiverKitOptions = {}): Promise<ReceiverKit> {
   const store = options.store ?? (await pgliteStore(t, { migrated: true }));
   const { token, application: app } = await createApplication(store, { bkBizId: 2, appName: options.store ? uniqueName('shop') : 'shop', tracesDataId: 1_500_001, ...options.app });
@@ -107,13 +106,13 @@ export async function startReceiver(t: ExecutionContext, options: ReceiverKitOpt
     ...options.env,
   };
   const deps: ServiceDeps = { env, logger: silentLogger, registry, store, bus, common: loadConfig(commonSpec, { env }) };
-  const receiver = createReceiver(deps);
-  t.teardown(() => receiver.stop());
-  await receiver.start();
-  if (options.waitReady !== false) await waitFor('the receiver to reach Kafka', () => receiver.ready(), 60_000);
-  const ports = receiver.ports();
+  const collector = createCollector(deps);
+  t.teardown(() => collector.stop());
+  await collector.start();
+  if (options.waitReady !== false) await waitFor('the receiver to reach Kafka', () => collector.ready(), 60_000);
+  const ports = collector.ports();
   return {
-    receiver,
+    collector,
     store,
     bus,
     registry,

@@ -10,10 +10,10 @@ import { Bus } from '../../services/common/bus/index.ts';
 import { commonSpec, loadConfig } from '../../services/common/config.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry } from '../../services/common/metrics.ts';
-import { encodeRequest } from '../../services/common/otlp/index.ts';
-import { collector, createReceiver } from '../../services/collector/service.ts';
+import { collector, createCollector } from '../../services/collector/service.ts';
 import { brokers, uniqueName, waitFor } from '../helpers/kafka.ts';
 import { closeFileStore, fileStore, grpcExport, readSpans, startReceiver, type ReceiverKit } from './helpers.ts';
+import { sampleRequest } from './otlp-fixtures.ts';
 import { createService } from '../helpers/service.ts';
 
 test.after.always(closeFileStore);
@@ -34,9 +34,9 @@ test('stop without start is a no-op; stop is idempotent', async (t) => {
   const service = await createService(collector, await deps());
   await service.stop();
   await service.stop();
-  const receiver = createReceiver(await deps());
-  await Promise.all([receiver.stop(), receiver.stop()]);
-  t.false(receiver.ready());
+  const collectorService = createCollector(await deps());
+  await Promise.all([collectorService.stop(), collectorService.stop()]);
+  t.false(collectorService.ready());
 });
 
 test('start → process a sample → stop, then the ports are closed', async (t) => {
@@ -45,8 +45,8 @@ test('start → process a sample → stop, then the ports are closed', async (t)
   const res = await grpcExport(kit, sampleRequest(1, 5), kit.token);
   t.is(res.code, status.OK);
   await waitFor('the sample in Kafka', () => reader.spans().length === 5);
-  await kit.receiver.stop();
-  await kit.receiver.stop();
+  await kit.collector.stop();
+  await kit.collector.stop();
   const after = await grpcExport(kit, sampleRequest(2, 1), kit.token);
   t.is(after.code, status.UNAVAILABLE, 'nothing listens any more');
   await t.throwsAsync(fetch(`${kit.adminUrl}/healthz`));
@@ -57,39 +57,14 @@ test('a port in use: start fails naming the port, and closes what it had opened'
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
   t.teardown(() => new Promise<void>((r) => blocker.close(() => r())));
   const port = (blocker.address() as { port: number }).port;
-  const receiver = createReceiver(await deps({ COLLECTOR_OTLP_HTTP_PORT: String(port) }));
-  t.teardown(() => receiver.stop());
-  await t.throwsAsync(receiver.start(), { message: new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} for OTLP/HTTP`) });
-  const grpcPort = receiver.ports().grpc;
+  const collectorService = createCollector(await deps({ COLLECTOR_OTLP_HTTP_PORT: String(port) }));
+  t.teardown(() => collectorService.stop());
+  await t.throwsAsync(collectorService.start(), { message: new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} for OTLP/HTTP`) });
+  const grpcPort = collectorService.ports().grpc;
   t.truthy(grpcPort);
   const probe = await grpcExport({ grpcUrl: `http://127.0.0.1:${grpcPort}` }, Buffer.alloc(0));
   t.is(probe.code, status.UNAVAILABLE, 'the gRPC listener opened before the failure is closed again');
 });
-
-let seq = 0;
-function sampleRequest(seed: number, spans: number): Buffer {
-  return encodeRequest({
-    resourceSpans: [
-      {
-        resource: { attributes: [{ key: 'service.name', value: { stringValue: 'shutdown' } }] },
-        scopeSpans: [
-          {
-            spans: Array.from({ length: spans }, (_, i) => {
-              seq++;
-              return {
-                traceId: Buffer.from(`${seed.toString(16).padStart(16, '0')}${i.toString(16).padStart(16, '0')}`, 'hex'),
-                spanId: Buffer.from(seq.toString(16).padStart(16, '0'), 'hex'),
-                name: `op-${seed}-${i}`,
-                startTimeUnixNano: '1763700000000000000',
-                endTimeUnixNano: '1763700000000500000',
-              };
-            }),
-          },
-        ],
-      },
-    ],
-  });
-}
 
 test('graceful stop under load: every span answered OK is in Kafka; calls after the stop are told to retry', async (t) => {
   const kit: ReceiverKit = await startReceiver(t, { store: await fileStore(), partitions: 3 });
@@ -108,7 +83,7 @@ test('graceful stop under load: every span answered OK is in Kafka; calls after 
   };
   const clients = Array.from({ length: 6 }, () => client());
   await waitFor('some exports accepted', () => okSpanNames.size >= 200, 60_000);
-  await kit.receiver.stop();
+  await kit.collector.stop();
   stopped = true;
   await Promise.all(clients);
   t.true((codes.get(status.OK) ?? 0) > 0);

@@ -189,3 +189,30 @@ export class WireWriter {
     return Buffer.from(this.#parts);
   }
 }
+
+let seq = 0;
+
+/** A request of `spans` spans named `op-<seed>-<i>` of service `shutdown`, with span ids unique in the process. */
+export function sampleRequest(seed: number, spans: number): Buffer {
+  return encodeRequest({
+    resourceSpans: [
+      {
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: 'shutdown' } }] },
+        scopeSpans: [
+          {
+            spans: Array.from({ length: spans }, (_, i) => {
+              seq++;
+              return {
+                traceId: Buffer.from(`${seed.toString(16).padStart(16, '0')}${i.toString(16).padStart(16, '0')}`, 'hex'),
+                spanId: Buffer.from(seq.toString(16).padStart(16, '0'), 'hex'),
+                name: `op-${seed}-${i}`,
+                startTimeUnixNano: '1763700000000000000',
+                endTimeUnixNano: '1763700000000500000',
+              };
+            }),
+          },
+        ],
+      },
+    ],
+  });
+}

@@ -73,7 +73,7 @@ test('broker down at start, then stopped and restarted mid-stream: accepted span
   await admin.start();
   t.teardown(() => admin.stop());
   await admin.ensureTopics([{ topic: kit.topic, numPartitions: 3, retentionMs: 3_600_000 }]);
-  await waitFor('the receiver to reach the broker', () => kit.receiver.ready(), 120_000, 200);
+  await waitFor('the receiver to reach the broker', () => kit.collector.ready(), 120_000, 200);
 
   // 3. A real SDK client exports batches all along.
   const { tracer, finished, reset } = memoryTracer({ 'service.name': 'outage-svc' });
@@ -111,7 +111,7 @@ test('broker down at start, then stopped and restarted mid-stream: accepted span
   await waitFor('exports accepted again after the restart', () => accepted.size >= downSince + 50, 180_000, 200);
   sending = false;
   await sender;
-  await kit.receiver.stop();
+  await kit.collector.stop();
 
   // 6. Every span the SDK was told was exported is in Kafka.
   const reader = await readSpans(t, new Bus({ brokers, clientId: uniqueName('outage-read'), logger: silentLogger }), kit.topic);

@@ -129,12 +129,24 @@ export class SpanBatcher {
     return b.done;
   }
 
-  /** Sends everything accepted, then waits until every record is acknowledged or refused. */
-  async drain(): Promise<void> {
-    for (;;) {
-      this.#pump();
-      if (this.#inFlight.size === 0) return;
-      await Promise.race(this.#inFlight);
+  /**
+   * Sends everything accepted, then waits until every record is acknowledged or refused, for at most
+   * `timeoutMs` (with Kafka gone, kafkajs may keep retrying a send far longer than a stop may take).
+   * Resolves true when every record was settled in time.
+   */
+  async drain(timeoutMs = Infinity): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<false>((resolve) => {
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      for (;;) {
+        this.#pump();
+        if (this.#inFlight.size === 0) return true;
+        if (!(await Promise.race([Promise.race(this.#inFlight).then(() => true), expired]))) return false;
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 

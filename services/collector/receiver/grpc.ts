@@ -11,7 +11,7 @@ import { clientMessage } from '../../common/errors.ts';
 import { GrpcServer, unaryHandler, type Metadata } from '../../common/grpc.ts';
 import type { Logger } from '../../common/log.ts';
 import { traceServiceDefinition, type ExportResponse } from '../../common/otlp/index.ts';
-import type { ExportHandler } from './pipeline.ts';
+import type { ExportHandler } from './export-service.ts';
 import { tokenFromGrpc } from './tokens.ts';
 
 /** Largest answer (an ExportTraceServiceResponse is small; grpc-js's default). */

@@ -18,7 +18,8 @@ import { clientMessage, edgeStatusOf, PayloadTooLargeError, PortInUseError, Unsu
 import type { Logger } from '../../common/log.ts';
 import { RateLimitedError } from './errors.ts';
 import { encodeResponse, encodeStatus, responseJson, type ExportResponse } from '../../common/otlp/index.ts';
-import type { BodyFormat, ExportHandler } from './pipeline.ts';
+import type { ExportHandler } from './export-service.ts';
+import type { BodyFormat } from './pipeline.ts';
 import { tokenFromHttp } from './tokens.ts';
 
 const gunzipAsync = promisify(gunzip);

@@ -22,7 +22,7 @@ import { BkError, UnavailableError, ValidationError } from '../../common/errors.
 import type { Application } from '../applications.ts';
 import { convertSpan, filterResource, SpanRejection } from './convert.ts';
 import { OverloadedError, RateLimitedError, UnauthenticatedError } from './errors.ts';
-import { decodeJsonRequest, type ExportResponse, type OtlpSpan } from '../../common/otlp/index.ts';
+import { decodeJsonRequest, type OtlpSpan } from '../../common/otlp/index.ts';
 import { partitionOf } from '../../common/murmur2.ts';
 import { effectiveLimit, type RateLimit, type RateLimiter } from './ratelimit.ts';
 import { AvroWriter } from '../../common/avro/index.ts';
@@ -43,17 +43,6 @@ export interface ExportRequest {
   /** Token from the request's metadata or headers. */
   token: string | undefined;
   clientIp: string;
-}
-
-/** What the transports call: admission of request bytes, then the export itself. */
-export interface ExportHandler {
-  /** Reserves `bytes` of in-flight request memory; throws (OverloadedError) when over the bound. */
-  reserve(bytes: number): void;
-  release(bytes: number): void;
-  /** Handles one request (bytes already reserved); throws errors of receiver/errors.ts. */
-  export(req: ExportRequest, wireBytes: number): Promise<ExportResponse>;
-  /** Counts a request refused before {@link export} (too large, overloaded, bad encoding). */
-  refused(protocol: Protocol, err: unknown, wireBytes: number): void;
 }
 
 export type RejectReason = 'no_token' | 'invalid_token' | 'rate_limited' | 'invalid_span' | 'span_too_large';

@@ -1,20 +1,22 @@
 /**
- * The receiver's Prometheus metrics (reference §B7 `bk_collector_receiver_*`, renamed `bkstream_*`;
- * labelled by application, never by token).
+ * The collector's own Prometheus series (the collector README, "Metrics"): the OTLP receiver's
+ * `bkstream_receiver_*`, bk-collector's `bk_collector_receiver_*` renamed, labelled by application, never
+ * by token. Beside them on `/metrics`: the publishing breaker's `bkstream_breaker_*{breaker="kafka-spans"}`
+ * (services/common/breaker.ts) and the process metrics of the registry.
  */
-import { counter, gauge, histogram, type Registry } from '../../common/metrics.ts';
+import { counter, gauge, histogram, type Registry } from '../common/metrics.ts';
 
 /** Byte-size buckets: 1 KiB … 16 MiB. */
 const BYTES_BUCKETS = [1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216];
 const SPANS_BUCKETS = [1, 10, 50, 100, 250, 500, 1000, 2500];
 
 /** Values read at scrape time. */
-export interface ReceiverProbes {
+export interface CollectorProbes {
   queuedBytes: () => number;
   inFlightSends: () => number;
 }
 
-export function receiverMetrics(registry: Registry, probes: ReceiverProbes) {
+export function collectorMetrics(registry: Registry, probes: CollectorProbes) {
   return {
     requests: counter(registry, {
       name: 'bkstream_receiver_requests_total',
@@ -55,4 +57,4 @@ export function receiverMetrics(registry: Registry, probes: ReceiverProbes) {
   };
 }
 
-export type ReceiverMetrics = ReturnType<typeof receiverMetrics>;
+export type CollectorMetrics = ReturnType<typeof collectorMetrics>;
