@@ -23,7 +23,7 @@
  * `bkm_kubeevent_report_events`, `bkm_kubeevent_cleaned_events` go to `upmetrics_dataid` as time series.
  */
 import { createHash } from 'node:crypto';
-import * as k8s from '@kubernetes/client-node';
+import type * as K8s from '@kubernetes/client-node';
 import type { ConfigProblem } from '../../common/errors.ts';
 import { fields } from '../config-fields.ts';
 import { sharedInput } from '../tail/input.ts';
@@ -197,8 +197,18 @@ export class Recorder {
   }
 }
 
+/**
+ * @kubernetes/client-node, loaded on first use: importing it costs ~65 MB of resident memory, which every
+ * agent would pay at start-up (the registry imports every task type) whether or not it watches events.
+ */
+let clientNode: Promise<typeof K8s> | undefined;
+export function loadClientNode(): Promise<typeof K8s> {
+  clientNode ??= import('@kubernetes/client-node');
+  return clientNode;
+}
+
 /** The KubeConfig of the task's API source. */
-export function kubeConfigOf(c: KubeEventConfig): k8s.KubeConfig {
+export function kubeConfigOf(c: KubeEventConfig, k8s: typeof K8s): K8s.KubeConfig {
   const kc = new k8s.KubeConfig();
   if (c.inCluster) kc.loadFromCluster();
   else if (c.kubeconfig !== '') kc.loadFromFile(c.kubeconfig);
@@ -316,9 +326,10 @@ class KubeEventTask implements Task<KubeEventConfig> {
   /** List, then watch from the list's version; resume on a closed watch, relist on 410 Gone. */
   async #watchLoop(ctx: TaskContext, recorder: Recorder, log: TaskContext['logger']): Promise<void> {
     const c = this.config;
-    let kc: k8s.KubeConfig;
+    let kc: K8s.KubeConfig;
+    const k8s = await loadClientNode();
     try {
-      kc = kubeConfigOf(c);
+      kc = kubeConfigOf(c, k8s);
     } catch (err) {
       log.error('kubernetes credentials unusable; API watch disabled', { err: (err as Error).message });
       return;
