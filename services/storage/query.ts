@@ -18,15 +18,18 @@ export class QueryTimeoutError extends BkError {
 export interface QueryContext {
   store: Store;
   timeoutMs: number;
+  /**
+   * PostgreSQL: a pool whose connections run under `statement_timeout` (services/common/store/copy.ts),
+   * so each statement is one round trip. Without it (PGlite, which cannot interrupt a statement anyway)
+   * queries go to the store.
+   */
+  reader?: Queryable | undefined;
 }
 
-/** Runs `fn` in a read transaction with the statement timeout (PostgreSQL; PGlite cannot interrupt). */
+/** Runs `fn` on the reader (or the store); a statement past the timeout becomes a {@link QueryTimeoutError}. */
 export async function withTimeout<T>(ctx: QueryContext, fn: (db: Queryable) => Promise<T>): Promise<T> {
   try {
-    return await ctx.store.transaction(async (tx) => {
-      if (ctx.store.driver === 'pg') await tx.query(`SET LOCAL statement_timeout = ${Math.floor(ctx.timeoutMs)}`);
-      return fn(tx);
-    });
+    return await fn(ctx.reader ?? ctx.store);
   } catch (err) {
     if ((err as { code?: unknown }).code === '57014') throw new QueryTimeoutError(ctx.timeoutMs, { cause: err });
     throw err;

@@ -60,8 +60,15 @@ export class Retention {
     return this.#apps.get(key(bkBizId, appName))?.retentionDays ?? this.#defaultDays;
   }
 
-  /** Looks the application up in the store (not the cache), for the query API. */
+  /**
+   * The application for the query API: from the cache when it is known there (refreshed every TTL),
+   * otherwise from the store (so an application registered a moment ago is found at once).
+   */
   async app(bkBizId: number, appName: string): Promise<AppInfo> {
+    if (this.#now() - this.#loadedAt < this.#ttlMs) {
+      const cached = this.#apps.get(key(bkBizId, appName));
+      if (cached) return cached;
+    }
     const { rows } = await this.#db.query<{ days: number }>('SELECT trace_retention_days AS days FROM apm_application WHERE bk_biz_id = $1 AND app_name = $2', [bkBizId, appName]);
     const row = rows[0];
     return row ? { known: true, retentionDays: row.days } : { known: false, retentionDays: this.#defaultDays };

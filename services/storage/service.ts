@@ -58,6 +58,8 @@ export async function createStorage(deps: ServiceDeps<'store' | 'bus'>, config: 
     dlq: topicName(prefix, 'dlq'),
   };
   const copy = store.driver === 'pg' && deps.common.databaseUrl ? new CopyPool(deps.common.databaseUrl, { logger: deps.logger, poolSize: config.copyPoolSize }) : undefined;
+  // PostgreSQL: the query API reads through a pool whose connections carry the statement timeout
+  const reader = store.driver === 'pg' && deps.common.databaseUrl ? new CopyPool(deps.common.databaseUrl, { logger: deps.logger, poolSize: 4, statementTimeoutMs: config.queryTimeoutMs }) : undefined;
   const retention = new Retention({ db: store, defaultDays: config.defaultRetentionDays, ttlMs: config.retentionCacheTtlMs });
   const partitions = new PartitionManager(store);
 
@@ -154,7 +156,7 @@ export async function createStorage(deps: ServiceDeps<'store' | 'bus'>, config: 
     port: config.httpPort,
     registry,
     logger: deps.logger,
-    routes: storageRoutes({ store, timeoutMs: config.queryTimeoutMs, retention, maxPageSize: config.maxPageSize, maxTraceSpans: config.maxTraceSpans, maxMetricPoints: config.maxMetricPoints }).map((r) => ({
+    routes: storageRoutes({ store, reader, timeoutMs: config.queryTimeoutMs, retention, maxPageSize: config.maxPageSize, maxTraceSpans: config.maxTraceSpans, maxMetricPoints: config.maxMetricPoints }).map((r) => ({
       ...r,
       handle: async (req) => {
         const started = performance.now();
@@ -217,6 +219,7 @@ export async function createStorage(deps: ServiceDeps<'store' | 'bus'>, config: 
   const lifecycle = new Lifecycle({ logger: deps.logger });
   lifecycle.add(topicCheck);
   if (copy) lifecycle.add(copy);
+  if (reader) lifecycle.add(reader);
   lifecycle.add(maintenance);
   lifecycle.add({ name: 'storage-http', start: () => http.start(), stop: () => http.stop() });
   lifecycle.add(flushers.events);

@@ -5,15 +5,18 @@
  * unknown application, and partitions dropped by retention.
  */
 import test, { type ExecutionContext } from 'ava';
+import { edgeStatusOf } from '../../services/common/errors.ts';
 import { createHttpServer } from '../../services/common/http.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry } from '../../services/common/metrics.ts';
-import type { Store } from '../../services/common/store/index.ts';
+import { CopyPool } from '../../services/common/store/copy.ts';
+import { createStore, type Store } from '../../services/common/store/index.ts';
 import { storageRoutes } from '../../services/storage/api.ts';
 import { DAY_MS, listPartitions } from '../../services/storage/partitions.ts';
+import { QueryTimeoutError, withTimeout } from '../../services/storage/query.ts';
 import { Retention } from '../../services/storage/retention.ts';
 import { retentionTimeRange } from '../../services/storage/time-range.ts';
-import { storeContract } from '../helpers/store.ts';
+import { freshDatabase, storeContract } from '../helpers/store.ts';
 import { addApp, APP, BIZ, MIN_US, span, writePath } from './helpers.ts';
 
 const NOW_MS = Date.now();
@@ -317,4 +320,19 @@ storeContract('partitions: created ahead, dropped whole past each application\'s
   // a write needing a dropped partition's day again recreates it (the writer ensures partitions)
   await path.write([span({ app: 'short', trace: 'S2', id: 'z', start: T0 + 1 })]);
   t.is((await store.query('SELECT 1 FROM storage_span WHERE trace_id = $1', ['S2'])).rowCount, 1);
+});
+
+test.serial('PostgreSQL: a statement past STORAGE_QUERY_TIMEOUT_MS is cancelled and answered 503', async (t) => {
+  const url = await freshDatabase(t);
+  const reader = new CopyPool(url, { logger: silentLogger, statementTimeoutMs: 200 });
+  await reader.start();
+  t.teardown(() => reader.stop());
+  const store = createStore({ databaseUrl: url, logger: silentLogger, poolSize: 1 });
+  t.teardown(() => store.stop());
+  const started = performance.now();
+  const err = await t.throwsAsync(withTimeout({ store, reader, timeoutMs: 200 }, (db) => db.query('SELECT pg_sleep(5)')), { instanceOf: QueryTimeoutError });
+  t.true(performance.now() - started < 3_000);
+  t.regex(err.message, /took longer than 200 ms \(STORAGE_QUERY_TIMEOUT_MS\)/);
+  t.is(edgeStatusOf(err).http, 503);
+  t.is((await withTimeout({ store, reader, timeoutMs: 200 }, (db) => db.query<{ one: number }>('SELECT 1 AS one'))).rows[0]?.one, 1);
 });

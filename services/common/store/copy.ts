@@ -1,7 +1,9 @@
 /**
  * Bulk loading on PostgreSQL: `COPY … FROM STDIN` through pg-copy-streams, inside a transaction, on a
  * small pool of its own (the {@link Store} interface hands out no client, and COPY needs one for the
- * whole stream). Embedded PGlite has no such path here: its COPY reads a blob (`COPY … FROM
+ * whole stream). The same pool serves bounded reads: with `statementTimeoutMs` every connection runs
+ * under that `statement_timeout`, so a query API needs no transaction (and its extra round trips) to cap
+ * each statement. Embedded PGlite has no such path here: its COPY reads a blob (`COPY … FROM
  * '/dev/blob'`), which the store's worker protocol does not carry; bulk writers use `unnest` there.
  *
  * Rows are sent in COPY's text format (`copyText` escapes one value), so a writer builds one string (or
@@ -30,10 +32,12 @@ export interface CopyPoolOptions {
   logger: Logger;
   /** Connections. Default 2. */
   poolSize?: number;
+  /** `statement_timeout` of every connection, ms (default: the server's). */
+  statementTimeoutMs?: number;
 }
 
 /** A pool of PostgreSQL connections for bulk loads. */
-export class CopyPool implements Component {
+export class CopyPool implements Component, Queryable {
   readonly name = 'store:copy';
   readonly #pool: pg.Pool;
   readonly #url: string;
@@ -47,7 +51,13 @@ export class CopyPool implements Component {
       getTypeParser: ((oid: number, format?: 'text' | 'binary'): ((v: string) => unknown) =>
         oid === INT8 ? (v: string) => Number(v) : (pg.types.getTypeParser(oid, format ?? 'text') as (v: string) => unknown)) as typeof pg.types.getTypeParser,
     };
-    this.#pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 2, types, connectionTimeoutMillis: 5_000 });
+    this.#pool = new pg.Pool({
+      connectionString: url,
+      max: options.poolSize ?? 2,
+      types,
+      connectionTimeoutMillis: 5_000,
+      ...(options.statementTimeoutMs === undefined ? {} : { options: `-c statement_timeout=${Math.floor(options.statementTimeoutMs)}` }),
+    });
     this.#pool.on('error', (err) => this.#log.warn('idle connection error', { err }));
   }
 
@@ -63,6 +73,16 @@ export class CopyPool implements Component {
     if (this.#closed) return;
     this.#closed = true;
     await this.#pool.end();
+  }
+
+  /** One statement on any connection of the pool (no transaction). */
+  async query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    const res = await this.#pool.query(sql, params as unknown[] | undefined);
+    return { rows: res.rows as R[], rowCount: res.rowCount ?? res.rows.length };
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.#pool.query(sql);
   }
 
   /** Runs `fn` in a transaction on one connection: committed when it resolves, rolled back when it throws. */

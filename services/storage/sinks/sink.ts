@@ -47,7 +47,7 @@ export function defineSink<N extends RecordName>(factory: SinkFactory<N>): SinkF
 export async function post(url: string, body: Uint8Array | string, headers: Record<string, string>, timeoutMs: number, log: Logger): Promise<'ok' | 'refused'> {
   let res: Response;
   try {
-    res = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetch(url, { method: 'POST', headers, body: typeof body === 'string' ? body : new Uint8Array(body), signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
     throw new UnavailableError(`cannot reach ${url}: ${(err as Error).message}`, { cause: err });
   }
