@@ -1,7 +1,7 @@
 // ESLint flat config: typescript-eslint with type information; plumbing imported only through services/common.
 import tseslint from 'typescript-eslint';
 
-/** Libraries that only services/common may import (design.md §1: plumbing lives in one place). */
+/** Libraries that only services/common may import (README "Project layout": the plumbing lives in one place). */
 const PLUMBING = ['kafkajs', 'avsc', 'pg', '@electric-sql/pglite', 'winston', 'opossum', 'prom-client'];
 
 export default tseslint.config(

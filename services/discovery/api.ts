@@ -58,7 +58,7 @@ export function queryRoutes(options: ApiOptions): Route[] {
   const now = options.now ?? Date.now;
   const handle = async (req: HttpRequest): Promise<HttpResponse> => {
     const { biz, app, kind } = req.params as { biz: string; app: string; kind: string };
-    const listing = LISTINGS[kind];
+    const listing = Object.hasOwn(LISTINGS, kind) ? LISTINGS[kind] : undefined;
     if (!listing) throw new NotFoundError(`unknown listing ${kind} (one of ${Object.keys(LISTINGS).join(', ')})`);
     const bkBizId = Number(biz);
     let appName: string;
@@ -79,7 +79,7 @@ export function queryRoutes(options: ApiOptions): Route[] {
     const where = ['bk_biz_id = $1', 'app_name = $2', 'last_seen >= $3'];
     for (const [name, raw] of req.query) {
       if (name === 'page' || name === 'page_size') continue;
-      const type = listing.columns[name];
+      const type = Object.hasOwn(listing.columns, name) ? listing.columns[name] : undefined;
       if (!type) throw new ValidationError(`unknown filter ${name} (filters: ${Object.keys(listing.columns).join(', ')})`);
       if (raw === 'null') {
         where.push(`${name} IS NULL`);
