@@ -1,8 +1,7 @@
 /**
  * The collector service and its only composition root: config → ports (store, bus, the Kafka producer)
  * → parts (token cache, batcher, breaker, pipeline, export service, OTLP listeners, admin server) → one
- * Lifecycle. Today it is the OTLP trace receiver (receiver/); the host-agent tasks of a later issue will be
- * added as further parts of the same Lifecycle.
+ * Lifecycle. It is the OTLP trace receiver (receiver/) and the application registry's admin API.
  *
  * - `start()` checks the span writer against the schema, opens the admin server and the listeners, and
  *   returns; Kafka is reached in the background (until then every Export is answered UNAVAILABLE and

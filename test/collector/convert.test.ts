@@ -1,6 +1,7 @@
 /**
- * Span conversion facts (reference bkmonitorbeat.md §B5, resource_filter assemble) on the object path:
- * µs times computed exactly, hex ids, typed flat attributes, the resource filter, rejected spans.
+ * Span conversion facts (bk-collector's resource_filter assemble; the collector README, "Interfaces") on
+ * the object path: µs times computed exactly, hex ids, typed flat attributes, the resource filter,
+ * rejected spans.
  */
 import test from 'ava';
 import { flattenAttributes, int64Value, MAX_FLATTEN_DEPTH } from '../../services/collector/receiver/attributes.ts';

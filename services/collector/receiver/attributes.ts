@@ -1,5 +1,6 @@
 /**
- * OTLP attribute values → the typed, flat attribute maps of the span record (design.md §3).
+ * OTLP attribute values → the typed, flat attribute maps of the span record (the collector README,
+ * "Interfaces").
  *
  * - string, bool, bytes as they are; doubles as numbers; int64 as a number when an Avro long holds it
  *   (|n| ≤ 2^53 − 2, what avsc reads back), otherwise as its decimal string.

@@ -1,6 +1,7 @@
 /**
- * Collects Avro spans per partition of the spans topic into `SpanBatch` records (design.md §3: a batch
- * of spans that share a partition) and sends them, like the Kafka Java producer's record accumulator:
+ * Collects Avro spans per partition of the spans topic into `SpanBatch` records (a batch of spans that
+ * share a partition: the collector README, "Interfaces") and sends them, like the Kafka Java producer's
+ * record accumulator:
  *
  * - Each partition has one open batch; it is closed when the next span would take it past
  *   `maxBatchBytes` (a record must stay under the broker's `message.max.bytes`, 1 MiB by default).

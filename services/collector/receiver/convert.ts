@@ -1,5 +1,5 @@
 /**
- * OTLP spans → span records (design.md §3, reference bkmonitorbeat.md §B5 "traces" converter):
+ * OTLP spans → span records (the collector README, "Interfaces"; bk-collector's "traces" converter):
  * hex ids, µs times (ns / 1000, floored, computed exactly), flat typed attribute and resource maps,
  * status, events, links, plus biz/app from the token and the client's address.
  *

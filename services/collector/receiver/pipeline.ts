@@ -1,6 +1,7 @@
 /**
  * One Export request, whatever the transport: the reference's synchronous pre-check (token checker and
- * rate limiter, §B3–B4), span conversion with the resource filter (§B5), then publishing.
+ * rate limiter), span conversion with the resource filter, then publishing (the collector README,
+ * "How it works").
  *
  * 1. Parse: binary OTLP goes through the transcoder; OTLP/JSON through protobufjs and the object path.
  *    Malformed input → {@link ValidationError} before anything is used.

@@ -1,7 +1,8 @@
 /**
  * Application tokens: where a request carries one, and what it resolves to.
  *
- * Extraction order (reference bkmonitorbeat.md §B3, minus the TPS tenant headers):
+ * Extraction order (bk-collector's token checker, minus the TPS tenant headers; the collector README,
+ * "Interfaces"):
  * - HTTP: query `X-BK-TOKEN`, header `X-BK-TOKEN`, Basic auth with user `bkmonitor` (password = token),
  *   `Authorization: Bearer <token>`.
  * - gRPC metadata: `x-bk-token`, then `authorization: Bearer <token>`.
