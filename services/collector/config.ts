@@ -1,6 +1,6 @@
 /**
  * Configuration of the collector service (receiver part). Every key is an environment variable (or a
- * key of the BKSTREAM_CONFIG file); `configTable(collectorSpec)` renders the README's table.
+ * key of the BKSTREAM_CONFIG file); `configTable(receiverSpec)` renders the README's table.
  */
 import { bool, commonSpec, int, str, type Config, type Spec } from '../common/config.ts';
 import type { ConfigProblem } from '../common/errors.ts';
