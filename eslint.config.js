@@ -2,10 +2,10 @@
 import tseslint from 'typescript-eslint';
 
 /** Libraries that only services/common may import (README "Project layout": the plumbing lives in one place). */
-const PLUMBING = ['kafkajs', 'avsc', 'pg', '@electric-sql/pglite', 'winston', 'opossum', 'prom-client'];
+const PLUMBING = ['kafkajs', 'avsc', 'pg', '@electric-sql/pglite', 'winston', 'opossum', 'prom-client', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'lru-cache'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.bkstream/**', 'data/**', '.tmp/**', 'eslint.config.js', '.dependency-cruiser.cjs'] },
+  { ignores: ['node_modules/**', '.bkstream/**', 'data/**', '.tmp/**', 'services/console/dist/**', 'eslint.config.js', '.dependency-cruiser.cjs'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
@@ -23,7 +23,7 @@ export default tseslint.config(
       'no-console': 'error',
       'no-restricted-imports': ['error', {
         paths: PLUMBING.map((name) => ({ name, message: 'import the plumbing from services/common instead' })),
-        patterns: [{ group: ['kafkajs/*', 'avsc/*', 'pg/*', '@electric-sql/pglite/*'], message: 'import the plumbing from services/common instead' }],
+        patterns: [{ group: ['kafkajs/*', 'avsc/*', 'pg/*', '@electric-sql/pglite/*', 'protobufjs/*', '@grpc/*/*', 'lru-cache/*'], message: 'import the plumbing from services/common instead' }],
       }],
     },
   },

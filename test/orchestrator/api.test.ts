@@ -3,12 +3,12 @@
  * flow.status, and bad commands dead-lettered), the HTTP API and the gRPC API.
  */
 import test from 'ava';
-import * as grpc from '@grpc/grpc-js';
 import { DLQ_HEADERS, type Batch } from '../../services/common/bus/index.ts';
 import { codecFor } from '../../services/common/avro/index.ts';
 import type { FlowCommand, FlowStatus } from '../../services/common/records.ts';
 import { topicName } from '../../services/common/topics.ts';
 import { flowServiceDefinition } from '../../services/orchestrator/grpc-api.ts';
+import { grpcCredentials, grpcStatus, type ServiceError } from '../../services/common/grpc.ts';
 import { uniqueName, waitFor } from '../helpers/kafka.ts';
 import { keyOf, setup, tailCommand, waitForFlow } from './kit.ts';
 
@@ -133,13 +133,13 @@ test.serial('HTTP API: submit, get, list, retry, breakers, and clear errors for 
 test.serial('gRPC API: Submit, Get, List, Retry with gRPC status codes', async (t) => {
   const { orch } = await setup(t);
   const FlowService = flowServiceDefinition();
-  const client = new FlowService(`127.0.0.1:${orch.grpcPort()}`, grpc.credentials.createInsecure()) as unknown as Record<string, (req: unknown, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void>;
-  t.teardown(() => (client as unknown as grpc.Client).close());
+  const client = new FlowService(`127.0.0.1:${orch.grpcPort()}`, grpcCredentials.createInsecure()) as unknown as Record<string, (req: unknown, cb: (err: ServiceError | null, res: Record<string, unknown>) => void) => void>;
+  t.teardown(() => (client as unknown as { close(): void }).close());
   const call = (method: string, req: unknown): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => (client[method] as (r: unknown, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void).call(client, req, (err, res) => (err ? reject(err) : resolve(res))));
+    new Promise((resolve, reject) => (client[method] as (r: unknown, cb: (e: ServiceError | null, r: Record<string, unknown>) => void) => void).call(client, req, (err, res) => (err ? reject(err) : resolve(res))));
 
   const invalid = await t.throwsAsync(call('Submit', { action: 'create_or_update', flow_type: 'virtual_metric', bk_biz_id: 5, app_name: 'g', config_json: '{' }));
-  t.is((invalid as unknown as grpc.ServiceError).code, grpc.status.INVALID_ARGUMENT);
+  t.is((invalid as unknown as ServiceError).code, grpcStatus.INVALID_ARGUMENT);
   t.regex(invalid?.message ?? '', /config is not valid JSON/);
 
   const submitted = await call('Submit', { action: 'create_or_update', flow_type: 'virtual_metric', bk_biz_id: 5, app_name: 'grpc-app', config_json: '{"data_id": 99}', operator: 'me' });
@@ -153,7 +153,7 @@ test.serial('gRPC API: Submit, Get, List, Retry with gRPC status codes', async (
   t.deepEqual((listed.flows as { app_name: string }[]).map((f) => f.app_name), ['grpc-app']);
 
   const missing = await t.throwsAsync(call('Get', { key: { bk_biz_id: 5, app_name: 'nope', flow_type: 'virtual_metric' } }));
-  t.is((missing as unknown as grpc.ServiceError).code, grpc.status.NOT_FOUND);
+  t.is((missing as unknown as ServiceError).code, grpcStatus.NOT_FOUND);
   const notFailed = await t.throwsAsync(call('Retry', { bk_biz_id: 5, app_name: 'grpc-app', flow_type: 'virtual_metric' }));
-  t.is((notFailed as unknown as grpc.ServiceError).code, grpc.status.FAILED_PRECONDITION);
+  t.is((notFailed as unknown as ServiceError).code, grpcStatus.FAILED_PRECONDITION);
 });
