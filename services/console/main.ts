@@ -1,0 +1,4 @@
+import { runService } from '../common/service.ts';
+import { consoleService } from './service.ts';
+
+runService(consoleService);

@@ -1,0 +1,149 @@
+/**
+ * The service map's model (pure): topo nodes and relations from discovery, with request counts and error
+ * rates from storage's span aggregations.
+ *
+ * Discovery knows which node calls which; storage counts spans. Spans do not name the node they call, so
+ * each edge takes the figures that describe it best:
+ * - into a component or remote service (`order-svc → order-svc-mysql`, `gateway → http:payment-gw`):
+ *   the source's client/producer spans of that category;
+ * - into a service with a single caller: the target's server/consumer spans (exact);
+ * - into a service with several callers: the source's client spans of the relation's kind (sync: http
+ *   and rpc, async: messaging), shared by every edge of the same kind from that source (marked `approx`).
+ */
+
+import { text } from './format.ts';
+
+export interface TopoNode {
+  topo_key: string;
+  extra_data?: { category?: string; kind?: string; predicate_value?: string | null; service_language?: string } | null;
+  last_seen?: string;
+}
+
+export interface TopoRelation {
+  from_topo_key: string;
+  to_topo_key: string;
+  kind: string;
+  to_topo_key_kind: string;
+  to_topo_key_category: string;
+}
+
+/** Requests, error rate (0..1), and the 99th percentile of durations (µs) when known. */
+export interface Red {
+  count: number;
+  errorRate: number;
+  p99?: number | undefined;
+}
+
+/** A row of storage's `aggregate` answer. */
+export type AggregateRow = Record<string, unknown>;
+
+export interface MapNode {
+  id: string;
+  label: string;
+  kind: string;
+  category: string;
+  red: Red | undefined;
+}
+
+export interface MapEdge {
+  id: string;
+  source: string;
+  target: string;
+  kind: string;
+  red: Red | undefined;
+  /** The figures are shared with other edges from the same source (see above). */
+  approx: boolean;
+}
+
+export interface ServiceMap {
+  nodes: MapNode[];
+  edges: MapEdge[];
+}
+
+const SYNC_CATEGORIES = ['http', 'rpc'];
+const ASYNC_CATEGORIES = ['messaging', 'async_backend'];
+
+function num(v: unknown): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN;
+  return Number.isFinite(n) ? n : 0;
+}
+
+function redOf(row: AggregateRow): Red {
+  const p99 = row.p99 === null || row.p99 === undefined ? undefined : num(row.p99);
+  return { count: num(row.count), errorRate: num(row.error_rate), ...(p99 !== undefined ? { p99 } : {}) };
+}
+
+/** Figures of several groups as one: counts add up, error rates weigh by count, p99 is the largest. */
+export function combine(reds: readonly (Red | undefined)[]): Red | undefined {
+  const present = reds.filter((r): r is Red => r !== undefined && r.count > 0);
+  if (present.length === 0) return undefined;
+  const total = present.reduce((s, r) => s + r.count, 0);
+  const errors = present.reduce((s, r) => s + r.errorRate * r.count, 0);
+  const p99s = present.map((r) => r.p99).filter((p): p is number => p !== undefined);
+  return { count: total, errorRate: total > 0 ? errors / total : 0, ...(p99s.length ? { p99: Math.max(...p99s) } : {}) };
+}
+
+/** Server/consumer span figures by service: rows grouped by `resource.service.name`. */
+export function byService(rows: readonly AggregateRow[]): Map<string, Red> {
+  return new Map(rows.map((r) => [text(r['resource.service.name']), redOf(r)]));
+}
+
+/** Client/producer span figures by service and category: rows grouped by `resource.service.name`, `category`. */
+export function byServiceCategory(rows: readonly AggregateRow[]): Map<string, Red> {
+  return new Map(rows.map((r) => [`${text(r['resource.service.name'])}\u0000${text(r.category)}`, redOf(r)]));
+}
+
+function nodeLabel(n: TopoNode): string {
+  return n.topo_key;
+}
+
+export function buildServiceMap(nodes: readonly TopoNode[], relations: readonly TopoRelation[], server: Map<string, Red>, client: Map<string, Red>): ServiceMap {
+  const out = new Map<string, MapNode>();
+  for (const n of nodes) {
+    out.set(n.topo_key, { id: n.topo_key, label: nodeLabel(n), kind: n.extra_data?.kind ?? 'service', category: n.extra_data?.category ?? 'other', red: undefined });
+  }
+  // A relation may name a node the node listing no longer has (older, or past its page).
+  for (const r of relations) {
+    if (!out.has(r.from_topo_key)) out.set(r.from_topo_key, { id: r.from_topo_key, label: r.from_topo_key, kind: 'service', category: 'other', red: undefined });
+    if (!out.has(r.to_topo_key)) out.set(r.to_topo_key, { id: r.to_topo_key, label: r.to_topo_key, kind: r.to_topo_key_kind, category: r.to_topo_key_category, red: undefined });
+  }
+  const clientOf = (service: string, categories: readonly string[]): Red | undefined => combine(categories.map((c) => client.get(`${service}\u0000${c}`)));
+  // One edge per (from, to): discovery may keep several relation rows that differ only in kind/category.
+  const unique = new Map<string, TopoRelation>();
+  for (const r of relations) if (!unique.has(`${r.from_topo_key}\u0000${r.to_topo_key}`)) unique.set(`${r.from_topo_key}\u0000${r.to_topo_key}`, r);
+  const rels = [...unique.values()];
+  const inbound = new Map<string, number>();
+  for (const r of rels) inbound.set(r.to_topo_key, (inbound.get(r.to_topo_key) ?? 0) + 1);
+  const categoriesOf = (r: TopoRelation): string[] => {
+    const target = out.get(r.to_topo_key);
+    if (r.to_topo_key_kind === 'component' || r.to_topo_key_kind === 'remote_service') return [target?.kind === 'remote_service' ? 'http' : r.to_topo_key_category];
+    return r.kind === 'async' ? ASYNC_CATEGORIES : SYNC_CATEGORIES;
+  };
+  const sharing = new Map<string, number>();
+  for (const r of rels) {
+    const key = `${r.from_topo_key}\u0000${categoriesOf(r).join(',')}`;
+    sharing.set(key, (sharing.get(key) ?? 0) + 1);
+  }
+  const edges: MapEdge[] = rels.map((r) => {
+    const cats = categoriesOf(r);
+    const shared = (sharing.get(`${r.from_topo_key}\u0000${cats.join(',')}`) ?? 0) > 1;
+    const toService = r.to_topo_key_kind !== 'component' && r.to_topo_key_kind !== 'remote_service';
+    let red: Red | undefined;
+    let approx = false;
+    if (toService && inbound.get(r.to_topo_key) === 1 && server.has(r.to_topo_key)) {
+      red = server.get(r.to_topo_key);
+    } else {
+      red = clientOf(r.from_topo_key, cats);
+      approx = red !== undefined && shared;
+      if (red === undefined && toService) {
+        red = server.get(r.to_topo_key);
+        approx = red !== undefined && (inbound.get(r.to_topo_key) ?? 0) > 1;
+      }
+    }
+    return { id: `${r.from_topo_key}->${r.to_topo_key}`, source: r.from_topo_key, target: r.to_topo_key, kind: r.kind, red, approx };
+  });
+  for (const n of out.values()) {
+    n.red = server.get(n.id) ?? combine(edges.filter((e) => e.target === n.id).map((e) => e.red));
+  }
+  return { nodes: [...out.values()], edges };
+}
