@@ -116,9 +116,22 @@ async function produce(bus: Bus, topic: string, spans: Span[]): Promise<number> 
       messages.push({ key: chunk[0]?.trace_id ?? null, partition, value: codec.encode({ spans: chunk }) });
     }
   }
-  for (let i = 0; i < messages.length; i += 500) {
-    await producer.send(topic, messages.slice(i, i + 500));
-    records += Math.min(500, messages.length - i);
+  // requests under the broker's 1 MiB record-batch limit
+  let chunk: OutMessage[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    if (bytes + m.value.length > 700_000 && chunk.length > 0) {
+      await producer.send(topic, chunk);
+      records += chunk.length;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(m);
+    bytes += m.value.length;
+  }
+  if (chunk.length > 0) {
+    await producer.send(topic, chunk);
+    records += chunk.length;
   }
   await producer.stop();
   return records;
