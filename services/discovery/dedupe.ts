@@ -19,7 +19,8 @@ import type { NodeKindLookup } from './discoverers/relation.ts';
 import { Hasher } from './hash.ts';
 import { mergeExtra, mergeNode } from './node-merge.ts';
 import { SEP, type NamedEntry, type NodeExtra, type NodeRow, type Rows, type Sink } from './records.ts';
-import { DISCOVERED, TABLES, type Table } from './tables.ts';
+import { DISCOVERED, NODE_KEY_MAX, TABLES, type Table } from './tables.ts';
+import { storable } from './writer.ts';
 
 export interface PendingRow<T extends Table = Table> {
   bk_biz_id: number;
@@ -84,7 +85,7 @@ function nodeContributionKey(h: Hasher, bkBizId: number, appName: string, r: Nod
     h.str(e.category);
     h.str(e.kind);
     h.value(e.predicate_value);
-    h.str(e.service_language);
+    h.value(e.service_language);
   }
   h.num(r.system?.length ?? -1);
   if (r.system) for (const x of r.system) entry(h, x);
@@ -209,8 +210,13 @@ export class NodeKinds implements NodeKindLookup {
     return this.#version;
   }
 
+  /** Nodes are known by their key as stored (cut to the node key's length), as the store loads them. */
+  static #key(bkBizId: number, appName: string, topoKey: string): string {
+    return bkBizId + SEP + appName + SEP + storable(topoKey, NODE_KEY_MAX);
+  }
+
   merge(bkBizId: number, appName: string, topoKey: string, extra: NodeExtra): void {
-    const key = bkBizId + SEP + appName + SEP + topoKey;
+    const key = NodeKinds.#key(bkBizId, appName, topoKey);
     const seen = this.#nodes.get(key);
     const merged = mergeExtra(seen, extra) as NodeExtra;
     if (merged === seen) return;
@@ -219,6 +225,6 @@ export class NodeKinds implements NodeKindLookup {
   }
 
   nodeKind(bkBizId: number, appName: string, topoKey: string): { kind: string; category: string } | undefined {
-    return this.#nodes.get(bkBizId + SEP + appName + SEP + topoKey);
+    return this.#nodes.get(NodeKinds.#key(bkBizId, appName, topoKey));
   }
 }

@@ -7,6 +7,7 @@
  * Pairs are compiled once into accessors so reading a field per span costs one property lookup.
  */
 import type { AttributeValue, Span } from '../common/records.ts';
+import type { JsonValue } from './records.ts';
 
 /**
  * The span fields discovery reads — its projection of the newest `Span` schema (schemas/README.md) —
@@ -103,6 +104,27 @@ export function keyString(v: unknown): string {
   if (Buffer.isBuffer(v)) return v.toString('utf8');
   if (Array.isArray(v)) return `[${(v as AttributeValue[]).map((x) => keyString(x)).join(', ')}]`;
   return JSON.stringify(v) ?? '';
+}
+
+/**
+ * A field's raw typed value as the node's JSON columns store it, as the reference does (its spans keep
+ * the collector's attribute types): strings, booleans and finite numbers as they are, arrays as JSON
+ * arrays of their items, bytes as their UTF-8 text (as in keys), a number JSON cannot hold (NaN, ±Infinity)
+ * as its text; null when the field is absent or null.
+ */
+export function jsonValue(v: unknown): JsonValue {
+  if (v === null || v === undefined) return null;
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return v;
+    case 'number':
+      return Number.isFinite(v) ? v : String(v);
+    default:
+      if (Buffer.isBuffer(v)) return v.toString('utf8');
+      if (Array.isArray(v)) return v.map((x) => jsonValue(x));
+      return keyString(v);
+  }
 }
 
 /** A nullable column's value: `null` when the field is absent or null, else its key text. */

@@ -14,7 +14,7 @@ import type { CmdbHostRow } from './cmdb.ts';
 import type { NodeKinds } from './dedupe.ts';
 import type { CmdbHost, CmdbLookup } from './discoverers/host.ts';
 import type { NodeKindLookup } from './discoverers/relation.ts';
-import { SEP } from './records.ts';
+import { SEP, type JsonValue } from './records.ts';
 import { buildRuleSet, type RuleRow, type RuleSet } from './rules.ts';
 import { DISCOVERED } from './tables.ts';
 
@@ -163,8 +163,8 @@ export class Lookups implements CmdbLookup, NodeKindLookup {
         this.#opts.nodeKinds.merge(biz, app, r.topo_key, {
           category: x.category,
           kind: x.kind,
-          predicate_value: typeof x.predicate_value === 'string' ? x.predicate_value : null,
-          service_language: typeof x.service_language === 'string' ? x.service_language : '',
+          predicate_value: (x.predicate_value ?? null) as JsonValue,
+          service_language: typeof x.service_language === 'string' ? x.service_language : null,
         });
       }
     }

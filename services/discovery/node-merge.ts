@@ -5,13 +5,14 @@
  *
  * - extra_data: the (category, kind, predicate_value) of the best-ranked category wins (db, messaging,
  *   async_backend, rpc, http, custom categories, then `other`, then none), ties broken by kind and by
- *   predicate value (non-empty first, then the smaller); `service_language` is the smallest non-empty one.
- *   So `other` never overwrites a real category, as in the reference.
+ *   predicate value (non-empty first, then the smaller: values are raw typed JSON values, compared as
+ *   strings when both are, else by their JSON text); `service_language` is the smallest non-empty one,
+ *   else null (no SDK language), else `''`. So `other` never overwrites a real category, as in the reference.
  * - system / sdk: union by name; per key of extra_data the smallest non-empty value.
  * - platform: k8s before node before others (then by name); same name → extra_data merged per key.
  * - source: `trace` added to whatever the row had.
  */
-import type { NamedEntry, NodeExtra, NodeRow } from './records.ts';
+import type { JsonValue, NamedEntry, NodeExtra, NodeRow } from './records.ts';
 
 const RANK = new Map<string, number>([['db', 0], ['messaging', 1], ['async_backend', 2], ['rpc', 3], ['http', 4]]);
 
@@ -23,15 +24,16 @@ function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Non-empty values first, then the smaller. */
-function compareValue(a: string | null, b: string | null): number {
+/** Non-empty values first (null and `''` are empty), then the smaller; typed values by their JSON text. */
+function compareValue(a: JsonValue, b: JsonValue): number {
   const ea = a === null || a === '';
   const eb = b === null || b === '';
-  if (ea || eb) return ea === eb ? 0 : ea ? 1 : -1;
-  return compareText(a, b);
+  if (ea || eb) return ea === eb ? (a === b ? 0 : a === null ? -1 : 1) : ea ? 1 : -1;
+  if (typeof a === 'string' && typeof b === 'string') return compareText(a, b);
+  return compareText(JSON.stringify(a), JSON.stringify(b));
 }
 
-function smallerValue(a: string | null, b: string | null): string | null {
+function smallerValue<V extends JsonValue>(a: V, b: V): V {
   return compareValue(a, b) <= 0 ? a : b;
 }
 
@@ -43,12 +45,12 @@ export function mergeExtra(a: NodeExtra | undefined, b: NodeExtra | undefined): 
   if (!a) return b;
   if (!b) return a;
   const best = compareExtra(a, b) <= 0 ? a : b;
-  const language = smallerValue(a.service_language, b.service_language) ?? '';
+  const language = smallerValue(a.service_language, b.service_language);
   return best.service_language === language ? best : { ...best, service_language: language };
 }
 
-function mergeExtraData(a: Record<string, string | null>, b: Record<string, string | null>): Record<string, string | null> {
-  const out: Record<string, string | null> = {};
+function mergeExtraData(a: Record<string, JsonValue>, b: Record<string, JsonValue>): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = {};
   for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
     out[k] = Object.hasOwn(a, k) ? (Object.hasOwn(b, k) ? smallerValue(a[k] ?? null, b[k] ?? null) : (a[k] ?? null)) : (b[k] ?? null);
   }
@@ -106,15 +108,20 @@ function asText(v: unknown): string | null {
   return v === null || v === undefined ? null : typeof v === 'string' ? v : JSON.stringify(v);
 }
 
+/** A stored JSON value as it is (absent → null). */
+function asJson(v: unknown): JsonValue {
+  return v === undefined ? null : (v as JsonValue);
+}
+
 function storedExtra(x: Record<string, unknown>): NodeExtra | undefined {
   if (x.category === undefined && x.kind === undefined) return undefined;
-  return { category: asText(x.category) ?? '', kind: asText(x.kind) ?? '', predicate_value: asText(x.predicate_value), service_language: asText(x.service_language) ?? '' };
+  return { category: asText(x.category) ?? '', kind: asText(x.kind) ?? '', predicate_value: asJson(x.predicate_value), service_language: asText(x.service_language) };
 }
 
 function storedEntries(v: unknown): NamedEntry[] {
   if (!Array.isArray(v)) return [];
   return v.filter((e): e is NamedEntry => typeof e === 'object' && e !== null && typeof (e as NamedEntry).name === 'string')
-    .map((e) => ({ name: e.name, extra_data: Object.fromEntries(Object.entries(e.extra_data ?? {}).map(([k, x]) => [k, asText(x)])) }));
+    .map((e) => ({ name: e.name, extra_data: Object.fromEntries(Object.entries(e.extra_data ?? {}).map(([k, x]) => [k, asJson(x)])) }));
 }
 
 function storedPlatform(v: unknown): NamedEntry | undefined {

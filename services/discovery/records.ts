@@ -12,18 +12,30 @@ export type RelationRow = KeyRow<'relation'>;
 export type RemoteServiceRelationRow = KeyRow<'remote_service_relation'>;
 export type RootEndpointRow = KeyRow<'root_endpoint'>;
 
-/** One named entry of a node's `system` / `sdk` lists or its `platform`. */
+/** A JSON value as the node's JSON columns hold it. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * One named entry of a node's `system` / `sdk` lists or its `platform`. `extra_data` maps the rule's
+ * dotted field keys to the span's raw typed values (fields.ts `jsonValue`: a JSON boolean or number
+ * stays one, as the reference stores them), or null when the field is absent.
+ */
 export interface NamedEntry {
   name: string;
-  extra_data: Record<string, string | null>;
+  extra_data: Record<string, JsonValue>;
 }
 
 /** The `extra_data` of a topo node (README: How it works › Discoverers, topo nodes). */
 export interface NodeExtra {
   category: string;
   kind: string;
-  predicate_value: string | null;
-  service_language: string;
+  /** The raw typed value of the rule's first predicate field (fields.ts `jsonValue`), null when absent. */
+  predicate_value: JsonValue;
+  /**
+   * `resource["telemetry.sdk.language"]` as text, null when the span has none (as on instances and in the
+   * reference); `''` on remote-service nodes, which no SDK describes (the reference's default).
+   */
+  service_language: string | null;
 }
 
 /** What one span says about one topo node; merged commutatively (node-merge.ts). */

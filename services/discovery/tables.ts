@@ -25,12 +25,21 @@ export type ColumnType = 'text' | 'int' | 'bigint' | 'bool';
 export interface Column<N extends string = string, T extends ColumnType = ColumnType, Nullable extends boolean = boolean> {
   readonly name: N;
   readonly type: T;
-  /** varchar length, for text columns. */
+  /** varchar length, for text columns: characters (Unicode code points), as PostgreSQL and the reference's MySQL count them. */
   readonly max?: number;
   readonly nullable: Nullable;
+  /**
+   * The column names a topo node by its key (a service name, `{service}-{component}`, `{category}:{peer}`):
+   * its value is cut to the node key's length ({@link NODE_KEY_MAX}) even where the column is longer, so
+   * a node whose key was cut is named by the same cut key in every table that refers to it.
+   */
+  readonly nodeKey?: true;
 }
 
 const text = <N extends string>(name: N, max: number): Column<N, 'text', false> => ({ name, type: 'text', max, nullable: false });
+/** The length of a topo node's key (`apm_topo_node.topo_key`), to which every column naming a node is cut. */
+export const NODE_KEY_MAX = 255;
+const nodeKey = <N extends string>(name: N, max = NODE_KEY_MAX): Column<N, 'text', false> => ({ name, type: 'text', max, nullable: false, nodeKey: true });
 const optionalText = <N extends string>(name: N, max: number): Column<N, 'text', true> => ({ name, type: 'text', max, nullable: true });
 const int = <N extends string>(name: N): Column<N, 'int', false> => ({ name, type: 'int', nullable: false });
 const optionalBigint = <N extends string>(name: N): Column<N, 'bigint', true> => ({ name, type: 'bigint', nullable: true });
@@ -68,7 +77,7 @@ export const DISCOVERED = {
   endpoint: table({
     sql: 'apm_endpoint',
     listing: 'endpoints',
-    key: [text('endpoint_name', 2048), text('service_name', 2048), text('category_id', 128), text('category_kind_key', 255), text('category_kind_value', 255), int('span_kind')],
+    key: [text('endpoint_name', 2048), nodeKey('service_name', 2048), text('category_id', 128), text('category_kind_key', 255), text('category_kind_value', 255), int('span_kind')],
     filters: [],
     retention: 'app',
     write: 'upsert',
@@ -76,7 +85,7 @@ export const DISCOVERED = {
   host: table({
     sql: 'apm_host_instance',
     listing: 'hosts',
-    key: [int('bk_cloud_id'), optionalBigint('bk_host_id'), text('ip', 1024), text('topo_node_key', 255)],
+    key: [int('bk_cloud_id'), optionalBigint('bk_host_id'), text('ip', 1024), nodeKey('topo_node_key')],
     filters: [],
     retention: 'app',
     write: 'upsert',
@@ -85,7 +94,7 @@ export const DISCOVERED = {
     sql: 'apm_topo_instance',
     listing: 'instances',
     key: [
-      text('topo_node_key', 255), text('instance_id', 255), text('instance_topo_kind', 255), optionalText('component_instance_category', 255),
+      nodeKey('topo_node_key'), text('instance_id', 255), text('instance_topo_kind', 255), optionalText('component_instance_category', 255),
       optionalText('component_instance_predicate_value', 255), optionalText('sdk_name', 255), optionalText('sdk_version', 255), optionalText('sdk_language', 255),
     ],
     filters: [],
@@ -95,7 +104,7 @@ export const DISCOVERED = {
   node: table({
     sql: 'apm_topo_node',
     listing: 'nodes',
-    key: [text('topo_key', 255)],
+    key: [nodeKey('topo_key')],
     filters: [bool('is_permanent')],
     retention: 'topoNode',
     write: 'merge',
@@ -103,7 +112,7 @@ export const DISCOVERED = {
   relation: table({
     sql: 'apm_topo_relation',
     listing: 'relations',
-    key: [text('from_topo_key', 255), text('to_topo_key', 255), text('kind', 50), text('to_topo_key_kind', 255), text('to_topo_key_category', 255)],
+    key: [nodeKey('from_topo_key'), nodeKey('to_topo_key'), text('kind', 50), text('to_topo_key_kind', 255), text('to_topo_key_category', 255)],
     filters: [],
     retention: 'app',
     write: 'upsert',
@@ -111,7 +120,7 @@ export const DISCOVERED = {
   remote_service_relation: table({
     sql: 'apm_remote_service_relation',
     listing: 'remote-service-relations',
-    key: [text('topo_node_key', 255), text('from_endpoint_name', 2048), text('category', 128)],
+    key: [nodeKey('topo_node_key'), text('from_endpoint_name', 2048), text('category', 128)],
     filters: [],
     retention: 'app',
     write: 'upsert',
@@ -119,7 +128,7 @@ export const DISCOVERED = {
   root_endpoint: table({
     sql: 'apm_root_endpoint',
     listing: 'root-endpoints',
-    key: [text('endpoint_name', 2048), text('service_name', 2048), text('category_id', 128)],
+    key: [text('endpoint_name', 2048), nodeKey('service_name', 2048), text('category_id', 128)],
     filters: [],
     retention: 'app',
     write: 'upsert',
@@ -137,6 +146,12 @@ export type SqlTable = (typeof DISCOVERED)[Table]['sql'];
 
 /** Length of every table's `app_name` column. */
 export const APP_NAME_MAX = 50;
+
+/** How many characters a text column's values keep: its length, or the node key's for a column naming a node. */
+export function textLength(column: Column): number {
+  const max = column.max ?? Infinity;
+  return column.nodeKey ? Math.min(max, NODE_KEY_MAX) : max;
+}
 
 type ValueOf<C> = C extends Column<string, infer T, infer Nullable>
   ? (T extends 'text' ? string : T extends 'bool' ? boolean : number) | (Nullable extends true ? null : never)

@@ -4,8 +4,11 @@
  * `last_seen = GREATEST(...)` and `first_seen = LEAST(...)`, so a write is idempotent and a replay of
  * older spans never moves `last_seen` back.
  *
- * Values are made storable first: NUL characters are removed and text is cut to the column's length
- * (the reference fails the whole round on an over-long value). Rows are sorted by key so concurrent
+ * Values are made storable first: NUL characters are removed and text is cut to the column's length in
+ * characters (code points, as PostgreSQL and the reference's MySQL count them; a surrogate pair is never
+ * split), a column naming a topo node to the node key's length (tables.ts `textLength`), so a node whose
+ * key was cut keeps its data and is named alike everywhere (the reference fails the whole round on an
+ * over-long value). Rows are sorted by key so concurrent
  * instances lock rows in the same order. Topo nodes are merged with the stored JSON in a transaction
  * (`SELECT … FOR UPDATE`), with the commutative merge of node-merge.ts.
  *
@@ -17,9 +20,9 @@ import { isRetriable } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
 import type { PendingRow, Snapshot } from './dedupe.ts';
-import { mergeIntoStored, type StoredNode } from './node-merge.ts';
+import { mergeIntoStored, mergeNode, type StoredNode } from './node-merge.ts';
 import { SEP, type NodeRow } from './records.ts';
-import { APP_NAME_MAX, DISCOVERED, UPSERT_TABLES, type Column, type Table, type UpsertTable } from './tables.ts';
+import { APP_NAME_MAX, DISCOVERED, textLength, UPSERT_TABLES, type Column, type Table, type UpsertTable } from './tables.ts';
 
 /** What an upsert writes: a table and its key columns. */
 export interface UpsertSpec {
@@ -32,19 +35,34 @@ export const UPSERTS = {} as Record<UpsertTable, UpsertSpec>;
 for (const t of UPSERT_TABLES) UPSERTS[t] = { table: DISCOVERED[t].sql, columns: DISCOVERED[t].key };
 
 const NODES = DISCOVERED.node.sql;
-const TOPO_KEY_MAX = DISCOVERED.node.key[0].max ?? Infinity;
+const TOPO_KEY_MAX = textLength(DISCOVERED.node.key[0]);
 const EPOCH = `'1970-01-01 00:00:00+00'::timestamptz`;
 const atMicros = (col: string): string => `${EPOCH} + ${col} * interval '1 microsecond'`;
 
-/** Text a varchar column accepts: no NUL, at most `max` characters. */
+/** The first `max` characters (code points) of `s`: a surrogate pair counts as one and is never split. */
+export function cutCodePoints(s: string, max: number): string {
+  if (s.length <= max) return s; // UTF-16 units are never fewer than code points
+  let i = 0;
+  for (let n = 0; n < max && i < s.length; n++) {
+    const c = s.charCodeAt(i);
+    i += c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+  }
+  return s.slice(0, i);
+}
+
+/**
+ * Text a varchar column accepts, exactly as the store will hold it: no NUL, at most `max` characters
+ * (code points), and no lone surrogate (which UTF-8 cannot carry: the store would hold U+FFFD, and the
+ * text would no longer equal the stored key it is looked up by).
+ */
 export function storable(value: string, max: number): string {
-  const clean = value.includes('\0') ? value.replaceAll('\0', '') : value;
-  return clean.length > max ? clean.slice(0, max) : clean;
+  const clean = cutCodePoints(value.includes('\0') ? value.replaceAll('\0', '') : value, max);
+  return clean.isWellFormed() ? clean : clean.toWellFormed();
 }
 
 function storableValue(v: unknown, col: Column): string | number | null {
   if (v === null || v === undefined) return null;
-  return col.type === 'text' ? storable(typeof v === 'string' ? v : JSON.stringify(v), col.max ?? Infinity) : (v as number);
+  return col.type === 'text' ? storable(typeof v === 'string' ? v : JSON.stringify(v), textLength(col)) : (v as number);
 }
 
 interface Prepared {
@@ -171,7 +189,15 @@ export class Writer {
       const row = p.row as NodeRow;
       const app = storable(p.app_name, APP_NAME_MAX);
       const topoKey = storable(row.topo_key, TOPO_KEY_MAX);
-      byKey.set(p.bk_biz_id + SEP + app + SEP + topoKey, { p, row, app, topoKey });
+      const key = p.bk_biz_id + SEP + app + SEP + topoKey;
+      // Keys that are equal once cut name one node: what they say is merged, as for one key.
+      const seen = byKey.get(key);
+      if (seen) {
+        seen.row = mergeNode(seen.row, row);
+        seen.p = { ...seen.p, first: Math.min(seen.p.first, p.first), last: Math.max(seen.p.last, p.last) };
+      } else {
+        byKey.set(key, { p, row, app, topoKey });
+      }
     }
     const items = [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
     const biz = items.map((x) => x.p.bk_biz_id);
