@@ -15,6 +15,7 @@ export interface TopicDef {
 export const TOPICS = {
   spans: { name: 'spans', partitions: 12, retentionHours: 72, doc: 'Avro SpanBatch, keyed by trace id' },
   spansReplay: { name: 'spans.replay', partitions: 12, retentionHours: 24, doc: 'replayed SpanBatch (backfill)' },
+  spansSampled: { name: 'spans.sampled', partitions: 12, retentionHours: 72, doc: 'Avro SpanBatch of the spans the sampler kept, keyed by trace id' },
   metrics: { name: 'metrics', partitions: 6, retentionHours: 24, doc: 'Avro MetricBatch, key bk_biz_id:dataid:target' },
   events: { name: 'events', partitions: 6, retentionHours: 72, doc: 'Avro AgentEvent, key bk_biz_id:dataid' },
   flowCommands: { name: 'flow.commands', partitions: 3, retentionHours: 168, doc: 'Avro FlowCommand, key bk_biz_id:app_name:flow_type' },

@@ -69,6 +69,22 @@ const SYNTAX = new Set('^$\\.*+?()[]{}|/');
 const JAVA_SPACE = ' \\t\\n\\x0B\\f\\r';
 const JAVA_VERTICAL = '\\n\\x0B\\f\\r\\x85\\u2028\\u2029';
 const JAVA_DOT = '[^\\n\\r\\x85\\u2028\\u2029]';
+/** Java's POSIX classes (US-ASCII only), which JavaScript would read as Unicode properties or refuse. */
+const POSIX: Readonly<Record<string, string>> = {
+  Lower: 'a-z',
+  Upper: 'A-Z',
+  ASCII: '\\x00-\\x7F',
+  Alpha: 'a-zA-Z',
+  Digit: '0-9',
+  Alnum: 'a-zA-Z0-9',
+  Punct: '!-\\/:-@\\[-`{-~',
+  Graph: '!-~',
+  Print: ' -~',
+  Blank: ' \\t',
+  Cntrl: '\\x00-\\x1F\\x7F',
+  XDigit: '0-9a-fA-F',
+  Space: JAVA_SPACE,
+};
 
 function escapeLiteral(text: string): string {
   let out = '';
@@ -79,7 +95,7 @@ function escapeLiteral(text: string): string {
 /**
  * A Java regex as a JavaScript RegExp that matches the whole value (`Pattern.matches`). Translated:
  * leading inline flags `(?i)`, `(?s)`, `(?m)`, `(?u)`; `\Q…\E`; escaped punctuation; `\s`, `\S`, `\v` and
- * `.` with Java's meaning. What JavaScript cannot express (possessive quantifiers, atomic groups, class
+ * `.` with Java's meaning; Java's POSIX classes (`\\p{Alpha}`, …) as the ASCII classes they are. What JavaScript cannot express (possessive quantifiers, atomic groups, class
  * intersections and nested classes, Java-only classes, inline flags elsewhere) throws
  * {@link JavaError}, as an invalid pattern does in Java.
  */
@@ -109,6 +125,15 @@ export function javaRegex(pattern: string): RegExp {
         const end = rest.indexOf('\\E');
         out += escapeLiteral(end < 0 ? rest : rest.slice(0, end));
         i = end < 0 ? cps.length : i + [...rest.slice(0, end)].length + 2;
+        continue;
+      }
+      const posix = next === 'p' || next === 'P' ? /^\{(\w+)\}/.exec(cps.slice(i + 1, i + 16).join('')) : null;
+      const ascii = posix ? POSIX[posix[1] as string] : undefined;
+      if (posix && ascii !== undefined) {
+        i += (posix[0]).length;
+        if (next === 'p') out += inClass ? ascii : `[${ascii}]`;
+        else if (inClass) throw new JavaError('\\P{…} inside a class is not supported');
+        else out += `[^${ascii}]`;
         continue;
       }
       if (next === 's') out += inClass ? JAVA_SPACE : `[${JAVA_SPACE}]`;

@@ -108,6 +108,14 @@ interface TraceState<P> {
   lastWrite: number;
 }
 
+/** What a {@link StateBudget} evicts from. */
+interface Evictable {
+  /** Last write of the least recently written trace (Infinity if none). */
+  oldestWrite(): number;
+  /** Drops the least recently written trace. */
+  evictOldest(): void;
+}
+
 /** Instance-wide bounds on sampler state and the counts of what they evicted. */
 export class StateBudget {
   readonly maxTraces: number;
@@ -118,7 +126,7 @@ export class StateBudget {
   /** Traces evicted before their TTLs to respect a bound, and the buffered spans they held. */
   evictedTraces = 0;
   evictedSpans = 0;
-  readonly #tables = new Set<TraceTable<unknown>>();
+  readonly #tables = new Set<Evictable>();
 
   constructor(options: { maxTraces: number; maxBufferedBytes: number }) {
     this.maxTraces = options.maxTraces;
@@ -136,7 +144,7 @@ export class StateBudget {
   /** Evicts the least recently written traces of all tables until both bounds hold. */
   enforce(): void {
     while (this.traces > this.maxTraces || this.bufferedBytes > this.maxBufferedBytes) {
-      let oldest: TraceTable<unknown> | undefined;
+      let oldest: Evictable | undefined;
       let at = Infinity;
       for (const t of this.#tables) {
         const w = t.oldestWrite();
@@ -152,7 +160,7 @@ export class StateBudget {
 }
 
 /** The state of one application's traces in one partition, with that application's policy. */
-export class TraceTable<P> {
+export class TraceTable<P> implements Evictable {
   #policy: SamplingPolicy;
   #matcher: Matcher;
   readonly #budget: StateBudget;
@@ -161,7 +169,11 @@ export class TraceTable<P> {
   /** Buffered spans freed at their TTL, never flushed, since the last {@link expire}. */
   #expiredUnflushed = 0;
 
-  constructor(policy: SamplingPolicy, budget: StateBudget) {
+  readonly #retain: (payload: P) => P;
+
+  /** `retain` makes the payload a buffered span keeps (e.g. a copy of bytes that belong to a larger buffer). */
+  constructor(policy: SamplingPolicy, budget: StateBudget, options: { retain?: (payload: P) => P } = {}) {
+    this.#retain = options.retain ?? ((p) => p);
     this.#policy = policy;
     this.#matcher = new Matcher(policy);
     this.#budget = budget;
@@ -295,7 +307,7 @@ export class TraceTable<P> {
       this.#account(st, -1, -b.bytes);
       this.#expiredUnflushed++;
     }
-    buffer.set(span.spanId, { payload: span.payload, bytes: span.bytes, putAt: now });
+    buffer.set(span.spanId, { payload: this.#retain(span.payload), bytes: span.bytes, putAt: now });
     this.#account(st, 1, span.bytes);
   }
 
