@@ -74,9 +74,20 @@ function attributesObject(attrs: Attributes): Record<string, unknown> {
   return out;
 }
 
-/** Attributes as a JSON object (keys and values cleaned). */
+/** Whether JSON.stringify would store the value as is (no NUL character, no bytes). */
+function plain(v: AttributeValue | undefined): boolean {
+  if (typeof v === 'string') return !v.includes('\u0000');
+  if (Buffer.isBuffer(v)) return false;
+  if (Array.isArray(v)) return v.every((x) => plain(x));
+  return true;
+}
+
+/** Attributes as a JSON object (keys and values cleaned; most maps need no copy). */
 export function attributesJson(attrs: Attributes): string {
-  return JSON.stringify(attributesObject(attrs));
+  for (const key in attrs) {
+    if (key.includes('\u0000') || !plain(attrs[key])) return JSON.stringify(attributesObject(attrs));
+  }
+  return JSON.stringify(attrs);
 }
 
 /**
@@ -117,8 +128,8 @@ export function spanRow(span: Span, retentionDays: number): SpanRow {
     category: categoryOf(span.attributes),
     attributes: attributesJson(span.attributes),
     resource: attributesJson(span.resource),
-    events: JSON.stringify(span.events.map((e) => ({ name: clean(e.name), timestamp: e.timestamp, attributes: attributesObject(e.attributes) }))),
-    links: JSON.stringify(span.links.map((l) => ({ trace_id: clean(l.trace_id), span_id: clean(l.span_id), trace_state: clean(l.trace_state), attributes: attributesObject(l.attributes) }))),
+    events: span.events.length === 0 ? '[]' : JSON.stringify(span.events.map((e) => ({ name: clean(e.name), timestamp: e.timestamp, attributes: attributesObject(e.attributes) }))),
+    links: span.links.length === 0 ? '[]' : JSON.stringify(span.links.map((l) => ({ trace_id: clean(l.trace_id), span_id: clean(l.span_id), trace_state: clean(l.trace_state), attributes: attributesObject(l.attributes) }))),
     client_ip: clean(span.client_ip),
   };
 }
