@@ -120,3 +120,25 @@ test.serial('PostgreSQL: the COPY path stores what the unnest path stores', asyn
   const sums = await store.query("SELECT span_count, services, root_span_id FROM storage_trace WHERE trace_id IN ('c1', 'u1') ORDER BY trace_id");
   t.deepEqual(sums.rows[0], sums.rows[1]);
 });
+
+storeContract('a trace whose pieces are minutes apart and cross midnight keeps one summary, in the first piece\'s day partition', async (t, store) => {
+  await addApp(store);
+  const path = writePath(store);
+  const midnight = Math.floor(Date.now() / 86_400_000) * 86_400_000 * 1000; // today 00:00 UTC, µs
+  const t0 = midnight - 2 * MIN_US; // yesterday 23:58
+  // the client half first (yesterday), the server half four minutes later (today), the root last
+  const root = span({ trace: 'mid', id: 'r', service: 'web', kind: 2, start: t0, duration: 6 * MIN_US });
+  const client = span({ trace: 'mid', id: 'c', parent: 'r', service: 'web', kind: 3, start: t0 + MIN_US / 2, duration: 5 * MIN_US });
+  const server = span({ trace: 'mid', id: 's', parent: 'c', service: 'api', kind: 2, start: midnight + 2 * MIN_US, duration: MIN_US, error: true });
+  await path.write([client]);
+  await path.write([server]);
+  await path.write([root]);
+  const { rows } = await store.query<Record<string, unknown>>(
+    "SELECT tableoid::regclass::text AS part, span_count, error_count, services, min_start_time, max_end_time, root_span_id, root_service, root_service_span_id FROM storage_trace WHERE trace_id = 'mid'",
+  );
+  const yesterday = new Date((midnight / 1000) - 86_400_000).toISOString().slice(0, 10).replace(/-/g, '');
+  t.deepEqual(rows, [{
+    part: `storage_trace_r7_p${yesterday}`, span_count: 3, error_count: 1, services: ['api', 'web'], min_start_time: t0, max_end_time: t0 + 6 * MIN_US,
+    root_span_id: 'r', root_service: 'web', root_service_span_id: 'r',
+  }]);
+});
