@@ -5,7 +5,8 @@
  *    realistic attributes, BENCH_ERROR_TRACE_PCT % of them ending in an error span; ten traces are open at
  *    a time per partition, so a trace's spans spread over consecutive records, as the receiver batches.
  * 2. Baseline: a consumer group (the bus's consumer, durable-prefix commits) that reads every record and
- *    counts its spans without decoding them.
+ *    decodes it with the full SpanBatch schema (avsc), nothing else; for detail, also one that only counts
+ *    the spans of each record.
  * 3. The sampler: the same consumer machinery with the sampler's reader and stage (sampler.ts, the job's
  *    state machine), policy `tail_percentage` BENCH_TAIL_PERCENTAGE with a condition on `status.code`, kept
  *    spans produced to `<prefix>.spans.sampled` and acknowledged before offsets commit. The policy is
@@ -166,6 +167,11 @@ async function timed<T>(
   return expected / seconds;
 }
 
+function cpuUsPerSpan(since: NodeJS.CpuUsage, spans: number): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / spans;
+}
+
 async function main(): Promise<void> {
   const prefix = `bench-sampler-${Date.now().toString(36)}`;
   const topics = { spans: topicName(prefix, 'spans'), sampled: topicName(prefix, 'spansSampled'), dlq: topicName(prefix, 'dlq') };
@@ -182,15 +188,24 @@ async function main(): Promise<void> {
     const filled = await fill(bus, topics.spans);
     console.log(`filled ${topics.spans}: ${filled.spans} spans in ${filled.records} records, ${(filled.bytes / filled.spans).toFixed(0)} bytes per span, ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
-    // (a) bare consume: the records' span counts, nothing decoded.
+    // (a) bare consume: every record decoded with the full SpanBatch schema (what any consumer that looks
+    // at the spans does), nothing else. For detail, also a consume that only counts the spans.
     const read = readResult();
-    const baseline = await timed(bus, { topic: topics.spans, dlq: topics.dlq, groupId: `${prefix}-bare` }, filled.spans, rawDecoder, async (batch, count) => {
+    let cpu = process.cpuUsage();
+    const counted = await timed(bus, { topic: topics.spans, dlq: topics.dlq, groupId: `${prefix}-count` }, filled.spans, rawDecoder, async (batch, count) => {
       for (const r of batch.records) {
         readBlockCount(r.value, HEADER_BYTES, read);
         count(read.value);
       }
     });
-    console.log(`(a) bare consume (spans counted, not decoded):       ${Math.round(baseline)} spans/s`);
+    const cpuCounted = cpuUsPerSpan(cpu, filled.spans);
+    cpu = process.cpuUsage();
+    const baseline = await timed(bus, { topic: topics.spans, dlq: topics.dlq, groupId: `${prefix}-bare` }, filled.spans, codecFor('SpanBatch'), async (batch, count) => {
+      count(batch.records.reduce((n, r) => n + r.value.spans.length, 0));
+    });
+    const cpuBaseline = cpuUsPerSpan(cpu, filled.spans);
+    console.log(`    consume that only counts spans (detail):          ${Math.round(counted)} spans/s, ${cpuCounted.toFixed(1)} µs CPU per span`);
+    console.log(`(a) bare consume, full decode:                       ${Math.round(baseline)} spans/s, ${cpuBaseline.toFixed(1)} µs CPU per span`);
 
     // (b) the sampler stage.
     const policy = parseUserArgs(userArgsOf({ tail_percentage: TAIL_PERCENTAGE, tail_conditions: [{ condition: 'and', key: 'status.code', method: 'eq', value: ['2'] }] }));
@@ -204,20 +219,22 @@ async function main(): Promise<void> {
       outputPartitions: PARTITIONS,
       send: (messages) => producer.send(topics.sampled, messages),
     });
+    cpu = process.cpuUsage();
     const sampler = await timed(bus, { topic: topics.spans, dlq: topics.dlq, groupId: `${prefix}-sampler` }, filled.spans, spanBatchDecoder(), async (batch, count) => {
       const r = await stage.handle(batch);
       count(batch.records.reduce((n, rec) => n + rec.value.count, 0));
       return r;
     });
+    const cpuSampler = cpuUsPerSpan(cpu, filled.spans);
     await producer.stop();
     const c = stage.counts;
     const keptPct = (100 * c.spansOut) / filled.spans;
-    console.log(`(b) sampler (tail_percentage ${TAIL_PERCENTAGE}, status.code eq 2): ${Math.round(sampler)} spans/s, ratio ${(sampler / baseline).toFixed(3)}`);
+    console.log(`(b) sampler (tail_percentage ${TAIL_PERCENTAGE}, status.code eq 2): ${Math.round(sampler)} spans/s, ratio ${(sampler / baseline).toFixed(3)}, ${cpuSampler.toFixed(1)} µs CPU per span (output produced)`);
     console.log(`    outcomes ${JSON.stringify(c.outcomes)}; out ${c.spansOut} spans in ${c.recordsOut} records; state ${budget.traces} traces, ${budget.bufferedSpans} buffered spans (${(budget.bufferedBytes / 2 ** 20).toFixed(1)} MB); RSS ${rssMb().toFixed(0)} MB`);
     result('sampler', { spans_per_s: Math.round(sampler), baseline_spans_per_s: Math.round(baseline), ratio: sampler / baseline, kept_pct: keptPct });
   } finally {
     await admin.deleteTopics(Object.values(topics)).catch(() => undefined);
-    for (const g of [`${prefix}-bare`, `${prefix}-sampler`]) await admin.deleteGroup(g).catch(() => undefined);
+    for (const g of [`${prefix}-count`, `${prefix}-bare`, `${prefix}-sampler`]) await admin.deleteGroup(g).catch(() => undefined);
     await admin.stop();
   }
 }
