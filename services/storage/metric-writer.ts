@@ -51,17 +51,20 @@ export class MetricWriter {
 
   /** Rows of the batches inside the retention and the partitions ahead. */
   rows(batches: readonly MetricBatch[]): MetricRow[] {
+    return this.keep(batches.flatMap((b) => metricRows(b)));
+  }
+
+  /** The rows inside the retention and the partitions ahead (the others are counted as dropped). */
+  keep(rows: readonly MetricRow[]): MetricRow[] {
     const today = dayOfMs(this.#now());
     const out: MetricRow[] = [];
     let expired = 0;
     let future = 0;
-    for (const b of batches) {
-      for (const row of metricRows(b)) {
-        const day = dayOfMs(row.sample.ts);
-        if (day < today - this.#o.retentionDays) expired++;
-        else if (day > today + this.#o.aheadDays) future++;
-        else out.push(row);
-      }
+    for (const row of rows) {
+      const day = dayOfMs(row.sample.ts);
+      if (day < today - this.#o.retentionDays) expired++;
+      else if (day > today + this.#o.aheadDays) future++;
+      else out.push(row);
     }
     if (expired) this.#o.onDropped?.('expired', expired);
     if (future) this.#o.onDropped?.('future', future);

@@ -14,6 +14,7 @@ import { defineService, loadServiceConfig, type ServiceDeps } from '../common/se
 import { CopyPool } from '../common/store/copy.ts';
 import { topicName } from '../common/topics.ts';
 import { storageRoutes } from './api.ts';
+import { basereportRows } from './basereport.ts';
 import { storageSpec, validateStorage, type StorageConfig } from './config.ts';
 import { EventWriter, type EventRow } from './event-writer.ts';
 import { Flusher } from './flusher.ts';
@@ -128,7 +129,18 @@ export async function createStorage(deps: ServiceDeps<'store' | 'bus'>, config: 
   const spans = spanConsumer(config.spansGroupId, topics.spans);
   const replay = config.consumeReplay ? spanConsumer(config.replayGroupId, topics.replay) : undefined;
   const metricsConsumer = bus.consumer({ ...consumerBase, groupId: config.metricsGroupId, topics: [topics.metrics], codec: codecFor('MetricBatch'), handler: metricWriter.handle });
-  const eventsConsumer = bus.consumer({ ...consumerBase, groupId: config.eventsGroupId, topics: [topics.events], codec: codecFor('AgentEvent'), handler: eventWriter.handle });
+  // events are stored as they are; basereport events also become host series (basereport.ts)
+  const eventsConsumer = bus.consumer({
+    ...consumerBase,
+    groupId: config.eventsGroupId,
+    topics: [topics.events],
+    codec: codecFor('AgentEvent'),
+    handler: async (batch) => {
+      const events = flushers.events.add(eventWriter.rows(batch.records));
+      const derived = flushers.metrics.add(metricWriter.keep(batch.records.flatMap((r) => basereportRows(r.value))));
+      return { durable: Promise.all([events, derived]).then(() => undefined) };
+    },
+  });
 
   const sinkConsumers = SINKS.filter((s) => s.enabled(config)).map((factory) => {
     const sink = factory.create(config, deps.logger);

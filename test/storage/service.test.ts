@@ -135,6 +135,22 @@ test.serial('end to end on PostgreSQL: spans in Kafka are a waterfall in `bkstre
   t.is(rest.items.length, 1, 'the duplicate event was stored once');
   t.is(rest.next_cursor, undefined);
 
+  // a basereport event (the agent's document) also becomes host series
+  const report = { data: { cpu: { total_usage: 37.5, per_usage: [30, 45] }, mem: { meminfo: { total: 8e9, used: 2e9, usedPercent: 25 } }, load: { load_avg: { load1: 0.5, load5: 0.4, load15: 0.3 }, per_cpu_load: 0.25 }, disk: { usage: [{ path: '/', fstype: 'ext4', total: 1e11, usedPercent: 61.2 }] }, net: null }, dataid: 1_001, type: 'basereport' };
+  await kit.produce(where.topics.events, [{ key: '2:1001', value: eventCodec.encode({ ...event('basereport', now - 100), data_id: 1_001, body: JSON.stringify(report) }) }]);
+  const host: string[] = [];
+  await waitFor('host series from basereport', async () => {
+    host.length = 0;
+    return (await runMetrics(['system.cpu_summary.usage', '--host', '10.0.0.7', '--json'], env, (l) => host.push(l), now + 1_000)) === 0 &&
+      (JSON.parse(host.join('\n')) as { series: unknown[] }).series.length === 1;
+  }, 30_000, 100);
+  const cpu = (JSON.parse(host.join('\n')) as { series: { labels: Record<string, string>; points: [number, number][] }[] }).series[0];
+  t.like(cpu?.labels, { bk_target_ip: '10.0.0.7', target: '0:10.0.0.7', bk_data_id: '1001' });
+  t.deepEqual(cpu?.points.map(([, v]) => v), [37.5]);
+  const disk = (await (await fetch(`${run.url}/api/v1/metrics/query?name=system.disk.in_use&match=mount_point%3D%2F&start=${Math.floor(now / 1000) - 60}&end=${Math.floor(now / 1000) + 1}`)).json()) as { series: { labels: Record<string, string>; points: [number, number][] }[] };
+  t.is(disk.series[0]?.points[0]?.[1], 61.2);
+  t.is(disk.series[0]?.labels.fstype, 'ext4');
+
   const health = await fetch(`${run.url}/healthz`);
   t.is(health.status, 200);
   const metricsText = await (await fetch(`${run.url}/metrics`)).text();
