@@ -34,7 +34,7 @@ export const orchestratorSpec = {
   mysqlStorageNodeType: str({ env: 'BKDATA_MYSQL_STORAGE_NODE_TYPE', default: 'mysql_storage', doc: '[BK_DATA_MYSQL_STORAGE_CLUSTER_TYPE] node type of the virtual-metric storage nodes' }),
   storageRegistryAreaCode: str({ env: 'BKDATA_STORAGE_REGISTRY_AREA_CODE', default: 'inland', doc: '[APM_APP_BKDATA_STORAGE_REGISTRY_AREA_CODE] geog_area_code of registered ES resource sets' }),
   flowClusterGroup: str({ env: 'BKDATA_FLOW_CLUSTER_GROUP', default: 'default_inland', doc: '[BK_DATA_FLOW_CLUSTER_GROUP] cluster group dataflows are started in' }),
-  flinkCodeFile: optionalStr({ env: 'BKDATA_FLINK_CODE_FILE', doc: 'Java source of the tail-sampling Flink job; unset = the placeholder services/orchestrator/tail-sampling-flink.java' }),
+  flinkCodeFile: optionalStr({ env: 'BKDATA_FLINK_CODE_FILE', doc: 'Java source of the tail-sampling Flink job; unset = services/orchestrator/tail-sampling-flink.java, the project\'s job (built and tested in flink/tail-sampling)' }),
 
   fetchStatusThreshold: int({ env: 'BKDATA_FETCH_STATUS_THRESHOLD', default: 10, min: 1, doc: '[APM_APP_BKDATA_FETCH_STATUS_THRESHOLD] start/read iterations of the tail-sampling clean before config_cleans_start_failed' }),
   cleanPollIntervalMs: int({ env: 'BKDATA_CLEAN_POLL_INTERVAL_MS', default: 1_000, min: 1, doc: 'pause between clean status polls, ms (reference: 1 s)' }),
@@ -80,7 +80,7 @@ function ownPortIn(c: OrchestratorSettings, apiUrl: string): string | undefined 
   return undefined;
 }
 
-/** The Java source file of the tail-sampling Flink job when BKDATA_FLINK_CODE_FILE is unset (a placeholder). */
+/** The Java source file of the tail-sampling Flink job when BKDATA_FLINK_CODE_FILE is unset: a copy of the job built and tested in flink/tail-sampling. */
 export const DEFAULT_FLINK_CODE_FILE = join(import.meta.dirname, 'tail-sampling-flink.java');
 
 const flinkCodeFile = (c: OrchestratorSettings): string => c.flinkCodeFile ?? DEFAULT_FLINK_CODE_FILE;

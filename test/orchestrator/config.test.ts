@@ -34,7 +34,7 @@ test('orchestrator defaults are the reference values', (t) => {
   t.is(c.flowClusterGroup, 'default_inland');
   t.is(c.stopMaxPolls, 300);
   t.false(c.requiredTempConvertNode);
-  t.regex(flowSettings(c).flinkCode, /placeholder/, 'the bundled Flink placeholder is read');
+  t.regex(flowSettings(c).flinkCode, /public class CodeTransform/, 'the bundled Flink job (flink/tail-sampling) is read');
 });
 
 test('orchestrator config problems are all reported with their keys', (t) => {
