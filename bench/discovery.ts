@@ -20,7 +20,7 @@
  * RESULT line then reports it), BENCH_SKIP_BASELINE=1 (profiling).
  */
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -34,7 +34,12 @@ import { createRegistry, type Registry } from '../services/common/metrics.ts';
 import type { Span } from '../services/common/records.ts';
 import { createStore } from '../services/common/store/index.ts';
 import { topicPlan } from '../services/common/topics.ts';
+import { DedupeSink, NodeKinds } from '../services/discovery/dedupe.ts';
+import { Ticket } from '../services/discovery/flusher.ts';
+import { SpanPipeline } from '../services/discovery/pipeline.ts';
+import { buildRuleSet, BUILTIN_RULES } from '../services/discovery/rules.ts';
 import { createDiscovery } from '../services/discovery/service.ts';
+import { spanBatchView } from '../services/discovery/span-view.ts';
 import { spanBatchReader } from '../services/discovery/span-codec.ts';
 import { traces } from './discovery-mix.ts';
 import { installWarningFilter } from '../services/common/process.ts';
@@ -94,6 +99,124 @@ async function produce(topic: string): Promise<void> {
   await Promise.all(sends);
   await producer.stop();
   console.log(`produced ${spans} ${records} ${bytes}`);
+}
+
+/**
+ * The records {@link produce} makes of `total` spans (the same mix, batched per partition and service), by
+ * partition, in the order they would be produced.
+ */
+function recordsByPartition(total: number): Buffer[][] {
+  const codec = codecFor('SpanBatch');
+  const out: Buffer[][] = Array.from({ length: PARTITIONS }, () => []);
+  const buffers = new Map<string, { partition: number; spans: Span[] }>();
+  for (const trace of traces(total)) {
+    const partition = partitionFor(trace[0]?.trace_id ?? '', PARTITIONS);
+    for (const s of trace) {
+      const key = `${partition}:${s.resource['service.name'] as string}`;
+      let b = buffers.get(key);
+      if (!b) buffers.set(key, (b = { partition, spans: [] }));
+      b.spans.push(s);
+      if (b.spans.length >= SPANS_PER_RECORD) {
+        out[partition]?.push(codec.encode({ spans: b.spans }));
+        b.spans = [];
+      }
+    }
+  }
+  for (const b of buffers.values()) if (b.spans.length > 0) out[b.partition]?.push(codec.encode({ spans: b.spans }));
+  return out;
+}
+
+/**
+ * {@link recordsByPartition}, kept in `BENCH_HOT_RECORDS` (a file) when set: read from it when it is there,
+ * else made and written to it — so a profile of the hot path holds no encoding, and every run reads the
+ * same bytes.
+ */
+function hotRecords(total: number): Buffer[][] {
+  const file = process.env.BENCH_HOT_RECORDS;
+  if (file && existsSync(file)) {
+    const all = readFileSync(file);
+    const out: Buffer[][] = Array.from({ length: PARTITIONS }, () => []);
+    for (let at = 0; at < all.length;) {
+      const partition = all.readUInt8(at);
+      const length = all.readUInt32LE(at + 1);
+      out[partition]?.push(all.subarray(at + 5, at + 5 + length));
+      at += 5 + length;
+    }
+    return out;
+  }
+  const records = recordsByPartition(total);
+  if (file) {
+    writeFileSync(file, Buffer.concat(records.flatMap((list, partition) => list.flatMap((r) => {
+      const head = Buffer.alloc(5);
+      head.writeUInt8(partition, 0);
+      head.writeUInt32LE(r.length, 1);
+      return [head, r];
+    }))));
+  }
+  return records;
+}
+
+/**
+ * `node bench/discovery.ts --hot [spans]`: discovery's own per-span work on a fixed workload, in this
+ * process, with no broker and no store — what a CPU profile (`--cpu-prof`) or an instruction count
+ * (`valgrind --tool=callgrind`, repeatable on a busy machine) of the hot path looks at. The records of
+ * the benchmark's mix are encoded first; then each is read by the span view (as the bus decodes) and the
+ * batches of each partition (~40 records, as kafkajs hands them over) go through the pipeline: shapes,
+ * discoverers, dedupe, windows. Pending rows are taken and dropped every 5 000 as a flush would (the
+ * writer works per row, not per span). The clock advances as if 100 000 spans/s were consumed. Prints CPU
+ * µs per span of the processing part (encoding left out). `BENCH_HOT_RECORDS=<file>` keeps the encoded
+ * records between runs.
+ */
+async function hot(total: number): Promise<void> {
+  const records = hotRecords(total);
+  const decoder = spanBatchView();
+  const nodeKinds = new NodeKinds(200_000);
+  const sink = new DedupeSink({ maxKeys: 1_000_000, ttlMs: 21_600_000, touchIntervalMs: 60_000, nodeKinds });
+  const rules = buildRuleSet(BUILTIN_RULES);
+  let now = Date.now();
+  const pipeline = new SpanPipeline({
+    lookups: { ensure: () => undefined, rules: () => rules, cmdbVersion: 0, host: () => undefined, nodeKind: (b, a, k) => nodeKinds.nodeKind(b, a, k) },
+    sink,
+    nodeKinds,
+    flusher: { ticket: () => new Ticket((settled) => settled()), nudge: () => {} },
+    window: { ttlMs: 2_000, maxItems: 20_000 },
+    touchIntervalMs: 60_000,
+    maxShapes: 100_000,
+    maxQueuedBatches: CONCURRENCY + 1,
+    logger: quiet,
+    now: () => now,
+  });
+  const BATCH_RECORDS = 40;
+  const cpu0 = process.cpuUsage();
+  const started = performance.now();
+  let spans = 0;
+  const offsets = new Array<number>(PARTITIONS).fill(0);
+  for (let round = 0; offsets.some((o, p) => o < (records[p]?.length ?? 0)); round++) {
+    for (let p = 0; p < PARTITIONS; p++) {
+      const list = records[p] ?? [];
+      const from = offsets[p] as number;
+      if (from >= list.length) continue;
+      const slice = list.slice(from, from + BATCH_RECORDS);
+      offsets[p] = from + slice.length;
+      const batch = {
+        topic: 'hot', partition: p, lastOffset: String(from + slice.length - 1), heartbeat: async () => {}, isStale: () => false,
+        records: slice.map((raw, k) => {
+          const value = decoder.decode(raw);
+          spans += value.count;
+          return { topic: 'hot', partition: p, offset: String(from + k), key: null, value, timestamp: 0, headers: {}, raw };
+        }),
+      };
+      await pipeline.handle(batch);
+      now += Math.round((batch.records.reduce((n, r) => n + r.value.count, 0) / 100_000) * 1000);
+      if (sink.pendingRows() >= 5_000) sink.take();
+    }
+  }
+  await pipeline.idle();
+  const cpu = process.cpuUsage(cpu0);
+  const ms = performance.now() - started;
+  const stats = pipeline.stats();
+  console.log(`hot path: ${spans} spans, ${((cpu.user + cpu.system) / spans).toFixed(3)} µs CPU per span, ${Math.round(spans / ms * 1000)} spans/s wall, ` +
+    `shape misses ${stats.shapeMisses}, pairs ${stats.paired}, cached keys ${sink.cachedKeys()}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -209,7 +332,9 @@ async function discoveryRun(prefix: string, expected: number, databaseUrl: strin
   // Memory with the cache full: realistic keys (endpoints of a service with unparameterised URLs,
   // instances) through the real sink; the rows are discarded instead of written.
   const { sink } = service;
-  for (let i = 0; sink.cachedKeys() < service.config.cacheMaxKeys && i < 3 * service.config.cacheMaxKeys; i++) {
+  // BENCH_SKIP_MEMORY=1 (profiling) leaves the cache as the run left it.
+  const fillTo = process.env.BENCH_SKIP_MEMORY === '1' ? 0 : service.config.cacheMaxKeys;
+  for (let i = 0; sink.cachedKeys() < fillTo && i < 3 * fillTo; i++) {
     const svc = `svc-${i % SERVICES}`;
     if (i % 2 === 0) {
       sink.emit('endpoint', 2, 'bench', { endpoint_name: `GET /api/${svc}/orders/${i}`, service_name: svc, category_id: 'http', category_kind_key: 'http.method', category_kind_value: 'GET', span_kind: 2 }, Date.now() * 1000);
@@ -248,7 +373,9 @@ const DEPLOY_ENV = { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2' };
 /** Runs {@link discoveryRun} in a fresh process, as deployed, so its RSS is discovery's alone. */
 function discoveryChild(prefix: string, expected: number, databaseUrl: string | undefined): Promise<DiscoveryRun> {
   return new Promise<DiscoveryRun>((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, ...DEPLOY_NODE_FLAGS, import.meta.filename, '--discover', prefix, String(expected)], {
+    // BENCH_CPU_PROF_DIR (profiling): each discovery process writes a V8 CPU profile there.
+    const profile = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+    const child = spawn(process.execPath, [...process.execArgv, ...DEPLOY_NODE_FLAGS, ...profile, import.meta.filename, '--discover', prefix, String(expected)], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, ...DEPLOY_ENV, BENCH_RUN_DATABASE_URL: databaseUrl ?? '' },
     });
@@ -319,7 +446,12 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--discover')) {
+if (process.argv.includes('--hot')) {
+  hot(Number(process.argv[process.argv.indexOf('--hot') + 1] ?? 300_000)).then(() => process.exit(0), (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+} else if (process.argv.includes('--discover')) {
   const i = process.argv.indexOf('--discover');
   discoveryRun(process.argv[i + 1] as string, Number(process.argv[i + 2]), process.env.BENCH_RUN_DATABASE_URL || undefined).then((r) => {
     console.log(JSON.stringify(r));
