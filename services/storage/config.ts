@@ -14,7 +14,7 @@ export const storageSpec = {
   eventsGroupId: str({ env: 'STORAGE_EVENTS_GROUP_ID', default: 'bkstream-storage-events', doc: 'consumer group on `<prefix>.events`' }),
   consumeReplay: bool({ env: 'STORAGE_CONSUME_REPLAY', default: true, doc: 'also consume `<prefix>.spans.replay` (backfill)' }),
   partitionsConcurrently: int({ env: 'STORAGE_PARTITIONS_CONCURRENTLY', default: 3, min: 1, max: 64, doc: 'partitions of one topic handled at the same time' }),
-  maxInFlightRecords: int({ env: 'STORAGE_MAX_IN_FLIGHT_RECORDS', default: 2_000, min: 1, doc: 'Kafka records per partition accepted but not yet durable before the partition is paused' }),
+  maxInFlightRecords: int({ env: 'STORAGE_MAX_IN_FLIGHT_RECORDS', default: 500, min: 1, doc: 'Kafka records per partition accepted but not yet durable before the partition is paused (a SpanBatch record holds up to ~100 spans)' }),
   flushIntervalMs: int({ env: 'STORAGE_FLUSH_INTERVAL_MS', default: 200, min: 1, doc: 'longest time a row waits before its batch is written, ms' }),
   flushMaxRows: int({ env: 'STORAGE_FLUSH_MAX_ROWS', default: 10_000, min: 1, doc: 'rows (spans, samples or events) that trigger a write before the interval' }),
   flushConcurrency: int({ env: 'STORAGE_FLUSH_CONCURRENCY', default: 2, min: 1, max: 16, doc: 'span writes in flight at once (PostgreSQL; embedded PGlite runs one statement at a time anyway)' }),

@@ -117,7 +117,7 @@ export class EventWriter {
   readonly write = async (rows: EventRow[]): Promise<number> => {
     const days = new Set(rows.map((r) => dayOfMs(r.ts)));
     await this.#o.partitions.ensure([...days].map((day) => ({ kind: 'event' as const, day })));
-    const { rowCount } = await this.#o.store.query(INSERT, COLUMNS.map(([c]) => rows.map((r) => r[c])));
+    const { rowCount } = await this.#o.partitions.writing(() => this.#o.store.query(INSERT, COLUMNS.map(([c]) => rows.map((r) => r[c]))));
     return rowCount;
   };
 }

@@ -10,7 +10,7 @@ import type { CopyPool } from '../common/store/copy.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
 import type { Flusher } from './flusher.ts';
 import { dayOfMs, type PartitionManager } from './partitions.ts';
-import { metricRows, type MetricRow, type SeriesRow } from './series.ts';
+import { metricRows, type MetricRow, type SampleRow, type SeriesRow } from './series.ts';
 
 export interface MetricWriteResult {
   samples: number;
@@ -83,6 +83,13 @@ export class MetricWriter {
     for (const r of rows) if (!this.#known.has(r.series.series_id)) fresh.set(r.series.series_id, r.series);
     const series = [...fresh.values()];
     const samples = rows.map((r) => r.sample);
+    const inserted = await this.#o.partitions.writing(() => this.#insert(series, samples));
+    if (this.#known.size + series.length > MAX_KNOWN_SERIES) this.#known.clear();
+    for (const s of series) this.#known.add(s.series_id);
+    return { samples: rows.length, inserted, newSeries: series.length };
+  };
+
+  async #insert(series: SeriesRow[], samples: SampleRow[]): Promise<number> {
     let inserted: number;
     if (this.#o.copy) {
       inserted = await this.#o.copy.transaction(async (tx) => {
@@ -97,10 +104,8 @@ export class MetricWriter {
         return (await tx.query(INSERT_SAMPLES_UNNEST, [samples.map((s) => s.series_id), samples.map((s) => s.ts), samples.map((s) => s.value)])).rowCount;
       });
     }
-    if (this.#known.size + series.length > MAX_KNOWN_SERIES) this.#known.clear();
-    for (const s of series) this.#known.add(s.series_id);
-    return { samples: rows.length, inserted, newSeries: series.length };
-  };
+    return inserted;
+  }
 }
 
 async function insertSeries(tx: Queryable, series: SeriesRow[]): Promise<void> {

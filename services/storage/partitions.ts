@@ -10,6 +10,7 @@
  *   drops every day partition that lies wholly before its retention (the class's days for spans and
  *   traces, the configured days for samples and events). Nothing is deleted row by row.
  */
+import { errorMessage, UnavailableError } from '../common/errors.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
 
 export const DAY_MS = 86_400_000;
@@ -97,6 +98,23 @@ export class PartitionManager {
 
   constructor(store: Store) {
     this.#store = store;
+  }
+
+  /**
+   * Runs a write that needs partitions: when the store says a row has no partition (another instance
+   * dropped one this one still had cached), the cache is cleared and the write fails as retriable, so it
+   * is tried again and {@link ensure} recreates what is missing.
+   */
+  async writing<T>(write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (err) {
+      if ((err as { code?: unknown }).code === '23514' && /no partition/i.test(errorMessage(err))) {
+        this.#known.clear();
+        throw new UnavailableError(`a partition was missing: ${errorMessage(err)}`, { cause: err });
+      }
+      throw err;
+    }
   }
 
   /** Creates the partitions in `needs` that do not exist yet. */

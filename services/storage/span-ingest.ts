@@ -71,7 +71,7 @@ export class SpanIngest {
   /** The flusher's write: the partitions the rows need, then the rows. */
   readonly write = async (rows: SpanRow[]): Promise<SpanWriteResult> => {
     await this.#o.partitions.ensure(spanPartitions(rows));
-    return this.#o.writer.write(rows);
+    return this.#o.partitions.writing(() => this.#o.writer.write(rows));
   };
 }
 

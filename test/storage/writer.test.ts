@@ -4,9 +4,11 @@
  * PostgreSQL giving the same rows as the unnest path.
  */
 import test from 'ava';
+import { isRetriable } from '../../services/common/errors.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { CopyPool } from '../../services/common/store/copy.ts';
 import { createStore } from '../../services/common/store/index.ts';
+import { dayName, dayOfUs } from '../../services/storage/partitions.ts';
 import { SpanWriter } from '../../services/storage/span-writer.ts';
 import { storeContract, freshDatabase } from '../helpers/store.ts';
 import { addApp, MIN_US, span, writePath } from './helpers.ts';
@@ -141,4 +143,17 @@ storeContract('a trace whose pieces are minutes apart and cross midnight keeps o
     part: `storage_trace_r7_p${yesterday}`, span_count: 3, error_count: 1, services: ['api', 'web'], min_start_time: t0, max_end_time: t0 + 6 * MIN_US,
     root_span_id: 'r', root_service: 'web', root_service_span_id: 'r',
   }]);
+});
+
+storeContract('a partition another instance dropped is recreated when the write is tried again', async (t, store) => {
+  await addApp(store);
+  const path = writePath(store);
+  const s1 = span({ trace: 'p1', id: 'a', start: NOW_US - MIN_US });
+  await path.write([s1]);
+  // another instance (say, one whose clock runs days ahead) dropped the partition this one has cached
+  await store.exec(`DROP TABLE storage_span_r7_p${dayName(dayOfUs(s1.end_time))}`);
+  const s2 = span({ trace: 'p2', id: 'b', start: NOW_US - MIN_US });
+  const err = await t.throwsAsync(path.write([s2]));
+  t.true(isRetriable(err), 'retried by the flusher, not dropped as a bad row');
+  t.like(await path.write([s2]), { inserted: 1 });
 });
