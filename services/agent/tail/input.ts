@@ -23,6 +23,14 @@
  *
  * Lines end at `\n` (a trailing `\r` is removed); a partial last line waits for its newline; a line longer
  * than {@link MAX_LINE_BYTES} is cut there and the rest of it skipped.
+ *
+ * Reading: each open file is read in chunks of up to {@link READ_CHUNK} bytes into one reused buffer; a
+ * chunk that filled the buffer is followed at once by the next, a short read (the end of the file) waits for
+ * the poll interval (or a wake-up), so a file appended at full speed is read in large batches. A file at its
+ * end is stat'ed before reading (size check, truncation); while it has more, it is read without. Complete
+ * lines go to subscribers in pieces of at most {@link DISPATCH_BYTES}, either decoded (`onLines`) or as a
+ * {@link LineBatch} (`onBatch`: the bytes, and the decoded text or lines on demand, decoded once per
+ * encoding and piece).
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import iconv from 'iconv-lite';
@@ -36,7 +44,13 @@ export const MAX_LINE_BYTES = 1024 * 1024;
 export const DEFAULT_SCAN_INTERVAL_MS = 5_000;
 /** How often open files are checked for new data when idle (reference tail poll: 100 ms). */
 export const DEFAULT_POLL_INTERVAL_MS = 100;
-const READ_CHUNK = 1024 * 1024;
+/** Bytes read at a time from a file. */
+export const READ_CHUNK = 1024 * 1024;
+/**
+ * Lines are handed to subscribers in pieces of at most this many bytes (cut at newlines): their decoded
+ * text then stays below V8's large-object size and dies young instead of driving full collections.
+ */
+export const DISPATCH_BYTES = 64 * 1024;
 const STATE_PREFIX = 'keyword_file_';
 const SAVED_AT_KEY = 'keyword_saved_at';
 /** How far file times may lag the clock that stamped the last save (kernel coarse time). */
@@ -53,8 +67,74 @@ export interface TailSubscriber {
   readonly encoding: string;
   readonly closeInactiveMs: number;
   readonly retainFileBytes: number;
-  /** Complete lines of `file` (decoded), in order. Called synchronously by the read loop. */
-  onLines(file: string, lines: readonly string[]): void;
+  /**
+   * Complete lines of `file` (decoded), in order. Called synchronously by the read loop. A subscriber
+   * gives this or {@link onBatch} (which wins when both are given).
+   */
+  onLines?(file: string, lines: readonly string[]): void;
+  /** Complete lines of `file`, in order, as a batch (bytes + lines on demand). Called synchronously. */
+  onBatch?(file: string, batch: LineBatch): void;
+}
+
+/** One dispatch of complete lines. */
+export interface LineBatch {
+  /**
+   * The lines' bytes: lines separated by `\n`, without the last line's newline (a trailing `\r` of each
+   * line still there). Valid only during the call: the input reuses its read buffer.
+   */
+  readonly bytes: Buffer;
+  /** The subscriber's encoding. */
+  readonly encoding: string;
+  /** `bytes` decoded in `encoding` (`\r` still there) — decoded once per encoding and dispatch. */
+  text(): string;
+  /** The lines of {@link text}, trailing `\r` removed — split once per encoding and dispatch. */
+  lines(): readonly string[];
+}
+
+/** The number of lines in `text` (lines separated by `\n`, the last one without it). */
+export function countLines(text: string): number {
+  let n = 1;
+  for (let p = text.indexOf('\n'); p >= 0; p = text.indexOf('\n', p + 1)) n++;
+  return n;
+}
+
+/** `text` split into lines at `\n`, a trailing `\r` of each removed. */
+export function splitLines(text: string): string[] {
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i] as string;
+    if (l.charCodeAt(l.length - 1) === 13) lines[i] = l.slice(0, -1);
+  }
+  return lines;
+}
+
+interface Decoded {
+  text: string;
+  lines: string[] | undefined;
+}
+
+/**
+ * The batch of `bytes` for a subscriber reading `encoding` (what the input hands to `onBatch`); `shared`
+ * shares the decoding between the subscribers of one dispatch.
+ */
+export function lineBatch(bytes: Buffer, encoding: string, shared = new Map<string, Decoded>()): LineBatch {
+  const decoded = (): Decoded => {
+    let d = shared.get(encoding);
+    if (!d) {
+      d = { text: encoding === 'utf-8' ? bytes.toString('utf8') : iconv.decode(bytes, encoding), lines: undefined };
+      shared.set(encoding, d);
+    }
+    return d;
+  };
+  return {
+    bytes,
+    encoding,
+    text: () => decoded().text,
+    lines(): readonly string[] {
+      const d = decoded();
+      return (d.lines ??= splitLines(d.text));
+    },
+  };
 }
 
 interface TrackedFile {
@@ -76,6 +156,8 @@ interface TrackedFile {
   inactive: boolean;
   /** Size at the previous scan, for orphans. */
   lastSize: number;
+  /** The last read reached the end of the file (the next read is preceded by a stat). */
+  atEnd: boolean;
 }
 
 interface Found {
@@ -114,8 +196,7 @@ export class TailInput {
   #wake: (() => void) | undefined;
   #nextScanAt = 0;
   #pendingTaskScan = false;
-  /** Lines handed to subscribers since start (metrics, bench). */
-  linesRead = 0;
+  #readBuffer: Buffer = Buffer.alloc(0);
   /** Scans completed (tests wait for the first). */
   scans = 0;
 
@@ -195,8 +276,8 @@ export class TailInput {
           this.scans++;
           this.#nextScanAt = this.#now() + this.#scanIntervalMs;
         }
-        const got = await this.#readAll();
-        if (got) continue;
+        const more = await this.#readAll();
+        if (more) continue;
       } catch (err) {
         this.#log.warn('keyword input loop error', { err: (err as Error).message });
       }
@@ -270,6 +351,7 @@ export class TailInput {
           orphan: false,
           inactive: false,
           lastSize: fi.size,
+          atEnd: true,
         };
         if (f.offset > 0 && f.offset < fi.size) f.offset = await this.#lineStart(fi.path, f.offset);
         this.#files.set(key, f);
@@ -366,12 +448,13 @@ export class TailInput {
     f.fh = undefined;
     f.carry = Buffer.alloc(0);
     f.skippingLongLine = false;
+    f.atEnd = true;
     await fh?.close().catch(() => undefined);
   }
 
-  /** Reads every open file to its end once. True when anything was read. */
+  /** Reads one chunk of every open file. True when a file may have more to read at once. */
   async #readAll(): Promise<boolean> {
-    let any = false;
+    let more = false;
     for (const f of this.#files.values()) {
       if (!this.#running) break;
       if (f.inactive || f.subs.size === 0) continue;
@@ -388,33 +471,48 @@ export class TailInput {
           continue;
         }
       }
-      if (await this.#readFile(f)) any = true;
+      if (await this.#readFile(f)) more = true;
     }
-    return any;
+    return more;
   }
 
+  /** The reused read buffer, at least `size` bytes. */
+  #buffer(size: number): Buffer {
+    if (this.#readBuffer.length < size) this.#readBuffer = Buffer.allocUnsafe(Math.max(size, READ_CHUNK + 64 * 1024));
+    return this.#readBuffer;
+  }
+
+  /**
+   * Reads the next chunk of `f` and dispatches its complete lines. True when the chunk filled the buffer
+   * (more may follow at once) or the file was truncated (read again from the start).
+   */
   async #readFile(f: TrackedFile): Promise<boolean> {
     const fh = f.fh as FileHandle;
-    const st = await fh.stat();
-    const pos = f.offset + f.carry.length;
-    if (st.size < f.offset) {
-      this.#log.info('file truncated; reading from the start', { file: f.path, size: st.size, offset: f.offset });
-      f.offset = 0;
-      f.carry = Buffer.alloc(0);
-      f.skippingLongLine = false;
-      return true;
+    const carry = f.carry.length;
+    const pos = f.offset + carry;
+    if (f.atEnd) {
+      const st = await fh.stat();
+      if (st.size < f.offset) {
+        this.#log.info('file truncated; reading from the start', { file: f.path, size: st.size, offset: f.offset });
+        f.offset = 0;
+        f.carry = Buffer.alloc(0);
+        f.skippingLongLine = false;
+        return true;
+      }
+      if (st.size <= pos) return false;
     }
-    if (st.size <= pos) return false;
-    const want = Math.min(READ_CHUNK, st.size - pos);
-    const buf = f.carry.length > 0 ? Buffer.allocUnsafe(f.carry.length + want) : Buffer.allocUnsafe(want);
-    if (f.carry.length > 0) f.carry.copy(buf, 0);
-    const { bytesRead } = await fh.read(buf, f.carry.length, want, pos);
-    const data = buf.subarray(0, f.carry.length + bytesRead);
+    const buf = this.#buffer(carry + READ_CHUNK);
+    if (carry > 0) f.carry.copy(buf, 0);
+    const { bytesRead } = await fh.read(buf, carry, READ_CHUNK, pos);
+    const more = bytesRead === READ_CHUNK;
+    f.atEnd = !more;
+    if (bytesRead === 0) return false;
+    const data = buf.subarray(0, carry + bytesRead);
     let start = 0;
-    if (f.carry.length > 0 && !f.skippingLongLine) {
+    if (carry > 0 && !f.skippingLongLine) {
       const nl = data.indexOf(10);
       if (nl > MAX_LINE_BYTES) {
-        this.#dispatch(f, data.subarray(0, MAX_LINE_BYTES), true);
+        this.#dispatch(f, data.subarray(0, MAX_LINE_BYTES));
         start = nl + 1;
       }
     }
@@ -423,7 +521,7 @@ export class TailInput {
       if (nl < 0) {
         f.offset += data.length;
         f.carry = Buffer.alloc(0);
-        return bytesRead > 0;
+        return more;
       }
       f.skippingLongLine = false;
       start = nl + 1;
@@ -432,7 +530,7 @@ export class TailInput {
     if (last < start) {
       const partial = data.subarray(start);
       if (partial.length >= MAX_LINE_BYTES) {
-        this.#dispatch(f, partial.subarray(0, MAX_LINE_BYTES), true);
+        this.#dispatch(f, partial.subarray(0, MAX_LINE_BYTES));
         f.offset += data.length;
         f.carry = Buffer.alloc(0);
         f.skippingLongLine = true;
@@ -440,33 +538,42 @@ export class TailInput {
         f.offset += start;
         f.carry = Buffer.from(partial);
       }
-      return bytesRead > 0;
+      return more;
     }
-    this.#dispatch(f, data.subarray(start, last), false);
+    this.#dispatch(f, data.subarray(start, last));
     f.offset += last + 1;
     f.carry = last + 1 < data.length ? Buffer.from(data.subarray(last + 1)) : Buffer.alloc(0);
-    return bytesRead > 0;
+    return more;
   }
 
-  /** Hands complete lines (`region` without its last newline) to the file's subscribers. */
-  #dispatch(f: TrackedFile, region: Buffer, single: boolean): void {
-    const byEncoding = new Map<string, string[]>();
+  /**
+   * Hands complete lines (`region`: lines separated by newlines, without the last newline; a line cut at
+   * MAX_LINE_BYTES holds none) to the file's subscribers, in pieces of at most {@link DISPATCH_BYTES} cut at
+   * newlines (a longer line is one piece).
+   */
+  #dispatch(f: TrackedFile, region: Buffer): void {
+    for (let a = 0; ; ) {
+      let b = region.length;
+      if (b - a > DISPATCH_BYTES) {
+        b = region.lastIndexOf(10, a + DISPATCH_BYTES);
+        if (b < a) b = region.indexOf(10, a + DISPATCH_BYTES);
+        if (b < 0) b = region.length;
+      }
+      this.#deliver(f, region.subarray(a, b));
+      if (b >= region.length) return;
+      a = b + 1;
+    }
+  }
+
+  #deliver(f: TrackedFile, piece: Buffer): void {
+    const shared = new Map<string, Decoded>();
     for (const id of f.subs) {
       const sub = this.#subs.get(id);
       if (!sub) continue;
-      let lines = byEncoding.get(sub.encoding);
-      if (!lines) {
-        const text = sub.encoding === 'utf-8' ? region.toString('utf8') : iconv.decode(region, sub.encoding);
-        lines = single ? [text] : text.split('\n');
-        for (let i = 0; i < lines.length; i++) {
-          const l = lines[i] as string;
-          if (l.charCodeAt(l.length - 1) === 13) lines[i] = l.slice(0, -1);
-        }
-        byEncoding.set(sub.encoding, lines);
-        this.linesRead += lines.length;
-      }
       try {
-        sub.onLines(f.path, lines);
+        const batch = lineBatch(piece, sub.encoding, shared);
+        if (sub.onBatch) sub.onBatch(f.path, batch);
+        else sub.onLines?.(f.path, batch.lines());
       } catch (err) {
         this.#log.warn('keyword subscriber failed on lines', { subscriber: id, err: (err as Error).message });
       }

@@ -24,7 +24,7 @@ import iconv from 'iconv-lite';
 import type { ConfigProblem } from '../../common/errors.ts';
 import { fields } from '../config-fields.ts';
 import { goRegExp, subexpNames } from '../host/goregexp.ts';
-import { sharedInput, type TailInput, type TailSubscriber } from '../tail/input.ts';
+import { countLines, sharedInput, type LineBatch, type TailInput, type TailSubscriber } from '../tail/input.ts';
 import type { BaseTaskConfig, EventOutput, Task, TaskContext, TaskType } from '../task.ts';
 
 export interface KeywordRule {
@@ -35,80 +35,144 @@ export interface KeywordRule {
   readonly groups: readonly string[];
   /** A substring every match contains (a cheap pre-check before the regex), '' if none is known. */
   readonly literal: string;
+  /** The pattern is nothing but `literal`: it matches exactly the lines containing it. */
+  readonly exact: boolean;
 }
 
 /** A filter pattern with its pre-check literal. */
 export interface Filter {
   readonly re: RegExp;
   readonly literal: string;
+  readonly exact: boolean;
+}
+
+/** Escaped characters that stand for themselves in both Go and JavaScript patterns. */
+const LITERAL_ESCAPES = '.*+?^${}()|[]\\/-';
+/** A counted repetition `{n}`, `{n,}`, `{n,m}` (anything else after `{` is a literal `{` in Go and JS). */
+const REPEAT = /^\{\d+(?:,\d*)?\}/;
+
+/** The index after the quantifier at `i` (with its lazy `?`), or `i` when there is none. */
+function quantifierEnd(p: string, i: number): number {
+  let j = i;
+  const c = p[i];
+  if (c === '*' || c === '+' || c === '?') j = i + 1;
+  else if (c === '{') {
+    const m = REPEAT.exec(p.slice(i, i + 24));
+    if (!m) return i;
+    j = i + m[0].length;
+  } else return i;
+  return p[j] === '?' ? j + 1 : j;
+}
+
+/** The index after the closing `close` from `j`, or the end of the pattern. */
+function past(p: string, j: number, close: string): number {
+  const e = p.indexOf(close, j);
+  return e < 0 ? p.length : e + close.length;
+}
+
+/** The index after a non-literal escape at `i` (`\\d`, `\\x41`, `\\x{263a}`, `\\pL`, `\\p{Greek}`, `\\123`, …). */
+function escapeEnd(p: string, i: number): number {
+  const e = p[i + 1] as string;
+  let j = i + 2;
+  if (e === 'x' || e === 'u' || e === 'p' || e === 'P') {
+    if (p[j] === '{') return past(p, j, '}');
+    if (e === 'p' || e === 'P') return j + 1;
+    const max = e === 'x' ? 2 : 4;
+    while (j < i + 2 + max && /[0-9a-fA-F]/.test(p[j] ?? '')) j++;
+    return j;
+  }
+  if (e === 'c') return /[A-Za-z]/.test(p[j] ?? '') ? j + 1 : j;
+  if (e === 'k' && p[j] === '<') return past(p, j, '>');
+  if (e >= '0' && e <= '9') while (/[0-9]/.test(p[j] ?? '')) j++;
+  return j;
+}
+
+/** The index after the character class opening at `i` (Go syntax: `[]a]`, `[^]a]`, `[[:digit:]]`), or -1. */
+function classEnd(p: string, i: number): number {
+  let j = i + 1;
+  if (p[j] === '^') j++;
+  if (p[j] === ']') j++;
+  while (j < p.length) {
+    const c = p[j];
+    if (c === '\\') j += 2;
+    else if (c === '[' && p[j + 1] === ':') {
+      const e = p.indexOf(':]', j + 2);
+      j = e < 0 ? j + 1 : e + 2;
+    } else if (c === ']') return j + 1;
+    else j++;
+  }
+  return -1;
+}
+
+/** The index after the group opening at `i` (its nested groups, classes and escapes included), or -1. */
+function groupEnd(p: string, i: number): number {
+  let depth = 0;
+  let j = i;
+  while (j < p.length) {
+    const c = p[j];
+    if (c === '\\') j += 2;
+    else if (c === '[') {
+      j = classEnd(p, j);
+      if (j < 0) return -1;
+    } else {
+      if (c === '(') depth++;
+      else if (c === ')' && --depth === 0) return j + 1;
+      j++;
+    }
+  }
+  return -1;
 }
 
 /**
  * A literal substring that every match of the (Go) pattern must contain, or '' when none can be told
- * safely: the longest run of plain characters at the top level of a pattern without top-level
- * alternation or flags, leaving out a character followed by a quantifier. Used as `line.includes(lit)`
- * before running the regex (the match result is the same; non-matching lines are rejected faster).
+ * safely: the longest run (≥ 2 characters) of consecutive unquantified literal characters (plain, or
+ * escaped punctuation) at the top level of a pattern without top-level alternation, flag groups or `\\Q`.
+ * Groups, classes, escapes such as `\\d` or `\\x41`, anchors, `.` and quantified characters end a run.
+ * Used as `line.includes(lit)` before running the regex (the match result is the same; non-matching lines
+ * are rejected faster), and to find the lines worth running at all in {@link KeywordCounter.batch}.
  */
 export function requiredLiteral(pattern: string): string {
-  if (/\(\?[a-zA-Z-]*\)/.test(pattern) || pattern.includes('\\Q')) return '';
-  let depth = 0;
-  let inClass = false;
+  return literalOf(pattern).literal;
+}
+
+/** {@link requiredLiteral}, and whether the pattern is nothing but that literal. */
+export function literalOf(pattern: string): { literal: string; exact: boolean } {
+  const none = { literal: '', exact: false };
+  if (/\(\?[a-zA-Z-]*\)/.test(pattern) || pattern.includes('\\Q')) return none;
   let best = '';
   let run = '';
-  const endRun = (): void => {
+  let exact = true;
+  let i = 0;
+  while (i < pattern.length) {
+    const c = pattern[i] as string;
+    let literal: string | undefined;
+    if (c === '|' || c === ')') return none;
+    if (c === '\\') {
+      const e = pattern[i + 1];
+      if (e === undefined) return none;
+      if (LITERAL_ESCAPES.includes(e)) {
+        literal = e;
+        i += 2;
+      } else i = escapeEnd(pattern, i);
+    } else if (c === '[' || c === '(') {
+      i = c === '[' ? classEnd(pattern, i) : groupEnd(pattern, i);
+      if (i < 0) return none;
+    } else {
+      if (!'.^$*+?{}'.includes(c)) literal = c;
+      i++;
+    }
+    const q = quantifierEnd(pattern, i);
+    if (literal !== undefined && q === i) {
+      run += literal;
+      continue;
+    }
+    exact = false;
+    i = q;
     if (run.length > best.length) best = run;
     run = '';
-  };
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i] as string;
-    const next = pattern[i + 1];
-    const quantified = (j: number): boolean => ['*', '+', '?', '{'].includes(pattern[j] ?? '');
-    if (inClass) {
-      if (c === '\\') i++;
-      else if (c === ']') inClass = false;
-      continue;
-    }
-    if (c === '\\') {
-      if (next !== undefined && /[.*+?^${}()|[\]\\\/-]/.test(next) && depth === 0) {
-        if (quantified(i + 2)) endRun();
-        else run += next;
-      } else endRun();
-      i++;
-      continue;
-    }
-    if (c === '[') {
-      inClass = true;
-      endRun();
-      continue;
-    }
-    if (c === '(') {
-      depth++;
-      endRun();
-      continue;
-    }
-    if (c === ')') {
-      depth--;
-      endRun();
-      continue;
-    }
-    if (c === '|') {
-      if (depth === 0) return '';
-      endRun();
-      continue;
-    }
-    if ('.^$*+?{}'.includes(c)) {
-      endRun();
-      continue;
-    }
-    if (depth > 0) continue;
-    if (quantified(i + 1)) {
-      endRun();
-      continue;
-    }
-    run += c;
   }
-  endRun();
-  return best.length >= 2 ? best : '';
+  if (run.length > best.length) best = run;
+  return best.length >= 2 ? { literal: best, exact } : none;
 }
 
 export interface KeywordConfig extends BaseTaskConfig {
@@ -143,47 +207,215 @@ interface Counter {
   count: number;
   content: string;
   dimension: Record<string, string>;
+  /** The batch that last set `content`. */
+  batch: number;
 }
 
-/** The per-task processor + sender: matching lines counted by key until the next report. */
+/** A rule as the counter runs it. */
+interface CompiledRule {
+  readonly rule: KeywordRule;
+  /** Indexes of its named groups (then `exec`, else `test`). */
+  readonly named: readonly number[];
+  /** `rule.re` with its named groups unnamed: the same groups by index, without a `groups` object per match. */
+  readonly exec: RegExp;
+}
+
+/**
+ * A JavaScript regex source with every named group `(?<name>…)` made a plain group `(…)`: the same match and
+ * the same group numbering (JavaScript numbers named and plain groups together, left to right) — for a source
+ * without `\\k<name>` backreferences (not Go syntax; the counter keeps such a regex as it is).
+ */
+export function unnamedGroups(source: string): string {
+  let out = '';
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i] as string;
+    if (c === '\\') {
+      out += source.slice(i, i + 2);
+      i++;
+    } else if (c === '[') {
+      let j = i + 1;
+      while (j < source.length && source[j] !== ']') j += source[j] === '\\' ? 2 : 1;
+      out += source.slice(i, j + 1);
+      i = j;
+    } else {
+      const named = c === '(' ? /^\(\?<[A-Za-z_$][\w$]*>/.exec(source.slice(i, i + 260)) : null;
+      if (named) {
+        out += '(';
+        i += named[0].length - 1;
+      } else out += c;
+    }
+  }
+  return out;
+}
+
+/**
+ * Where a file's hits of one rule were counted this period — a cache in front of the counters' map, whose
+ * keys stay the full `<file>||<rule>||<group>=<value>||…` strings (so keys that are equal strings are one
+ * counter, exactly as without it): the counter of a rule without named groups, or by the value of its one
+ * named group.
+ */
+interface Slot {
+  readonly prefix: string;
+  counter: Counter | undefined;
+  byValue: Map<string, Counter> | undefined;
+}
+
+export interface KeywordCounterOptions {
+  /** Skip lines holding none of the rules' literals (default true; the tests compare both). */
+  readonly precheck?: boolean;
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+/**
+ * A copy of `s` that shares no storage with it: a line sliced from a batch's decoded text would otherwise
+ * keep the whole batch's text alive until the report.
+ */
+function detach(s: string): string {
+  return Buffer.from(s, 'utf16le').toString('utf16le');
+}
+
+/**
+ * The per-task processor + sender: matching lines counted by key until the next report.
+ *
+ * `batch` takes the input's batches. When every rule has a required literal ({@link requiredLiteral}), it
+ * searches the batch's decoded text once for any of them (one regex of the literals, fewest needed: a
+ * literal containing another is dropped) and runs filters and rules only on the lines holding one: every
+ * other line fails each rule's literal pre-check, so it could only have been counted as seen. Otherwise
+ * (or with `precheck: false`) every line is split out and run. Both give the same counts, dimensions,
+ * content and document order (tested).
+ */
 export class KeywordCounter {
   readonly #config: KeywordConfig;
+  readonly #rules: readonly CompiledRule[];
+  /** Finds the next occurrence of any rule literal; undefined when some rule has none. */
+  readonly #candidates: RegExp | undefined;
+  /** No rule can match any line (each literal holds a newline). */
+  readonly #none: boolean;
   #cache = new Map<string, Counter>();
+  /** Per file, each rule's slot. */
+  #slots = new Map<string, Slot[]>();
+  #batch = 0;
+  readonly #touched: Counter[] = [];
   /** Lines seen and matched since start. */
   lines = 0;
   hits = 0;
 
-  constructor(config: KeywordConfig) {
+  constructor(config: KeywordConfig, options: KeywordCounterOptions = {}) {
     this.#config = config;
+    this.#rules = config.rules.map((rule) => ({ rule, named: rule.groups.flatMap((g, i) => (g === '' ? [] : [i])), exec: rule.re.source.includes('\\k') ? rule.re : new RegExp(unnamedGroups(rule.re.source), rule.re.flags) }));
+    let candidates: RegExp | undefined;
+    let none = false;
+    if (options.precheck !== false && config.rules.every((r) => r.literal !== '')) {
+      // a rule whose literal holds a newline matches no line; a literal containing another is redundant
+      const literals = [...new Set(config.rules.map((r) => r.literal))].filter((l) => !l.includes('\n'));
+      const needed = literals.filter((l) => !literals.some((o) => o !== l && l.includes(o)));
+      if (needed.length === 0) none = true;
+      else candidates = new RegExp(needed.map(escapeRegExp).join('|'), 'g');
+    }
+    this.#candidates = candidates;
+    this.#none = none;
   }
 
+  /** Whether `batch` runs only the lines holding a rule literal. */
+  get prechecked(): boolean {
+    return this.#candidates !== undefined || this.#none;
+  }
+
+  /** One decoded line of `file` (no trailing newline or `\r`). */
   line(file: string, text: string): void {
     this.lines++;
-    const c = this.#config;
-    for (const f of c.filterPatterns) if ((f.literal === '' || text.includes(f.literal)) && f.re.test(text)) return;
-    for (const rule of c.rules) {
-      if (rule.literal !== '' && !text.includes(rule.literal)) continue;
-      const m = rule.re.exec(text);
-      if (!m) continue;
-      this.hits++;
-      let key = `${file}||${rule.name}||`;
-      const dims: Record<string, string> = {};
-      for (let i = 1; i < rule.groups.length; i++) {
-        const g = rule.groups[i] as string;
-        if (g === '') continue;
-        const v = m[i] ?? '';
-        dims[g] = v;
-        key += `${g}=${v}||`;
-      }
-      const counter = this.#cache.get(key);
-      if (counter) {
-        counter.count++;
-        counter.content = text;
-      } else {
-        dims.file_path = file;
-        this.#cache.set(key, { rule: rule.name, count: 1, content: text, dimension: dims });
+    this.#match(file, this.#slotsOf(file), text);
+    this.#touched.length = 0;
+    this.#batch++;
+  }
+
+  /** Complete lines of `file` from the input, in order. */
+  batch(file: string, batch: LineBatch): void {
+    const slots = this.#slotsOf(file);
+    const candidates = this.#candidates;
+    if (candidates === undefined && !this.#none) {
+      const lines = batch.lines();
+      this.lines += lines.length;
+      for (const text of lines) this.#match(file, slots, text);
+    } else {
+      const s = batch.text();
+      this.lines += countLines(s);
+      if (candidates) {
+        // a match holds no newline: its last character (lastIndex - 1) is on the line to run
+        candidates.lastIndex = 0;
+        while (candidates.test(s)) {
+          const at = candidates.lastIndex - 1;
+          const start = s.lastIndexOf('\n', at) + 1;
+          let end = s.indexOf('\n', at);
+          if (end < 0) end = s.length;
+          this.#match(file, slots, s.slice(start, end > start && s.charCodeAt(end - 1) === 13 ? end - 1 : end));
+          if (end >= s.length) break;
+          candidates.lastIndex = end + 1;
+        }
       }
     }
+    for (const c of this.#touched) c.content = detach(c.content);
+    this.#touched.length = 0;
+    this.#batch++;
+  }
+
+  #slotsOf(file: string): Slot[] {
+    let slots = this.#slots.get(file);
+    if (!slots) {
+      slots = this.#config.rules.map((r) => ({ prefix: `${file}||${r.name}||`, counter: undefined, byValue: undefined }));
+      this.#slots.set(file, slots);
+    }
+    return slots;
+  }
+
+  #match(file: string, slots: readonly Slot[], text: string): void {
+    for (const f of this.#config.filterPatterns) if ((f.literal === '' || text.includes(f.literal)) && (f.exact || f.re.test(text))) return;
+    const rules = this.#rules;
+    for (let r = 0; r < rules.length; r++) {
+      const { rule, named, exec } = rules[r] as CompiledRule;
+      if (rule.literal !== '' && !text.includes(rule.literal)) continue;
+      const slot = slots[r] as Slot;
+      let counter: Counter | undefined;
+      if (named.length === 0) {
+        if (!rule.exact && !rule.re.test(text)) continue;
+        counter = slot.counter ??= this.#counter(slot, rule, named, file, null);
+      } else {
+        const m = exec.exec(text);
+        if (!m) continue;
+        if (named.length === 1) {
+          const v = m[named[0] as number] ?? '';
+          const byValue = (slot.byValue ??= new Map<string, Counter>());
+          counter = byValue.get(v);
+          if (!counter) byValue.set(v, (counter = this.#counter(slot, rule, named, file, m)));
+        } else counter = this.#counter(slot, rule, named, file, m);
+      }
+      this.hits++;
+      counter.count++;
+      counter.content = text;
+      if (counter.batch !== this.#batch) {
+        counter.batch = this.#batch;
+        this.#touched.push(counter);
+      }
+    }
+  }
+
+  /**
+   * The counter of `rule`'s hit on `file` with groups `m`: the one under the same key string if there is one,
+   * else a new one (count 0) with the dimensions — group values by index, then `file_path`.
+   */
+  #counter(slot: Slot, rule: KeywordRule, named: readonly number[], file: string, m: RegExpExecArray | null): Counter {
+    let key = slot.prefix;
+    if (m) for (const i of named) key += `${rule.groups[i] as string}=${m[i] ?? ''}||`;
+    let counter = this.#cache.get(key);
+    if (!counter) {
+      const dimension: Record<string, string> = {};
+      if (m) for (const i of named) dimension[rule.groups[i] as string] = m[i] ?? '';
+      dimension.file_path = file;
+      counter = { rule: rule.name, count: 0, content: '', dimension, batch: -1 };
+      this.#cache.set(key, counter);
+    }
+    return counter;
   }
 
   /** The documents of the counts so far (one per key), and a fresh count. */
@@ -198,8 +430,22 @@ export class KeywordCounter {
       docs.push({ dataid: c.dataId, data });
     }
     this.#cache = new Map();
+    this.#slots = new Map();
     return docs;
   }
+}
+
+/** The input subscriber of a keyword task feeding `counter` (the task's own, and the benchmark's). */
+export function keywordSubscriber(config: KeywordConfig, counter: KeywordCounter, id: string): TailSubscriber {
+  return {
+    id,
+    paths: config.paths,
+    exclude: config.excludeFiles,
+    encoding: config.encoding,
+    closeInactiveMs: config.closeInactiveMs,
+    retainFileBytes: config.retainFileBytes,
+    onBatch: (file, batch) => counter.batch(file, batch),
+  };
 }
 
 /** The distinct usable labels, each as its seven reference keys (reference configs.Label). */
@@ -233,17 +479,7 @@ class KeywordTask implements Task<KeywordConfig> {
     const counter = new KeywordCounter(c);
     const input: TailInput = sharedInput(ctx.state, ctx.logger);
     input.requestScanInterval(c.scanFrequencyMs);
-    const sub: TailSubscriber = {
-      id: `${c.ident}:${Math.random().toString(36).slice(2)}`,
-      paths: c.paths,
-      exclude: c.excludeFiles,
-      encoding: c.encoding,
-      closeInactiveMs: c.closeInactiveMs,
-      retainFileBytes: c.retainFileBytes,
-      onLines: (file, lines) => {
-        for (const l of lines) counter.line(file, l);
-      },
-    };
+    const sub = keywordSubscriber(c, counter, `${c.ident}:${Math.random().toString(36).slice(2)}`);
     const unsubscribe = input.subscribe(sub);
     log.info('keyword task started', { paths: c.paths, report_period_ms: c.reportPeriodMs });
     const report = async (): Promise<void> => {
@@ -296,7 +532,7 @@ function parseKeyword(raw: Readonly<Record<string, unknown>>, base: BaseTaskConf
   const filterPatterns: Filter[] = [];
   for (const [i, p] of f.strings('filter_patterns').entries()) {
     try {
-      filterPatterns.push({ re: goRegExp(p), literal: requiredLiteral(p) });
+      filterPatterns.push({ re: goRegExp(p), ...literalOf(p) });
     } catch (err) {
       f.problem(`filter_patterns[${i}]`, `is not a valid regular expression: ${(err as Error).message}`);
     }
@@ -311,7 +547,7 @@ function parseKeyword(raw: Readonly<Record<string, unknown>>, base: BaseTaskConf
     const pattern = typeof rr.pattern === 'string' ? rr.pattern : '';
     if (name === '') rf.problem('name', 'is required');
     try {
-      rules.push({ name, pattern, re: goRegExp(pattern), groups: subexpNames(pattern), literal: requiredLiteral(pattern) });
+      rules.push({ name, pattern, re: goRegExp(pattern), groups: subexpNames(pattern), ...literalOf(pattern) });
     } catch (err) {
       rf.problem('pattern', `is not a valid regular expression: ${(err as Error).message}`);
     }

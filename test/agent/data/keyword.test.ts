@@ -8,10 +8,11 @@ import test from 'ava';
 import { appendFileSync, copyFileSync, renameSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import iconv from 'iconv-lite';
-import { keywordType, type KeywordConfig } from '../../../services/agent/tasks/keyword.ts';
+import { KeywordCounter, keywordType, literalOf, requiredLiteral, unnamedGroups, type KeywordConfig } from '../../../services/agent/tasks/keyword.ts';
+import { goRegExp } from '../../../services/agent/host/goregexp.ts';
 import type { EventOutput, StateStore } from '../../../services/agent/task.ts';
 import { silentLogger } from '../../../services/common/log.ts';
-import { sharedInput } from '../../../services/agent/tail/input.ts';
+import { lineBatch, sharedInput, splitLines } from '../../../services/agent/tail/input.ts';
 import { MemoryState, parseTask, problemsOf, recordingContext, tempDir } from './helpers.ts';
 
 interface Running {
@@ -264,3 +265,265 @@ test('config problems name their keys; defaults as the reference cleans them', (
   t.is(parseTask(t, keywordType, { paths: ['/x'], retain_file_bytes: -1 }).retainFileBytes, 0);
   t.is(parseTask(t, keywordType, { paths: ['/x'], encoding: 'GBK' }).encoding, 'gb18030');
 });
+
+// ---- the literal pre-check and the batch path: same results as running every regex on every line ----
+
+/** Deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Pieces lines are made of: rule literals and near misses, multi-byte text, invalid and truncated UTF-8, `\r`, separators. */
+const FRAGMENTS: readonly (string | readonly number[])[] = [
+  'ERROR db: request 42 failed', 'ERROR web: request x failed', 'aa', 'bb', 'ERROR ', 'INFO ', 'db', 'web', ': request ', ': ', 'request ', '42', ' 7', ' failed', ' timeout', 'time', 'out', 'healthcheck', 'SKIP', 'skip',
+  '5abc', 'abc', ']xy', 'axy', 'xy', 'Abc', 'bc', 'a{,5}bc', ',5', 'ab.d', 'ab.cd', 'abd', 'xyzz', 'xzwzz', 'xwzz', 'zz', '1.2', '10.0.0.1',
+  '失败：', '密码错误', '中文', '😀', '😀😀x', 'x', '\uFFFD', ' ', '\r', '\t', '|', '||', '=', 'k=1', 'end\r', 'end', 'a\rb',
+  [0xff], [0xe4], [0xc3], [0xf0, 0x9f], [0xef, 0xbf, 0xbd], [0xe5, 0xa4], [0xed, 0xa0, 0x80],
+];
+
+function generateLines(seed: number, n: number, encode: (s: string) => Buffer = (s) => Buffer.from(s)): Buffer[] {
+  const rand = rng(seed);
+  const out: Buffer[] = [];
+  for (let i = 0; i < n; i++) {
+    const parts: Buffer[] = [];
+    const k = Math.floor(rand() * 9);
+    for (let j = 0; j < k; j++) {
+      const f = FRAGMENTS[Math.floor(rand() * FRAGMENTS.length)]!;
+      parts.push(typeof f === 'string' ? encode(f) : Buffer.from(f));
+    }
+    out.push(Buffer.concat(parts));
+  }
+  return out;
+}
+
+/**
+ * The documents the reference's processing gives for `lines` (bytes, without newlines): each line decoded
+ * on its own, a trailing `\r` removed, any matching filter drops it, then every rule's regex — no pre-checks
+ * — and counts + last line per `<file>||<rule>||<group>=<value>||…` key, in first-seen order.
+ */
+function referenceDocs(config: KeywordConfig, file: string, lines: readonly Buffer[]): unknown[] {
+  const cache = new Map<string, { rule: string; count: number; content: string; dimension: Record<string, string> }>();
+  for (const bytes of lines) {
+    let text = config.encoding === 'utf-8' ? bytes.toString('utf8') : iconv.decode(bytes, config.encoding);
+    if (text.endsWith('\r')) text = text.slice(0, -1);
+    if (config.filterPatterns.some((f) => f.re.test(text))) continue;
+    for (const rule of config.rules) {
+      const m = rule.re.exec(text);
+      if (!m) continue;
+      let key = `${file}||${rule.name}||`;
+      const dimension: Record<string, string> = {};
+      for (let i = 1; i < rule.groups.length; i++) {
+        const g = rule.groups[i]!;
+        if (g === '') continue;
+        dimension[g] = m[i] ?? '';
+        key += `${g}=${m[i] ?? ''}||`;
+      }
+      const c = cache.get(key);
+      if (c) {
+        c.count++;
+        c.content = text;
+      } else cache.set(key, { rule: rule.name, count: 1, content: text, dimension: { ...dimension, file_path: file } });
+    }
+  }
+  return [...cache.values()].map((c) => ({ dataid: config.dataId, data: [{ event_name: c.rule, event: { count: c.count, content: c.content }, dimension: c.dimension, target: config.target, timestamp: 1_700_000_000_000 }] }));
+}
+
+/** Feeds `lines` to `counter` as the input would, in batches of random sizes. */
+function feed(counter: KeywordCounter, file: string, lines: readonly Buffer[], encoding: string, seed: number): void {
+  const rand = rng(seed);
+  for (let i = 0; i < lines.length; ) {
+    const n = 1 + Math.floor(rand() * 300);
+    const region = Buffer.concat(lines.slice(i, i + n).flatMap((l, j) => (j === 0 ? [l] : [Buffer.from('\n'), l])));
+    counter.batch(file, lineBatch(region, encoding));
+    i += n;
+  }
+}
+
+const TRICKY_RULES = [
+  { name: 'error', pattern: 'ERROR (?P<module>\\w+): request \\d+ failed' },
+  { name: 'timeout', pattern: 'timeout' },
+  { name: 'time', pattern: 'time(out)?' },
+  { name: 'posix', pattern: '[[:digit:]]abc' },
+  { name: 'bracket', pattern: '[]a]xy' },
+  { name: 'hex', pattern: '\\x41bc' },
+  { name: 'brace', pattern: 'a{,5}bc' },
+  { name: 'dotted', pattern: 'ab\\.c?d' },
+  { name: 'group', pattern: 'x(?P<g>y|z)?w?zz' },
+  { name: 'dup', pattern: '失败：(?P<reason>\\S*)' },
+  { name: 'dup', pattern: '失败：(?P<reason>密码)' },
+  { name: 'emoji', pattern: '😀😀+x' },
+  { name: 'replacement', pattern: '\uFFFD\uFFFD' },
+  { name: 'cr', pattern: 'end\r' },
+  { name: 'newline', pattern: 'a\nb' },
+  { name: 'pipes', pattern: '(?P<a>[|]*)\\|\\|(?P<b>=?)k' },
+];
+
+test('requiredLiteral: a substring every match holds, or none — counted repetitions, Go classes, escapes with arguments', (t) => {
+  const cases: [string, string, boolean][] = [
+    ['ERROR (?P<module>\\w+): request \\d+ failed', ': request ', false],
+    ['timeout', 'timeout', true],
+    ['x\\.y\\-z', 'x.y-z', true],
+    ['xa{2,3}', '', false],
+    ['\\d{1,3}\\.\\d{1,3}', '', false],
+    ['[[:digit:]]abc', 'abc', false],
+    ['[]a]xy', 'xy', false],
+    ['[^]a]zz', 'zz', false],
+    ['\\x41bc', 'bc', false],
+    ['\\x{263a}bc', 'bc', false],
+    ['\\p{Greek}', '', false],
+    ['\\pLxy', 'xy', false],
+    ['abc?', 'ab', false],
+    ['ab*?cd', 'cd', false],
+    ['a|b', '', false],
+    ['(a|b)cd', 'cd', false],
+    ['(?i)abc', '', false],
+    ['(?i:ab)cd', 'cd', false],
+    ['\\Qa.b\\E', '', false],
+    ['a{,5}bc', ',5', false],
+    ['^line', 'line', false],
+  ];
+  for (const [pattern, literal, exact] of cases) {
+    t.is(requiredLiteral(pattern), literal, pattern);
+    t.deepEqual(literalOf(pattern), { literal, exact }, pattern);
+  }
+});
+
+test('unnamedGroups makes named groups plain and leaves classes, escapes and lookbehinds alone', (t) => {
+  t.is(unnamedGroups('ERROR (?<module>\\w+): (?<msg>.*)'), 'ERROR (\\w+): (.*)');
+  t.is(unnamedGroups('[(?<x>]a(?<y>b)'), '[(?<x>]a(b)');
+  t.is(unnamedGroups('\\(?<z>c)'), '\\(?<z>c)');
+  t.is(unnamedGroups('(?<=a)(?<!b)(?:c)(?<n1>d)'), '(?<=a)(?<!b)(?:c)(d)');
+  t.is(unnamedGroups('[\\](?<q>]x'), '[\\](?<q>]x');
+});
+
+test('requiredLiteral holds on generated lines: every match contains the literal; an exact literal matches exactly the lines holding it', (t) => {
+  const patterns = [...TRICKY_RULES.map((r) => r.pattern), 'xa{2,3}', '\\d{1,3}\\.\\d{1,3}', '[^]a]xy', '\\pLbc', '(?P<k>[a-z]+)=(?P<v>\\d+)', 'e\\{,5\\}', 'ab*?d'];
+  const texts = generateLines(7, 20_000).map((b) => b.toString('utf8'));
+  let matched = 0;
+  for (const pattern of patterns) {
+    const re = goRegExp(pattern);
+    const { literal, exact } = literalOf(pattern);
+    for (const text of texts) {
+      const m = re.test(text);
+      if (m) matched++;
+      if (m && literal !== '') t.true(text.includes(literal), `${pattern} matched ${JSON.stringify(text)} without ${JSON.stringify(literal)}`);
+      if (exact) t.is(m, text.includes(literal));
+    }
+  }
+  t.true(matched > 5_000, 'the lines exercise the patterns');
+});
+
+test('batch: the literal pre-check gives the same documents as the plain path and as every regex on every line (generated lines, UTF-8)', (t) => {
+  const file = '/var/log/x||y.log';
+  const variants = [
+    { keywords: TRICKY_RULES, filter_patterns: ['healthcheck', '(?i)skip'] },
+    { keywords: TRICKY_RULES.slice(0, 2), filter_patterns: ['healthcheck'] },
+    { keywords: [{ name: 'newline', pattern: 'a\nb' }] },
+    // a rule without a literal: every line is run
+    { keywords: [...TRICKY_RULES, { name: 'kv', pattern: '(?P<k>[a-z]+)=(?P<v>\\d+)' }, { name: 'backref', pattern: '(?P<w>[a-z])\\1' }, { name: 'kref', pattern: '(?P<w>[a-z])\\k<w>' }], filter_patterns: ['\\d{2}'] },
+  ];
+  const hitRules = new Set<string>();
+  for (const [v, raw] of variants.entries()) {
+    const config = kw(t, { paths: ['/x'], ...raw });
+    for (let seed = 1; seed <= 4; seed++) {
+      const lines = generateLines(seed * 100 + v, 3_000);
+      const fast = new KeywordCounter(config);
+      const plain = new KeywordCounter(config, { precheck: false });
+      const single = new KeywordCounter(config, { precheck: false });
+      t.is(fast.prechecked, v < 3, `variant ${v} pre-checks`);
+      t.false(plain.prechecked);
+      feed(fast, file, lines, 'utf-8', seed);
+      feed(plain, file, lines, 'utf-8', seed + 1);
+      for (const l of splitLines(Buffer.concat(lines.flatMap((l, i) => (i === 0 ? [l] : [Buffer.from('\n'), l]))).toString('utf8'))) single.line(file, l);
+      const expected = referenceDocs(config, file, lines);
+      const now = 1_700_000_000_000;
+      t.deepEqual(fast.drain(now), expected, `variant ${v} seed ${seed}: pre-checked`);
+      t.deepEqual(plain.drain(now), expected, `variant ${v} seed ${seed}: plain`);
+      t.deepEqual(single.drain(now), expected, `variant ${v} seed ${seed}: line by line`);
+      t.is(fast.lines, lines.length);
+      t.is(plain.lines, lines.length);
+      t.is(fast.hits, plain.hits);
+      for (const d of expected) hitRules.add((d as { data: Rec[] }).data[0]!.event_name);
+    }
+  }
+  t.deepEqual([...hitRules].sort(), [...new Set(TRICKY_RULES.map((r) => r.name))].filter((n) => n !== 'newline').concat('kv', 'backref', 'kref').sort(), 'every rule (but the one that cannot match a line) was hit');
+});
+
+test('batch: the pre-check on GBK text gives the same documents as every regex on every line', (t) => {
+  const config = kw(t, { paths: ['/x'], encoding: 'gbk', keywords: [{ name: 'fail', pattern: '失败：(?P<reason>\\S+)' }, { name: 'cn', pattern: '中文' }, { name: 'err', pattern: 'ERROR' }], filter_patterns: ['密码错误x'] });
+  const encode = (s: string): Buffer => iconv.encode(s, 'gb18030');
+  for (let seed = 1; seed <= 3; seed++) {
+    const lines = generateLines(seed, 3_000, encode);
+    const fast = new KeywordCounter(config);
+    t.true(fast.prechecked);
+    feed(fast, '/g.log', lines, 'gb18030', seed);
+    const expected = referenceDocs(config, '/g.log', lines);
+    t.true(expected.length > 3);
+    t.deepEqual(fast.drain(1_700_000_000_000), expected);
+  }
+});
+
+test('the input hands the same lines to an onLines and an onBatch subscriber; the task counts a file appended in large and odd pieces as every regex on every line', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'gen.log');
+  writeFileSync(file, '');
+  const config = kw(t, { paths: [file], keywords: TRICKY_RULES, filter_patterns: ['healthcheck'], report_period: '150ms' });
+  const state = new MemoryState();
+  const task = await start(config, state);
+  t.teardown(() => task.stop());
+  const input = sharedInput(state, silentLogger);
+  const viaLines: string[] = [];
+  const viaBatch: string[] = [];
+  const unsubscribe = input.subscribe({ id: 'lines', paths: [file], exclude: [], encoding: 'utf-8', closeInactiveMs: 0, retainFileBytes: 0, onLines: (_f, ls) => viaLines.push(...ls) });
+  const unsubscribe2 = input.subscribe({ id: 'batch', paths: [file], exclude: [], encoding: 'utf-8', closeInactiveMs: 0, retainFileBytes: 0, onBatch: (_f, b) => viaBatch.push(...b.lines()) });
+  t.teardown(async () => {
+    await unsubscribe();
+    await unsubscribe2();
+  });
+  await sleep(200);
+  // lines longer than a dispatch piece (64 KiB) among them; the first 1.2 MB appended at once (a full 1 MiB read)
+  const lines = generateLines(42, 60_000);
+  for (const i of [10, 20_000, 40_001, 59_999]) lines[i] = Buffer.concat([lines[i]!, Buffer.from(`timeout ${'y'.repeat(70_000 + i)} 失败：长`)]);
+  const content = Buffer.concat(lines.flatMap((l) => [l, Buffer.from('\n')]));
+  t.true(content.length > 1_400_000);
+  const rand = rng(5);
+  appendFileSync(file, content.subarray(0, 1_200_000));
+  for (let at = 1_200_000; at < content.length; ) {
+    const n = 1 + Math.floor(rand() * 40_000);
+    appendFileSync(file, content.subarray(at, at + n));
+    at += n;
+    if (rand() < 0.3) await sleep(20);
+  }
+  const expected = referenceDocs(config, file, lines) as { data: Rec[] }[];
+  const expectedTotal = expected.reduce((n, d) => n + d.data[0]!.event.count, 0);
+  const allRecs = (): Rec[] => recordsOf(task.rec.events('keyword'));
+  await task.rec.waitFor(() => allRecs().reduce((n, r) => n + r.event.count, 0) >= expectedTotal, 20_000);
+  await sleep(300);
+  const got = new Map<string, { count: number; content: string }>();
+  for (const r of allRecs()) {
+    const key = `${r.event_name} ${JSON.stringify(r.dimension)}`;
+    const g = got.get(key);
+    got.set(key, { count: (g?.count ?? 0) + r.event.count, content: r.event.content });
+  }
+  const want = new Map(expected.map((d) => [`${d.data[0]!.event_name} ${JSON.stringify(d.data[0]!.dimension)}`, { count: d.data[0]!.event.count, content: d.data[0]!.event.content }]));
+  t.deepEqual([...got.entries()].sort(), [...want.entries()].sort());
+  await waitUntil(() => viaLines.length >= lines.length && viaBatch.length >= lines.length);
+  const decoded = lines.map((b) => b.toString('utf8').replace(/\r$/, ''));
+  t.deepEqual(viaLines, decoded);
+  t.deepEqual(viaBatch, decoded);
+});
+
+async function waitUntil(pred: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await sleep(20);
+  }
+}
