@@ -6,7 +6,7 @@
  */
 import { BkError, ValidationError } from '../common/errors.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
-import { compileFilters, fieldExpression, Params, spanCatalog, traceCatalog, type Catalog, type FieldType, type FilterNode } from './filters.ts';
+import { compileFilters, fieldExpression, Params, spanCatalog, traceCatalog, type Catalog, type Field, type FilterNode } from './filters.ts';
 
 /** A query ran past `STORAGE_QUERY_TIMEOUT_MS` (503: narrow the range or the filters and try again). */
 export class QueryTimeoutError extends BkError {
@@ -87,18 +87,23 @@ export function decodeCursor(raw: unknown, length: number): unknown[] | undefine
   throw new ValidationError('cursor is not one this listing returned (the sort must stay the same between pages)');
 }
 
-/** Keyset condition `(sort, tiebreakers…) </> (cursor…)`, NULLs last whatever the direction. */
-function keyset(sortSql: string, sortType: FieldType, tiebreak: string[], desc: boolean, cursor: unknown[] | undefined, p: Params): { where: string; order: string } {
+/**
+ * Keyset condition `(sort, tiebreakers…) </> (cursor…)`. A nullable sort field lists NULLs last whatever
+ * the direction; a NOT NULL one is ordered plainly, so an index on it can give the order.
+ */
+function keyset(field: Field, tiebreak: string[], desc: boolean, cursor: unknown[] | undefined, p: Params): { where: string; order: string } {
+  const sortSql = field.sql;
   const dir = desc ? 'DESC' : 'ASC';
-  const order = [`${sortSql} ${dir} NULLS LAST`, ...tiebreak.map((c) => `${c} ${dir}`)].join(', ');
+  const order = [`${sortSql} ${dir}${field.nullable ? ' NULLS LAST' : ''}`, ...tiebreak.map((c) => `${c} ${dir}`)].join(', ');
   if (!cursor) return { where: 'true', order };
   const [value, ...ties] = cursor;
   const cmp = desc ? '<' : '>';
   const tieParams = ties.map((v) => p.add(v));
   const tieRow = `(${tiebreak.join(', ')}) ${cmp} (${tieParams.join(', ')})`;
   if (value === null) return { where: `(${sortSql} IS NULL AND ${tieRow})`, order };
-  const v = p.add(sortType === 'int' ? Number(value) : sortType === 'bool' ? Boolean(value) : typeof value === 'string' ? value : JSON.stringify(value));
-  return { where: `(${sortSql} IS NULL OR (${sortSql}, ${tiebreak.join(', ')}) ${cmp} (${v}, ${tieParams.join(', ')}))`, order };
+  const v = p.add(field.type === 'int' ? Number(value) : field.type === 'bool' ? Boolean(value) : typeof value === 'string' ? value : JSON.stringify(value));
+  const after = `(${sortSql}, ${tiebreak.join(', ')}) ${cmp} (${v}, ${tieParams.join(', ')})`;
+  return { where: field.nullable ? `(${sortSql} IS NULL OR ${after})` : after, order };
 }
 
 export interface ListRequest {
@@ -126,10 +131,10 @@ function spanScope(scope: Scope, p: Params, timeColumn = 's.end_time'): string {
 export async function listSpans(ctx: QueryContext, scope: Scope, req: ListRequest & { full?: boolean }): Promise<Page<Record<string, unknown>>> {
   const p = new Params();
   const sort = parseSort(req.sort, spanCatalog, { field: 'end_time', desc: true });
-  const field = spanCatalog.fields[sort.field] as { sql: string; type: FieldType };
+  const field = spanCatalog.fields[sort.field] as Field;
   const cursor = decodeCursor(req.cursor, 3);
   const cond = compileFilters(req.filters, spanCatalog, p);
-  const ks = keyset(field.sql, field.type, ['s.trace_id', 's.span_id'], sort.desc, cursor, p);
+  const ks = keyset(field, ['s.trace_id', 's.span_id'], sort.desc, cursor, p);
   const sql = `SELECT ${req.full ? SPAN_FULL_COLUMNS : SPAN_LIST_COLUMNS}, ${field.sql} AS _sort FROM storage_span s
     WHERE ${spanScope(scope, p)} AND ${cond} AND ${ks.where} ORDER BY ${ks.order} LIMIT ${req.limit + 1}`;
   const rows = await withTimeout(ctx, async (db) => (await db.query<Record<string, unknown>>(sql, p.values)).rows);
@@ -160,11 +165,11 @@ const TRACE_LIST_COLUMNS = `t.bk_biz_id AS biz_id, t.app_name, t.trace_id, t.ser
 export async function listTraces(ctx: QueryContext, scope: Scope, req: ListRequest): Promise<Page<Record<string, unknown>>> {
   const p = new Params();
   const sort = parseSort(req.sort, traceCatalog, { field: 'min_start_time', desc: true });
-  const field = traceCatalog.fields[sort.field] as { sql: string; type: FieldType };
+  const field = traceCatalog.fields[sort.field] as Field;
   const cursor = decodeCursor(req.cursor, 2);
   const scopeSql = `t.bk_biz_id = ${p.add(scope.bkBizId)} AND t.app_name = ${p.add(scope.appName)} AND t.min_start_time >= ${p.add(scope.startMs * 1000)} AND t.min_start_time <= ${p.add(scope.endMs * 1000)}`;
   const cond = compileFilters(req.filters, traceCatalog, p);
-  const ks = keyset(field.sql, field.type, ['t.trace_id'], sort.desc, cursor, p);
+  const ks = keyset(field, ['t.trace_id'], sort.desc, cursor, p);
   const sql = `SELECT ${TRACE_LIST_COLUMNS}, ${field.sql} AS _sort FROM storage_trace t WHERE ${scopeSql} AND ${cond} AND ${ks.where} ORDER BY ${ks.order} LIMIT ${req.limit + 1}`;
   return withTimeout(ctx, async (db) => {
     const rows = (await db.query<Record<string, unknown>>(sql, p.values)).rows;

@@ -336,3 +336,28 @@ test.serial('PostgreSQL: a statement past STORAGE_QUERY_TIMEOUT_MS is cancelled 
   t.is(edgeStatusOf(err).http, 503);
   t.is((await withTimeout({ store, reader, timeoutMs: 200 }, (db) => db.query<{ one: number }>('SELECT 1 AS one'))).rows[0]?.one, 1);
 });
+
+storeContract('paging on a field with NULLs: every trace once, NULLs last in both directions', async (t, store) => {
+  await addApp(store);
+  // 9 traces: 6 with an entry service (a server span), 3 without (client spans only: root_service NULL)
+  await writePath(store).write(Array.from({ length: 9 }, (_, i) => span({ trace: `N${i}`, id: `n${i}`, kind: i % 3 === 0 ? 3 : 2, service: `svc-${i % 2}`, start: T0 + i * 1_000 })));
+  const a = await api(t, store);
+  for (const sort of ['root_service asc', 'root_service desc']) {
+    const seen: (string | null)[] = [];
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const r = await a.post(TRACES, { limit: 2, sort, ...(cursor ? { cursor } : {}) });
+      t.is(r.status, 200, JSON.stringify(r.body));
+      for (const item of r.body.items as { trace_id: string; root_service: string | null }[]) {
+        ids.push(item.trace_id);
+        seen.push(item.root_service);
+      }
+      cursor = r.body.next_cursor as string | undefined;
+    } while (cursor);
+    t.deepEqual([...ids].sort(), Array.from({ length: 9 }, (_, i) => `N${i}`), sort);
+    t.deepEqual(seen.slice(6), [null, null, null], `${sort}: NULLs last`);
+    const named = seen.slice(0, 6) as string[];
+    t.deepEqual(named, [...named].sort((x, y) => (sort.endsWith('asc') ? x.localeCompare(y) : y.localeCompare(x))), sort);
+  }
+});
