@@ -39,8 +39,8 @@ interface Asset {
 export class Assets {
   readonly #files = new Map<string, Asset>();
 
-  /** Reads every file of `dir`; throws when it has no index.html. */
-  async load(dir: string): Promise<void> {
+  /** Reads every file of `dir`, `index.html` through `page` (settings put in by the server); throws when it has no index.html. */
+  async load(dir: string, page: (html: string) => string = (html) => html): Promise<void> {
     const walk = async (d: string): Promise<string[]> => {
       const out: string[] = [];
       for (const e of await readdir(d, { withFileTypes: true })) {
@@ -53,7 +53,7 @@ export class Assets {
     for (const file of await walk(dir)) {
       const path = `/${relative(dir, file).split('\\').join('/')}`;
       if (path === '/build.json') continue;
-      const body = await readFile(file);
+      const body = path === '/index.html' ? Buffer.from(page(await readFile(file, 'utf8'))) : await readFile(file);
       const type = TYPES[extname(file)] ?? 'application/octet-stream';
       const compressible = /^(text\/|application\/json|image\/svg)/.test(type) && body.length > 1024;
       this.#files.set(path, {

@@ -24,7 +24,7 @@ import { LOOPBACK_HOSTS, type ConsoleConfig } from './config.ts';
 import type { ConsoleMetrics } from './metrics.ts';
 import { UPSTREAMS, type Proxy, type UpstreamName } from './proxy.ts';
 
-/** What the front end reads at start (`/console/settings.json`); nothing secret. */
+/** What the front end reads at start (a `<meta name="bkstream-settings">` of index.html, and `/console/settings.json`); nothing secret. */
 export interface FrontEndSettings {
   refreshIntervalMs: number;
   otlpHttpUrl: string;
@@ -51,6 +51,12 @@ export function hostName(header: string | undefined): string {
   if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
   const colon = h.lastIndexOf(':');
   return colon >= 0 ? h.slice(0, colon) : h;
+}
+
+/** index.html with the front end's settings in a meta tag (no extra round trip before the first API call). */
+export function withSettings(html: string, settings: FrontEndSettings): string {
+  const json = JSON.stringify(settings).replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return html.replace('</head>', `<meta name="bkstream-settings" content="${json}">\n</head>`);
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -81,6 +87,11 @@ export class ConsoleServer {
     this.server.keepAliveTimeout = 5_000;
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
+  }
+
+  /** The settings the front end is given. */
+  settings(): FrontEndSettings {
+    return this.#settings;
   }
 
   port(): number {

@@ -12,7 +12,7 @@ import { DEFAULT_DIST, ensureBuilt } from './build.ts';
 import { consoleSpec, validateConsole, type ConsoleConfig } from './config.ts';
 import { consoleMetrics } from './metrics.ts';
 import { Proxy } from './proxy.ts';
-import { ConsoleServer } from './server.ts';
+import { ConsoleServer, withSettings } from './server.ts';
 
 export interface ConsoleService extends Component {
   readonly config: ConsoleConfig;
@@ -50,7 +50,7 @@ export function createConsole(deps: ConsoleDeps, config: ConsoleConfig): Console
     start: async () => {
       const dir = config.assetsDir ?? DEFAULT_DIST;
       if (config.assetsDir === undefined && (await ensureBuilt(dir))) log.info('front end built', { dir });
-      await assets.load(dir);
+      await assets.load(dir, (html) => withSettings(html, server.settings()));
       loaded = true;
     },
     stop: async () => {

@@ -6,7 +6,7 @@ import type uPlot from 'uplot';
 import { useEffect, useRef } from 'preact/hooks';
 import { bytes } from './format.ts';
 import type { ChartData } from './host-series.ts';
-import { serviceColour } from './waterfall.ts';
+import { colourAt } from './waterfall.ts';
 
 function axisValue(unit: ChartData['unit'], v: number): string {
   if (unit === 'B/s') return `${bytes(v)}/s`;
@@ -43,8 +43,8 @@ export function Chart({ data, height = 180 }: { data: ChartData; height?: number
           {
             width: Math.max(200, el.clientWidth),
             height,
-            series: [{}, ...d.series.map((s) => ({ label: s.label, stroke: serviceColour(s.label), width: 1.5, spanGaps: true, value: (_u: uPlot, v: number | null) => (v === null ? '–' : axisValue(d.unit, v)) }))],
-            axes: [{}, { size: 70, values: (_u: uPlot, vals: number[]) => vals.map((v) => axisValue(d.unit, v)) }],
+            series: [{}, ...d.series.map((s, i) => ({ label: s.label, stroke: colourAt(i), width: 1.5, spanGaps: true, value: (_u: uPlot, v: number | null) => (v === null ? '–' : axisValue(d.unit, v)) }))],
+            axes: [{}, { size: 84, values: (_u: uPlot, vals: number[]) => vals.map((v) => axisValue(d.unit, v)) }],
             scales: d.unit === '%' ? { y: { range: [0, 100] } } : {},
             legend: { show: true },
             cursor: { drag: { x: false, y: false } },
@@ -72,7 +72,7 @@ export function Chart({ data, height = 180 }: { data: ChartData; height?: number
   useEffect(() => redraw.current(), [data]);
 
   return (
-    <section class="chart" data-chart={data.key} data-points={points}>
+    <section class="chart" data-chart={data.key} data-points={points} data-source={data.source}>
       <h3>{data.title}</h3>
       {points === 0 ? <p class="muted">no data in this range</p> : null}
       <div ref={box} class="chart-plot" />

@@ -66,6 +66,7 @@ export function Graph(props: GraphProps) {
 
   useEffect(() => {
     let cancelled = false;
+    let observer: ResizeObserver | undefined;
     void import('cytoscape').then(({ default: cytoscape }) => {
       if (cancelled || !box.current) return;
       const instance = cytoscape({
@@ -128,9 +129,13 @@ export function Graph(props: GraphProps) {
       instance.on('pan zoom resize layoutstop', report);
       cy.current = instance;
       draw();
+      // the container changes size when a node's panel opens or closes
+      observer = new ResizeObserver(() => instance.resize());
+      observer.observe(box.current);
     });
     return () => {
       cancelled = true;
+      observer?.disconnect();
       cy.current?.destroy();
       cy.current = undefined;
     };

@@ -1,18 +1,21 @@
 /**
  * A host's charts (cpu, memory, disk, network, load) as uPlot-ready data (pure).
  *
- * Two sources, the first that has data wins:
- * 1. series storage derives from the agents' basereport documents, asked by name through its metric
- *    range query (`/metrics/query?name=…&match=bk_target_ip=…`), {@link HOST_METRICS};
+ * Each chart takes the first source that has data for it:
+ * 1. the host series storage derives from the agents' basereport documents (the reference's names:
+ *    `system.cpu_summary.usage`, `system.mem.pct_used`, `system.disk.in_use`, `system.load.load1`…),
+ *    asked through its metric range query (`/metrics/query?name=…&match=bk_target_ip=…`), {@link HOST_METRICS};
  * 2. the basereport documents themselves (agent events, `event_type=basereport`), from which the same
  *    figures are read: `cpu.total_usage`, `mem.meminfo.usedPercent`, `disk.usage[].usedPercent`,
- *    `net.dev[].speedRecv/speedSent`, `load.load_avg.load1/5/15`.
+ *    `net.dev[].speedRecv/speedSent`, `load.load_avg.load1/5/15` (storage derives no network series yet).
  */
 
 import { text } from './format.ts';
 
 export interface ChartData {
   key: string;
+  /** Where the lines come from. */
+  source: 'series' | 'documents' | 'none';
   title: string;
   unit: '%' | 'B/s' | '';
   /** seconds since the epoch */
@@ -37,16 +40,16 @@ export const CHARTS: readonly { key: string; title: string; unit: ChartData['uni
   { key: 'load', title: 'Load', unit: '' },
 ];
 
-/** The derived series asked from storage's metric range query. */
+/** The derived series asked from storage's metric range query (the reference's host metric names). */
 export const HOST_METRICS: readonly MetricQuery[] = [
-  { chart: 'cpu', name: 'cpu_usage_pct', by: 'bk_target_ip', agg: 'avg', label: () => 'cpu' },
-  { chart: 'mem', name: 'mem_used_pct', by: 'bk_target_ip', agg: 'avg', label: () => 'memory' },
-  { chart: 'disk', name: 'disk_used_pct', by: 'mountpoint', agg: 'max', label: (l) => l.mountpoint ?? 'disk' },
-  { chart: 'net', name: 'net_recv_bytes_per_s', by: 'device_name', agg: 'avg', label: (l) => `${l.device_name ?? ''} in`.trim() },
-  { chart: 'net', name: 'net_sent_bytes_per_s', by: 'device_name', agg: 'avg', label: (l) => `${l.device_name ?? ''} out`.trim() },
-  { chart: 'load', name: 'load1', by: 'bk_target_ip', agg: 'avg', label: () => 'load1' },
-  { chart: 'load', name: 'load5', by: 'bk_target_ip', agg: 'avg', label: () => 'load5' },
-  { chart: 'load', name: 'load15', by: 'bk_target_ip', agg: 'avg', label: () => 'load15' },
+  { chart: 'cpu', name: 'system.cpu_summary.usage', by: 'bk_target_ip', agg: 'avg', label: () => 'cpu' },
+  { chart: 'mem', name: 'system.mem.pct_used', by: 'bk_target_ip', agg: 'avg', label: () => 'memory' },
+  { chart: 'disk', name: 'system.disk.in_use', by: 'mount_point', agg: 'max', label: (l) => l.mount_point ?? 'disk' },
+  { chart: 'net', name: 'system.net.speed_recv', by: 'device_name', agg: 'avg', label: (l) => `${l.device_name ?? ''} in`.trim() },
+  { chart: 'net', name: 'system.net.speed_sent', by: 'device_name', agg: 'avg', label: (l) => `${l.device_name ?? ''} out`.trim() },
+  { chart: 'load', name: 'system.load.load1', by: 'bk_target_ip', agg: 'avg', label: () => 'load1' },
+  { chart: 'load', name: 'system.load.load5', by: 'bk_target_ip', agg: 'avg', label: () => 'load5' },
+  { chart: 'load', name: 'system.load.load15', by: 'bk_target_ip', agg: 'avg', label: () => 'load15' },
 ];
 
 /** One line: points as [ms, value]. */
@@ -56,10 +59,21 @@ export interface Line {
   points: [number, number][];
 }
 
-/** Lines → one ChartData per chart (a shared x axis: the union of the lines' times). */
-export function toCharts(lines: readonly Line[]): ChartData[] {
+/** The charts that have no points in `lines`. */
+export function emptyCharts(lines: readonly Line[]): string[] {
+  return CHARTS.map((c) => c.key).filter((k) => !lines.some((l) => l.chart === k && l.points.length > 0));
+}
+
+/**
+ * Lines → one ChartData per chart (a shared x axis: the union of the lines' times): each chart from the
+ * derived series when they have points for it, else from the documents' lines.
+ */
+export function toCharts(derived: readonly Line[], documents: readonly Line[] = []): ChartData[] {
   return CHARTS.map((c) => {
-    const mine = lines.filter((l) => l.chart === c.key && l.points.length > 0);
+    const fromSeries = derived.filter((l) => l.chart === c.key && l.points.length > 0);
+    const fromDocuments = documents.filter((l) => l.chart === c.key && l.points.length > 0);
+    const mine = fromSeries.length > 0 ? fromSeries : fromDocuments;
+    const source: ChartData['source'] = fromSeries.length > 0 ? 'series' : fromDocuments.length > 0 ? 'documents' : 'none';
     const xs = [...new Set(mine.flatMap((l) => l.points.map(([t]) => Math.floor(t / 1000))))].sort((a, b) => a - b);
     const index = new Map(xs.map((x, i) => [x, i]));
     const series = mine.map((l) => {
@@ -67,7 +81,7 @@ export function toCharts(lines: readonly Line[]): ChartData[] {
       for (const [t, v] of l.points) values[index.get(Math.floor(t / 1000)) as number] = v;
       return { label: l.label, values };
     });
-    return { key: c.key, title: c.title, unit: c.unit, xs, series };
+    return { key: c.key, source, title: c.title, unit: c.unit, xs, series };
   });
 }
 

@@ -4,11 +4,14 @@
  *
  * Discovery knows which node calls which; storage counts spans. Spans do not name the node they call, so
  * each edge takes the figures that describe it best:
- * - into a component or remote service (`order-svc → order-svc-mysql`, `gateway → http:payment-gw`):
- *   the source's client/producer spans of that category;
+ * - into a remote service (`gateway → http:payment-gw`): the source's client spans whose `peer.service`
+ *   names it (exact);
+ * - into a component (`order-svc → order-svc-mysql`): the source's client/producer spans of that
+ *   category (shared by the source's components of one category, marked `approx`);
  * - into a service with a single caller: the target's server/consumer spans (exact);
  * - into a service with several callers: the source's client spans of the relation's kind (sync: http
- *   and rpc, async: messaging), shared by every edge of the same kind from that source (marked `approx`).
+ *   and rpc, async: messaging) less its calls to remote services, shared by every edge of the same kind
+ *   from that source (marked `approx`).
  */
 
 import { text } from './format.ts';
@@ -73,6 +76,15 @@ function redOf(row: AggregateRow): Red {
   return { count: num(row.count), errorRate: num(row.error_rate), ...(p99 !== undefined ? { p99 } : {}) };
 }
 
+/** `a` without the requests of `b` (errors too); undefined when nothing is left. p99 stays `a`'s. */
+export function subtract(a: Red | undefined, b: Red | undefined): Red | undefined {
+  if (!a || !b) return a;
+  const count = a.count - b.count;
+  if (count <= 0) return undefined;
+  const errors = Math.max(0, a.errorRate * a.count - b.errorRate * b.count);
+  return { count, errorRate: errors / count, ...(a.p99 !== undefined ? { p99: a.p99 } : {}) };
+}
+
 /** Figures of several groups as one: counts add up, error rates weigh by count, p99 is the largest. */
 export function combine(reds: readonly (Red | undefined)[]): Red | undefined {
   const present = reds.filter((r): r is Red => r !== undefined && r.count > 0);
@@ -93,11 +105,16 @@ export function byServiceCategory(rows: readonly AggregateRow[]): Map<string, Re
   return new Map(rows.map((r) => [`${text(r['resource.service.name'])}\u0000${text(r.category)}`, redOf(r)]));
 }
 
+/** Client span figures by service and `peer.service`: rows grouped by `resource.service.name`, `attributes.peer.service`. */
+export function byServicePeer(rows: readonly AggregateRow[]): Map<string, Red> {
+  return new Map(rows.map((r) => [`${text(r['resource.service.name'])}\u0000${text(r['attributes.peer.service'])}`, redOf(r)]));
+}
+
 function nodeLabel(n: TopoNode): string {
   return n.topo_key;
 }
 
-export function buildServiceMap(nodes: readonly TopoNode[], relations: readonly TopoRelation[], server: Map<string, Red>, client: Map<string, Red>): ServiceMap {
+export function buildServiceMap(nodes: readonly TopoNode[], relations: readonly TopoRelation[], server: Map<string, Red>, client: Map<string, Red>, peers: Map<string, Red> = new Map()): ServiceMap {
   const out = new Map<string, MapNode>();
   for (const n of nodes) {
     out.set(n.topo_key, { id: n.topo_key, label: nodeLabel(n), kind: n.extra_data?.kind ?? 'service', category: n.extra_data?.category ?? 'other', red: undefined });
@@ -115,10 +132,13 @@ export function buildServiceMap(nodes: readonly TopoNode[], relations: readonly 
   const inbound = new Map<string, number>();
   for (const r of rels) inbound.set(r.to_topo_key, (inbound.get(r.to_topo_key) ?? 0) + 1);
   const categoriesOf = (r: TopoRelation): string[] => {
-    const target = out.get(r.to_topo_key);
-    if (r.to_topo_key_kind === 'component' || r.to_topo_key_kind === 'remote_service') return [target?.kind === 'remote_service' ? 'http' : r.to_topo_key_category];
+    if (r.to_topo_key_kind === 'component' || r.to_topo_key_kind === 'remote_service') return [r.to_topo_key_category];
     return r.kind === 'async' ? ASYNC_CATEGORIES : SYNC_CATEGORIES;
   };
+  /** A remote service node `<prefix>:<peer.service>` → the peer. */
+  const peerOf = (key: string): string => key.slice(key.indexOf(':') + 1);
+  /** The source's calls to remote services (its client spans with peer.service). */
+  const peerCalls = (from: string): Red | undefined => combine([...peers].filter(([k]) => k.startsWith(`${from}\u0000`)).map(([, red]) => red));
   const sharing = new Map<string, number>();
   for (const r of rels) {
     const key = `${r.from_topo_key}\u0000${categoriesOf(r).join(',')}`;
@@ -130,10 +150,14 @@ export function buildServiceMap(nodes: readonly TopoNode[], relations: readonly 
     const toService = r.to_topo_key_kind !== 'component' && r.to_topo_key_kind !== 'remote_service';
     let red: Red | undefined;
     let approx = false;
-    if (toService && inbound.get(r.to_topo_key) === 1 && server.has(r.to_topo_key)) {
+    const peer = r.to_topo_key_kind === 'remote_service' ? peers.get(`${r.from_topo_key}\u0000${peerOf(r.to_topo_key)}`) : undefined;
+    if (peer) {
+      red = peer;
+    } else if (toService && inbound.get(r.to_topo_key) === 1 && server.has(r.to_topo_key)) {
       red = server.get(r.to_topo_key);
     } else {
       red = clientOf(r.from_topo_key, cats);
+      if (toService && r.kind !== 'async') red = subtract(red, peerCalls(r.from_topo_key));
       approx = red !== undefined && shared;
       if (red === undefined && toService) {
         red = server.get(r.to_topo_key);

@@ -81,6 +81,11 @@ export function ticks(total: number, target = 5): number[] {
 
 const PALETTE = ['#2f6fde', '#d9822b', '#2a9d8f', '#7a4fd1', '#c2410c', '#0e7490', '#a21caf', '#4d7c0f', '#b45309', '#1d4ed8'];
 
+/** The `i`-th colour of the palette (lines of one chart). */
+export function colourAt(i: number): string {
+  return PALETTE[i % PALETTE.length] as string;
+}
+
 /** A stable colour per service name. */
 export function serviceColour(service: string): string {
   let h = 0;

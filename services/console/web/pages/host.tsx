@@ -2,10 +2,11 @@
  * One host: its basereport charts (cpu, memory, disk, network, load) over a chosen range, the newest
  * results of the uptime probes its agent runs (http, tcp, udp, ping), and its exceptions (exceptionbeat).
  */
+import { useEffect } from 'preact/hooks';
 import { call } from '../api.ts';
 import { Chart } from '../chart.tsx';
 import { dateTime, RANGES, rangeSeconds, text } from '../format.ts';
-import { HOST_METRICS, linesFromBasereport, linesFromMetrics, toCharts, type ChartData } from '../host-series.ts';
+import { emptyCharts, HOST_METRICS, linesFromBasereport, linesFromMetrics, toCharts, type ChartData } from '../host-series.ts';
 import { usePoll } from '../poll.ts';
 import { href, navigate } from '../router.ts';
 import type { AgentEventItem, Page } from '../types.ts';
@@ -30,9 +31,18 @@ async function hostEvents(ip: string, cloudId: number, type: string, startS: num
   return page.items.filter((e) => Number(e.bk_cloud_id) === cloudId);
 }
 
+/** Which charts come from storage's series and which from the documents. */
+function sourceText(charts: readonly ChartData[], documents: number | undefined): string {
+  const of = (source: ChartData['source']): string => charts.filter((c) => c.source === source).map((c) => c.title.toLowerCase()).join(', ');
+  const parts = [of('series') && `${of('series')}: host series derived by storage`, of('documents') && `${of('documents')}: read from ${documents ?? 0} basereport documents`];
+  return `${parts.filter(Boolean).join('; ') || 'No basereport data in this range'}.`;
+}
+
 export function HostPage({ cloudId, ip, query }: { cloudId: number; ip: string; query: URLSearchParams }) {
   const rangeKey = query.get('range') ?? '1h';
-  const charts = usePoll(async (signal): Promise<{ charts: ChartData[]; source: string }> => {
+  // The chart library loads while the APIs answer, not after.
+  useEffect(() => void import('uplot'), []);
+  const charts = usePoll(async (signal): Promise<{ charts: ChartData[]; documents: number | undefined }> => {
     const end = Math.floor(Date.now() / 1000) + 1;
     const seconds = rangeSeconds(rangeKey);
     const step = Math.max(60, Math.round(seconds / 240 / 60) * 60);
@@ -45,10 +55,11 @@ export function HostPage({ cloudId, ip, query }: { cloudId: number; ip: string; 
         return { query: q, series: r.series };
       }),
     );
-    const lines = linesFromMetrics(answers);
-    if (lines.some((l) => l.points.length > 0)) return { charts: toCharts(lines), source: 'series derived by storage' };
+    const series = linesFromMetrics(answers);
+    if (emptyCharts(series).length === 0) return { charts: toCharts(series), documents: undefined };
+    // Charts storage has no series for are read from the basereport documents themselves.
     const docs = await hostEvents(ip, cloudId, 'basereport', end - seconds, end, 1000, signal);
-    return { charts: toCharts(linesFromBasereport(docs.map((d) => ({ timestamp: Number(d.timestamp), body: d.body })))), source: `${docs.length} basereport documents` };
+    return { charts: toCharts(series, linesFromBasereport(docs.map((d) => ({ timestamp: Number(d.timestamp), body: d.body })))), documents: docs.length };
   }, [cloudId, ip, rangeKey]);
   const events = usePoll(async (signal) => {
     const end = Math.floor(Date.now() / 1000) + 1;
@@ -79,7 +90,7 @@ export function HostPage({ cloudId, ip, query }: { cloudId: number; ip: string; 
         </label>
       </div>
       {charts.error ? <p class="error" role="alert">{charts.error.message}</p> : null}
-      {charts.data ? <p class="muted small" data-testid="chart-source">From {charts.data.source}.</p> : <p class="muted">Loading…</p>}
+      {charts.data ? <p class="muted small" data-testid="chart-source">{sourceText(charts.data.charts, charts.data.documents)}</p> : <p class="muted">Loading…</p>}
       <div class="charts" data-testid="charts">
         {(charts.data?.charts ?? []).map((c) => (
           <Chart key={c.key} data={c} />

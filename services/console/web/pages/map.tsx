@@ -3,12 +3,12 @@
  * error rates and p99 from storage's span aggregations over the chosen range; a node opens its
  * endpoints, instances and hosts. The same figures are listed as a table under the graph.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { appPath, call } from '../api.ts';
 import { count, duration, percent, RANGES, rangeSeconds, text } from '../format.ts';
 import { Graph } from '../graph.tsx';
 import { KIND_NAMES } from '../icons.ts';
-import { buildServiceMap, byService, byServiceCategory, type AggregateRow, type ServiceMap, type TopoNode, type TopoRelation } from '../map-model.ts';
+import { buildServiceMap, byService, byServiceCategory, byServicePeer, type AggregateRow, type Red, type ServiceMap, type TopoNode, type TopoRelation } from '../map-model.ts';
 import { usePoll } from '../poll.ts';
 import { href, navigate } from '../router.ts';
 import type { Listing } from '../types.ts';
@@ -21,9 +21,9 @@ interface MapData {
   figuresError: string | undefined;
 }
 
-function aggregate(bkBizId: number, appName: string, range: { start: number; end: number }, kinds: number[], groupBy: string[], signal: AbortSignal): Promise<{ groups: AggregateRow[] }> {
+function aggregate(bkBizId: number, appName: string, range: { start: number; end: number }, kinds: number[], groupBy: string[], signal: AbortSignal, more: unknown[] = []): Promise<{ groups: AggregateRow[] }> {
   return call<{ groups: AggregateRow[] }>('storage', `${appPath(bkBizId, appName)}/aggregate`, {
-    query: { start_time: range.start, end_time: range.end, metrics: 'count,error_rate,p99', group_by: groupBy.join(','), filters: JSON.stringify([{ key: 'kind', operator: 'equal', value: kinds }]) },
+    query: { start_time: range.start, end_time: range.end, metrics: 'count,error_rate,p99', group_by: groupBy.join(','), filters: JSON.stringify([{ key: 'kind', operator: 'equal', value: kinds }, ...more]) },
     signal,
   });
 }
@@ -104,30 +104,36 @@ export function MapPage({ bkBizId, appName, query }: { bkBizId: number; appName:
   const rangeKey = query.get('range') ?? '1h';
   const selected = query.get('node') ?? undefined;
   const [positions, setPositions] = useState<Map<string, { x: number; y: number }>>(new Map());
-  const polled = usePoll<MapData>(async (signal) => {
+  // The graph library loads while the APIs answer, not after.
+  useEffect(() => void import('cytoscape'), []);
+  // The topology is drawn as soon as discovery answers; the figures from storage are asked for then, and added when they arrive.
+  const topology = usePoll(async (signal) => {
     const base = appPath(bkBizId, appName);
-    const end = Math.floor(Date.now() / 1000);
-    const range = { start: end - rangeSeconds(rangeKey), end };
-    const figures = Promise.all([
-      aggregate(bkBizId, appName, range, [2, 5], ['resource.service.name'], signal),
-      aggregate(bkBizId, appName, range, [3, 4], ['resource.service.name', 'category'], signal),
-    ]).then(
-      ([server, client]) => ({ server: byService(server.groups), client: byServiceCategory(client.groups), error: undefined }),
-      (err: unknown) => ({ server: new Map(), client: new Map(), error: err instanceof Error ? err.message : String(err) }),
-    );
-    const [nodes, relations, f] = await Promise.all([
+    const [nodes, relations] = await Promise.all([
       call<Listing<TopoNode>>('discovery', `${base}/nodes`, { query: { page_size: PAGE }, signal }),
       call<Listing<TopoRelation>>('discovery', `${base}/relations`, { query: { page_size: PAGE }, signal }),
-      figures,
     ]);
-    return { map: buildServiceMap(nodes.items, relations.items, f.server, f.client), figuresError: f.error };
-  }, [bkBizId, appName, rangeKey]);
+    return { nodes: nodes.items, relations: relations.items };
+  }, [bkBizId, appName]);
+  const figures = usePoll(async (signal) => {
+    const end = Math.floor(Date.now() / 1000);
+    const range = { start: end - rangeSeconds(rangeKey), end };
+    const [server, client, peers] = await Promise.all([
+      aggregate(bkBizId, appName, range, [2, 5], ['resource.service.name'], signal),
+      aggregate(bkBizId, appName, range, [3, 4], ['resource.service.name', 'category'], signal),
+      aggregate(bkBizId, appName, range, [3, 4], ['resource.service.name', 'attributes.peer.service'], signal, [{ key: 'attributes.peer.service', operator: 'exists', value: [] }]),
+    ]);
+    return { server: byService(server.groups), client: byServiceCategory(client.groups), peers: byServicePeer(peers.groups) };
+  }, [bkBizId, appName, rangeKey], { enabled: topology.data !== undefined });
+  const data = useMemo<MapData | undefined>(
+    () => (topology.data ? { map: buildServiceMap(topology.data.nodes, topology.data.relations, figures.data?.server ?? new Map<string, Red>(), figures.data?.client ?? new Map<string, Red>(), figures.data?.peers), figuresError: figures.error?.message } : undefined),
+    [topology.data, figures.data, figures.error],
+  );
 
   const go = (changes: Record<string, string | undefined>): void => {
     const q: Record<string, string | undefined> = { range: rangeKey, node: selected, ...changes };
     navigate(href(['apps', bkBizId, appName, 'map'], q));
   };
-  const data = polled.data;
   return (
     <div class="page map-page">
       <div class="row between wrap">
@@ -141,7 +147,7 @@ export function MapPage({ bkBizId, appName, query }: { bkBizId: number; appName:
           </select>
         </label>
       </div>
-      {polled.error ? <p class="error" role="alert">{polled.error.message}</p> : null}
+      {topology.error ? <p class="error" role="alert">{topology.error.message}</p> : null}
       {data?.figuresError ? <p class="warn">Requests and errors are not shown: {data.figuresError}</p> : null}
       {data && data.map.nodes.length === 0 ? <p class="muted" data-testid="map-empty">Nothing discovered yet for {bkBizId}/{appName}: send traces with its token.</p> : null}
       <div class="map-layout">
@@ -189,7 +195,7 @@ export function MapPage({ bkBizId, appName, query }: { bkBizId: number; appName:
                 })}
               </tbody>
             </table>
-            <table class="list" data-testid="map-edges">
+            <table class="list" data-testid="map-edges" data-figures={figures.data ? 'yes' : 'no'}>
               <thead>
                 <tr><th>From</th><th>To</th><th>Kind</th><th>Requests</th><th>Errors</th></tr>
               </thead>

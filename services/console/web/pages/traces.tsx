@@ -35,13 +35,13 @@ export function TracesPage({ bkBizId, appName, query }: { bkBizId: number; appNa
   const polled = usePoll(async (signal) => {
     const end = Math.floor(Date.now() / 1000);
     const page = await call<Page<TraceItem> & { end_time: number }>('storage', `${base}/traces`, { query: params(end), signal });
-    return { ...page, end };
+    return { ...page, end, forQuery: query.toString() };
   }, [key]);
   const options = usePoll(async (signal) => {
     const end = Math.floor(Date.now() / 1000);
     const r = await call<{ options: Record<string, { value: unknown; count: number }[]> }>('storage', `${base}/options`, { query: { start_time: end - rangeSeconds(rangeKey), end_time: end, fields: 'resource.service.name,span_name', limit: 100 }, signal });
     return r.options;
-  }, [bkBizId, appName, rangeKey], { intervalMs: 60_000 });
+  }, [bkBizId, appName, rangeKey], { intervalMs: 60_000, enabled: polled.data !== undefined });
 
   const extra = more.forKey === key ? more : { items: [], cursor: undefined, forKey: key };
   const loadMore = async (): Promise<void> => {
@@ -102,7 +102,7 @@ export function TracesPage({ bkBizId, appName, query }: { bkBizId: number; appNa
       </form>
       {polled.error ? <p class="error" role="alert">{polled.error.message}</p> : null}
       <div class="table-wrap">
-        <table class="list" data-testid="traces" data-loaded={polled.data ? 'yes' : 'no'}>
+        <table class="list" data-testid="traces" data-loaded={polled.data ? 'yes' : 'no'} data-for={polled.data?.forQuery}>
           <thead>
             <tr>
               <th>Start</th>
