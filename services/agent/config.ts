@@ -26,6 +26,8 @@ export const agentSpec = {
   channelSize: int({ env: 'AGENT_CHANNEL_SIZE', default: 0, min: 0, max: 1_000_000, doc: 'outputs the channel between tasks and the publisher holds before tasks wait (0 = the main file\'s `event_buffer_size`)' }),
   sendBatchRecords: int({ env: 'AGENT_SEND_BATCH_RECORDS', default: 500, min: 1, max: 100_000, doc: 'records per produce request at most' }),
   sendBatchBytes: int({ env: 'AGENT_SEND_BATCH_BYTES', default: 512 * 1024, min: 1024, max: 64 * MiB, doc: 'bytes per produce request, about' }),
+  /** 500 ms: the agent sends a few records a minute; a standing kafkajs connection costs CPU (README). */
+  sendIdleDisconnectMs: int({ env: 'AGENT_SEND_IDLE_DISCONNECT_MS', default: 500, min: 0, doc: 'close the Kafka connection after the spool has been empty this long, ms (0 = keep it open)' }),
   /** Graceful stop: how long runs may take to end and the spool to drain into Kafka (8 000 ms). */
   shutdownTimeoutMs: int({ env: 'AGENT_SHUTDOWN_TIMEOUT_MS', default: 8_000, min: 0, doc: 'graceful stop: how long the spool keeps draining into Kafka, ms (what is left stays for the next start)' }),
   hostIp: optionalStr({ env: 'AGENT_HOST_IP', doc: 'this host\'s IP, over the main file\'s `ip` (a DaemonSet passes the node IP); the CMDB hostid file still wins' }),

@@ -102,6 +102,7 @@ export async function createAgentService(deps: ServiceDeps<never>, config: Agent
     batchRecords: config.sendBatchRecords,
     batchBytes: config.sendBatchBytes,
     flushTimeoutMs: config.shutdownTimeoutMs,
+    idleDisconnectMs: config.sendIdleDisconnectMs,
     ...(overrides.retryMaxMs === undefined ? {} : { retryMaxMs: overrides.retryMaxMs }),
   }));
 

@@ -1,0 +1,162 @@
+/**
+ * bench/agent — the host agent's own cost: the agent process with the default task set (the example
+ * configuration `bkstream up` runs: selfstats, static, basereport, exceptionbeat, the processbeat and
+ * proccustom child files, the heartbeat) publishing to a real broker, beside an idle Node process
+ * measured the same way in the same run.
+ *
+ *   npm run bench:agent            (starts the local broker unless KAFKA_BROKERS is set)
+ *
+ * - Both are child processes started together and the same way — `node <flags> <entry>.ts`, the flags
+ *   those deploy/k8s/agent.yaml runs the agent with (`--max-semi-space-size=1`), the environment the
+ *   image sets (MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=131072): the agent (`services/agent/main.ts`,
+ *   its own state directory, topics of a fresh prefix, admin on a free port) and an idle TypeScript entry
+ *   (a timer, nothing else). Every bkstream process runs TypeScript through Node's type stripping, which
+ *   maps ~18 MB (its WebAssembly transformer) that `node -e` would not; the idle baseline pays it too, so
+ *   the difference is the agent's own. An idle `node -e` is measured as well and printed.
+ * - CPU: user + system seconds of each process from /proc/<pid>/stat over the measured window of
+ *   BENCH_SECONDS (60), which starts after the agent answered /healthz and a warm-up of
+ *   BENCH_WARMUP_SECONDS (60) in which every task of the set runs once (first runs compile their code;
+ *   basereport's first run only takes its baseline samples). Start-up and warm-up CPU are printed apart.
+ *   `cpu_pct` is the agent's share of one core.
+ * - Memory: the kernel's peak resident set (VmHWM of /proc/<pid>/status) of each process at the end,
+ *   start-up included.
+ * - What the agent did in the window (task runs, records published) is read from its /metrics.
+ *
+ * Ends with `RESULT bench=agent cpu_pct=… rss_mb=… baseline_rss_mb=… seconds=…`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Bus } from '../services/common/bus/index.ts';
+import { brokersOrLocal, commonSpec, loadConfig } from '../services/common/config.ts';
+import { silentLogger } from '../services/common/log.ts';
+import { installWarningFilter } from '../services/common/process.ts';
+import { fmt, result } from './lib.ts';
+
+installWarningFilter();
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 60);
+const ROOT = resolve(import.meta.dirname, '..');
+const CLK_TCK = 100; // USER_HZ on Linux
+/** Node flags of the agent process, as deploy/k8s/agent.yaml runs it (BENCH_AGENT_NODE_FLAGS overrides, space separated). */
+const AGENT_NODE_FLAGS = (process.env.BENCH_AGENT_NODE_FLAGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean);
+
+/** user + system CPU seconds of a process (fields 14 and 15 of /proc/<pid>/stat). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** Peak resident set size in MB (VmHWM). */
+function peakRssMb(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => done(port));
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) done();
+    else child.once('exit', () => done());
+  });
+}
+
+async function metricsText(url: string): Promise<string> {
+  return (await fetch(url)).text();
+}
+
+function sumOf(text: string, name: string, label?: string): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (label && !line.includes(label)) continue;
+    total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+async function main(): Promise<void> {
+  const env = { ...process.env };
+  const common = loadConfig(commonSpec, { env });
+  const brokers = brokersOrLocal(common.kafkaBrokers, env);
+  const prefix = `bench-agent-${Date.now().toString(36)}`;
+  const admin = new Bus({ brokers, clientId: 'bench-agent', logger: silentLogger }).admin();
+  await admin.start();
+  const topics = [`${prefix}.events`, `${prefix}.metrics`];
+  await admin.ensureTopics(topics.map((topic) => ({ topic, numPartitions: 6, retentionMs: 3_600_000 })));
+  const stateDir = mkdtempSync(join(tmpdir(), 'bench-agent-'));
+  const port = await freePort();
+  const children: ChildProcess[] = [];
+  try {
+    const agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, 'services/agent/main.ts'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...env, MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? '2', MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? '131072', KAFKA_BROKERS: brokers.join(','), TOPIC_PREFIX: prefix, AGENT_STATE_DIR: stateDir, AGENT_ADMIN_PORT: String(port), LOG_LEVEL: 'warn' },
+    });
+    const childEnv = { ...env, MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? '2', MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? '131072' };
+    const idle = spawn(process.execPath, [...AGENT_NODE_FLAGS, join(import.meta.dirname, 'idle-node.ts')], { stdio: 'ignore', env: childEnv });
+    const idleJs = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
+    children.push(agent, idle, idleJs);
+    const url = `http://127.0.0.1:${port}`;
+    const spawnedAt = Date.now();
+    for (;;) {
+      if (agent.exitCode !== null) throw new Error(`the agent exited with code ${agent.exitCode}`);
+      const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+      if (ok) break;
+      if (Date.now() - spawnedAt > 60_000) throw new Error('the agent did not answer /healthz within 60 s');
+      await sleep(100);
+    }
+    const agentPid = agent.pid as number;
+    const idlePid = idle.pid as number;
+    const startupCpu = cpuSeconds(agentPid);
+    const startupMs = Date.now() - spawnedAt;
+    console.log(`agent ready after ${startupMs} ms (${fmt(startupCpu)} CPU s of start-up); warming up for ${WARMUP_SECONDS} s`);
+    await sleep(WARMUP_SECONDS * 1_000);
+    console.log(`warm-up: ${fmt(cpuSeconds(agentPid) - startupCpu)} CPU s`);
+    const before = { agent: cpuSeconds(agentPid), idle: cpuSeconds(idlePid), at: performance.now() };
+    const metricsBefore = await metricsText(`${url}/metrics`);
+    console.log(`measuring for ${SECONDS} s`);
+    await sleep(SECONDS * 1_000);
+    const seconds = (performance.now() - before.at) / 1_000;
+    const after = { agent: cpuSeconds(agentPid), idle: cpuSeconds(idlePid) };
+    const metricsAfter = await metricsText(`${url}/metrics`);
+    const rss = peakRssMb(agentPid);
+    const baselineRss = peakRssMb(idlePid);
+    const jsRss = peakRssMb(idleJs.pid as number);
+    const agentCpu = after.agent - before.agent;
+    const idleCpu = after.idle - before.idle;
+    const runs = sumOf(metricsAfter, 'bkstream_task_run_total') - sumOf(metricsBefore, 'bkstream_task_run_total');
+    const published = sumOf(metricsAfter, 'bkstream_agent_records_published_total') - sumOf(metricsBefore, 'bkstream_agent_records_published_total');
+    for (const line of metricsAfter.split('\n')) if (line.startsWith('bkstream_task_run_total{')) console.log(`  ${line.replace(/,?service="[^"]*"/, '')}`);
+    console.log(`agent: ${fmt(agentCpu)} CPU s in ${fmt(seconds)} s (${fmt((agentCpu / seconds) * 100)} % of a core), peak RSS ${fmt(rss)} MB; ${runs} task runs, ${published} records published in the window`);
+    console.log(`idle node (TypeScript entry, same flags): ${fmt(idleCpu)} CPU s, peak RSS ${fmt(baselineRss)} MB; idle \`node -e\`: peak RSS ${fmt(jsRss)} MB`);
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(children.map(exited));
+    result('agent', { cpu_pct: (agentCpu / seconds) * 100, rss_mb: rss, baseline_rss_mb: baselineRss, seconds: Math.round(seconds) });
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await admin.deleteTopics(topics).catch(() => undefined);
+    await admin.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench agent: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
