@@ -20,6 +20,7 @@
  * RESULT line then reports it), BENCH_SKIP_BASELINE=1 (profiling).
  */
 import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
@@ -32,7 +33,7 @@ import { commonSpec, loadConfig } from '../services/common/config.ts';
 import { createLogger } from '../services/common/log.ts';
 import { createRegistry, type Registry } from '../services/common/metrics.ts';
 import type { Span } from '../services/common/records.ts';
-import { createStore } from '../services/common/store/index.ts';
+import { createStore, type Queryable } from '../services/common/store/index.ts';
 import { topicPlan } from '../services/common/topics.ts';
 import { DedupeSink, NodeKinds } from '../services/discovery/dedupe.ts';
 import { Ticket } from '../services/discovery/flusher.ts';
@@ -40,6 +41,7 @@ import { SpanPipeline } from '../services/discovery/pipeline.ts';
 import { buildRuleSet, BUILTIN_RULES } from '../services/discovery/rules.ts';
 import { createDiscovery } from '../services/discovery/service.ts';
 import { spanBatchView } from '../services/discovery/span-view.ts';
+import { DISCOVERED, TABLES } from '../services/discovery/tables.ts';
 import { spanBatchReader } from '../services/discovery/span-codec.ts';
 import { traces } from './discovery-mix.ts';
 import { installWarningFilter } from '../services/common/process.ts';
@@ -268,6 +270,9 @@ interface DiscoveryRun {
   peakRssMb: number;
   hitRatio: number;
   store: string;
+  /** Rows per discovered table at the end. */
+  rows: Record<string, number>;
+  duplicates: number;
 }
 
 async function discoveryRun(prefix: string, expected: number, databaseUrl: string | undefined): Promise<DiscoveryRun> {
@@ -354,6 +359,7 @@ async function discoveryRun(prefix: string, expected: number, databaseUrl: strin
   peak = Math.max(peak, process.memoryUsage.rss());
   clearInterval(sampler);
   const cachedKeys = sink.cachedKeys();
+  const { rows, duplicates } = await tableCounts(store);
   await service.stop();
   const admin = bus.admin();
   await admin.start();
@@ -363,7 +369,197 @@ async function discoveryRun(prefix: string, expected: number, databaseUrl: strin
   await store.stop();
   rmSync(dir, { recursive: true, force: true });
   rmSync(`${dir}.lock`, { force: true });
-  return { spansPerS, cpuUsPerSpan: (cpu.user + cpu.system) / expected, written, cachedKeys, rssMb, peakRssMb: peak / 2 ** 20, hitRatio: hitRatio?.value ?? 0, store: databaseUrl ? 'postgresql' : 'pglite' };
+  return { spansPerS, cpuUsPerSpan: (cpu.user + cpu.system) / expected, written, cachedKeys, rssMb, peakRssMb: peak / 2 ** 20, hitRatio: hitRatio?.value ?? 0, store: databaseUrl ? 'postgresql' : 'pglite', rows, duplicates };
+}
+
+/** Rows per discovered table, and rows sharing a natural key with another (0 unless a constraint is missing). */
+async function tableCounts(store: Queryable): Promise<{ rows: Record<string, number>; duplicates: number }> {
+  const rows: Record<string, number> = {};
+  let duplicates = 0;
+  for (const t of TABLES) {
+    const d = DISCOVERED[t];
+    const key = ['bk_biz_id', 'app_name', ...d.key.map((c) => c.name)].join(', ');
+    const { rows: [r] } = await store.query<{ n: number; distinct: number }>(`SELECT count(*)::int AS n, count(DISTINCT (${key}))::int AS distinct FROM ${d.sql}`);
+    rows[d.sql] = r?.n ?? 0;
+    duplicates += (r?.n ?? 0) - (r?.distinct ?? 0);
+  }
+  return { rows, duplicates };
+}
+
+/** What a member of a multi-process run reports on stdout (one JSON object per line). */
+type MemberMessage =
+  | { ready: true }
+  | { progress: number; first: number; positions: Record<string, string> }
+  | { flushed: number }
+  | { result: { written: number; cpuUs: number; peakRssMb: number; shapeMisses: number } };
+
+/**
+ * One member of a multi-process run (`--member <prefix> <group>`, PostgreSQL at BENCH_RUN_DATABASE_URL,
+ * already migrated): builds discovery as {@link discoveryRun} does, then follows the parent's commands on
+ * stdin — `start` (start consuming), `flush` (flush now and report when done), `finish` (let the windows
+ * settle, flush, report the totals, stop) — and reports its progress every 50 ms: spans processed, when the
+ * first was, and the next offset of each partition it holds.
+ */
+async function memberRun(prefix: string, group: string, databaseUrl: string): Promise<void> {
+  const send = (m: MemberMessage): void => void process.stdout.write(`${JSON.stringify(m)}\n`);
+  const commands = createInterface({ input: process.stdin });
+  const waiting = new Map<string, () => void>();
+  commands.on('line', (line) => waiting.get(line.trim())?.());
+  const command = (name: string): Promise<void> => new Promise<void>((resolve) => waiting.set(name, resolve));
+  const store = createStore({ databaseUrl, logger: quiet, poolSize: 4 });
+  await store.start();
+  const registry = createRegistry();
+  const bus = new Bus({ brokers, clientId: `bench-member-${process.pid}`, logger: quiet, registry });
+  const env: NodeJS.ProcessEnv = {
+    KAFKA_BROKERS: brokers.join(','),
+    TOPIC_PREFIX: prefix,
+    DISCOVERY_GROUP_ID: group,
+    DISCOVERY_EVENTS_GROUP_ID: `${group}-events`,
+    DISCOVERY_CONSUME_REPLAY: 'false',
+    DISCOVERY_HTTP_PORT: '0',
+    DISCOVERY_PARTITIONS_CONCURRENTLY: String(CONCURRENCY),
+    DISCOVERY_PAIRING_TTL_MS: '2000',
+  };
+  const service = await createDiscovery({ env, logger: quiet, registry, store, bus, common: loadConfig(commonSpec, { env }) });
+  let peak = 0;
+  let first = 0;
+  let cpu0 = process.cpuUsage();
+  const ticker = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+    if (first === 0 && service.pipeline.processedSpans() > 0) {
+      first = Date.now();
+      cpu0 = process.cpuUsage();
+    }
+    send({ progress: service.pipeline.processedSpans(), first, positions: service.pipeline.positions() });
+  }, 50);
+  const started = command('start');
+  send({ ready: true });
+  await started;
+  const flushing = command('flush');
+  await service.start();
+  await flushing;
+  await service.flusher.flush();
+  const cpu = process.cpuUsage(cpu0);
+  const finishing = command('finish');
+  send({ flushed: Date.now() });
+  await finishing;
+  clearInterval(ticker);
+  await sleep(2_500); // the windows settle (root endpoints of the last traces)
+  await service.flusher.flush();
+  await registry.metrics();
+  const result = {
+    written: metricSum(registry, 'bkstream_discovery_records_written_total'),
+    cpuUs: cpu.user + cpu.system,
+    peakRssMb: Math.max(peak, process.memoryUsage.rss()) / 2 ** 20,
+    shapeMisses: metricSum(registry, 'bkstream_discovery_shape_misses_total'),
+  };
+  await service.stop();
+  await store.stop();
+  commands.close();
+  send({ result });
+}
+
+interface MultiRun {
+  processes: number;
+  spansPerS: number;
+  cpuUsPerSpan: number;
+  written: number;
+  peakRssMb: number;
+  rows: Record<string, number>;
+  duplicates: number;
+}
+
+/** A fresh database on the PostgreSQL server of `adminUrl` for one run; `drop` removes it. */
+async function benchDatabase(adminUrl: string, name: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const admin = createStore({ databaseUrl: adminUrl, logger: quiet, poolSize: 1 });
+  await admin.start();
+  await admin.exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.exec(`CREATE DATABASE ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      await admin.exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.stop();
+    },
+  };
+}
+
+/**
+ * `processes` discovery processes in one consumer group on PostgreSQL (a fresh database), started
+ * together and run as deployed: their combined rate from the first span either processed until every
+ * partition is processed to its end and both flushed (the criterion of the one-process run), their
+ * writes, and the rows they made.
+ */
+async function membersRun(prefix: string, topic: string, expected: number, adminUrl: string, processes: number, bus: Bus): Promise<MultiRun> {
+  const db = await benchDatabase(adminUrl, `${prefix.replaceAll('-', '_')}_p${processes}`);
+  const store = createStore({ databaseUrl: db.url, logger: quiet, poolSize: 2 });
+  await store.start();
+  await store.migrate();
+  const group = `${prefix}-discovery-p${processes}`;
+  const admin = bus.admin();
+  await admin.start();
+  const high = new Map((await admin.watermarks(topic)).map((w) => [`${topic}:${w.partition}`, BigInt(w.high)]));
+  const members = Array.from({ length: processes }, () => {
+    const child = spawn(process.execPath, [...process.execArgv, ...DEPLOY_NODE_FLAGS, import.meta.filename, '--member', prefix, group], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, ...DEPLOY_ENV, BENCH_RUN_DATABASE_URL: db.url },
+    });
+    const state = { child, ready: false, flushed: 0, first: 0, positions: {} as Record<string, string>, result: undefined as Extract<MemberMessage, { result: unknown }>['result'] | undefined, exited: false };
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (!line.startsWith('{')) return;
+      const m = JSON.parse(line) as MemberMessage;
+      if ('ready' in m) state.ready = true;
+      else if ('progress' in m) {
+        state.first = m.first;
+        state.positions = m.positions;
+      } else if ('flushed' in m) state.flushed = m.flushed;
+      else state.result = m.result;
+    });
+    child.once('exit', () => (state.exited = true));
+    return state;
+  });
+  const until = async (what: string, done: () => boolean): Promise<void> => {
+    while (!done()) {
+      if (members.some((m) => m.exited && m.result === undefined)) throw new Error(`a discovery member exited while waiting for ${what}`);
+      await sleep(20);
+    }
+  };
+  const tell = (command: string): void => {
+    for (const m of members) m.child.stdin.write(`${command}\n`);
+  };
+  try {
+    await until('every member ready', () => members.every((m) => m.ready));
+    tell('start');
+    // Every partition processed to its end by whichever member holds it (or held it before a rebalance).
+    await until('every partition processed', () => [...high].every(([key, end]) => members.some((m) => m.positions[key] !== undefined && BigInt(m.positions[key]) >= end)));
+    tell('flush');
+    await until('every member flushed', () => members.every((m) => m.flushed > 0));
+    const first = Math.min(...members.map((m) => m.first).filter((x) => x > 0));
+    const last = Math.max(...members.map((m) => m.flushed));
+    tell('finish');
+    await until('every member finished', () => members.every((m) => m.result !== undefined));
+    const results = members.map((m) => m.result as NonNullable<typeof m.result>);
+    const { rows, duplicates } = await tableCounts(store);
+    console.log(`    detail [${processes} processes]: shape misses ${results.map((r) => r.shapeMisses).join(' + ')}; run ${((last - first) / 1000).toFixed(1)} s`);
+    return {
+      processes,
+      spansPerS: (expected / (last - first)) * 1000,
+      cpuUsPerSpan: results.reduce((n, r) => n + r.cpuUs, 0) / expected,
+      written: results.reduce((n, r) => n + r.written, 0),
+      peakRssMb: Math.max(...results.map((r) => r.peakRssMb)),
+      rows,
+      duplicates,
+    };
+  } finally {
+    for (const m of members) if (!m.exited) m.child.kill();
+    await store.stop();
+    await admin.deleteGroup(group).catch(() => undefined);
+    await admin.deleteGroup(`${group}-events`).catch(() => undefined);
+    await admin.stop();
+    await db.drop();
+  }
 }
 
 /** The Node flags and environment discovery is deployed with (deploy/Dockerfile, compose.yaml, k8s/discovery.yaml). */
@@ -429,24 +625,52 @@ async function main(): Promise<void> {
 
     // BENCH_SKIP_PGLITE=1 (with BENCH_DATABASE_URL) runs discovery on PostgreSQL only.
     const runs: DiscoveryRun[] = [];
-    if (process.env.BENCH_SKIP_PGLITE !== '1' || !process.env.BENCH_DATABASE_URL) runs.push(await discoveryChild(prefix, expected, undefined));
-    if (process.env.BENCH_DATABASE_URL) runs.push(await discoveryChild(prefix, expected, process.env.BENCH_DATABASE_URL));
+    const pgAdmin = process.env.BENCH_DATABASE_URL;
+    if (process.env.BENCH_SKIP_PGLITE !== '1' || !pgAdmin) runs.push(await discoveryChild(prefix, expected, undefined));
+    let onePg: DiscoveryRun | undefined;
+    if (pgAdmin) {
+      const db = await benchDatabase(pgAdmin, `${prefix.replaceAll('-', '_')}_p1`);
+      try {
+        onePg = await discoveryChild(prefix, expected, db.url);
+      } finally {
+        await db.drop();
+      }
+      runs.push(onePg);
+    }
+    // BENCH_PROCESSES (default 2; 1 leaves the run out): processes in one group, on PostgreSQL only.
+    const processes = Number(process.env.BENCH_PROCESSES ?? 2);
+    const multi = pgAdmin && processes > 1 ? await membersRun(prefix, topic, expected, pgAdmin, processes, bus) : undefined;
     for (const r of runs) {
       console.log(`(b) discovery end to end [${r.store}]:          ${Math.round(r.spansPerS)} spans/s, ratio b/a ${(r.spansPerS / baseline.spansPerS).toFixed(2)}, ` +
         `${r.written} rows written (${((r.written / expected) * 1000).toFixed(2)} per 1 000 spans), cache hit ratio ${r.hitRatio.toFixed(4)}`);
       console.log(`    CPU per span: discovery ${r.cpuUsPerSpan.toFixed(1)} µs (all threads, store included) vs bare consumer ${baseline.cpuUsPerSpan.toFixed(1)} µs`);
       console.log(`    memory [${r.store}]: ${Math.round(r.rssMb)} MB RSS with ${r.cachedKeys} cached keys, peak ${Math.round(r.peakRssMb)} MB`);
     }
+    const scale = multi && onePg ? multi.spansPerS / onePg.spansPerS : NaN;
+    if (multi && onePg) {
+      const sameRows = JSON.stringify(multi.rows) === JSON.stringify(onePg.rows);
+      console.log(`(c) ${multi.processes} discovery processes, one group [postgresql]: ${Math.round(multi.spansPerS)} spans/s, ${scale.toFixed(2)} × one process, ` +
+        `${multi.written} rows written (${((multi.written / expected) * 1000).toFixed(2)} per 1 000 spans; one process ${((onePg.written / expected) * 1000).toFixed(2)})`);
+      console.log(`    CPU per span: ${multi.cpuUsPerSpan.toFixed(1)} µs (all processes); peak RSS ${Math.round(multi.peakRssMb)} MB per process; ` +
+        `rows ${sameRows ? 'the same as one process made' : `DIFFER from one process: ${JSON.stringify(multi.rows)} vs ${JSON.stringify(onePg.rows)}`}; duplicate keys ${multi.duplicates}`);
+    }
     const r = runs[0] as DiscoveryRun;
     console.log(`RESULT bench=discovery spans_per_s=${Math.round(r.spansPerS)} baseline_spans_per_s=${Math.round(baseline.spansPerS)} ratio=${(r.spansPerS / baseline.spansPerS).toFixed(2)} ` +
-      `writes_per_1k_spans=${((r.written / expected) * 1000).toFixed(2)} rss_mb=${Math.round(r.peakRssMb)} cached_keys=${r.cachedKeys}`);
+      `writes_per_1k_spans=${((r.written / expected) * 1000).toFixed(2)} rss_mb=${Math.round(r.peakRssMb)} cached_keys=${r.cachedKeys} ` +
+      `processes=${multi?.processes ?? 1} scale=${scale.toFixed(2)}`);
   } finally {
     await admin.deleteTopics(plan.map((p) => p.topic)).catch(() => undefined);
     await admin.stop();
   }
 }
 
-if (process.argv.includes('--hot')) {
+if (process.argv.includes('--member')) {
+  const i = process.argv.indexOf('--member');
+  memberRun(process.argv[i + 1] as string, process.argv[i + 2] as string, process.env.BENCH_RUN_DATABASE_URL as string).then(() => process.exit(0), (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+} else if (process.argv.includes('--hot')) {
   hot(Number(process.argv[process.argv.indexOf('--hot') + 1] ?? 300_000)).then(() => process.exit(0), (err: unknown) => {
     console.error(err);
     process.exit(1);

@@ -32,7 +32,11 @@ export interface PendingRow<T extends Table = Table> {
   last: number;
 }
 
-export type Snapshot = { [T in Table]: PendingRow<T>[] };
+/**
+ * Rows handed to the writer, per table, with the touch interval they were deduplicated with: the writer
+ * leaves a stored row alone when its seen times are within it (writer.ts), as this sink does.
+ */
+export type Snapshot = { [T in Table]: PendingRow<T>[] } & { touchIntervalMs: number };
 
 export interface DedupeOptions {
   maxKeys: number;
@@ -165,7 +169,9 @@ export class DedupeSink implements Sink {
     const taken = this.#pending;
     this.#pending = DedupeSink.#empty();
     this.#pendingRows = 0;
-    return Object.fromEntries(TABLES.map((t) => [t, [...taken[t].values()]])) as unknown as Snapshot;
+    const snapshot = Object.fromEntries(TABLES.map((t) => [t, [...taken[t].values()]])) as unknown as Snapshot;
+    snapshot.touchIntervalMs = this.#touchS * 1000;
+    return snapshot;
   }
 
   /** Puts rows back after a failed write (coalescing with what was queued meanwhile). */

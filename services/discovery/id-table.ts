@@ -167,3 +167,58 @@ export class IdTable<T> {
     }
   }
 }
+
+/**
+ * A bounded map keyed by two 32-bit lanes, with approximate LRU eviction in two generations, on an
+ * {@link IdTable}: entries are stamped with the generation that last touched them; a lookup that finds an
+ * entry of the old generation moves it to the young one; when the young generation holds half the bound,
+ * it becomes the old one and the old one dies at once (its slots are reused or dropped by the next
+ * rebuild). At most `maxEntries` live entries; nothing is allocated per entry or per lookup.
+ */
+export class BoundedIdMap<T> {
+  readonly #half: number;
+  readonly #table = new IdTable<T>();
+  /** The young generation's stamp; the old one is `#gen - 1` (stamps start at 1). */
+  #gen = 2;
+  #young = 0;
+
+  constructor(maxEntries: number) {
+    this.#half = Math.max(1, Math.floor(maxEntries / 2));
+  }
+
+  get(a: number, b: number): T | undefined {
+    const table = this.#table;
+    const slot = table.find(a, b, this.#gen - 1);
+    if (slot < 0) return undefined;
+    if (table.stampAt(slot) !== this.#gen) {
+      this.#makeRoom();
+      table.setStampAt(slot, this.#gen);
+      this.#young++;
+    }
+    return table.valueAt(slot);
+  }
+
+  set(a: number, b: number, value: T): void {
+    const table = this.#table;
+    const slot = table.find(a, b, this.#gen - 1);
+    if (slot >= 0 && table.stampAt(slot) === this.#gen) {
+      table.setValueAt(slot, value);
+      return;
+    }
+    this.#makeRoom();
+    table.set(a, b, value, this.#gen, this.#gen - 1);
+    this.#young++;
+  }
+
+  /** Forgets every entry (no allocation: both generations die). */
+  clear(): void {
+    this.#gen += 2;
+    this.#young = 0;
+  }
+
+  #makeRoom(): void {
+    if (this.#young < this.#half) return;
+    this.#gen++;
+    this.#young = 0;
+  }
+}

@@ -26,7 +26,8 @@ import type { Flusher, Ticket } from './flusher.ts';
 import { Hasher } from './hash.ts';
 import { SEP, type Sink } from './records.ts';
 import type { RuleSet } from './rules.ts';
-import { ShapeCache, shapeFacts, shapeKey, shapeSpan } from './shape.ts';
+import { BoundedIdMap } from './id-table.ts';
+import { hashShape, ShapeCache, shapeFacts, shapeSpan } from './shape.ts';
 import { Slot, type SpanView } from './span-view.ts';
 import { PartitionWindow, type ChildFacts, type DropReason, type ParentFacts, type WindowEvents, type WindowOptions } from './window.ts';
 
@@ -66,8 +67,10 @@ export interface PipelineOptions {
   now?: () => number;
 }
 
-/** The second key of a root row's memo entry. */
-const ROOT = 'root';
+/** What a memo entry is about (the low bits of its second lane). */
+const MEMO_RELATION = 1;
+const MEMO_REMOTE = 2;
+const MEMO_ROOT = 3;
 
 interface PartitionState {
   window: PartitionWindow;
@@ -84,7 +87,11 @@ export class SpanPipeline {
   #stats: PipelineStats = SpanPipeline.#zero();
   #processed = 0;
   readonly #shapes: ShapeCache;
-  #memo = new WeakMap<object, Map<object | string, number>>();
+  /**
+   * Pairs and roots emitted lately (event time, s), keyed by the serials of the facts they came from:
+   * equal shapes share facts, so a pair of shapes met again within the touch interval emits nothing.
+   */
+  readonly #memo: BoundedIdMap<number>;
   #queue: { batch: Batch<SpanView>; ticket: Ticket }[] = [];
   readonly #room: (() => void)[] = [];
   #draining: Promise<void> | undefined;
@@ -101,13 +108,14 @@ export class SpanPipeline {
     this.#log = options.logger.child({ component: 'discovery.pipeline' });
     this.#now = options.now ?? Date.now;
     this.#shapes = new ShapeCache(options.maxShapes);
+    this.#memo = new BoundedIdMap<number>(options.maxShapes);
     this.#reads = new LookupReads(options.lookups, options.nodeKinds);
     this.#touchS = Math.floor(options.touchIntervalMs / 1000);
     const { sink } = options;
     this.#events = {
       pair: (parent, child, timeUs) => this.#pair(parent, child, timeUs),
       root: (candidate) => {
-        if (!this.#recent(candidate.row, ROOT, candidate.timeUs)) emitRoot(candidate, sink);
+        if (candidate.source === 0 || !this.#recent(candidate.source, MEMO_ROOT, candidate.timeUs)) emitRoot(candidate, sink);
       },
       dropped: (reason, count) => {
         this.#stats.dropped[reason] += count;
@@ -129,6 +137,13 @@ export class SpanPipeline {
   /** Spans processed since start (never reset). */
   processedSpans(): number {
     return this.#processed;
+  }
+
+  /** The offset after the last record handled, per partition this member holds (`topic:partition` → offset). */
+  positions(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [key, p] of this.#partitions) if (p.next !== undefined) out[key] = p.next.toString();
+    return out;
   }
 
   /** Entries in all partition windows. */
@@ -161,8 +176,8 @@ export class SpanPipeline {
       if (!item) return;
       this.#room.shift()?.();
       const { batch, ticket } = item;
+      const views = batch.records.map((r) => r.value);
       try {
-        const views = batch.records.map((r) => r.value);
         const apps = distinctApps(views);
         // Lookups load from the store; retried with backoff so an outage is not a tight re-read loop.
         await retry(async () => this.#opts.lookups.ensure(apps), { retries: 5, maxDelayMs: 5_000 });
@@ -171,6 +186,9 @@ export class SpanPipeline {
       } catch (err) {
         this.#log.error('batch processing failed; the partition will be read again', { topic: batch.topic, partition: batch.partition, err });
         ticket.fail(err);
+      } finally {
+        // Nothing reads a batch's views after this (the window keeps facts and hash lanes, not views).
+        for (const v of views) v.release();
       }
       this.#opts.flusher.nudge();
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -221,10 +239,12 @@ export class SpanPipeline {
           lastApp = app;
           rules = lookups.rules(biz, app);
         }
-        const key = shapeKey(view, i, rules, h);
+        hashShape(view, i, rules, h);
+        const keyA = h.a;
+        const keyB = h.b;
         const endTime = view.at(i, Slot.END_TIME);
         const seconds = Math.floor(endTime / 1_000_000);
-        let shape = shapes.get(key);
+        let shape = shapes.get(keyA, keyB);
         if (
           !shape ||
           seconds > shape.seenS + touchS ||
@@ -239,7 +259,7 @@ export class SpanPipeline {
           discoverNode(c, sink);
           discoverSingleSpanRelation(c, reads, sink);
           shape = shapeFacts(c, shape ? Math.max(shape.seenS, seconds) : seconds, reads);
-          shapes.set(key, shape);
+          shapes.set(keyA, keyB, shape);
           this.#stats.shapeMisses++;
         }
 
@@ -261,7 +281,7 @@ export class SpanPipeline {
           root.elapsed_time = view.at(i, Slot.ELAPSED);
           root.end_time = endTime;
           view.hashId(i, Slot.TRACE_AT, h);
-          window.addRootCandidate(h.a, h.b, root, shape.root, ticket, now);
+          window.addRootCandidate(h.a, h.b, root, shape.root, shape.serial, ticket, now);
         }
       }
       count += view.count;
@@ -271,20 +291,23 @@ export class SpanPipeline {
   }
 
   /**
-   * Whether a pair or root of shared facts objects was emitted within the touch interval (facts objects
-   * belong to shapes, so equal shapes share them). Cleared when node kinds change, as pairing reads them.
+   * Whether a pair (of the facts with serials `first` and `second`, of kind `what`) or a root (of the
+   * facts `first`) was emitted within the touch interval (facts belong to shapes, so equal shapes share
+   * them). Cleared when node kinds change, as pairing reads them. Allocates nothing.
    */
-  #recent(first: object, second: object | string, timeUs: number): boolean {
+  #recent(first: number, what: number, timeUs: number, second = 0): boolean {
+    const memo = this.#memo;
     if (this.#memoVersion !== this.#opts.nodeKinds.version) {
       this.#memoVersion = this.#opts.nodeKinds.version;
-      this.#memo = new WeakMap();
+      memo.clear();
     }
-    let inner = this.#memo.get(first);
-    if (!inner) this.#memo.set(first, (inner = new Map<object | string, number>()));
+    // Serials are unique per facts object; lanes wrap at 32 bits (entries that far apart never coexist).
+    const a = first | 0;
+    const b = (second * 4 + what) | 0;
     const seconds = Math.floor(timeUs / 1_000_000);
-    const seen = inner.get(second);
+    const seen = memo.get(a, b);
     if (seen !== undefined && seconds <= seen + this.#touchS) return true;
-    inner.set(second, seen === undefined ? seconds : Math.max(seen, seconds));
+    memo.set(a, b, seen === undefined ? seconds : Math.max(seen, seconds));
     return false;
   }
 
@@ -294,11 +317,11 @@ export class SpanPipeline {
     const app = child.app_name;
     if (parent.relParent && child.relChild) {
       this.#stats.paired++;
-      if (!this.#recent(parent.relParent, child.relChild, timeUs)) sink.emit('relation', biz, app, pairRelation(parent.relParent, child.relChild, lookups, biz, app), timeUs);
+      if (!this.#recent(parent.serial, MEMO_RELATION, timeUs, child.serial)) sink.emit('relation', biz, app, pairRelation(parent.relParent, child.relChild, lookups, biz, app), timeUs);
     }
     if (parent.remoteParent && child.remoteChild !== undefined) {
       this.#stats.paired++;
-      if (!this.#recent(parent.remoteParent, child.remoteChild, timeUs)) sink.emit('remote_service_relation', biz, app, pairRemote(parent.remoteParent, child.remoteChild), timeUs);
+      if (!this.#recent(parent.serial, MEMO_REMOTE, timeUs, child.serial)) sink.emit('remote_service_relation', biz, app, pairRemote(parent.remoteParent, child.remoteChild), timeUs);
     }
   }
 

@@ -15,6 +15,7 @@ import { remoteChild, remoteParent } from './discoverers/remote-service-relation
 import { rootRow } from './discoverers/root-endpoint.ts';
 import { keyPair, SCALAR_FIELDS, SPAN_FIELD_NAMES, SPAN_FIELDS, type DiscoverySpan } from './fields.ts';
 import type { Hasher } from './hash.ts';
+import { BoundedIdMap } from './id-table.ts';
 import type { RootEndpointRow } from './records.ts';
 import type { Field, RuleSet } from './rules.ts';
 import { FIELD_SLOTS, hashMapEntries, Slot, type SpanView } from './span-view.ts';
@@ -113,12 +114,13 @@ export function shapeSpan(view: SpanView, i: number, rules: RuleSet): DiscoveryS
 }
 
 /**
- * The hash of span `i`'s shape, read from the record's bytes with the caller's hasher `h`. The attribute
- * and resource maps are walked once, hashing the index and the encoded value of only the keys discovery
- * reads; absent keys add nothing, so presence is part of the shape. Equal encodings are equal values, so
- * equal keys mean equal discovery (a value encoded two ways only costs a second cache entry).
+ * Hashes span `i`'s shape into the caller's hasher `h`, read from the record's bytes: its key is then the
+ * two lanes `h.a`, `h.b` (nothing is allocated). The attribute and resource maps are walked once, hashing
+ * the index and the encoded value of only the keys discovery reads; absent keys add nothing, so presence
+ * is part of the shape. Equal encodings are equal values, so equal keys mean equal discovery (a value
+ * encoded two ways only costs a second cache entry).
  */
-export function shapeKey(view: SpanView, i: number, rules: RuleSet, h: Hasher): number {
+export function hashShape(view: SpanView, i: number, rules: RuleSet, h: Hasher): void {
   const s = shapeOf(rules);
   const { buf } = view;
   h.begin(s.serial);
@@ -138,11 +140,18 @@ export function shapeKey(view: SpanView, i: number, rules: RuleSet, h: Hasher): 
   hashMapEntries(view, view.at(i, Slot.ATTRIBUTES_AT), s.attributes, h);
   h.num(-1);
   hashMapEntries(view, view.at(i, Slot.RESOURCE_AT), s.resource, h);
+}
+
+/** {@link hashShape} as one 53-bit number (tests; the pipeline keys shapes by the two lanes). */
+export function shapeKey(view: SpanView, i: number, rules: RuleSet, h: Hasher): number {
+  hashShape(view, i, rules, h);
   return h.end();
 }
 
 /** What the pipeline remembers of a shape: when its rows were last emitted, and its pairing facts. */
 export interface Shape extends ParentFacts, ChildFacts {
+  /** Unique per shape object (ParentFacts/ChildFacts `serial`): what the pairing memo is keyed by. */
+  serial: number;
   /** Event time (s) the discoverers last ran for this shape. */
   seenS: number;
   /**
@@ -154,8 +163,11 @@ export interface Shape extends ParentFacts, ChildFacts {
   root: RootEndpointRow | undefined;
 }
 
+let shapeSerials = 0;
+
 export function shapeFacts(c: ClassifiedSpan, seenS: number, versions: { cmdbVersion: number; kindsVersion: number } = { cmdbVersion: -1, kindsVersion: -1 }): Shape {
   return {
+    serial: ++shapeSerials,
     bk_biz_id: c.span.bk_biz_id,
     app_name: c.span.app_name,
     seenS,
@@ -170,33 +182,8 @@ export function shapeFacts(c: ClassifiedSpan, seenS: number, versions: { cmdbVer
 }
 
 /**
- * A bounded map with approximate LRU eviction in two generations: lookups hit the young map first and
- * promote entries found in the old one; when the young map is full the old one is dropped and the young
- * one becomes old. At most `maxShapes` entries, at a fraction of a full LRU's cost per lookup (this is
- * on the per-span path).
+ * The shapes seen lately, keyed by the two hash lanes of their shape ({@link hashShape}): a bounded map
+ * with approximate LRU eviction in two generations (id-table.ts {@link BoundedIdMap}) — a lookup costs
+ * one probe of typed arrays and allocates nothing (this is on the per-span path).
  */
-export class ShapeCache {
-  readonly #half: number;
-  #young = new Map<number, Shape>();
-  #old = new Map<number, Shape>();
-
-  constructor(maxShapes: number) {
-    this.#half = Math.max(1, Math.floor(maxShapes / 2));
-  }
-
-  get(key: number): Shape | undefined {
-    const young = this.#young.get(key);
-    if (young !== undefined) return young;
-    const old = this.#old.get(key);
-    if (old !== undefined) this.set(key, old);
-    return old;
-  }
-
-  set(key: number, shape: Shape): void {
-    if (this.#young.size >= this.#half && !this.#young.has(key)) {
-      this.#old = this.#young;
-      this.#young = new Map();
-    }
-    this.#young.set(key, shape);
-  }
-}
+export class ShapeCache extends BoundedIdMap<Shape> {}

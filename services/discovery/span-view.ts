@@ -81,6 +81,8 @@ export class SpanView {
   readonly apps: readonly string[];
   /** Skips one attribute value (the `attributes`/`resource` map value union). */
   readonly skipValue: Skip;
+  /** Set by {@link release}: the slots and apps are another view's from then on. */
+  #released = false;
   /** Where this view's bounded reads put their results (its reader's, reused: reads are synchronous). */
   readonly read: ReadResult;
   readonly #reader: SpanReader;
@@ -93,6 +95,17 @@ export class SpanView {
     this.skipValue = reader.skipValue;
     this.read = reader.result;
     this.#reader = reader;
+  }
+
+  /**
+   * Gives the view's slots and app list back to its reader for the next record (no typed array is then
+   * allocated per record). The view must not be read afterwards; the pipeline calls this once a batch's
+   * spans are processed. Idempotent.
+   */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#reader.recycle(this.slots, this.apps as string[]);
   }
 
   /** Slot `slot` (a {@link Slot}, or a string slot + 1 for its length) of span `i`. */
@@ -203,6 +216,9 @@ function grow(slots: Float64Array, length: number): Float64Array {
   return grown;
 }
 
+/** Released slot arrays kept for reuse (a consumer holds a few batches of ~40 records at a time). */
+const POOL_MAX = 256;
+
 function sameBytes(buf: Buffer, a: number, b: number, length: number): boolean {
   for (let j = 0; j < length; j++) if (buf[a + j] !== buf[b + j]) return false;
   return true;
@@ -217,6 +233,9 @@ class SpanReader {
   readonly #before: Skip[];
   readonly #after: Skip[];
   readonly #valueType: AvroType;
+  /** Slots and app lists of released views, reused by the next records (every slot is written per span). */
+  readonly #slotsPool: Float64Array[] = [];
+  readonly #appsPool: string[][] = [];
 
   constructor(writer: SchemaEntry) {
     const batch = writer.type as AvroType & { fields: { name: string; type: AvroType & { itemsType?: AvroType } }[] };
@@ -249,8 +268,9 @@ class SpanReader {
   read(buf: Buffer, pos: number): SpanView {
     for (const s of this.#before) pos = s(buf, pos);
     const result = this.result;
-    let slots: Float64Array = EMPTY_SLOTS;
-    const apps: string[] = [];
+    let slots: Float64Array = this.#slotsPool.pop() ?? EMPTY_SLOTS;
+    const apps: string[] = this.#appsPool.pop() ?? [];
+    apps.length = 0;
     let count = 0;
     let appAt = -1;
     let appLen = -1;
@@ -264,7 +284,7 @@ class SpanReader {
       // Sized by the block count (writers put all spans in one block), so usually one allocation per
       // record; a count beyond 4 096 spans (which a corrupt record can claim) grows by doubling instead.
       const want = (count + Math.min(n, 4_096)) * STRIDE;
-      if (want > slots.length) slots = grow(slots, want);
+      if (want > slots.length) slots = count === 0 ? new Float64Array(want) : grow(slots, want);
       while (n-- > 0) {
         if ((count + 1) * STRIDE > slots.length) slots = grow(slots, slots.length * 2);
         const base = count * STRIDE;
@@ -285,6 +305,12 @@ class SpanReader {
     for (const s of this.#after) pos = s(buf, pos);
     if (pos !== buf.length) throw new CorruptRecordError(`${WHAT}: ${buf.length - pos} trailing bytes`);
     return new SpanView(buf, count, slots, apps, this);
+  }
+
+  /** Takes back a released view's arrays. */
+  recycle(slots: Float64Array, apps: string[]): void {
+    if (this.#slotsPool.length < POOL_MAX && slots.length > 0) this.#slotsPool.push(slots);
+    if (this.#appsPool.length < POOL_MAX) this.#appsPool.push(apps);
   }
 
   /** The attribute value at `pos` (a value of the `attributes`/`resource` maps). */

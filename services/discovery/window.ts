@@ -28,6 +28,8 @@ export interface Hold {
 
 /** What a span brings as a parent (shared by all spans of one shape). */
 export interface ParentFacts {
+  /** Tells facts objects apart (a positive integer, unique per object). */
+  serial: number;
   bk_biz_id: number;
   app_name: string;
   relParent: RelationParent | undefined;
@@ -36,6 +38,8 @@ export interface ParentFacts {
 
 /** What a span brings as a child (shared by all spans of one shape). */
 export interface ChildFacts {
+  /** Tells facts objects apart (a positive integer, unique per object). */
+  serial: number;
   bk_biz_id: number;
   app_name: string;
   relChild: RelationChild | undefined;
@@ -191,19 +195,19 @@ export class PartitionWindow {
   /**
    * Offers a SERVER/PRODUCER span as its trace's root (the trace by the two hash lanes of its id); a
    * candidate object is made only when it is the best so far (`span` is not kept, so callers may reuse
-   * one object).
+   * one object). `source` names what made `row` (RootCandidate `source`).
    */
-  addRootCandidate(traceA: number, traceB: number, span: RootSighting, row: RootEndpointRow, hold: Hold, now: number): void {
+  addRootCandidate(traceA: number, traceB: number, span: RootSighting, row: RootEndpointRow, source: number, hold: Hold, now: number): void {
     const current = this.#current(now, hold);
     const minStamp = this.#minStamp();
     const slot = this.#traces.find(traceA, traceB, minStamp);
     if (slot < 0) {
-      this.#traces.set(traceA, traceB, rootCandidate(span, row), current.serial, minStamp);
+      this.#traces.set(traceA, traceB, rootCandidate(span, row, source), current.serial, minStamp);
       current.traces++;
       this.#traceCount++;
       return;
     }
-    if (spanBefore(span, this.#traces.valueAt(slot))) this.#traces.setValueAt(slot, rootCandidate(span, row));
+    if (spanBefore(span, this.#traces.valueAt(slot))) this.#traces.setValueAt(slot, rootCandidate(span, row, source));
     const stamp = this.#traces.stampAt(slot);
     if (stamp !== current.serial) {
       this.#bucket(stamp).traces--;

@@ -103,23 +103,43 @@ FROM unnest(${arrays.join(', ')}) AS u(bk_biz_id, app_name, ${cols.join(', ')}, 
 ON CONFLICT ON CONSTRAINT ${spec.table}_natural_key DO UPDATE SET
   first_seen = LEAST(t.first_seen, EXCLUDED.first_seen),
   last_seen = GREATEST(t.last_seen, EXCLUDED.last_seen),
-  updated_at = now()`;
+  updated_at = now()
+WHERE EXCLUDED.last_seen > t.last_seen + $${n + 5} * interval '1 microsecond'
+   OR EXCLUDED.first_seen < t.first_seen - $${n + 5} * interval '1 microsecond'`;
 }
 
 const SQL = {} as Record<UpsertTable, string>;
 for (const t of UPSERT_TABLES) SQL[t] = upsertSql(UPSERTS[t]);
 
-async function upsert(db: Queryable, table: UpsertTable, rows: readonly Prepared[]): Promise<void> {
+/** Upserts rows; returns how many the store inserted or changed. */
+async function upsert(db: Queryable, table: UpsertTable, rows: readonly Prepared[], touchUs: number): Promise<number> {
   const spec = UPSERTS[table];
   const params: unknown[] = [rows.map((r) => r.bk_biz_id), rows.map((r) => r.app_name)];
   spec.columns.forEach((_, i) => params.push(rows.map((r) => r.values[i])));
-  params.push(rows.map((r) => r.first), rows.map((r) => r.last));
-  await db.query(SQL[table], params);
+  params.push(rows.map((r) => r.first), rows.map((r) => r.last), touchUs);
+  return (await db.query(SQL[table], params)).rowCount;
+}
+
+/** Whether two JSON values are equal, whatever the order of their objects' keys (jsonb reorders them). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((x, i) => sameJson(x, (b as unknown[])[i]));
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
 export interface WriteResult {
-  /** Rows written per table. */
+  /** Rows the store inserted or changed, per table. */
   written: Partial<Record<Table, number>>;
+  /**
+   * Rows sent that changed nothing, per table: already stored with their data and with seen times within
+   * the touch interval of these (another instance, or this one before its dedupe entry was evicted, wrote
+   * them first).
+   */
+  unchanged: Partial<Record<Table, number>>;
   /** Rows dropped because the store refused them individually. */
   rejected: Partial<Record<Table, number>>;
 }
@@ -129,6 +149,12 @@ export interface WriterOptions {
   logger: Logger;
   /** Rows per statement. Default 2 000. */
   chunkRows?: number;
+}
+
+/** What a write of some rows did: rows inserted or changed, and rows dropped. */
+interface Outcome {
+  changed: number;
+  rejected: number;
 }
 
 export class Writer {
@@ -142,48 +168,62 @@ export class Writer {
     this.#chunk = options.chunkRows ?? 2_000;
   }
 
-  /** Writes a snapshot; throws (retriable) when the store is unavailable. */
+  /**
+   * Writes a snapshot; throws (retriable) when the store is unavailable. A stored row is updated only when
+   * its data changes or its seen times move by more than the snapshot's touch interval (the dedupe's
+   * DISCOVERY_TOUCH_INTERVAL_MS), so instances that see the same rows do not write them again and again.
+   */
   async write(snapshot: Snapshot): Promise<WriteResult> {
-    const result: WriteResult = { written: {}, rejected: {} };
+    const touchUs = snapshot.touchIntervalMs * 1000;
+    const result: WriteResult = { written: {}, unchanged: {}, rejected: {} };
+    const add = (table: Table, sent: number, o: Outcome): void => {
+      if (o.changed > 0) result.written[table] = (result.written[table] ?? 0) + o.changed;
+      const unchanged = sent - o.changed - o.rejected;
+      if (unchanged > 0) result.unchanged[table] = (result.unchanged[table] ?? 0) + unchanged;
+      if (o.rejected > 0) result.rejected[table] = (result.rejected[table] ?? 0) + o.rejected;
+    };
     for (const table of UPSERT_TABLES) {
       const rows = prepare(UPSERTS[table], snapshot[table]);
       for (let i = 0; i < rows.length; i += this.#chunk) {
         const chunk = rows.slice(i, i + this.#chunk);
-        const rejected = await this.#guarded(table, chunk, (part) => upsert(this.#store, table, part));
-        result.written[table] = (result.written[table] ?? 0) + chunk.length - rejected;
-        if (rejected > 0) result.rejected[table] = (result.rejected[table] ?? 0) + rejected;
+        add(table, chunk.length, await this.#guarded(table, chunk, (part) => upsert(this.#store, table, part, touchUs)));
       }
     }
     const nodes = snapshot.node;
     for (let i = 0; i < nodes.length; i += this.#chunk) {
       const chunk = nodes.slice(i, i + this.#chunk);
-      const rejected = await this.#guarded('node', chunk, (part) => this.#writeNodes(part));
-      result.written.node = (result.written.node ?? 0) + chunk.length - rejected;
-      if (rejected > 0) result.rejected.node = (result.rejected.node ?? 0) + rejected;
+      add('node', chunk.length, await this.#guarded('node', chunk, (part) => this.#writeNodes(part, touchUs)));
     }
     return result;
   }
 
-  /** Runs `write` on all rows; on a non-retriable failure, row by row. Returns the rows dropped. */
-  async #guarded<R>(table: Table, rows: readonly R[], write: (rows: readonly R[]) => Promise<unknown>): Promise<number> {
-    if (rows.length === 0) return 0;
+  /** Runs `write` (which returns the rows it changed) on all rows; on a non-retriable failure, row by row. */
+  async #guarded<R>(table: Table, rows: readonly R[], write: (rows: readonly R[]) => Promise<number>): Promise<Outcome> {
+    if (rows.length === 0) return { changed: 0, rejected: 0 };
     try {
-      await write(rows);
-      return 0;
+      return { changed: await write(rows), rejected: 0 };
     } catch (err) {
       if (isRetriable(err)) throw err;
       if (rows.length === 1) {
         this.#log.warn('row rejected by the store; dropped', { table, err });
-        return 1;
+        return { changed: 0, rejected: 1 };
       }
     }
-    let rejected = 0;
-    for (const row of rows) rejected += await this.#guarded(table, [row], write);
-    return rejected;
+    const total: Outcome = { changed: 0, rejected: 0 };
+    for (const row of rows) {
+      const o = await this.#guarded(table, [row], write);
+      total.changed += o.changed;
+      total.rejected += o.rejected;
+    }
+    return total;
   }
 
-  /** Read-merge-write of topo nodes, so instances writing the same node at once merge instead of overwrite. */
-  async #writeNodes(rows: readonly PendingRow[]): Promise<void> {
+  /**
+   * Read-merge-write of topo nodes, so instances writing the same node at once merge instead of
+   * overwrite. Only nodes that are new, whose merged data differs from the stored data, or whose seen
+   * times move past the touch interval are updated; returns how many.
+   */
+  async #writeNodes(rows: readonly PendingRow[], touchUs: number): Promise<number> {
     const byKey = new Map<string, { p: PendingRow; row: NodeRow; app: string; topoKey: string }>();
     for (const p of rows) {
       const row = p.row as NodeRow;
@@ -203,14 +243,16 @@ export class Writer {
     const biz = items.map((x) => x.p.bk_biz_id);
     const apps = items.map((x) => x.app);
     const keys = items.map((x) => x.topoKey);
-    await this.#store.transaction(async (tx) => {
-      await tx.query(
+    return this.#store.transaction(async (tx) => {
+      const { rows: inserted } = await tx.query<{ id: number }>(
         `INSERT INTO ${NODES} (bk_biz_id, app_name, topo_key, first_seen, last_seen)
          SELECT u.b, u.a, u.k, ${atMicros('u.f')}, ${atMicros('u.l')}
          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS u(b, a, k, f, l)
-         ON CONFLICT ON CONSTRAINT ${NODES}_natural_key DO NOTHING`,
+         ON CONFLICT ON CONSTRAINT ${NODES}_natural_key DO NOTHING
+         RETURNING id`,
         [biz, apps, keys, items.map((x) => x.p.first), items.map((x) => x.p.last)],
       );
+      const fresh = new Set(inserted.map((r) => Number(r.id)));
       const { rows: stored } = await tx.query<StoredNode & { id: number; bk_biz_id: number; app_name: string; topo_key: string }>(
         `SELECT n.id, n.bk_biz_id, n.app_name, n.topo_key, n.extra_data, n.system, n.platform, n.sdk, n.source
          FROM ${NODES} n JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS u(b, a, k)
@@ -223,22 +265,28 @@ export class Writer {
       const columns: string[][] = [[], [], [], [], []];
       const first: number[] = [];
       const last: number[] = [];
+      const changed: boolean[] = [];
       for (const x of items) {
         const s = byStored.get(x.p.bk_biz_id + SEP + x.app + SEP + x.topoKey);
         if (!s) continue;
         const merged = mergeIntoStored(s, x.row);
+        const values = [merged.extra_data, merged.system, merged.platform, merged.sdk, merged.source];
+        const before = [s.extra_data, s.system, s.platform, s.sdk, s.source];
         ids.push(s.id);
-        [merged.extra_data, merged.system, merged.platform, merged.sdk, merged.source].forEach((v, i) => columns[i]?.push(JSON.stringify(v)));
+        values.forEach((v, i) => columns[i]?.push(JSON.stringify(v)));
         first.push(x.p.first);
         last.push(x.p.last);
+        changed.push(fresh.has(Number(s.id)) || values.some((v, i) => !sameJson(v, before[i])));
       }
-      await tx.query(
+      // Nodes whose data is unchanged are updated only when their seen times move past the touch interval.
+      const { rowCount } = await tx.query(
         `UPDATE ${NODES} t SET extra_data = u.e::jsonb, system = u.s::jsonb, platform = u.p::jsonb, sdk = u.k::jsonb, source = u.src::jsonb,
            first_seen = LEAST(t.first_seen, ${atMicros('u.f')}), last_seen = GREATEST(t.last_seen, ${atMicros('u.l')}), updated_at = now()
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) AS u(id, e, s, p, k, src, f, l)
-         WHERE t.id = u.id`,
-        [ids, ...columns, first, last],
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bool[]) AS u(id, e, s, p, k, src, f, l, c)
+         WHERE t.id = u.id AND (u.c OR ${atMicros('u.l')} > t.last_seen + $10 * interval '1 microsecond' OR ${atMicros('u.f')} < t.first_seen - $10 * interval '1 microsecond')`,
+        [ids, ...columns, first, last, changed, touchUs],
       );
+      return rowCount;
     });
   }
 }

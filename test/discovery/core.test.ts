@@ -6,7 +6,7 @@ import { hostsFromEvent } from '../../services/discovery/cmdb.ts';
 import { discoverySpec, validateDiscovery } from '../../services/discovery/config.ts';
 import { DedupeSink, NodeKinds } from '../../services/discovery/dedupe.ts';
 import { Hasher } from '../../services/discovery/hash.ts';
-import { IdTable } from '../../services/discovery/id-table.ts';
+import { BoundedIdMap, IdTable } from '../../services/discovery/id-table.ts';
 import { rootCandidate, type RootCandidate } from '../../services/discovery/discoverers/root-endpoint.ts';
 import { mergeIntoStored, mergeNode } from '../../services/discovery/node-merge.ts';
 import type { EndpointRow, NodeRow } from '../../services/discovery/records.ts';
@@ -70,6 +70,29 @@ function id(s: string): [number, number] {
   return [hasher.a, hasher.b];
 }
 
+test('bounded id map: at most its bound of entries, the least recently used dropped first (two generations); clear forgets all', (t) => {
+  const map = new BoundedIdMap<number>(4);
+  for (let i = 0; i < 2; i++) map.set(...id(`k${i}`), i);
+  t.is(map.get(...id('k0')), 0);
+  for (let i = 2; i < 4; i++) map.set(...id(`k${i}`), i); // k0, k1 become old when k2 arrives
+  t.is(map.get(...id('k0')), 0, 'an old entry that is used moves to the young generation');
+  map.set(...id('k4'), 4);
+  t.is(map.get(...id('k1')), undefined, 'the unused old entry is gone once the young generation filled');
+  t.is(map.get(...id('k0')), 0);
+  map.set(...id('k0'), 10);
+  t.is(map.get(...id('k0')), 10, 'set replaces');
+  let live = 0;
+  for (let i = 0; i < 5; i++) if (map.get(...id(`k${i}`)) !== undefined) live++;
+  t.true(live <= 4);
+  for (let i = 0; i < 10_000; i++) map.set(...id(`m${i}`), i);
+  t.is(map.get(...id('m9999')), 9999);
+  t.is(map.get(...id('m0')), undefined);
+  map.clear();
+  t.is(map.get(...id('m9999')), undefined);
+  map.set(...id('m9999'), 1);
+  t.is(map.get(...id('m9999')), 1);
+});
+
 test('id table: entries live while their stamp is live, are reused when dead, and survive rebuilds', (t) => {
   const table = new IdTable<number>();
   const n = 5_000;
@@ -115,8 +138,8 @@ function windowWith(ttlMs = 100, maxItems = 1_000) {
   return { w, pairs, roots, dropped };
 }
 
-const parentFacts: ParentFacts = { bk_biz_id: 2, app_name: 'shop', relParent: { from: 'a', kind: 'sync' }, remoteParent: undefined };
-const childFacts: ChildFacts = { bk_biz_id: 2, app_name: 'shop', relChild: { service: 'b', key: 'b', topoKind: 'service', category: 'http' }, remoteChild: undefined };
+const parentFacts: ParentFacts = { serial: 1, bk_biz_id: 2, app_name: 'shop', relParent: { from: 'a', kind: 'sync' }, remoteParent: undefined };
+const childFacts: ChildFacts = { serial: 2, bk_biz_id: 2, app_name: 'shop', relChild: { service: 'b', key: 'b', topoKind: 'service', category: 'http' }, remoteChild: undefined };
 
 test('window: a parent and a child meet whichever comes first; children that never meet theirs are counted after the TTL', (t) => {
   const { w, pairs, dropped } = windowWith();
@@ -139,13 +162,13 @@ test('window: the root candidate of a trace is the earliest server span, emitted
   const row = { endpoint_name: 'e', service_name: 's', category_id: 'http' };
   const late = span({ trace_id: 't1', start_time: T0 + 5, span_name: 'late' });
   const early = span({ trace_id: 't1', start_time: T0, span_name: 'early' });
-  w.addRootCandidate(...id('t1'), late, { ...row, endpoint_name: 'late' }, hold, 0);
-  w.addRootCandidate(...id('t1'), early, { ...row, endpoint_name: 'early' }, hold, 10);
+  w.addRootCandidate(...id('t1'), late, { ...row, endpoint_name: 'late' }, 1, hold, 0);
+  w.addRootCandidate(...id('t1'), early, { ...row, endpoint_name: 'early' }, 2, hold, 10);
   t.is(roots.length, 0, 'nothing before the trace is quiet');
   w.expire(1_000);
   t.deepEqual(roots.map((r) => r.row.endpoint_name), ['early']);
   // Over the bound, the oldest bucket is evicted early.
-  for (let i = 0; i < 3; i++) w.addRootCandidate(...id(`x${i}`), span({ trace_id: `x${i}` }), row, hold, 2_000 + i * 60);
+  for (let i = 0; i < 3; i++) w.addRootCandidate(...id(`x${i}`), span({ trace_id: `x${i}` }), row, 3, hold, 2_000 + i * 60);
   w.expire(2_130);
   t.deepEqual(dropped, { trace_evicted: 1 });
   t.is(roots.length, 2, 'an evicted trace still emits its candidate');
@@ -156,7 +179,7 @@ test('window: clear forgets entries without settling them (the partition is read
   const { w, pairs, roots } = windowWith();
   const hold = new CountingHold();
   w.addChild(...id('p'), childFacts, 1, hold, 0);
-  w.addRootCandidate(...id('t'), span({ trace_id: 't' }), { endpoint_name: 'e', service_name: 's', category_id: 'c' }, hold, 0);
+  w.addRootCandidate(...id('t'), span({ trace_id: 't' }), { endpoint_name: 'e', service_name: 's', category_id: 'c' }, 1, hold, 0);
   w.clear();
   w.addParent(...id('p'), parentFacts, 2, hold, 1);
   w.expire(10_000);

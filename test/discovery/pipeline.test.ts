@@ -30,7 +30,7 @@ function setup(ensure: Lookups['ensure'] = () => undefined) {
   const written: Snapshot[] = [];
   const nodeKinds = new NodeKinds(100);
   const sink = new DedupeSink({ maxKeys: 1_000, ttlMs: 60_000, touchIntervalMs: 60_000, nodeKinds });
-  const flusher = new Flusher({ pending: sink, write: async (s) => (written.push(s), { written: {}, rejected: {} }), intervalMs: 1_000_000, maxRows: 1_000_000, logger: silentLogger });
+  const flusher = new Flusher({ pending: sink, write: async (s) => (written.push(s), { written: {}, unchanged: {}, rejected: {} }), intervalMs: 1_000_000, maxRows: 1_000_000, logger: silentLogger });
   const lookups = { rules: () => defaultRules, host: () => undefined, cmdbVersion: 0, nodeKind: nodeKinds.nodeKind.bind(nodeKinds), ensure } as unknown as Lookups;
   let clock = 0;
   const pipeline = new SpanPipeline({ lookups, sink, nodeKinds, flusher, window: { ttlMs: 100, maxItems: 1_000 }, touchIntervalMs: 60_000, maxShapes: 1_000, maxQueuedBatches: 2, logger: silentLogger, now: () => clock });

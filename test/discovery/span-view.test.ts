@@ -73,6 +73,24 @@ test('a view reads the ids, times and app of each span, and decodes each span as
   t.is(views.decode(codec.encode({ spans: [] })).count, 0);
 });
 
+test('released views give their slots to the next records, which read exactly as fresh ones', (t) => {
+  const reader = spanBatchView();
+  const big = codec.encode(sampleSpanBatch(6));
+  const small = codec.encode({ spans: [sampleSpan({ app_name: 'small-app', span_id: 'aa', kind: 4 })] });
+  const first = reader.decode(big);
+  const fresh = spansOf(views.decode(small));
+  first.release();
+  first.release(); // idempotent
+  const reused = reader.decode(small);
+  t.is(reused.slots, first.slots, 'the released slots are reused');
+  t.is(reused.count, 1);
+  t.deepEqual(reused.apps, ['small-app'], 'the app list starts empty');
+  t.deepEqual(spansOf(reused), fresh);
+  reused.release();
+  const again = reader.decode(big);
+  t.deepEqual(spansOf(again), projectedSpans(big), 'a larger record after a smaller one');
+});
+
 test('records that do not decode are rejected with the codec errors the bus dead-letters', (t) => {
   const good = codec.encode(sampleSpanBatch(2));
   t.throws(() => views.decode(good.subarray(0, good.length - 3)), { instanceOf: CorruptRecordError });
@@ -202,7 +220,7 @@ test('discovery reads nothing outside a shape: spans decoded with only the shape
     discoverInstance(c, sink);
     discoverNode(c, sink);
     discoverSingleSpanRelation(c, lookups, sink);
-    const { seenS: _, ...facts } = shapeFacts(c, 0);
+    const { seenS: _, serial: _serial, ...facts } = shapeFacts(c, 0);
     return { rows: sink.sightings, facts };
   };
   for (const r of rules) {

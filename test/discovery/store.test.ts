@@ -12,9 +12,9 @@ import { count, tableRows } from './helpers.ts';
 
 const DAY_US = 86_400_000_000;
 
-/** A snapshot holding the given rows (through the real dedupe sink, with no touch interval). */
-function snapshot(rows: { table: Table; app?: string; row: Rows[Table]; at: number }[]): Snapshot {
-  const sink = new DedupeSink({ maxKeys: 1_000, ttlMs: 60_000, touchIntervalMs: 0, nodeKinds: new NodeKinds(10) });
+/** A snapshot holding the given rows (through the real dedupe sink, with no touch interval unless given). */
+function snapshot(rows: { table: Table; app?: string; row: Rows[Table]; at: number }[], touchIntervalMs = 0): Snapshot {
+  const sink = new DedupeSink({ maxKeys: 1_000, ttlMs: 60_000, touchIntervalMs, nodeKinds: new NodeKinds(10) });
   for (const r of rows) sink.emit(r.table, 2, r.app ?? 'shop', r.row, r.at);
   return sink.take();
 }
@@ -87,4 +87,28 @@ storeContract('sweeps delete rows past the app retention (default 7 days; nodes 
   t.deepEqual((await tableRows(store, 'apm_topo_node')).map((r) => r.topo_key).sort(), ['permanent', 'recent']);
   t.deepEqual((await tableRows(store, 'apm_root_endpoint')).map((r) => r.endpoint_name).sort(), ['b', 'c'], 'the oldest root endpoint was trimmed');
   t.deepEqual(await sweepOnce({ store, defaultRetentionDays: 7, topoNodeRetentionDays: 180, maxRowsPerApp: 2, now: () => now }), { expired: {}, overflow: {} });
+});
+
+storeContract('rows another writer already stored are not written again (seen times within the touch interval): only rows the store changes count as written', async (t, store) => {
+  const touch = 60_000;
+  const a = new Writer({ store, logger: silentLogger });
+  const b = new Writer({ store, logger: silentLogger });
+  const now = Date.now() * 1000;
+  const node = (language: string | null): Rows['node'] => ({ topo_key: 's', extra: { category: 'http', kind: 'service', predicate_value: 'GET', service_language: language } });
+  const rows = (at: number, language: string | null = 'go'): Snapshot => snapshot([{ table: 'endpoint', row: endpoint('GET /'), at }, { table: 'node', row: node(language), at }], touch);
+  t.like(await a.write(rows(now)), { written: { endpoint: 1, node: 1 }, unchanged: {} });
+  const updatedAt = async (): Promise<string[]> => (await store.query<{ u: Date }>('SELECT updated_at AS u FROM apm_endpoint UNION ALL SELECT updated_at FROM apm_topo_node')).rows.map((r) => r.u.toISOString());
+  const before = await updatedAt();
+  // The same rows from another instance, seen within the touch interval: nothing changes.
+  t.like(await b.write(rows(now + 30_000_000)), { written: {}, unchanged: { endpoint: 1, node: 1 } });
+  t.deepEqual(await updatedAt(), before, 'no row was updated');
+  // Seen past the touch interval, or earlier than the interval before first_seen: written.
+  t.like(await b.write(rows(now + 61_000_000)), { written: { endpoint: 1, node: 1 }, unchanged: {} });
+  t.like(await a.write(rows(now - 61_000_000)), { written: { endpoint: 1, node: 1 } });
+  // A node whose data changes is written whatever its times.
+  const withSdk: Rows['node'] = { ...node('go'), sdk: [{ name: 'opentelemetry', extra_data: {} }] };
+  const sdkWritten = await a.write(snapshot([{ table: 'node', row: withSdk, at: now }], touch));
+  t.like(sdkWritten, { written: { node: 1 } });
+  t.is(await count(store, 'apm_endpoint'), 1);
+  t.deepEqual(await seen(store, 'apm_endpoint'), [{ first: Math.floor((now - 61_000_000) / 1000), last: Math.floor((now + 61_000_000) / 1000) }]);
 });

@@ -17,6 +17,8 @@ export interface RootCandidate {
   spanId: string;
   timeUs: number;
   row: RootEndpointRow;
+  /** What made `row` (the pipeline's shape serial; 0 when unknown): rows of one source are equal. */
+  source: number;
 }
 
 /** The root-endpoint row a SERVER or PRODUCER span would make. */
@@ -29,8 +31,8 @@ export function rootRow(c: ClassifiedSpan): RootEndpointRow | undefined {
 /** What the window needs of a span to weigh it as its trace's root (a {@link DiscoverySpan} is one). */
 export type RootSighting = Pick<DiscoverySpan, 'bk_biz_id' | 'app_name' | 'span_id' | 'start_time' | 'elapsed_time' | 'end_time'>;
 
-export function rootCandidate(span: RootSighting, row: RootEndpointRow): RootCandidate {
-  return { bk_biz_id: span.bk_biz_id, app_name: span.app_name, start: span.start_time, elapsed: span.elapsed_time, spanId: span.span_id, timeUs: span.end_time, row };
+export function rootCandidate(span: RootSighting, row: RootEndpointRow, source = 0): RootCandidate {
+  return { bk_biz_id: span.bk_biz_id, app_name: span.app_name, start: span.start_time, elapsed: span.elapsed_time, spanId: span.span_id, timeUs: span.end_time, row, source };
 }
 
 /** Whether a span comes before a candidate: earlier start, then longer, then smaller span id. */
