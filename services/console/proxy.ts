@@ -5,7 +5,7 @@
  * fault-injection routes). The browser's `Authorization` header is forwarded as it is; the console adds
  * no credentials of its own. Upstream answers get `Cache-Control: no-store` (they are per-token data).
  */
-import { request as httpRequest, Agent as HttpAgent, type IncomingMessage, type ServerResponse, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpRequest, Agent as HttpAgent, type ClientRequest, type IncomingMessage, type ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import type { ConsoleMetrics } from './metrics.ts';
 
@@ -115,41 +115,56 @@ export class Proxy {
       else metrics.proxied.inc({ upstream, method, code: String(status) });
       metrics.proxySeconds.observe({ upstream }, (performance.now() - started) / 1000);
     };
-    const out = (https ? httpsRequest : httpRequest)(target, { method, headers, agent: https ? this.#https : this.#http });
+    const withBody = method === 'POST' || declared > 0 || req.headers['transfer-encoding'] !== undefined;
+    let out: ClientRequest;
     const timer = setTimeout(() => {
       finish('timeout');
       out.destroy();
       sendJson(res, 504, { error: `${upstream} API did not answer within ${this.#o.timeoutMs} ms` });
     }, this.#o.timeoutMs);
-    out.on('response', (answer) => {
-      if (res.headersSent) {
-        answer.resume();
-        return;
-      }
-      const h: OutgoingHttpHeaders = { 'cache-control': 'no-store' };
-      for (const name of FORWARD_RESPONSE) {
-        const v = answer.headers[name];
-        if (v !== undefined) h[name] = v;
-      }
-      res.writeHead(answer.statusCode ?? 502, h);
-      answer.pipe(res);
-      answer.on('end', () => finish(undefined, answer.statusCode));
-      answer.on('error', () => {
-        finish('unreachable');
-        res.destroy();
+    const send = (retry: boolean): void => {
+      out = (https ? httpsRequest : httpRequest)(target, { method, headers, agent: https ? this.#https : this.#http });
+      out.on('response', (answer) => {
+        if (res.headersSent || settled) {
+          answer.resume();
+          return;
+        }
+        const h: OutgoingHttpHeaders = { 'cache-control': 'no-store' };
+        for (const name of FORWARD_RESPONSE) {
+          const v = answer.headers[name];
+          if (v !== undefined) h[name] = v;
+        }
+        res.writeHead(answer.statusCode ?? 502, h);
+        answer.pipe(res);
+        answer.on('end', () => finish(undefined, answer.statusCode));
+        answer.on('error', () => {
+          finish('unreachable');
+          res.destroy();
+        });
       });
-    });
-    out.on('error', () => {
-      if (settled) return;
-      finish('unreachable');
-      sendJson(res, 502, { error: `${upstream} API is unreachable` });
-    });
+      out.on('error', (err: NodeJS.ErrnoException) => {
+        if (settled || res.headersSent) return;
+        // A kept-alive connection the upstream closed just as it was reused: a call without a body is sent again, once.
+        if (retry && !withBody && out.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+          send(false);
+          return;
+        }
+        finish('unreachable');
+        sendJson(res, 502, { error: `${upstream} API is unreachable` });
+      });
+      if (!withBody) out.end();
+    };
+    send(true);
     res.on('close', () => {
       if (!res.writableFinished && !settled) {
         finish('aborted');
         out.destroy();
       }
     });
+    if (!withBody) {
+      req.resume();
+      return;
+    }
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       if (out.destroyed) return;

@@ -42,7 +42,7 @@ test.before(() => {
     await produceAgentOutputs(stack.kit, stack.topics, agentOutputs());
     // flows: one that succeeds, one whose clean never starts (it fails and can be retried)
     for (const app of ['shop', STUCK_APP]) {
-      const r = await fetch(`${stack.urls.orchestrator}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ action: 'create_or_update', flow_type: 'tail_sampling', bk_biz_id: 2, app_name: app, config: { data_id: 1_500_001, tail_percentage: 10 }, operator: 'demo' }) });
+      const r = await fetch(`${stack.urls.orchestrator}/api/v1/flows`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ action: 'create_or_update', flow_type: 'tail_sampling', bk_biz_id: 2, app_name: app, config: { data_id: app === 'shop' ? 1_500_001 : 1_500_002, tail_percentage: 10 }, operator: 'demo' }) });
       if (r.status !== 202) throw new Error(`flow submit: ${r.status} ${await r.text()}`);
     }
     await waitFor('the demo traces in storage', async () => (await getJson<{ items: unknown[] }>(`${stack.urls.storage}/api/v1/apps/2/shop/traces?limit=100`)).items.length === DEMO_TRACES, 60_000, 200);

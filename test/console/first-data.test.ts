@@ -96,7 +96,8 @@ test('first meaningful data of the map and trace pages of a large application', 
       times.push(await p.page.evaluate(() => performance.getEntriesByName('bk:first-data')[0]?.startTime ?? Number.NaN));
       await p.page.locator(ready).first().waitFor({ state: 'attached' });
       const loads = await p.page.evaluate(() => performance.getEntriesByType('resource').map((e) => `${new URL(e.name).pathname.replace(/^\/(api|assets)\//, '')} ${e.startTime.toFixed(0)}+${e.duration.toFixed(0)}`));
-      t.log(`${hash} load ${i + 1}: first data at ${(times[i] as number).toFixed(0)} ms; ${loads.join(', ')}`);
+      const marks = await p.page.evaluate(() => performance.getEntriesByType('mark').map((m) => `${m.name} ${m.startTime.toFixed(0)}`));
+      t.log(`${hash} load ${i + 1}: first data at ${(times[i] as number).toFixed(0)} ms; marks ${marks.join(', ')}; ${loads.join(', ')}`);
       if (i === LOADS - 1) await screenshot(p.page, `bench-${hash.split('/').pop() ?? 'page'}`);
       t.deepEqual(p.errors, [], `${hash}: no console errors`);
       await p.context.close();

@@ -7,7 +7,7 @@ import test from 'ava';
 import { agentsFromHeartbeats } from '../../services/console/web/agents.ts';
 import { duration, percent } from '../../services/console/web/format.ts';
 import { emptyCharts, linesFromBasereport, linesFromMetrics, HOST_METRICS, toCharts } from '../../services/console/web/host-series.ts';
-import { buildServiceMap, byService, byServiceCategory, byServicePeer, combine, subtract, type TopoRelation } from '../../services/console/web/map-model.ts';
+import { buildServiceMap, byService, byServiceCategory, byServicePeer, combine, layeredLayout, subtract, type TopoRelation } from '../../services/console/web/map-model.ts';
 import { traceFilters } from '../../services/console/web/trace-query.ts';
 import type { AgentEventItem } from '../../services/console/web/types.ts';
 import { ticks, visibleBars, waterfall, type SpanRow } from '../../services/console/web/waterfall.ts';
@@ -117,4 +117,18 @@ test('agents: the newest heartbeat of each host', (t) => {
   const hb = (ip: string, ts: number, tasks: number): AgentEventItem => ({ event_id: ts, timestamp: ts, event_type: 'heartbeat', data_id: 1, bk_biz_id: 2, task_id: 0, status: 0, ip, bk_cloud_id: 0, bk_host_id: 7, hostname: `h-${ip}`, dimensions: {}, metrics: {}, body: { dimensions: { version: '3.6.0' }, metrics: { tasks, uptime: 60, published: 5, errors: 0, error_tasks: 1 } } });
   const agents = agentsFromHeartbeats([hb('10.0.0.2', 100, 3), hb('10.0.0.1', 200, 4), hb('10.0.0.2', 300, 5)]);
   t.deepEqual(agents.map((a) => [a.ip, a.lastSeen, a.tasks, a.version, a.errorTasks]), [['10.0.0.1', 200, 4, '3.6.0', 1], ['10.0.0.2', 300, 5, '3.6.0', 1]]);
+});
+
+test('service map layout: callers left of callees, cycles after the rest, no two nodes on one spot', (t) => {
+  const node = (id: string) => ({ id, label: id, kind: 'service', category: 'http', red: undefined });
+  const edge = (source: string, target: string) => ({ id: `${source}->${target}`, source, target, kind: 'sync', red: undefined, approx: false });
+  const map = { nodes: ['gw', 'a', 'b', 'db', 'x', 'y'].map(node), edges: [edge('gw', 'a'), edge('gw', 'b'), edge('a', 'db'), edge('b', 'db'), edge('x', 'y'), edge('y', 'x')] };
+  const pos = layeredLayout(map, 100, 10);
+  t.deepEqual(['gw', 'a', 'b', 'db'].map((id) => pos.get(id)?.x), [0, 100, 100, 200]);
+  t.deepEqual([pos.get('x')?.x, pos.get('y')?.x], [300, 300], 'a cycle no root reaches goes last');
+  t.is(new Set([...pos.values()].map((p) => `${p.x},${p.y}`)).size, 6);
+  const big = { nodes: Array.from({ length: 400 }, (_, i) => node(`n${i}`)), edges: Array.from({ length: 399 }, (_, i) => edge(`n${i % 200}`, `n${i + 1}`)) };
+  const started = performance.now();
+  t.is(layeredLayout(big).size, 400);
+  t.true(performance.now() - started < 200, 'linear: 400 nodes at once');
 });

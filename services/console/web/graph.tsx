@@ -1,13 +1,14 @@
 /**
  * The service map drawn with cytoscape (loaded on first use: the rest of the console does not wait for
  * it). Nodes carry their kind/category icon, edges their request count and error rate; a tap on a node
- * selects it. When only the figures change, labels are updated in place and the layout stays put.
+ * selects it. Nodes are placed by {@link layeredLayout} (left to right, linear time). When only the
+ * figures change, labels are updated in place and the layout stays put.
  */
 import type { Core, ElementDefinition, EventObject } from 'cytoscape';
 import { useEffect, useRef } from 'preact/hooks';
 import { count, percent } from './format.ts';
 import { CATEGORY_COLOURS, iconKey, iconUrl } from './icons.ts';
-import type { ServiceMap } from './map-model.ts';
+import { layeredLayout, type ServiceMap } from './map-model.ts';
 
 export interface GraphProps {
   map: ServiceMap;
@@ -156,19 +157,8 @@ export function Graph(props: GraphProps) {
       c.elements().remove();
       c.add(elements(map));
     });
-    const roots = c.nodes().filter((n) => n.indegree(false) === 0);
-    c.layout({
-      name: 'breadthfirst',
-      directed: true,
-      ...(roots.length > 0 ? { roots } : {}),
-      spacingFactor: 1.1,
-      avoidOverlap: true,
-      animate: false,
-      fit: true,
-      padding: 30,
-      // left to right instead of top to bottom
-      transform: (_node, pos) => ({ x: pos.y * 1.6, y: pos.x / 1.6 }),
-    }).run();
+    const positions = layeredLayout(map);
+    c.layout({ name: 'preset', positions: Object.fromEntries(positions), animate: false, fit: true, padding: 30 }).run();
     c.fit(undefined, 30);
     report();
   };

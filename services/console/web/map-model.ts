@@ -171,3 +171,51 @@ export function buildServiceMap(nodes: readonly TopoNode[], relations: readonly 
   }
   return { nodes: [...out.values()], edges };
 }
+
+/**
+ * Positions for the graph, left to right in layers (linear in nodes + edges, so a map of hundreds of
+ * nodes lays out at once): a node's layer is one past the deepest of its callers that are not part of a
+ * cycle (Kahn's order); nodes only cycles reach go one layer past the rest. Within a layer, nodes follow
+ * the mean position of their callers, which keeps most edges from crossing.
+ */
+export function layeredLayout(map: ServiceMap, gapX = 230, gapY = 95): Map<string, { x: number; y: number }> {
+  const ids = map.nodes.map((n) => n.id);
+  const incoming = new Map<string, string[]>(ids.map((id) => [id, []]));
+  const outgoing = new Map<string, string[]>(ids.map((id) => [id, []]));
+  for (const e of map.edges) {
+    if (e.source === e.target || !incoming.has(e.target) || !outgoing.has(e.source)) continue;
+    incoming.get(e.target)?.push(e.source);
+    outgoing.get(e.source)?.push(e.target);
+  }
+  const pending = new Map(ids.map((id) => [id, incoming.get(id)?.length ?? 0]));
+  const layer = new Map<string, number>();
+  const queue = ids.filter((id) => pending.get(id) === 0);
+  for (const id of queue) layer.set(id, 0);
+  for (let i = 0; i < queue.length; i++) {
+    const id = queue[i] as string;
+    for (const next of outgoing.get(id) ?? []) {
+      layer.set(next, Math.max(layer.get(next) ?? 0, (layer.get(id) ?? 0) + 1));
+      const left = (pending.get(next) ?? 0) - 1;
+      pending.set(next, left);
+      if (left === 0) queue.push(next);
+    }
+  }
+  const deepest = Math.max(0, ...layer.values());
+  for (const id of ids) if (!layer.has(id)) layer.set(id, deepest + 1);
+  const layers: string[][] = [];
+  for (const id of ids) (layers[layer.get(id) as number] ??= []).push(id);
+  const row = new Map<string, number>();
+  const out = new Map<string, { x: number; y: number }>();
+  layers.forEach((members, l) => {
+    const weight = (id: string): number => {
+      const callers = (incoming.get(id) ?? []).map((c) => row.get(c)).filter((r): r is number => r !== undefined);
+      return callers.length ? callers.reduce((a, b) => a + b, 0) / callers.length : Number.POSITIVE_INFINITY;
+    };
+    const ordered = l === 0 ? members : [...members].sort((a, b) => weight(a) - weight(b));
+    ordered.forEach((id, i) => {
+      row.set(id, i);
+      out.set(id, { x: l * gapX, y: (i - (ordered.length - 1) / 2) * gapY });
+    });
+  });
+  return out;
+}

@@ -103,7 +103,7 @@ function NodePanel({ bkBizId, appName, node, map, onClose }: { bkBizId: number; 
 export function MapPage({ bkBizId, appName, query }: { bkBizId: number; appName: string; query: URLSearchParams }) {
   const rangeKey = query.get('range') ?? '1h';
   const selected = query.get('node') ?? undefined;
-  const [positions, setPositions] = useState<Map<string, { x: number; y: number }>>(new Map());
+  const [positions, setPositions] = useState<Map<string, { x: number; y: number }> | undefined>(undefined);
   // The graph library loads while the APIs answer, not after.
   useEffect(() => void import('cytoscape'), []);
   // The topology is drawn as soon as discovery answers; the figures from storage are asked for then, and added when they arrive.
@@ -125,6 +125,9 @@ export function MapPage({ bkBizId, appName, query }: { bkBizId: number; appName:
     ]);
     return { server: byService(server.groups), client: byServiceCategory(client.groups), peers: byServicePeer(peers.groups) };
   }, [bkBizId, appName, rangeKey], { enabled: topology.data !== undefined });
+  useEffect(() => {
+    if (topology.data && performance.getEntriesByName('bk:topology').length === 0) performance.mark('bk:topology');
+  }, [topology.data]);
   const data = useMemo<MapData | undefined>(
     () => (topology.data ? { map: buildServiceMap(topology.data.nodes, topology.data.relations, figures.data?.server ?? new Map<string, Red>(), figures.data?.client ?? new Map<string, Red>(), figures.data?.peers), figuresError: figures.error?.message } : undefined),
     [topology.data, figures.data, figures.error],
@@ -158,6 +161,7 @@ export function MapPage({ bkBizId, appName, query }: { bkBizId: number; appName:
             onSelect={(id) => go({ node: id })}
             onDrawn={(p) => {
               if (p.size > 0 && performance.getEntriesByName('bk:first-data').length === 0) performance.mark('bk:first-data');
+              // the tables below are built after the graph is drawn, so they do not hold it up
               setPositions(p);
             }}
           />
@@ -169,7 +173,7 @@ export function MapPage({ bkBizId, appName, query }: { bkBizId: number; appName:
       <p class="legend muted">
         <span class="dot http" /> http <span class="dot rpc" /> rpc <span class="dot db" /> database <span class="dot messaging" /> messaging <span class="dot remote" /> remote service · dashed edges are asynchronous · red edges fail 5 % or more · ≈ figures are shared by several edges of one caller
       </p>
-      {data ? (
+      {data && positions ? (
         <details class="card">
           <summary>
             {data.map.nodes.length} nodes and {data.map.edges.length} relations as tables
