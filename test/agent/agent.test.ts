@@ -73,9 +73,12 @@ test('the service: stop without start is safe; start with a bad main file fails 
   const err = t.throws(() => loadAgentServiceConfig(bad), { instanceOf: ConfigError });
   t.deepEqual(err?.problems.map((p) => p.key).sort(), ['AGENT_ADMIN_PORT', 'AGENT_CONFIG', 'AGENT_SPOOL_MAX_BYTES']);
 
+  writeFileSync(join(dir, 'conf.d', 'broken.conf'), 'type: probe\nname: [\n');
   await service.start();
   const health = await fetch(`http://127.0.0.1:${service.adminPort()}/healthz`);
   t.is(health.status, 200, 'healthy while Kafka is unreachable: the agent spools');
+  const metrics = await (await fetch(`http://127.0.0.1:${service.adminPort()}/metrics`)).text();
+  t.regex(metrics, /bkstream_agent_child_configs\{status="skipped"[^}]*\} 1/, 'the skipped child file is counted');
   await service.stop();
   await service.stop();
   t.true(service.spool.stats().pending >= 1, 'the heartbeat stayed in the spool');
