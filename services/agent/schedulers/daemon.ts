@@ -81,7 +81,7 @@ export class DaemonScheduler implements Scheduler {
     for (const job of jobs) {
       const next = incoming.get(job.entry.config.ident);
       if (!next) {
-        this.#stopJob(job);
+        this.#stopTask(job);
         this.#jobs.delete(job.entry.config.ident);
         removed++;
         continue;
@@ -108,7 +108,7 @@ export class DaemonScheduler implements Scheduler {
     this.#running = false;
     this.#ticker?.cancel();
     this.#ticker = undefined;
-    for (const job of this.#queue.popAll()) this.#stopJob(job);
+    for (const job of this.#queue.popAll()) this.#stopTask(job);
     this.#jobs.clear();
     const all = await settleWithin(this.#settling, deadlineMs);
     if (!all) this.#log.warn('runs still going at the stop deadline; abandoned', { runs: this.#settling.size, deadline_ms: deadlineMs });
@@ -190,9 +190,5 @@ export class DaemonScheduler implements Scheduler {
       const tracked = stopping.finally(() => this.#settling.delete(tracked));
       this.#settling.add(tracked);
     }
-  }
-
-  #stopJob(job: Job): void {
-    this.#stopTask(job);
   }
 }
