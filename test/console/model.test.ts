@@ -125,10 +125,13 @@ test('service map layout: callers left of callees, cycles after the rest, no two
   const map = { nodes: ['gw', 'a', 'b', 'db', 'x', 'y'].map(node), edges: [edge('gw', 'a'), edge('gw', 'b'), edge('a', 'db'), edge('b', 'db'), edge('x', 'y'), edge('y', 'x')] };
   const pos = layeredLayout(map, 100, 10);
   t.deepEqual(['gw', 'a', 'b', 'db'].map((id) => pos.get(id)?.x), [0, 100, 100, 200]);
-  t.deepEqual([pos.get('x')?.x, pos.get('y')?.x], [300, 300], 'a cycle no root reaches goes last');
+  t.deepEqual([pos.get('x')?.x, pos.get('y')?.x], [0, 100], 'a cycle no root reaches is broken at one node');
   t.is(new Set([...pos.values()].map((p) => `${p.x},${p.y}`)).size, 6);
   const big = { nodes: Array.from({ length: 400 }, (_, i) => node(`n${i}`)), edges: Array.from({ length: 399 }, (_, i) => edge(`n${i % 200}`, `n${i + 1}`)) };
   const started = performance.now();
   t.is(layeredLayout(big).size, 400);
   t.true(performance.now() - started < 200, 'linear: 400 nodes at once');
+  const ring = { nodes: Array.from({ length: 100 }, (_, i) => node(`r${i}`)), edges: Array.from({ length: 100 }, (_, i) => edge(`r${i}`, `r${(i + 1) % 100}`)) };
+  const xs = new Set([...layeredLayout(ring, 1, 1).values()].map((p) => p.x));
+  t.is(xs.size, 20, 'a 100-deep chain folds into 2·√100 layers');
 });

@@ -14,7 +14,7 @@ export interface GraphProps {
   map: ServiceMap;
   selected: string | undefined;
   onSelect: (id: string | undefined) => void;
-  /** Called once the graph is drawn for the first time, and whenever node positions change. */
+  /** Called once the graph is drawn (its first frame), and whenever node positions change. */
   onDrawn?: (positions: Map<string, { x: number; y: number }>) => void;
 }
 
@@ -76,6 +76,8 @@ export function Graph(props: GraphProps) {
         minZoom: 0.1,
         maxZoom: 3,
         wheelSensitivity: 0.3,
+        // large maps: cached textures while panning and zooming
+        textureOnViewport: true,
         style: [
           {
             selector: 'node',
@@ -89,6 +91,8 @@ export function Graph(props: GraphProps) {
               height: 34,
               label: 'data(label)',
               'font-size': 11,
+              // labels too small to read at the current zoom are not drawn
+              'min-zoomed-font-size': 7,
               'text-wrap': 'wrap',
               'text-valign': 'bottom',
               'text-margin-y': 4,
@@ -111,6 +115,7 @@ export function Graph(props: GraphProps) {
               'curve-style': 'bezier',
               label: 'data(label)',
               'font-size': 10,
+              'min-zoomed-font-size': 7,
               color: '#374151',
               'text-rotation': 'autorotate',
               'text-background-color': '#ffffff',
@@ -158,9 +163,15 @@ export function Graph(props: GraphProps) {
       c.add(elements(map));
     });
     const positions = layeredLayout(map);
-    c.layout({ name: 'preset', positions: Object.fromEntries(positions), animate: false, fit: true, padding: 30 }).run();
-    c.fit(undefined, 30);
-    report();
+    c.layout({ name: 'preset', positions: Object.fromEntries(positions), animate: false, fit: false }).run();
+    // Fit to the node positions (cheap) rather than to every label's measured box.
+    const xs = [...positions.values()].map((p) => p.x);
+    const ys = [...positions.values()].map((p) => p.y);
+    const pad = 70;
+    const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    const zoom = Math.max(0.1, Math.min(1.5, c.width() / (maxX - minX + 2 * pad), c.height() / (maxY - minY + 2 * pad)));
+    c.viewport({ zoom, pan: { x: c.width() / 2 - ((minX + maxX) / 2) * zoom, y: c.height() / 2 - ((minY + maxY) / 2) * zoom } });
+    c.one('render', report);
   };
 
   useEffect(draw, [props.map]);

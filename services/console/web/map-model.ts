@@ -174,9 +174,12 @@ export function buildServiceMap(nodes: readonly TopoNode[], relations: readonly 
 
 /**
  * Positions for the graph, left to right in layers (linear in nodes + edges, so a map of hundreds of
- * nodes lays out at once): a node's layer is one past the deepest of its callers that are not part of a
- * cycle (Kahn's order); nodes only cycles reach go one layer past the rest. Within a layer, nodes follow
- * the mean position of their callers, which keeps most edges from crossing.
+ * nodes lays out at once): a node's layer is one past the deepest of its callers (Kahn's order); where
+ * only cycles are left, the node with the fewest unplaced callers goes next, one layer past its placed
+ * callers. A map deeper than about twice the square root of its size is folded into that many layers, so
+ * it stays readable at the zoom that fits it; a layer taller than about the square root of the map's size
+ * wraps into side-by-side columns. Within a layer, nodes follow the mean position of their callers, which
+ * keeps most edges from crossing.
  */
 export function layeredLayout(map: ServiceMap, gapX = 230, gapY = 95): Map<string, { x: number; y: number }> {
   const ids = map.nodes.map((n) => n.id);
@@ -189,33 +192,54 @@ export function layeredLayout(map: ServiceMap, gapX = 230, gapY = 95): Map<strin
   }
   const pending = new Map(ids.map((id) => [id, incoming.get(id)?.length ?? 0]));
   const layer = new Map<string, number>();
-  const queue = ids.filter((id) => pending.get(id) === 0);
-  for (const id of queue) layer.set(id, 0);
-  for (let i = 0; i < queue.length; i++) {
-    const id = queue[i] as string;
+  const queue: string[] = [];
+  const place = (id: string): void => {
+    const callers = (incoming.get(id) ?? []).map((c) => layer.get(c)).filter((l): l is number => l !== undefined);
+    layer.set(id, callers.length ? Math.max(...callers) + 1 : 0);
+    queue.push(id);
+  };
+  for (const id of ids) if (pending.get(id) === 0) place(id);
+  let head = 0;
+  while (layer.size < ids.length || head < queue.length) {
+    if (head === queue.length) {
+      // only cycles are left: break one at the node with the fewest unplaced callers
+      let best: string | undefined;
+      for (const id of ids) if (!layer.has(id) && (best === undefined || (pending.get(id) ?? 0) < (pending.get(best) ?? 0))) best = id;
+      place(best as string);
+    }
+    const id = queue[head++] as string;
     for (const next of outgoing.get(id) ?? []) {
-      layer.set(next, Math.max(layer.get(next) ?? 0, (layer.get(id) ?? 0) + 1));
+      if (layer.has(next)) continue;
       const left = (pending.get(next) ?? 0) - 1;
       pending.set(next, left);
-      if (left === 0) queue.push(next);
+      if (left === 0) place(next);
     }
   }
-  const deepest = Math.max(0, ...layer.values());
-  for (const id of ids) if (!layer.has(id)) layer.set(id, deepest + 1);
+  const depth = Math.max(0, ...layer.values()) + 1;
+  const maxLayers = Math.max(4, Math.ceil(2 * Math.sqrt(ids.length)));
+  const fold = (l: number): number => (depth > maxLayers ? Math.floor((l * maxLayers) / depth) : l);
   const layers: string[][] = [];
-  for (const id of ids) (layers[layer.get(id) as number] ??= []).push(id);
+  for (const id of ids) (layers[fold(layer.get(id) as number)] ??= []).push(id);
+  // A layer taller than about the square root of the map wraps into side-by-side columns.
+  const maxRows = Math.max(8, Math.ceil(1.1 * Math.sqrt(ids.length)));
   const row = new Map<string, number>();
   const out = new Map<string, { x: number; y: number }>();
-  layers.forEach((members, l) => {
+  let x = 0;
+  for (const members of layers) {
+    if (!members) continue;
     const weight = (id: string): number => {
       const callers = (incoming.get(id) ?? []).map((c) => row.get(c)).filter((r): r is number => r !== undefined);
       return callers.length ? callers.reduce((a, b) => a + b, 0) / callers.length : Number.POSITIVE_INFINITY;
     };
-    const ordered = l === 0 ? members : [...members].sort((a, b) => weight(a) - weight(b));
+    const ordered = x === 0 ? members : [...members].sort((a, b) => weight(a) - weight(b));
+    const columns = Math.ceil(ordered.length / maxRows);
     ordered.forEach((id, i) => {
+      const column = Math.floor(i / maxRows);
+      const inColumn = Math.min(maxRows, ordered.length - column * maxRows);
       row.set(id, i);
-      out.set(id, { x: l * gapX, y: (i - (ordered.length - 1) / 2) * gapY });
+      out.set(id, { x: x + column * gapX * 0.6, y: ((i % maxRows) - (inColumn - 1) / 2) * gapY + (column % 2) * gapY * 0.3 });
     });
-  });
+    x += (columns - 1) * gapX * 0.6 + gapX;
+  }
   return out;
 }
