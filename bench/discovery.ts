@@ -20,6 +20,8 @@
  * RESULT line then reports it), BENCH_SKIP_BASELINE=1 (profiling).
  */
 import { spawn } from 'node:child_process';
+import { Session } from 'node:inspector';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -189,6 +191,26 @@ async function hot(total: number): Promise<void> {
     now: () => now,
   });
   const BATCH_RECORDS = 40;
+  // Garbage collections while processing: minor ones count allocation (one per filled young generation).
+  const gcs = { minor: 0, major: 0, ms: 0 };
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gcs.minor++;
+      else gcs.major++;
+      gcs.ms += e.duration;
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  // BENCH_HOT_HEAP_PROFILE=<file>: where the processing allocates (V8's sampling heap profiler, garbage included).
+  const heapProfile = process.env.BENCH_HOT_HEAP_PROFILE;
+  const inspector = heapProfile ? new Session() : undefined;
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) => inspector?.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
+  if (inspector) {
+    inspector.connect();
+    await post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
   const cpu0 = process.cpuUsage();
   const started = performance.now();
   let spans = 0;
@@ -216,9 +238,17 @@ async function hot(total: number): Promise<void> {
   await pipeline.idle();
   const cpu = process.cpuUsage(cpu0);
   const ms = performance.now() - started;
+  await sleep(10); // the last GC entries
+  observer.disconnect();
+  if (inspector && heapProfile) {
+    const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
+    writeFileSync(heapProfile, JSON.stringify(profile));
+    inspector.disconnect();
+  }
   const stats = pipeline.stats();
   console.log(`hot path: ${spans} spans, ${((cpu.user + cpu.system) / spans).toFixed(3)} µs CPU per span, ${Math.round(spans / ms * 1000)} spans/s wall, ` +
-    `shape misses ${stats.shapeMisses}, pairs ${stats.paired}, cached keys ${sink.cachedKeys()}`);
+    `shape misses ${stats.shapeMisses}, pairs ${stats.paired}, cached keys ${sink.cachedKeys()}; ` +
+    `GC: ${gcs.minor} minor, ${gcs.major} major, ${((gcs.ms / ms) * 100).toFixed(1)} % of the time`);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 /**
- * An open-addressing hash table keyed by 64-bit ids (two 32-bit hash lanes of a span or trace id), for
- * the pairing window. It allocates nothing per entry: keys and stamps live in typed arrays, values in one
+ * An open-addressing hash table keyed by ids of up to 64 bits (two 32-bit hash lanes of a span or trace
+ * id; the pipeline hands them on as 31-bit lanes), for the pairing window, the shape cache and the pairs
+ * memo. It allocates nothing per entry: keys and stamps live in typed arrays, values in one
  * array. The window's maps of strings made ~30 % of what the discovery process promoted to V8's old
  * generation (id strings, entries, and Map tables growing and shrinking as windows fill and empty).
  *
@@ -16,6 +17,10 @@ const EMPTY = 0;
 /** The stamp of an entry taken out before its bucket is dropped (dead for every `minStamp`). */
 const TOMBSTONE = -1;
 const MIN_CAPACITY = 256;
+/** Int32s per slot in {@link IdTable}'s one key array: lane a, lane b, stamp (and one unused, for alignment). */
+const STRIDE = 4;
+const B = 1;
+const STAMP = 2;
 
 /** A slot index from the two lanes (murmur3's finaliser over both). */
 function slotHash(a: number, b: number): number {
@@ -27,14 +32,26 @@ function slotHash(a: number, b: number): number {
   return h ^ (h >>> 16);
 }
 
+/** A values array of `n` undefined entries, packed (so filling it again is a plain loop). */
+function emptyValues<T>(n: number): (T | undefined)[] {
+  const values: (T | undefined)[] = [];
+  for (let i = 0; i < n; i++) values.push(undefined);
+  return values;
+}
+
+/**
+ * The table. A slot's lanes and stamp are side by side in one Int32Array (a probe touches one cache
+ * line, not three arrays); values are in a parallel array. Stamps are 32-bit integers.
+ */
 export class IdTable<T> {
   #mask = 0;
-  #keyA = new Int32Array(0);
-  #keyB = new Int32Array(0);
-  #stamps = new Float64Array(0);
+  #slots: Int32Array<ArrayBuffer> = new Int32Array(0);
   #values: (T | undefined)[] = [];
   /** Slots not EMPTY (live, dead or tombstones). */
   #occupied = 0;
+  /** The arrays a rebuild of the same size fills next (the previous ones, kept instead of reallocated). */
+  #spareSlots: Int32Array<ArrayBuffer> | undefined;
+  #spareValues: (T | undefined)[] | undefined;
 
   constructor(capacity = MIN_CAPACITY) {
     this.#allocate(capacity);
@@ -44,10 +61,8 @@ export class IdTable<T> {
     let cap = MIN_CAPACITY;
     while (cap < capacity) cap *= 2;
     this.#mask = cap - 1;
-    this.#keyA = new Int32Array(cap);
-    this.#keyB = new Int32Array(cap);
-    this.#stamps = new Float64Array(cap);
-    this.#values = new Array<T | undefined>(cap).fill(undefined);
+    this.#slots = new Int32Array(cap * STRIDE);
+    this.#values = emptyValues<T>(cap);
     this.#occupied = 0;
   }
 
@@ -59,14 +74,13 @@ export class IdTable<T> {
   /** The slot of the live entry with this id, or -1. */
   find(a: number, b: number, minStamp: number): number {
     const mask = this.#mask;
-    const keyA = this.#keyA;
-    const keyB = this.#keyB;
-    const stamps = this.#stamps;
+    const slots = this.#slots;
     for (let i = slotHash(a, b) & mask; ; i = (i + 1) & mask) {
-      const stamp = stamps[i] as number;
+      const at = i * STRIDE;
+      const stamp = slots[at + STAMP] as number;
       if (stamp === EMPTY) return -1;
       // An id has at most one slot, so a dead match means the id is not in the table.
-      if (keyA[i] === a && keyB[i] === b && stamp !== TOMBSTONE) return stamp >= minStamp ? i : -1;
+      if (slots[at] === a && slots[at + B] === b && stamp !== TOMBSTONE) return stamp >= minStamp ? i : -1;
     }
   }
 
@@ -80,16 +94,15 @@ export class IdTable<T> {
   set(a: number, b: number, value: T, stamp: number, minStamp: number): void {
     if (this.#occupied * 2 >= this.#mask + 1) this.#rebuild(minStamp);
     const mask = this.#mask;
-    const keyA = this.#keyA;
-    const keyB = this.#keyB;
-    const stamps = this.#stamps;
+    const slots = this.#slots;
     let reuse = -1;
     let i = slotHash(a, b) & mask;
     for (; ; i = (i + 1) & mask) {
-      const s = stamps[i] as number;
+      const at = i * STRIDE;
+      const s = slots[at + STAMP] as number;
       if (s === EMPTY) break;
-      if (keyA[i] === a && keyB[i] === b && s !== TOMBSTONE) {
-        stamps[i] = stamp;
+      if (slots[at] === a && slots[at + B] === b && s !== TOMBSTONE) {
+        slots[at + STAMP] = stamp;
         this.#values[i] = value;
         return;
       }
@@ -97,9 +110,10 @@ export class IdTable<T> {
     }
     if (reuse >= 0) i = reuse;
     else this.#occupied++;
-    keyA[i] = a;
-    keyB[i] = b;
-    stamps[i] = stamp;
+    const at = i * STRIDE;
+    slots[at] = a;
+    slots[at + B] = b;
+    slots[at + STAMP] = stamp;
     this.#values[i] = value;
   }
 
@@ -112,24 +126,24 @@ export class IdTable<T> {
   }
 
   stampAt(slot: number): number {
-    return this.#stamps[slot] as number;
+    return this.#slots[slot * STRIDE + STAMP] as number;
   }
 
   setStampAt(slot: number, stamp: number): void {
-    this.#stamps[slot] = stamp;
+    this.#slots[slot * STRIDE + STAMP] = stamp;
   }
 
   /** Takes an entry out now (its slot stays occupied until reused or rebuilt). */
   remove(slot: number): void {
-    this.#stamps[slot] = TOMBSTONE;
+    this.#slots[slot * STRIDE + STAMP] = TOMBSTONE;
     this.#values[slot] = undefined;
   }
 
   /** Calls `fn` with the value of every entry stamped exactly `stamp`, then removes them. */
   drain(stamp: number, fn: (value: T) => void): void {
-    const stamps = this.#stamps;
+    const slots = this.#slots;
     for (let i = 0; i <= this.#mask; i++) {
-      if (stamps[i] !== stamp) continue;
+      if (slots[i * STRIDE + STAMP] !== stamp) continue;
       const value = this.#values[i] as T;
       this.remove(i);
       fn(value);
@@ -138,87 +152,127 @@ export class IdTable<T> {
 
   clear(): void {
     this.#allocate(MIN_CAPACITY);
+    this.#spareSlots = undefined;
+    this.#spareValues = undefined;
+  }
+
+  /** Empties the table in place, keeping its capacity (nothing is allocated). */
+  reset(): void {
+    this.#slots.fill(0);
+    this.#values.fill(undefined);
+    this.#occupied = 0;
   }
 
   /**
    * Re-inserts the live entries into a table sized for them: four slots per entry, but at least half the
    * current size (windows fill and empty all the time; halving at most per rebuild keeps a table that
-   * just emptied from being regrown step by step).
+   * just emptied from being regrown step by step). A rebuild to the same size fills the arrays the
+   * previous one left (no allocation in the steady state).
    */
   #rebuild(minStamp: number): void {
-    const keyA = this.#keyA;
-    const keyB = this.#keyB;
-    const stamps = this.#stamps;
+    const slots = this.#slots;
     const values = this.#values;
+    const oldCap = this.#mask + 1;
     let live = 0;
-    for (let i = 0; i < stamps.length; i++) if ((stamps[i] as number) >= minStamp) live++;
-    this.#allocate(Math.max(live * 4, stamps.length / 2));
-    for (let i = 0; i < stamps.length; i++) {
-      const stamp = stamps[i] as number;
+    for (let i = 0; i < oldCap; i++) if ((slots[i * STRIDE + STAMP] as number) >= minStamp) live++;
+    let cap = MIN_CAPACITY;
+    while (cap < Math.max(live * 4, oldCap / 2)) cap *= 2;
+    if (cap === oldCap && this.#spareSlots && this.#spareValues) {
+      this.#slots = this.#spareSlots;
+      this.#values = this.#spareValues;
+      this.#slots.fill(0);
+      this.#values.fill(undefined);
+      this.#occupied = 0;
+    } else {
+      this.#allocate(cap);
+    }
+    const mask = this.#mask;
+    const to = this.#slots;
+    for (let i = 0; i < oldCap; i++) {
+      const from = i * STRIDE;
+      const stamp = slots[from + STAMP] as number;
       if (stamp < minStamp) continue;
-      const mask = this.#mask;
-      let j = slotHash(keyA[i] as number, keyB[i] as number) & mask;
-      while (this.#stamps[j] !== EMPTY) j = (j + 1) & mask;
-      this.#keyA[j] = keyA[i] as number;
-      this.#keyB[j] = keyB[i] as number;
-      this.#stamps[j] = stamp;
+      const a = slots[from] as number;
+      const b = slots[from + B] as number;
+      let j = slotHash(a, b) & mask;
+      while (to[j * STRIDE + STAMP] !== EMPTY) j = (j + 1) & mask;
+      to[j * STRIDE] = a;
+      to[j * STRIDE + B] = b;
+      to[j * STRIDE + STAMP] = stamp;
       this.#values[j] = values[i];
       this.#occupied++;
+    }
+    // The old arrays are the next same-size rebuild's (their values are dropped then).
+    if (cap === oldCap) {
+      this.#spareSlots = slots;
+      this.#spareValues = values;
+    } else {
+      this.#spareSlots = undefined;
+      this.#spareValues = undefined;
     }
   }
 }
 
+/** The stamp of every entry of a {@link BoundedIdMap}'s tables (they are emptied, not aged). */
+const LIVE = 1;
+
 /**
- * A bounded map keyed by two 32-bit lanes, with approximate LRU eviction in two generations, on an
- * {@link IdTable}: entries are stamped with the generation that last touched them; a lookup that finds an
- * entry of the old generation moves it to the young one; when the young generation holds half the bound,
- * it becomes the old one and the old one dies at once (its slots are reused or dropped by the next
- * rebuild). At most `maxEntries` live entries; nothing is allocated per entry or per lookup.
+ * A bounded map keyed by two 32-bit lanes, with approximate LRU eviction in two generations: a young and
+ * an old {@link IdTable}, each sized once so that it never rebuilds (at most half the bound in one, at most
+ * half its slots used). A lookup that finds an entry in the old table moves it to the young one; when the
+ * young table holds half the bound, the old one is emptied in place and the two swap. At most `maxEntries`
+ * entries (a moved entry may be counted twice); nothing is allocated per entry, per lookup or per swap.
  */
 export class BoundedIdMap<T> {
   readonly #half: number;
-  readonly #table = new IdTable<T>();
-  /** The young generation's stamp; the old one is `#gen - 1` (stamps start at 1). */
-  #gen = 2;
-  #young = 0;
+  #young: IdTable<T>;
+  #old: IdTable<T>;
+  #youngSize = 0;
 
   constructor(maxEntries: number) {
     this.#half = Math.max(1, Math.floor(maxEntries / 2));
+    // More than twice the slots of the entries: IdTable rebuilds at half full, which is then never reached.
+    this.#young = new IdTable<T>(2 * this.#half + 1);
+    this.#old = new IdTable<T>(2 * this.#half + 1);
   }
 
   get(a: number, b: number): T | undefined {
-    const table = this.#table;
-    const slot = table.find(a, b, this.#gen - 1);
-    if (slot < 0) return undefined;
-    if (table.stampAt(slot) !== this.#gen) {
-      this.#makeRoom();
-      table.setStampAt(slot, this.#gen);
-      this.#young++;
-    }
-    return table.valueAt(slot);
+    const young = this.#young;
+    const slot = young.find(a, b, LIVE);
+    if (slot >= 0) return young.valueAt(slot);
+    const old = this.#old;
+    const at = old.find(a, b, LIVE);
+    if (at < 0) return undefined;
+    const value = old.valueAt(at);
+    old.remove(at);
+    this.#insert(a, b, value);
+    return value;
   }
 
   set(a: number, b: number, value: T): void {
-    const table = this.#table;
-    const slot = table.find(a, b, this.#gen - 1);
-    if (slot >= 0 && table.stampAt(slot) === this.#gen) {
-      table.setValueAt(slot, value);
-      return;
-    }
-    this.#makeRoom();
-    table.set(a, b, value, this.#gen, this.#gen - 1);
-    this.#young++;
+    const young = this.#young;
+    const slot = young.find(a, b, LIVE);
+    if (slot >= 0) young.setValueAt(slot, value);
+    else this.#insert(a, b, value);
   }
 
-  /** Forgets every entry (no allocation: both generations die). */
+  /** Forgets every entry. */
   clear(): void {
-    this.#gen += 2;
-    this.#young = 0;
+    this.#young.reset();
+    this.#old.reset();
+    this.#youngSize = 0;
   }
 
-  #makeRoom(): void {
-    if (this.#young < this.#half) return;
-    this.#gen++;
-    this.#young = 0;
+  #insert(a: number, b: number, value: T): void {
+    if (this.#youngSize >= this.#half) {
+      const old = this.#old;
+      old.reset();
+      this.#old = this.#young;
+      this.#young = old;
+      this.#youngSize = 0;
+    }
+    // An old copy of the key (if any) stays shadowed by this one until the old table is emptied.
+    this.#young.set(a, b, value, LIVE, LIVE);
+    this.#youngSize++;
   }
 }

@@ -240,8 +240,9 @@ export class SpanPipeline {
           rules = lookups.rules(biz, app);
         }
         hashShape(view, i, rules, h);
-        const keyA = h.a;
-        const keyB = h.b;
+        // Lanes are handed on shifted to 31 bits: small integers V8 passes and stores without boxing.
+        const keyA = h.a >> 1;
+        const keyB = h.b >> 1;
         const endTime = view.at(i, Slot.END_TIME);
         const seconds = Math.floor(endTime / 1_000_000);
         let shape = shapes.get(keyA, keyB);
@@ -266,11 +267,11 @@ export class SpanPipeline {
         // Ids go to the window as hash lanes of their bytes: no string is made for them.
         if (shape.relParent || shape.remoteParent) {
           view.hashId(i, Slot.SPAN_AT, h);
-          window.addParent(h.a, h.b, shape, endTime, ticket, now);
+          window.addParent(h.a >> 1, h.b >> 1, shape, endTime, ticket, now);
         }
         if (view.at(i, Slot.PARENT_LEN) !== 0 && (shape.relChild || shape.remoteChild !== undefined)) {
           view.hashId(i, Slot.PARENT_AT, h);
-          window.addChild(h.a, h.b, shape, endTime, ticket, now);
+          window.addChild(h.a >> 1, h.b >> 1, shape, endTime, ticket, now);
         }
         if (shape.root) {
           root.bk_biz_id = biz;
@@ -281,7 +282,7 @@ export class SpanPipeline {
           root.elapsed_time = view.at(i, Slot.ELAPSED);
           root.end_time = endTime;
           view.hashId(i, Slot.TRACE_AT, h);
-          window.addRootCandidate(h.a, h.b, root, shape.root, shape.serial, ticket, now);
+          window.addRootCandidate(h.a >> 1, h.b >> 1, root, shape.root, shape.serial, ticket, now);
         }
       }
       count += view.count;
@@ -301,9 +302,9 @@ export class SpanPipeline {
       this.#memoVersion = this.#opts.nodeKinds.version;
       memo.clear();
     }
-    // Serials are unique per facts object; lanes wrap at 32 bits (entries that far apart never coexist).
-    const a = first | 0;
-    const b = (second * 4 + what) | 0;
+    // Serials are unique per facts object; lanes wrap at 30 bits (entries that far apart never coexist).
+    const a = first & 0x3fffffff;
+    const b = (second * 4 + what) & 0x3fffffff;
     const seconds = Math.floor(timeUs / 1_000_000);
     const seen = memo.get(a, b);
     if (seen !== undefined && seconds <= seen + this.#touchS) return true;

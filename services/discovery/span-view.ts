@@ -78,6 +78,7 @@ export class SpanView {
   readonly count: number;
   readonly slots: Float64Array;
   /** Each span's app name (consecutive spans of one app share the string). */
+  /** Span `i`'s app name at `apps[i]`, for `i < count` (a reused list may hold stale names past `count`). */
   readonly apps: readonly string[];
   /** Skips one attribute value (the `attributes`/`resource` map value union). */
   readonly skipValue: Skip;
@@ -269,8 +270,8 @@ class SpanReader {
     for (const s of this.#before) pos = s(buf, pos);
     const result = this.result;
     let slots: Float64Array = this.#slotsPool.pop() ?? EMPTY_SLOTS;
+    // Written by index, never truncated: setting a list's length to 0 would drop its backing store.
     const apps: string[] = this.#appsPool.pop() ?? [];
-    apps.length = 0;
     let count = 0;
     let appAt = -1;
     let appLen = -1;
@@ -297,7 +298,7 @@ class SpanReader {
           appAt = at;
           appLen = len;
         }
-        apps.push(app);
+        apps[count] = app;
         count++;
       }
       if (end !== -1 && pos !== end) throw new CorruptRecordError(`${WHAT}: block size does not match its items`);

@@ -12,7 +12,7 @@ import { predicateValue, topoKey, TOPO_COMPONENT, TOPO_SERVICE } from '../rules.
 export function usableInstanceId(raw: unknown): string | undefined {
   if (raw === null || raw === undefined) return undefined;
   const id = keyString(raw);
-  for (const part of id.split(':')) if (part !== '') return id;
+  for (let i = 0; i < id.length; i++) if (id.charCodeAt(i) !== 0x3a) return id; // a character that is not ':'
   return undefined;
 }
 
