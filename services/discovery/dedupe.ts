@@ -2,8 +2,8 @@
  * The dedupe cache and the rows waiting for the next flush.
  *
  * Every sighting's natural key (its table's key columns as tables.ts declares them, with table, business
- * and app) is looked up in an LRU (`lru-cache`, bounded by entry count, with a TTL) that maps it to the
- * event time (s) last written or queued for it.
+ * and app) is looked up in a bounded map with approximate LRU eviction and a TTL ({@link SeenKeys}) that
+ * maps it to the event time (s) last written or queued for it.
  * A sighting is queued only when its key is unknown, or when its event time moved past that by more than
  * the touch interval; so store writes are bounded by distinct keys, not by span count. An entry lost to
  * eviction only costs a redundant upsert. Queued rows are coalesced per key (first_seen = min,
@@ -43,6 +43,8 @@ export interface DedupeOptions {
   ttlMs: number;
   touchIntervalMs: number;
   nodeKinds: NodeKinds;
+  /** Wall clock (ms) for the TTL. Default Date.now. */
+  now?: () => number;
 }
 
 /** Per-table sighting counts since the last {@link DedupeSink.counts} call. */
@@ -59,6 +61,107 @@ function beginRow(h: Hasher, table: Table, bkBizId: number, appName: string): vo
   h.begin(TABLE_SEED.get(table) ?? 0);
   h.num(bkBizId);
   h.str(appName);
+}
+
+/**
+ * Natural keys seen lately, by two 31-bit hash lanes, with the event time (s) last written or queued for
+ * each: a bounded map with approximate LRU eviction in two generations (a young and an old table; a key
+ * found in the old one moves to the young one; when the young one holds half the bound, the old one is
+ * emptied in place and they swap) and a TTL from the last write. A slot is four int32s side by side —
+ * lane a, lane b, the event time and the wall-clock time of the last write, both in seconds from
+ * {@link EPOCH_S} — so a lookup touches one cache line and nothing is allocated per key: 16 bytes a slot,
+ * 2 slots per key at most (the lru-cache it replaces took ~90 bytes of V8 heap per key).
+ */
+export class SeenKeys {
+  readonly #half: number;
+  readonly #mask: number;
+  readonly #ttlS: number;
+  #young: Int32Array;
+  #old: Int32Array;
+  #youngSize = 0;
+  #oldSize = 0;
+
+  constructor(maxKeys: number, ttlMs: number) {
+    this.#half = Math.max(1, Math.floor(maxKeys / 2));
+    let cap = 256;
+    while (cap <= 2 * this.#half) cap *= 2; // at most half full
+    this.#mask = cap - 1;
+    this.#young = new Int32Array(cap * 4);
+    this.#old = new Int32Array(cap * 4);
+    this.#ttlS = Math.ceil(ttlMs / 1000);
+  }
+
+  /** Keys held (a key moved from the old table may be counted twice until the old table is emptied). */
+  get size(): number {
+    return this.#youngSize + this.#oldSize;
+  }
+
+  /** The slot offset of the key in `table`, or -1 (`-1 - offset` of the empty slot it would take). */
+  #find(table: Int32Array, a: number, b: number): number {
+    const mask = this.#mask;
+    for (let i = slotOf(a, b) & mask; ; i = (i + 1) & mask) {
+      const at = i * 4;
+      if (table[at + 3] === 0) return -1 - at;
+      if (table[at] === a && table[at + 1] === b) return at;
+    }
+  }
+
+  /** The event time (s from EPOCH_S) last written for the key, or undefined when unknown or older than the TTL. */
+  get(a: number, b: number, nowS: number): number | undefined {
+    const young = this.#young;
+    let at = this.#find(young, a, b);
+    if (at >= 0) return nowS - (young[at + 3] as number) > this.#ttlS ? undefined : young[at + 2];
+    const old = this.#old;
+    at = this.#find(old, a, b);
+    if (at < 0 || nowS - (old[at + 3] as number) > this.#ttlS) return undefined;
+    const written = old[at + 2] as number;
+    this.#insert(a, b, written, old[at + 3] as number);
+    return written;
+  }
+
+  /** Records the event time written for the key (seconds from EPOCH_S), now (the TTL starts again). */
+  set(a: number, b: number, writtenS: number, nowS: number): void {
+    const young = this.#young;
+    const at = this.#find(young, a, b);
+    if (at >= 0) {
+      young[at + 2] = writtenS;
+      young[at + 3] = nowS;
+    } else {
+      this.#insert(a, b, writtenS, nowS);
+    }
+  }
+
+  #insert(a: number, b: number, writtenS: number, nowS: number): void {
+    if (this.#youngSize >= this.#half) {
+      const old = this.#old;
+      old.fill(0);
+      this.#old = this.#young;
+      this.#young = old;
+      this.#oldSize = this.#youngSize;
+      this.#youngSize = 0;
+    }
+    const young = this.#young;
+    const found = this.#find(young, a, b);
+    const at = found >= 0 ? found : -1 - found;
+    if (found < 0) this.#youngSize++;
+    young[at] = a;
+    young[at + 1] = b;
+    young[at + 2] = writtenS;
+    young[at + 3] = nowS;
+  }
+}
+
+/** Times in {@link SeenKeys} are seconds from here (int32 holds ±68 years around it; 0 marks an empty slot). */
+const EPOCH_S = 1_600_000_000;
+
+/** A slot index from two lanes (murmur3's finaliser). */
+function slotOf(a: number, b: number): number {
+  let h = a ^ Math.imul(b, 0x9e3779b1);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }
 
 /**
@@ -101,9 +204,10 @@ function nodeContributionKey(h: Hasher, bkBizId: number, appName: string, r: Nod
 }
 
 export class DedupeSink implements Sink {
-  readonly #cache: LRUCache<number, number>;
+  readonly #cache: SeenKeys;
   readonly #touchS: number;
   readonly #nodeKinds: NodeKinds;
+  readonly #now: () => number;
   /** Hashes every key (reused). */
   readonly #hash = new Hasher();
   #pending: { [T in Table]: Map<number, PendingRow<T>> } = DedupeSink.#empty();
@@ -112,7 +216,8 @@ export class DedupeSink implements Sink {
   #misses = zeroCounts();
 
   constructor(options: DedupeOptions) {
-    this.#cache = new LRUCache<number, number>({ max: options.maxKeys, ttl: options.ttlMs, ttlAutopurge: false, updateAgeOnGet: false });
+    this.#cache = new SeenKeys(options.maxKeys, options.ttlMs);
+    this.#now = options.now ?? Date.now;
     this.#touchS = Math.floor(options.touchIntervalMs / 1000);
     this.#nodeKinds = options.nodeKinds;
   }
@@ -123,15 +228,21 @@ export class DedupeSink implements Sink {
 
   emit<T extends Table>(table: T, bkBizId: number, appName: string, row: Rows[T], timeUs: number): void {
     const node = table === 'node';
-    const key = node ? nodeContributionKey(this.#hash, bkBizId, appName, row as NodeRow) : rowKey(this.#hash, table, bkBizId, appName, row);
-    const seconds = Math.floor(timeUs / 1_000_000);
-    const written = this.#cache.get(key);
+    const h = this.#hash;
+    const key = node ? nodeContributionKey(h, bkBizId, appName, row as NodeRow) : rowKey(h, table, bkBizId, appName, row);
+    // The cache takes the lanes as 31-bit small integers (no boxing), times as seconds from EPOCH_S.
+    const a = h.a >> 1;
+    const b = h.b >> 1;
+    const seconds = Math.floor(timeUs / 1_000_000) - EPOCH_S;
+    const wall = Math.floor(this.#now() / 1000) - EPOCH_S;
+    const nowS = wall === 0 ? -1 : wall; // 0 marks an empty slot
+    const written = this.#cache.get(a, b, nowS);
     if (written !== undefined && seconds <= written + this.#touchS) {
       this.#hits[table]++;
       return;
     }
     this.#misses[table]++;
-    this.#cache.set(key, written === undefined ? seconds : Math.max(written, seconds));
+    this.#cache.set(a, b, written === undefined ? seconds : Math.max(written, seconds), nowS);
     if (node) {
       const r = row as NodeRow;
       if (r.extra) this.#nodeKinds.merge(bkBizId, appName, r.topo_key, r.extra);
@@ -193,10 +304,8 @@ export class DedupeSink implements Sink {
     return out;
   }
 
-  /** Drops stale entries (call on an interval: lru-cache's autopurge arms a timer per entry). */
-  purgeStale(): void {
-    this.#cache.purgeStale();
-  }
+  /** Stale entries are ignored when read and their slots reused; nothing to drop (kept for the service's timers). */
+  purgeStale(): void {}
 }
 
 /**

@@ -4,7 +4,7 @@ import { ConfigError, ValidationError } from '../../services/common/errors.ts';
 import { loadConfig } from '../../services/common/config.ts';
 import { hostsFromEvent } from '../../services/discovery/cmdb.ts';
 import { discoverySpec, validateDiscovery } from '../../services/discovery/config.ts';
-import { DedupeSink, NodeKinds } from '../../services/discovery/dedupe.ts';
+import { DedupeSink, NodeKinds, SeenKeys } from '../../services/discovery/dedupe.ts';
 import { Hasher } from '../../services/discovery/hash.ts';
 import { BoundedIdMap, IdTable } from '../../services/discovery/id-table.ts';
 import { rootCandidate, type RootCandidate } from '../../services/discovery/discoverers/root-endpoint.ts';
@@ -189,6 +189,32 @@ test('window: clear forgets entries without settling them (the partition is read
 });
 
 const endpoint: EndpointRow = { endpoint_name: 'GET /', service_name: 's', category_id: 'http', category_kind_key: 'http.method', category_kind_value: 'GET', span_kind: 2 };
+
+test('dedupe keys: bounded (least recently used dropped first, two generations), forgotten after the TTL from their last write', (t) => {
+  const keys = new SeenKeys(4, 10_000);
+  const key = (s: string): [number, number] => {
+    const [a, b] = id(s);
+    return [a >> 1, b >> 1];
+  };
+  keys.set(...key('k0'), 100, 1);
+  keys.set(...key('k1'), 101, 1);
+  t.is(keys.get(...key('k0'), 2), 100);
+  keys.set(...key('k2'), 102, 2); // k0, k1 become old
+  keys.set(...key('k3'), 103, 2);
+  t.is(keys.get(...key('k0'), 3), 100, 'a used old key moves to the young generation');
+  keys.set(...key('k4'), 104, 3); // k1 went with the old generation when k0 moved
+  t.is(keys.get(...key('k1'), 3), undefined);
+  t.true(keys.size <= 4);
+  t.is(keys.get(...key('k4'), 13), 104, 'within the TTL');
+  t.is(keys.get(...key('k4'), 14), undefined, 'past the TTL (10 s after the last write)');
+  keys.set(...key('k4'), 105, 14);
+  t.is(keys.get(...key('k4'), 20), 105, 'a write starts the TTL again');
+  const many = new SeenKeys(1_000, 60_000);
+  for (let i = 0; i < 10_000; i++) many.set(...key(`m${i}`), i, 1);
+  t.true(many.size <= 1_000);
+  t.is(many.get(...key('m9999'), 1), 9999);
+  t.is(many.get(...key('m0'), 1), undefined);
+});
 
 test('dedupe: a known key is queued again only when its event time moved past the touch interval; rows coalesce', (t) => {
   const sink = new DedupeSink({ maxKeys: 100, ttlMs: 60_000, touchIntervalMs: 60_000, nodeKinds: new NodeKinds(10) });
