@@ -32,11 +32,9 @@ function slotHash(a: number, b: number): number {
   return h ^ (h >>> 16);
 }
 
-/** A values array of `n` undefined entries, packed (so filling it again is a plain loop). */
+/** A values array of `n` undefined entries. */
 function emptyValues<T>(n: number): (T | undefined)[] {
-  const values: (T | undefined)[] = [];
-  for (let i = 0; i < n; i++) values.push(undefined);
-  return values;
+  return new Array<T | undefined>(n).fill(undefined);
 }
 
 /**
@@ -49,7 +47,10 @@ export class IdTable<T> {
   #values: (T | undefined)[] = [];
   /** Slots not EMPTY (live, dead or tombstones). */
   #occupied = 0;
-  /** The arrays a rebuild of the same size fills next (the previous ones, kept instead of reallocated). */
+  /**
+   * The arrays the last rebuild left, kept instead of dropped: a rebuild to their size fills them (tables
+   * that grow and shrink between two sizes, as windows do, then allocate nothing).
+   */
   #spareSlots: Int32Array<ArrayBuffer> | undefined;
   #spareValues: (T | undefined)[] | undefined;
 
@@ -166,8 +167,8 @@ export class IdTable<T> {
   /**
    * Re-inserts the live entries into a table sized for them: four slots per entry, but at least half the
    * current size (windows fill and empty all the time; halving at most per rebuild keeps a table that
-   * just emptied from being regrown step by step). A rebuild to the same size fills the arrays the
-   * previous one left (no allocation in the steady state).
+   * just emptied from being regrown step by step). A rebuild fills the arrays the previous one left when
+   * they have the size it needs (no allocation when a table moves between two sizes).
    */
   #rebuild(minStamp: number): void {
     const slots = this.#slots;
@@ -177,7 +178,7 @@ export class IdTable<T> {
     for (let i = 0; i < oldCap; i++) if ((slots[i * STRIDE + STAMP] as number) >= minStamp) live++;
     let cap = MIN_CAPACITY;
     while (cap < Math.max(live * 4, oldCap / 2)) cap *= 2;
-    if (cap === oldCap && this.#spareSlots && this.#spareValues) {
+    if (this.#spareSlots && this.#spareValues && this.#spareValues.length === cap) {
       this.#slots = this.#spareSlots;
       this.#values = this.#spareValues;
       this.#slots.fill(0);
@@ -202,14 +203,9 @@ export class IdTable<T> {
       this.#values[j] = values[i];
       this.#occupied++;
     }
-    // The old arrays are the next same-size rebuild's (their values are dropped then).
-    if (cap === oldCap) {
-      this.#spareSlots = slots;
-      this.#spareValues = values;
-    } else {
-      this.#spareSlots = undefined;
-      this.#spareValues = undefined;
-    }
+    // The old arrays are the spare now (their values are dropped when they are filled again).
+    this.#spareSlots = slots;
+    this.#spareValues = values;
   }
 }
 

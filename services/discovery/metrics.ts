@@ -27,7 +27,7 @@ export function discoveryMetrics(registry: Registry, probes: DiscoveryProbes) {
     spans: counter(registry, { name: 'bkstream_discovery_spans_total', help: 'Spans processed by the discoverers' }),
     shapeMisses: counter(registry, { name: 'bkstream_discovery_shape_misses_total', help: 'Spans whose shape was not cached within the touch interval (the discoverers ran for them)' }),
     sightings: counter(registry, { name: 'bkstream_discovery_sightings_total', help: 'Discovered records by dedupe result (hit = already written, miss = queued)', labelNames: ['table', 'result'] }),
-    written: counter(registry, { name: 'bkstream_discovery_records_written_total', help: 'Rows upserted into the store', labelNames: ['table'] }),
+    written: counter(registry, { name: 'bkstream_discovery_records_written_total', help: 'Rows the store inserted or changed (a row sent that changed nothing is not counted)', labelNames: ['table'] }),
     rejected: counter(registry, { name: 'bkstream_discovery_records_rejected_total', help: 'Rows the store refused individually (dropped)', labelNames: ['table'] }),
     flush: histogram(registry, { name: 'bkstream_discovery_flush_seconds', help: 'Duration of a flush of pending rows' }),
     flushFailures: counter(registry, { name: 'bkstream_discovery_flush_failures_total', help: 'Flushes that failed (rows kept and retried)' }),
