@@ -19,6 +19,12 @@
  *    entry service and minimum duration, and a one-hour RED aggregation (count, error rate, p99 of
  *    elapsed_time) grouped by service and endpoint.
  *
+ * `node bench/storage.ts --hot [spans]`: the span consumers' JavaScript work alone, in this process (no
+ * broker, no database): the same spans as SpanBatch records, decoded and made into one COPY Buffer per
+ * 10 000 rows — by the PostgreSQL path (span-copy.ts's transcoder → rows → copyData) and by the path it
+ * replaced (avsc decode → spanRow → copyData) — in interleaved rounds; prints µs per span of each. Run it
+ * under `node --cpu-prof` for shares of the hot path (BENCH_HOT_ONLY=copy|objects runs one path).
+ *
  * Env: KAFKA_BROKERS (set by scripts/with-broker.ts), BENCH_DATABASE_URL (a PostgreSQL admin database;
  * default postgres://postgres@127.0.0.1:5432/postgres — the bench creates and drops its own database),
  * BENCH_STORAGE_SPANS (spans written through the service, default 500 000), BENCH_STORAGE_STORED (spans
@@ -37,11 +43,12 @@ import { CopyPool } from '../services/common/store/copy.ts';
 import { createStore, type Store } from '../services/common/store/index.ts';
 import { topicPlan } from '../services/common/topics.ts';
 import { DAY_US, PartitionManager } from '../services/storage/partitions.ts';
+import { spanCopyDecoder } from '../services/storage/span-copy.ts';
 import { spanPartitions } from '../services/storage/span-ingest.ts';
-import { spanRow, type SpanRow } from '../services/storage/span-rows.ts';
-import { copyRows } from '../services/storage/span-writer.ts';
+import { SPAN_COPY_COLUMNS, SpanLine, spanRow, type SpanRow, type StoredSpan } from '../services/storage/span-rows.ts';
+import { copyData } from '../services/storage/span-writer.ts';
 import { createStorage } from '../services/storage/service.ts';
-import { fmt, median, percentile, result } from './lib.ts';
+import { fmt, interleaved, median, percentile, result } from './lib.ts';
 
 installWarningFilter();
 
@@ -141,14 +148,14 @@ async function produce(bus: Bus, topic: string, spans: Span[]): Promise<number> 
 async function bareCopy(url: string, rows: SpanRow[]): Promise<number> {
   const pool = new CopyPool(url, { logger: quiet, poolSize: CONCURRENCY });
   await pool.start();
-  const chunks: string[] = [];
-  for (let i = 0; i < rows.length; i += FLUSH_ROWS) chunks.push(copyRows(rows.slice(i, i + FLUSH_ROWS)));
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < rows.length; i += FLUSH_ROWS) chunks.push(copyData(rows.slice(i, i + FLUSH_ROWS)));
   const started = performance.now();
   let next = 0;
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     while (next < chunks.length) {
-      const chunk = chunks[next++] as string;
-      await pool.transaction((tx) => tx.copyFrom('COPY storage_span FROM STDIN', chunk));
+      const chunk = chunks[next++] as Buffer;
+      await pool.transaction((tx) => tx.copyFrom(`COPY storage_span (${SPAN_COPY_COLUMNS.join(', ')}) FROM STDIN`, chunk));
     }
   }));
   const seconds = (performance.now() - started) / 1000;
@@ -327,7 +334,63 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+/** SpanBatch records of `total` bench spans, ~100 spans each (as produced). */
+function hotRecords(total: number): Buffer[] {
+  const codec = codecFor('SpanBatch');
+  const spans = makeSpans(total);
+  const out: Buffer[] = [];
+  for (let i = 0; i < spans.length; i += SPANS_PER_RECORD) out.push(codec.encode({ spans: spans.slice(i, i + SPANS_PER_RECORD) }));
+  return out;
+}
+
+/** The consumers' per-span JavaScript work (decode, rows, COPY Buffer per FLUSH_ROWS rows) on both paths. */
+function hot(total: number): void {
+  const records = hotRecords(total);
+  const spans = records.length * SPANS_PER_RECORD;
+  const avroBytes = records.reduce((n, r) => n + r.length, 0);
+  console.log(`${spans} spans in ${records.length} records: ${Math.round(avroBytes / spans)} Avro bytes per span`);
+  const transcoder = spanCopyDecoder();
+  const codec = codecFor('SpanBatch');
+  let sink = 0;
+  const flushAll = (rows: StoredSpan[]): void => {
+    for (let i = 0; i < rows.length; i += FLUSH_ROWS) {
+      const part = rows.slice(i, i + FLUSH_ROWS);
+      spanPartitions(part);
+      sink += copyData(part).length;
+    }
+  };
+  const cases: Record<string, () => void> = {
+    copy: () => {
+      const rows: StoredSpan[] = [];
+      for (const buf of records) {
+        const b = transcoder.decode(buf);
+        for (let i = 0; i < b.count; i++) rows.push(new SpanLine(b.text, b.rowStart(i), b.rowEnd(i), 7, b.startTime(i), b.endTime(i)));
+      }
+      flushAll(rows);
+    },
+    objects: () => {
+      const rows: StoredSpan[] = [];
+      for (const buf of records) for (const s of codec.decode(buf).spans) rows.push(spanRow(s, 7));
+      flushAll(rows);
+    },
+  };
+  sink = 0;
+  cases.copy?.();
+  console.log(`${Math.round(sink / spans)} COPY bytes per span`);
+  const only = process.env.BENCH_HOT_ONLY;
+  const run = only ? { [only]: cases[only] as () => void } : cases;
+  const ops = interleaved(run, Number(process.env.BENCH_HOT_ROUNDS ?? 7), 2_000);
+  for (const [name, perSecond] of Object.entries(ops)) console.log(`${name}: ${(1e6 / (perSecond * spans)).toFixed(2)} µs per span (${spans} spans per run)`);
+  if (ops.copy && ops.objects) console.log(`objects / copy: ${fmt(ops.copy / ops.objects)}×`);
+  if (sink === 0) console.log('nothing written');
+}
+
+if (process.argv.includes('--hot')) {
+  const n = Number(process.argv[process.argv.indexOf('--hot') + 1]);
+  hot(Number.isFinite(n) && n > 0 ? n : 20_000);
+} else {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,14 +1,15 @@
 /**
- * Day partitions (migration 0400_storage.sql): spans and trace summaries by retention class, then by day
- * of event time (µs); metric samples and events by day (ms).
+ * Day partitions (migrations 0400_storage.sql, 0402_storage_rollups.sql): spans, trace summaries and the
+ * spans' per-minute rollups by retention class, then by day of event time (µs); metric samples and events
+ * by day (ms).
  *
  * - {@link PartitionManager.ensure} makes sure the partitions a batch needs exist (cached; created on a
  *   miss). A partition is created as a plain table and then ATTACHed: ATTACH takes a SHARE UPDATE
  *   EXCLUSIVE lock on the parent, so reads and writes of the other days go on (CREATE … PARTITION OF
  *   would take ACCESS EXCLUSIVE). Creation runs under an advisory lock, so instances do not race.
  * - {@link PartitionManager.maintain} creates today's and the next days' partitions ahead of time and
- *   drops every day partition that lies wholly before its retention (the class's days for spans and
- *   traces, the configured days for samples and events). Nothing is deleted row by row.
+ *   drops every day partition that lies wholly before its retention (the class's days for spans, traces
+ *   and rollups, the configured days for samples and events). Nothing is deleted row by row.
  */
 import { errorMessage, UnavailableError } from '../common/errors.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
@@ -22,6 +23,7 @@ const LOCK_ID = 7_290_400;
 export const PARTITIONED = {
   span: { table: 'storage_span', classed: true, unitPerDay: DAY_US },
   trace: { table: 'storage_trace', classed: true, unitPerDay: DAY_US },
+  minute: { table: 'storage_span_minute', classed: true, unitPerDay: DAY_US },
   sample: { table: 'storage_metric_sample', classed: false, unitPerDay: DAY_MS },
   event: { table: 'storage_event', classed: false, unitPerDay: DAY_MS },
 } as const;
@@ -45,14 +47,15 @@ export function partitionName(kind: PartitionedKind, day: number, retentionDays?
   return def.classed ? `${def.table}_r${retentionDays}_p${dayName(day)}` : `${def.table}_p${dayName(day)}`;
 }
 
-/** A partition a batch needs: its kind, its day, and (spans, traces) its retention class. */
+/** A partition a batch needs: its kind, its day, and (spans, traces, rollups) its retention class. */
 export interface PartitionNeed {
   kind: PartitionedKind;
   day: number;
   retentionDays?: number;
 }
 
-const NAME = /^(storage_span|storage_trace)_r(\d+)_p(\d{8})$|^(storage_metric_sample|storage_event)_p(\d{8})$/;
+const NAME = /^(storage_span|storage_trace|storage_span_minute)_r(\d+)_p(\d{8})$|^(storage_metric_sample|storage_event)_p(\d{8})$/;
+const CLASSED_KIND: Record<string, PartitionedKind> = { storage_span: 'span', storage_trace: 'trace', storage_span_minute: 'minute' };
 
 /** Day number of a yyyymmdd string. */
 function dayOfName(yyyymmdd: string): number {
@@ -70,13 +73,13 @@ export interface ExistingPartition {
 export async function listPartitions(db: Queryable): Promise<ExistingPartition[]> {
   const { rows } = await db.query<{ relname: string }>(
     `SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND pg_table_is_visible(c.oid)
-       AND c.relname ~ '^storage_(span|trace)_r[0-9]+_p[0-9]{8}$|^storage_(metric_sample|event)_p[0-9]{8}$'`,
+       AND c.relname ~ '^storage_(span|trace|span_minute)_r[0-9]+_p[0-9]{8}$|^storage_(metric_sample|event)_p[0-9]{8}$'`,
   );
   const out: ExistingPartition[] = [];
   for (const { relname } of rows) {
     const m = NAME.exec(relname);
     if (!m) continue;
-    if (m[1]) out.push({ name: relname, kind: m[1] === 'storage_span' ? 'span' : 'trace', retentionDays: Number(m[2]), day: dayOfName(m[3] as string) });
+    if (m[1]) out.push({ name: relname, kind: CLASSED_KIND[m[1]] as PartitionedKind, retentionDays: Number(m[2]), day: dayOfName(m[3] as string) });
     else out.push({ name: relname, kind: m[4] === 'storage_event' ? 'event' : 'sample', retentionDays: undefined, day: dayOfName(m[5] as string) });
   }
   return out;
@@ -141,8 +144,8 @@ export class PartitionManager {
   }
 
   /**
-   * Creates partitions for today and `aheadDays` days after it (spans and traces for every retention
-   * class in `classes`), and drops the day partitions past their retention. `now` in ms.
+   * Creates partitions for today and `aheadDays` days after it (spans, traces and rollups for every
+   * retention class in `classes`), and drops the day partitions past their retention. `now` in ms.
    */
   async maintain(now: number, classes: Iterable<number>, aheadDays: number, settings: RetentionSettings): Promise<MaintainResult> {
     const today = dayOfMs(now);
@@ -152,7 +155,7 @@ export class PartitionManager {
     const needs: PartitionNeed[] = [];
     for (let day = today; day <= today + aheadDays; day++) {
       for (const retentionDays of allClasses) {
-        needs.push({ kind: 'span', day, retentionDays }, { kind: 'trace', day, retentionDays });
+        needs.push({ kind: 'span', day, retentionDays }, { kind: 'trace', day, retentionDays }, { kind: 'minute', day, retentionDays });
       }
       needs.push({ kind: 'sample', day }, { kind: 'event', day });
     }
@@ -177,7 +180,7 @@ async function createPartition(tx: Queryable, name: string, need: PartitionNeed)
   let parent: string = def.table;
   if (def.classed) {
     parent = `${def.table}_r${need.retentionDays}`;
-    const key = need.kind === 'span' ? 'end_time' : 'anchor_time';
+    const key = need.kind === 'span' ? 'end_time' : need.kind === 'trace' ? 'anchor_time' : 'minute';
     await tx.exec(`CREATE TABLE IF NOT EXISTS ${parent} PARTITION OF ${def.table} FOR VALUES IN (${need.retentionDays}) PARTITION BY RANGE (${key})`);
   }
   await tx.exec(`CREATE TABLE ${name} (LIKE ${def.table} INCLUDING DEFAULTS INCLUDING GENERATED)`);

@@ -24,8 +24,9 @@ import { PartitionManager } from './partitions.ts';
 import { Retention } from './retention.ts';
 import type { MetricRow } from './series.ts';
 import { SINKS } from './sinks/index.ts';
+import { spanCopyDecoder, type SpanCopyBatch } from './span-copy.ts';
 import { SpanIngest } from './span-ingest.ts';
-import type { SpanRow } from './span-rows.ts';
+import type { StoredSpan } from './span-rows.ts';
 import { SpanWriter, type SpanWriteResult } from './span-writer.ts';
 
 export interface StorageService extends Component {
@@ -33,7 +34,7 @@ export interface StorageService extends Component {
   readonly http: HttpServer;
   readonly metrics: StorageMetrics;
   readonly partitions: PartitionManager;
-  readonly flushers: { spans: Flusher<SpanRow, SpanWriteResult>; metrics: Flusher<MetricRow, MetricWriteResult>; events: Flusher<EventRow, number> };
+  readonly flushers: { spans: Flusher<StoredSpan, SpanWriteResult>; metrics: Flusher<MetricRow, MetricWriteResult>; events: Flusher<EventRow, number> };
   readonly consumers: readonly BusConsumer<unknown>[];
   /** Creates partitions ahead and drops expired ones now (also runs every STORAGE_MAINTENANCE_INTERVAL_MS). */
   maintain(): Promise<void>;
@@ -84,7 +85,7 @@ export async function createStorage(deps: ServiceDeps<'store' | 'bus'>, config: 
   const metricWriter = new MetricWriter({ store, copy, partitions, retentionDays: config.metricRetentionDays, aheadDays: config.partitionsAheadDays, onDropped: dropped('metrics') });
   const eventWriter = new EventWriter({ store, partitions, retentionDays: config.eventRetentionDays, aheadDays: config.partitionsAheadDays, onDropped: dropped('events') });
   const flushers = {
-    spans: new Flusher<SpanRow, SpanWriteResult>({
+    spans: new Flusher<StoredSpan, SpanWriteResult>({
       ...flusherOptions('spans'),
       concurrency: copy ? config.flushConcurrency : 1,
       write: spanIngest.write,
@@ -124,8 +125,11 @@ export async function createStorage(deps: ServiceDeps<'store' | 'bus'>, config: 
   eventWriter.flusher = flushers.events;
 
   const consumerBase = { dlqTopic: topics.dlq, partitionsConsumedConcurrently: config.partitionsConcurrently, maxInFlightRecords: config.maxInFlightRecords };
-  const spanConsumer = (groupId: string, topic: string): BusConsumer<RecordTypes['SpanBatch']> =>
-    bus.consumer({ ...consumerBase, groupId, topics: [topic], codec: codecFor('SpanBatch'), handler: spanIngest.handle });
+  // PostgreSQL: records transcoded straight to COPY rows (span-copy.ts); PGlite: span objects to unnest arrays
+  const spanConsumer = (groupId: string, topic: string): BusConsumer<RecordTypes['SpanBatch']> | BusConsumer<SpanCopyBatch> =>
+    copy
+      ? bus.consumer({ ...consumerBase, groupId, topics: [topic], codec: spanCopyDecoder(), handler: spanIngest.handleCopy })
+      : bus.consumer({ ...consumerBase, groupId, topics: [topic], codec: codecFor('SpanBatch'), handler: spanIngest.handle });
   const spans = spanConsumer(config.spansGroupId, topics.spans);
   const replay = config.consumeReplay ? spanConsumer(config.replayGroupId, topics.replay) : undefined;
   const metricsConsumer = bus.consumer({ ...consumerBase, groupId: config.metricsGroupId, topics: [topics.metrics], codec: codecFor('MetricBatch'), handler: metricWriter.handle });

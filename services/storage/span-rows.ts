@@ -4,6 +4,7 @@
  * PostgreSQL's text and jsonb refuse) are removed, bytes become base64 strings.
  */
 import type { Attributes, AttributeValue, Span } from '../common/records.ts';
+import { copyText } from '../common/store/copy.ts';
 
 export interface SpanRow {
   bk_biz_id: number;
@@ -53,6 +54,16 @@ export const SPAN_COLUMNS = [
   ['links', 'jsonb'],
   ['client_ip', 'text'],
 ] as const satisfies readonly (readonly [keyof SpanRow, string])[];
+
+/**
+ * The columns of a COPY row, in the order the Avro span has them (so the transcoder of span-copy.ts writes a
+ * row in one pass over the span's bytes), then what is derived from the maps, then the retention class
+ * (appended when the row is queued: the class is known only after the application's retention is looked up).
+ */
+export const SPAN_COPY_COLUMNS = [
+  'bk_biz_id', 'app_name', 'trace_id', 'span_id', 'parent_span_id', 'span_name', 'kind', 'start_time', 'end_time', 'elapsed_time',
+  'status_code', 'status_message', 'trace_state', 'attributes', 'resource', 'events', 'links', 'client_ip', 'service_name', 'category', 'retention_days',
+] as const satisfies readonly (keyof SpanRow)[];
 
 const NUL = /\u0000/g;
 
@@ -133,3 +144,38 @@ export function spanRow(span: Span, retentionDays: number): SpanRow {
     client_ip: clean(span.client_ip),
   };
 }
+
+/** A row's COPY text in {@link SPAN_COPY_COLUMNS} order up to `category` (no retention class, no newline). */
+export function copyRowBody(r: SpanRow): string {
+  return (
+    `${r.bk_biz_id}\t${copyText(r.app_name)}\t${copyText(r.trace_id)}\t${copyText(r.span_id)}\t${copyText(r.parent_span_id)}\t${copyText(r.span_name)}\t` +
+    `${r.kind}\t${r.start_time}\t${r.end_time}\t${r.elapsed_time}\t${r.status_code}\t${copyText(r.status_message)}\t${copyText(r.trace_state)}\t` +
+    `${copyText(r.attributes)}\t${copyText(r.resource)}\t${copyText(r.events)}\t${copyText(r.links)}\t${copyText(r.client_ip)}\t` +
+    `${copyText(r.service_name)}\t${copyText(r.category)}`
+  );
+}
+
+/**
+ * A span's row as COPY text (span-copy.ts): `text[at, end)` holds its columns in {@link SPAN_COPY_COLUMNS}
+ * order up to `category`; the retention class is appended when the row is written.
+ */
+export class SpanLine {
+  readonly text: Buffer;
+  readonly at: number;
+  readonly end: number;
+  readonly retention_days: number;
+  readonly start_time: number;
+  readonly end_time: number;
+
+  constructor(text: Buffer, at: number, end: number, retentionDays: number, startTime: number, endTime: number) {
+    this.text = text;
+    this.at = at;
+    this.end = end;
+    this.retention_days = retentionDays;
+    this.start_time = startTime;
+    this.end_time = endTime;
+  }
+}
+
+/** What the span flusher queues: rows made from span objects (PGlite, tests) or transcoded (PostgreSQL). */
+export type StoredSpan = SpanRow | SpanLine;

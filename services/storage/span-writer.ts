@@ -1,5 +1,5 @@
 /**
- * Writes span rows and merges the per-trace summaries, in one transaction per batch.
+ * Writes span rows, merges the per-trace summaries and the per-minute rollups, in one transaction per batch.
  *
  * One statement does it all: the spans are inserted with `ON CONFLICT DO NOTHING` (a replayed span is
  * stored once), and only the rows actually inserted (`RETURNING`) are folded into the summaries — per
@@ -7,16 +7,21 @@
  * inserted or merged into the trace's row (sums, LEAST/GREATEST, the better root candidate), so a trace
  * arriving in pieces over minutes ends with the same summary as one arriving at once, and a replay
  * changes nothing. A trace's existing row is found by its key near the piece's time (a lateral index
- * probe), so the merge lands on the row whatever day partition holds it.
+ * probe), so the merge lands on the row whatever day partition holds it. The same inserted rows feed the
+ * per-minute RED rollups (`storage_span_minute`, see rollup.ts): per application, service, span name, kind
+ * and minute of end time, a count, an error count, the sum, minimum and maximum of elapsed_time and a
+ * log-bucket histogram, merged into the minute's row (counts add, buckets add) — a replay adds nothing.
  *
  * The rows reach the statement by COPY into a temporary staging table on PostgreSQL (pg-copy-streams,
- * services/common/store/copy.ts), and as `unnest` arrays on embedded PGlite (its COPY needs a blob the
+ * services/common/store/copy.ts) — rows transcoded from the Avro bytes (span-copy.ts) or made from span
+ * objects, in one Buffer per write — and as `unnest` arrays on embedded PGlite (its COPY needs a blob the
  * store's worker protocol does not carry; see the README's "How it works").
  */
-import { copyText, type CopyPool } from '../common/store/copy.ts';
+import type { CopyPool } from '../common/store/copy.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
 import { DAY_US } from './partitions.ts';
-import { SPAN_COLUMNS, type SpanRow } from './span-rows.ts';
+import { rollupInsert } from './rollup.ts';
+import { copyRowBody, SPAN_COLUMNS, SPAN_COPY_COLUMNS, SpanLine, type SpanRow, type StoredSpan } from './span-rows.ts';
 
 export interface SpanWriteResult {
   /** Rows given. */
@@ -29,6 +34,7 @@ export interface SpanWriteResult {
 }
 
 const COLS = SPAN_COLUMNS.map(([c]) => c).join(', ');
+const COPY_COLS = SPAN_COPY_COLUMNS.join(', ');
 const STAGE = 'storage_span_stage';
 
 /** Summary columns a piece carries (named as in storage_trace). */
@@ -60,9 +66,9 @@ export function writeStatement(source: string): string {
   INSERT INTO storage_span (${COLS})
   SELECT ${COLS} FROM ${source}
   ON CONFLICT DO NOTHING
-  RETURNING bk_biz_id, app_name, retention_days, trace_id, span_id, parent_span_id, span_name, kind, start_time, end_time,
+  RETURNING bk_biz_id, app_name, retention_days, trace_id, span_id, parent_span_id, span_name, kind, start_time, end_time, elapsed_time,
     status_code, service_name, category, COALESCE(attributes->>'http.status_code', attributes->>'rpc.grpc.status_code') AS status_attr
-), piece AS (
+), ${rollupInsert('ins')}, piece AS (
   SELECT bk_biz_id, app_name, trace_id, max(retention_days) AS retention_days,
     min(start_time) AS min_start_time, max(end_time) AS max_end_time,
     COALESCE(array_agg(DISTINCT service_name) FILTER (WHERE service_name <> ''), '{}'::text[]) AS services,
@@ -122,18 +128,43 @@ function unnestSource(): string {
 const UNNEST_STATEMENT = writeStatement(unnestSource());
 const COPY_STATEMENT = writeStatement(STAGE);
 
-/** COPY text of the rows. */
-export function copyRows(rows: readonly SpanRow[]): string {
-  const parts: string[] = [];
-  for (const r of rows) {
-    parts.push(
-      `${r.bk_biz_id}\t${copyText(r.app_name)}\t${r.retention_days}\t${copyText(r.trace_id)}\t${copyText(r.span_id)}\t${copyText(r.parent_span_id)}\t` +
-        `${copyText(r.span_name)}\t${r.kind}\t${r.start_time}\t${r.end_time}\t${r.elapsed_time}\t${r.status_code}\t${copyText(r.status_message)}\t` +
-        `${copyText(r.trace_state)}\t${copyText(r.service_name)}\t${r.category}\t${copyText(r.attributes)}\t${copyText(r.resource)}\t` +
-        `${copyText(r.events)}\t${copyText(r.links)}\t${copyText(r.client_ip)}\n`,
-    );
+const suffixes = new Map<number, Buffer>();
+/** The end of a transcoded row: its retention class and the newline. */
+function suffix(retentionDays: number): Buffer {
+  let b = suffixes.get(retentionDays);
+  if (!b) {
+    b = Buffer.from(`\t${retentionDays}\n`, 'latin1');
+    suffixes.set(retentionDays, b);
   }
-  return parts.join('');
+  return b;
+}
+
+/** COPY text of the rows (columns in {@link SPAN_COPY_COLUMNS} order), as one Buffer. */
+export function copyData(rows: readonly StoredSpan[]): Buffer {
+  const made: (Buffer | undefined)[] = new Array<Buffer | undefined>(rows.length);
+  let size = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i] as StoredSpan;
+    if (r instanceof SpanLine) {
+      size += r.end - r.at + suffix(r.retention_days).length;
+    } else {
+      const b = Buffer.from(`${copyRowBody(r)}\t${r.retention_days}\n`, 'utf8');
+      made[i] = b;
+      size += b.length;
+    }
+  }
+  const out = Buffer.allocUnsafe(size);
+  let o = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i] as StoredSpan;
+    if (r instanceof SpanLine) {
+      o += r.text.copy(out, o, r.at, r.end);
+      o += suffix(r.retention_days).copy(out, o);
+    } else {
+      o += (made[i] as Buffer).copy(out, o);
+    }
+  }
+  return out;
 }
 
 interface Counts {
@@ -161,18 +192,27 @@ export class SpanWriter {
     this.#copy = options.copy;
   }
 
-  /** Writes `rows` (their partitions must exist) and merges their traces' summaries. */
-  async write(rows: readonly SpanRow[]): Promise<SpanWriteResult> {
+  /**
+   * Writes `rows` (their partitions must exist) and merges their traces' summaries and minutes' rollups.
+   * Transcoded rows ({@link SpanLine}) need the COPY pool (PostgreSQL).
+   */
+  async write(rows: readonly StoredSpan[]): Promise<SpanWriteResult> {
     if (rows.length === 0) return result(0, undefined);
     if (this.#copy) {
+      const data = copyData(rows);
       return this.#copy.transaction(async (tx) => {
         await tx.exec(`CREATE TEMP TABLE IF NOT EXISTS ${STAGE} (${SPAN_COLUMNS.map(([c, t]) => `${c} ${t}`).join(', ')}) ON COMMIT DELETE ROWS`);
-        await tx.copyFrom(`COPY ${STAGE} (${COLS}) FROM STDIN`, copyRows(rows));
+        await tx.copyFrom(`COPY ${STAGE} (${COPY_COLS}) FROM STDIN`, data);
         const { rows: out } = await tx.query<Counts>(COPY_STATEMENT);
         return result(rows.length, out[0]);
       });
     }
-    return this.#store.transaction(async (tx) => result(rows.length, await unnestWrite(tx, rows)));
+    const spanRows: SpanRow[] = [];
+    for (const r of rows) {
+      if (r instanceof SpanLine) throw new TypeError('transcoded span rows are written by COPY: the span writer needs the COPY pool');
+      spanRows.push(r);
+    }
+    return this.#store.transaction(async (tx) => result(rows.length, await unnestWrite(tx, spanRows)));
   }
 }
 

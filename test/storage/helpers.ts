@@ -6,7 +6,7 @@ import { Flusher } from '../../services/storage/flusher.ts';
 import { PartitionManager } from '../../services/storage/partitions.ts';
 import { Retention } from '../../services/storage/retention.ts';
 import { SpanIngest } from '../../services/storage/span-ingest.ts';
-import type { SpanRow } from '../../services/storage/span-rows.ts';
+import type { StoredSpan } from '../../services/storage/span-rows.ts';
 import { SpanWriter, type SpanWriteResult } from '../../services/storage/span-writer.ts';
 
 export const BIZ = 2;
@@ -83,8 +83,8 @@ export function writePath(store: Store, options: { now?: () => number; writer?: 
 }
 
 /** A flusher over the write path, as the service builds it. */
-export function flusherFor(path: WritePath): Flusher<SpanRow, SpanWriteResult> {
-  const flusher = new Flusher<SpanRow, SpanWriteResult>({ name: 'spans', write: path.ingest.write, maxRows: 1000, intervalMs: 10, logger: silentLogger });
+export function flusherFor(path: WritePath): Flusher<StoredSpan, SpanWriteResult> {
+  const flusher = new Flusher<StoredSpan, SpanWriteResult>({ name: 'spans', write: path.ingest.write, maxRows: 1000, intervalMs: 10, logger: silentLogger });
   path.ingest.flusher = flusher;
   return flusher;
 }

@@ -1,0 +1,718 @@
+/**
+ * SpanBatch records straight to COPY text: the span consumers' decoder on PostgreSQL.
+ *
+ * One pass over each span's Avro bytes writes its storage row — the typed columns, and the attribute,
+ * resource, event and link maps as JSON — in COPY's text format into one Buffer per record, with no span
+ * object and, for ASCII and valid UTF-8 text, no JavaScript string in between. The row is the one
+ * `spanRow` (span-rows.ts) makes of the span avsc decodes, as stored: the same text after COPY's escaping,
+ * and JSON that PostgreSQL's jsonb reads to the same value (JSON.stringify's escapes; keys in the order
+ * of the bytes, duplicates included — jsonb keeps a key's last value, as the decoded object does).
+ *
+ * - Validation: the record is read with a reader compiled from the schema (common/avro/reader.ts), which
+ *   accepts what avsc's decoder accepts (a record it refuses throws, and the bus dead-letters it), before
+ *   its bytes are transcoded; records of an older registered version are resolved to the newest first.
+ * - Text: NUL removed (PostgreSQL's text and jsonb refuse it), `\`, tab, newline and CR escaped for COPY,
+ *   `"`, `\` and control characters escaped for JSON. A string that is not valid UTF-8 is decoded as avsc
+ *   decodes it (Node's UTF-8 decoder, U+FFFD for what is invalid) and written from that string.
+ * - Values: bytes as base64 strings, doubles as JSON.stringify writes them (NaN and ±Infinity as null).
+ * - The few spans whose maps the byte path cannot mirror exactly — a key holding NUL (two keys may then
+ *   collide, in the decoded object's key order) or a key `__proto__` (which the decoded object does not
+ *   keep as a key) — are decoded with avsc and written from `spanRow`, the very code of the other path.
+ * - `service_name` (resource `service.name` when a string) and `category` (span-rows.ts `categoryOf`) are
+ *   taken while the maps are written, last occurrence of a key winning as in the decoded object.
+ *
+ * A row is written in {@link SPAN_COPY_COLUMNS} order without its last column, the retention class, which
+ * the span ingest appends once the application's retention is known (span-ingest.ts).
+ */
+import { checkSingleObjectHeader, Codec, HEADER_BYTES, readBlockCount, readResult, schemas, type AvroType, type SchemaEntry, type SchemaRegistry } from '../common/avro/index.ts';
+import { compileRecordReader, type FieldCapture, type SlotReader } from '../common/avro/reader.ts';
+import type { Decoder } from '../common/bus/index.ts';
+import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError } from '../common/errors.ts';
+import type { Span } from '../common/records.ts';
+import { copyText } from '../common/store/copy.ts';
+import { copyRowBody, spanRow } from './span-rows.ts';
+
+const WHAT = 'SpanBatch body';
+
+/** Slots of the span being read (positions and lengths of strings, numbers, where values start). */
+const S = {
+  BIZ: 0,
+  APP_AT: 1,
+  APP_LEN: 2,
+  TRACE_AT: 3,
+  TRACE_LEN: 4,
+  SPAN_AT: 5,
+  SPAN_LEN: 6,
+  PARENT_AT: 7,
+  PARENT_LEN: 8,
+  NAME_AT: 9,
+  NAME_LEN: 10,
+  KIND: 11,
+  START: 12,
+  END: 13,
+  ELAPSED: 14,
+  STATUS_AT: 15,
+  STATE_AT: 16,
+  STATE_LEN: 17,
+  ATTRIBUTES_AT: 18,
+  RESOURCE_AT: 19,
+  EVENTS_AT: 20,
+  LINKS_AT: 21,
+  CLIENT_AT: 22,
+  CLIENT_LEN: 23,
+} as const;
+const SLOTS = 24;
+
+const CAPTURES: Readonly<Record<string, FieldCapture>> = {
+  bk_biz_id: { slot: S.BIZ, kind: 'number' },
+  app_name: { slot: S.APP_AT, kind: 'bytes' },
+  trace_id: { slot: S.TRACE_AT, kind: 'bytes' },
+  span_id: { slot: S.SPAN_AT, kind: 'bytes' },
+  parent_span_id: { slot: S.PARENT_AT, kind: 'bytes' },
+  span_name: { slot: S.NAME_AT, kind: 'bytes' },
+  kind: { slot: S.KIND, kind: 'number' },
+  start_time: { slot: S.START, kind: 'number' },
+  end_time: { slot: S.END, kind: 'number' },
+  elapsed_time: { slot: S.ELAPSED, kind: 'number' },
+  status: { slot: S.STATUS_AT, kind: 'start' },
+  trace_state: { slot: S.STATE_AT, kind: 'bytes' },
+  attributes: { slot: S.ATTRIBUTES_AT, kind: 'start' },
+  resource: { slot: S.RESOURCE_AT, kind: 'start' },
+  events: { slot: S.EVENTS_AT, kind: 'start' },
+  links: { slot: S.LINKS_AT, kind: 'start' },
+  client_ip: { slot: S.CLIENT_AT, kind: 'bytes' },
+};
+
+type SchemaType = AvroType & {
+  typeName: string;
+  underlyingType?: SchemaType;
+  fields?: { name: string; type: SchemaType }[];
+  itemsType?: SchemaType;
+  valuesType?: SchemaType;
+  types?: SchemaType[];
+};
+
+/** A compact description of a type's structure (names of fields, kinds of values). */
+function shape(type: SchemaType): string {
+  const t = type.underlyingType ?? type;
+  switch (t.typeName) {
+    case 'record':
+      return `{${(t.fields ?? []).map((f) => `${f.name}:${shape(f.type)}`).join(',')}}`;
+    case 'array':
+      return `[${shape(t.itemsType as SchemaType)}]`;
+    case 'map':
+      return `map<${shape(t.valuesType as SchemaType)}>`;
+    default:
+      return t.typeName.startsWith('union') ? `(${(t.types ?? []).map(shape).join('|')})` : t.typeName;
+  }
+}
+
+const SCALAR = 'null|boolean|long|double|string|bytes';
+const VALUE = `(${SCALAR}|[(${SCALAR})])`;
+/** The SpanBatch this transcoder writes rows of (schemas/span.v1.avsc). */
+const SPAN_BATCH_SHAPE =
+  `{spans:[{bk_biz_id:long,app_name:string,trace_id:string,span_id:string,parent_span_id:string,span_name:string,kind:int,` +
+  `start_time:long,end_time:long,elapsed_time:long,status:{code:int,message:string},trace_state:string,attributes:map<${VALUE}>,` +
+  `resource:map<${VALUE}>,events:[{name:string,timestamp:long,attributes:map<${VALUE}>}],` +
+  `links:[{trace_id:string,span_id:string,trace_state:string,attributes:map<${VALUE}>}],client_ip:string}]}`;
+
+/** Attribute keys that decide the span's category (span-rows.ts `categoryOf`), in the order of its bits. */
+const MARKERS = ['db.system', 'messaging.system', 'messaging.destination', 'rpc.system', 'http.method', 'http.request.method', 'celery.action', 'celery.task_name'].map((k) => Buffer.from(k, 'latin1'));
+const SERVICE_NAME = Buffer.from('service.name', 'latin1');
+const PROTO = Buffer.from('__proto__', 'latin1');
+
+/** `categoryOf` over the marker bits (bit i set: MARKERS[i]'s last value is truthy). */
+function category(marks: number): string {
+  if (marks & 1) return 'db';
+  if (marks & 6) return 'messaging';
+  if (marks & 8) return 'rpc';
+  if (marks & 48) return 'http';
+  if (marks & 192) return 'async_backend';
+  return 'other';
+}
+
+function sameBytes(src: Buffer, at: number, len: number, key: Buffer): boolean {
+  if (len !== key.length) return false;
+  for (let i = 0; i < len; i++) if (src[at + i] !== key[i]) return false;
+  return true;
+}
+
+/** Length of the valid UTF-8 sequence starting at `i` (its first byte ≥ 0x80), or 0 if it is not one. */
+function utf8Sequence(src: Buffer, i: number, end: number): number {
+  const b0 = src[i] as number;
+  if (b0 < 0xc2) return 0;
+  if (b0 < 0xe0) return i + 1 < end && ((src[i + 1] as number) & 0xc0) === 0x80 ? 2 : 0;
+  if (b0 < 0xf0) {
+    if (i + 2 >= end) return 0;
+    const b1 = src[i + 1] as number;
+    if (((src[i + 2] as number) & 0xc0) !== 0x80) return 0;
+    if (b0 === 0xe0) return b1 >= 0xa0 && b1 <= 0xbf ? 3 : 0;
+    if (b0 === 0xed) return b1 >= 0x80 && b1 <= 0x9f ? 3 : 0;
+    return (b1 & 0xc0) === 0x80 ? 3 : 0;
+  }
+  if (b0 > 0xf4 || i + 3 >= end) return 0;
+  const b1 = src[i + 1] as number;
+  if (((src[i + 2] as number) & 0xc0) !== 0x80 || ((src[i + 3] as number) & 0xc0) !== 0x80) return 0;
+  if (b0 === 0xf0) return b1 >= 0x90 && b1 <= 0xbf ? 4 : 0;
+  if (b0 === 0xf4) return b1 >= 0x80 && b1 <= 0x8f ? 4 : 0;
+  return (b1 & 0xc0) === 0x80 ? 4 : 0;
+}
+
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+/** Bytes a JSON string (1) and a text column (2) write as they are, inside COPY text. */
+const PLAIN = new Uint8Array(256);
+for (let b = 1; b < 0x80; b++) {
+  if (b >= 0x20 && b !== 0x22 && b !== 0x5c) PLAIN[b] |= 1;
+  if (b !== 9 && b !== 10 && b !== 13 && b !== 0x5c) PLAIN[b] |= 2;
+}
+const NUL = /\u0000/g;
+/** What follows each string field of a link. */
+const LINK_FIELDS = [',"span_id":', ',"trace_state":', ',"attributes":'] as const;
+
+/**
+ * The spans of one SpanBatch record as COPY rows: row `i` is `text[rowStart(i), rowEnd(i))` (no retention
+ * column, no newline), with the numbers the ingest needs (application, times) beside it.
+ */
+export class SpanCopyBatch {
+  readonly text: Buffer;
+  readonly count: number;
+  /** Per span: end of its row in `text`, bk_biz_id, start_time, end_time. */
+  readonly #meta: Float64Array;
+  /** Per span: app_name (consecutive spans of one application share the string). */
+  readonly apps: readonly string[];
+
+  constructor(text: Buffer, count: number, meta: Float64Array, apps: string[]) {
+    this.text = text;
+    this.count = count;
+    this.#meta = meta;
+    this.apps = apps;
+  }
+
+  rowStart(i: number): number {
+    return i === 0 ? 0 : (this.#meta[(i - 1) * 4] as number);
+  }
+
+  rowEnd(i: number): number {
+    return this.#meta[i * 4] as number;
+  }
+
+  bizId(i: number): number {
+    return this.#meta[i * 4 + 1] as number;
+  }
+
+  startTime(i: number): number {
+    return this.#meta[i * 4 + 2] as number;
+  }
+
+  endTime(i: number): number {
+    return this.#meta[i * 4 + 3] as number;
+  }
+}
+
+/** Reads SpanBatch bodies of the newest version and writes their spans' rows. Not reentrant (one per decoder). */
+export class SpanTranscoder {
+  readonly #readSpan: SlotReader;
+  readonly #spanType: AvroType;
+  readonly #slots = new Float64Array(SLOTS);
+  readonly #result = readResult();
+  #src: Buffer = Buffer.alloc(0);
+  #out: Buffer = Buffer.allocUnsafe(256 * 1024);
+  #o = 0;
+  /** The long just read by {@link #long}. */
+  #v = 0;
+  /** Of the value just written by {@link #value}: truthy as categoryOf counts it; a string's position (else -1) and length. */
+  #truthy = false;
+  #strAt = -1;
+  #strLen = 0;
+  /** Of the span being written: category marker bits, resource `service.name` string position (-1: none) and length. */
+  #marks = 0;
+  #serviceAt = -1;
+  #serviceLen = 0;
+
+  constructor(latest: SchemaEntry) {
+    const batch = latest.type as SchemaType;
+    const found = shape(batch);
+    if (found !== SPAN_BATCH_SHAPE) {
+      throw new TypeError(`${latest.file}: services/storage/span-copy.ts writes rows of SpanBatch as ${SPAN_BATCH_SHAPE}, not ${found}: teach it the new version`);
+    }
+    const span = (batch.fields?.[0]?.type as SchemaType).itemsType as SchemaType;
+    this.#spanType = span;
+    this.#readSpan = compileRecordReader(span, CAPTURES, WHAT);
+  }
+
+  /** The record body at `pos` (the whole rest of `buf`) as rows; throws {@link CorruptRecordError} as avsc's decoder would. */
+  read(buf: Buffer, pos: number): SpanCopyBatch {
+    this.#src = buf;
+    this.#o = 0;
+    const r = this.#result;
+    const slots = this.#slots;
+    let meta = new Float64Array(4 * 128);
+    const apps: string[] = [];
+    let count = 0;
+    let app = '';
+    let appAt = -1;
+    let appLen = -1;
+    for (;;) {
+      pos = readBlockCount(buf, pos, r, WHAT);
+      let n = r.value;
+      if (n === 0) break;
+      const blockEnd = r.blockEnd;
+      while (n-- > 0) {
+        const begin = pos;
+        pos = this.#readSpan(buf, pos, slots, 0);
+        this.#row(begin);
+        if ((count + 1) * 4 > meta.length) {
+          const grown = new Float64Array(meta.length * 2);
+          grown.set(meta);
+          meta = grown;
+        }
+        const at = slots[S.APP_AT] as number;
+        const len = slots[S.APP_LEN] as number;
+        if (len !== appLen || buf.compare(buf, appAt, appAt + len, at, at + len) !== 0) {
+          app = buf.toString('utf8', at, at + len);
+          appAt = at;
+          appLen = len;
+        }
+        apps.push(app);
+        const m = count * 4;
+        meta[m] = this.#o;
+        meta[m + 1] = slots[S.BIZ] as number;
+        meta[m + 2] = slots[S.START] as number;
+        meta[m + 3] = slots[S.END] as number;
+        count++;
+      }
+      if (blockEnd !== -1 && pos !== blockEnd) throw new CorruptRecordError(`${WHAT}: block size does not match its items`);
+    }
+    if (pos !== buf.length) throw new CorruptRecordError(`${WHAT}: ${buf.length - pos} trailing bytes`);
+    const text = Buffer.allocUnsafe(this.#o);
+    this.#out.copy(text, 0, 0, this.#o);
+    return new SpanCopyBatch(text, count, meta, apps);
+  }
+
+  /** Writes the row of the span read into the slots (its bytes start at `begin`). */
+  #row(begin: number): void {
+    const sl = this.#slots;
+    const start = this.#o;
+    this.#number(sl[S.BIZ] as number);
+    this.#tab();
+    this.#text(sl[S.APP_AT] as number, sl[S.APP_LEN] as number);
+    this.#tab();
+    this.#text(sl[S.TRACE_AT] as number, sl[S.TRACE_LEN] as number);
+    this.#tab();
+    this.#text(sl[S.SPAN_AT] as number, sl[S.SPAN_LEN] as number);
+    this.#tab();
+    this.#text(sl[S.PARENT_AT] as number, sl[S.PARENT_LEN] as number);
+    this.#tab();
+    this.#text(sl[S.NAME_AT] as number, sl[S.NAME_LEN] as number);
+    this.#tab();
+    this.#number(sl[S.KIND] as number);
+    this.#tab();
+    this.#number(sl[S.START] as number);
+    this.#tab();
+    this.#number(sl[S.END] as number);
+    this.#tab();
+    this.#number(sl[S.ELAPSED] as number);
+    this.#tab();
+    let p = this.#long(sl[S.STATUS_AT] as number);
+    this.#number(this.#v);
+    this.#tab();
+    p = this.#long(p);
+    this.#text(p, this.#v);
+    this.#tab();
+    this.#text(sl[S.STATE_AT] as number, sl[S.STATE_LEN] as number);
+    this.#tab();
+    this.#marks = 0;
+    this.#serviceAt = -1;
+    if (
+      this.#map(sl[S.ATTRIBUTES_AT] as number, 1) < 0 ||
+      !this.#tab() ||
+      this.#map(sl[S.RESOURCE_AT] as number, 2) < 0 ||
+      !this.#tab() ||
+      this.#events(sl[S.EVENTS_AT] as number) < 0 ||
+      !this.#tab() ||
+      this.#links(sl[S.LINKS_AT] as number) < 0
+    ) {
+      // a map the byte path cannot mirror exactly: the span as the other path writes it
+      this.#o = start;
+      this.#string(copyRowBody(spanRow(this.#spanType.decode(this.#src, begin).value as Span, 0)));
+      return;
+    }
+    this.#tab();
+    this.#text(sl[S.CLIENT_AT] as number, sl[S.CLIENT_LEN] as number);
+    this.#tab();
+    if (this.#serviceAt >= 0) this.#text(this.#serviceAt, this.#serviceLen);
+    this.#tab();
+    this.#latin1(category(this.#marks));
+  }
+
+  #ensure(n: number): void {
+    if (this.#o + n <= this.#out.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.#out.length * 2, this.#o + n));
+    this.#out.copy(next, 0, 0, this.#o);
+    this.#out = next;
+  }
+
+  #byte(b: number): void {
+    this.#ensure(1);
+    this.#out[this.#o++] = b;
+  }
+
+  /** A tab (returns true, to chain in conditions). */
+  #tab(): boolean {
+    this.#byte(9);
+    return true;
+  }
+
+  #latin1(s: string): void {
+    this.#ensure(s.length);
+    this.#o += this.#out.write(s, this.#o, 'latin1');
+  }
+
+  #string(s: string): void {
+    this.#ensure(s.length * 3);
+    this.#o += this.#out.write(s, this.#o, 'utf8');
+  }
+
+  /** A zig-zag varint at `p` into #v (the record was validated: no bounds to check); returns the position after it. */
+  #long(p: number): number {
+    const src = this.#src;
+    let b = src[p++] as number;
+    let n = b & 0x7f;
+    if (b > 0x7f) {
+      let k = 128;
+      do {
+        b = src[p++] as number;
+        n += (b & 0x7f) * k;
+        k *= 128;
+      } while (b > 0x7f);
+    }
+    this.#v = n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+    return p;
+  }
+
+  /** A number as `${n}` writes it. */
+  #number(n: number): void {
+    this.#ensure(32);
+    if (!Number.isSafeInteger(n)) {
+      this.#o += this.#out.write(String(n), this.#o, 'latin1');
+      return;
+    }
+    const out = this.#out;
+    if (n < 0) {
+      out[this.#o++] = 0x2d;
+      n = -n;
+    }
+    let digits = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    let o = this.#o + digits;
+    this.#o = o;
+    do {
+      const q = Math.floor(n / 10);
+      out[--o] = 0x30 + (n - q * 10);
+      n = q;
+    } while (n > 0);
+  }
+
+  /** A text column: `copyText(clean(s))` of the string at `at`. */
+  #text(at: number, len: number): void {
+    this.#ensure(len * 2);
+    const src = this.#src;
+    const out = this.#out;
+    const start = this.#o;
+    let o = start;
+    const end = at + len;
+    for (let i = at; i < end; i++) {
+      const b = src[i] as number;
+      if ((PLAIN[b] as number) & 2) {
+        out[o++] = b;
+      } else if (b === 0x5c) {
+        out[o++] = 0x5c;
+        out[o++] = 0x5c;
+      } else if (b < 0x20) {
+        if (b === 9) {
+          out[o++] = 0x5c;
+          out[o++] = 0x74;
+        } else if (b === 10) {
+          out[o++] = 0x5c;
+          out[o++] = 0x6e;
+        } else if (b === 13) {
+          out[o++] = 0x5c;
+          out[o++] = 0x72;
+        }
+      } else {
+        const n = utf8Sequence(src, i, end);
+        if (n === 0) {
+          // not valid UTF-8: as avsc decodes it
+          this.#o = start;
+          this.#string(copyText(src.toString('utf8', at, end).replace(NUL, '')));
+          return;
+        }
+        for (let k = 0; k < n; k++) out[o++] = src[i + k] as number;
+        i += n - 1;
+      }
+    }
+    this.#o = o;
+  }
+
+  /**
+   * A JSON string of the string at `at` (NUL removed; JSON.stringify's escapes), escaped for COPY. A key
+   * holding NUL returns false (the span takes the exact path).
+   */
+  #jsonString(at: number, len: number, key: boolean): boolean {
+    this.#ensure(len * 7 + 2);
+    const src = this.#src;
+    const out = this.#out;
+    const start = this.#o;
+    let o = start;
+    out[o++] = 0x22;
+    const end = at + len;
+    for (let i = at; i < end; i++) {
+      const b = src[i] as number;
+      if ((PLAIN[b] as number) & 1) {
+        out[o++] = b;
+      } else if (b >= 0x20 && b < 0x80) {
+        if (b === 0x22) {
+          out[o++] = 0x5c;
+          out[o++] = 0x5c;
+        } else if (b === 0x5c) {
+          out[o++] = 0x5c;
+          out[o++] = 0x5c;
+          out[o++] = 0x5c;
+        }
+        out[o++] = b;
+      } else if (b < 0x20) {
+        if (b === 0) {
+          if (key) return false;
+          continue;
+        }
+        out[o++] = 0x5c;
+        out[o++] = 0x5c;
+        if (b === 8) out[o++] = 0x62;
+        else if (b === 9) out[o++] = 0x74;
+        else if (b === 10) out[o++] = 0x6e;
+        else if (b === 12) out[o++] = 0x66;
+        else if (b === 13) out[o++] = 0x72;
+        else {
+          out[o++] = 0x75;
+          out[o++] = 0x30;
+          out[o++] = 0x30;
+          out[o++] = HEX[b >> 4] as number;
+          out[o++] = HEX[b & 15] as number;
+        }
+      } else {
+        const n = utf8Sequence(src, i, end);
+        if (n === 0) {
+          // not valid UTF-8: as avsc decodes it
+          const s = src.toString('utf8', at, end);
+          if (key && s.includes('\u0000')) return false;
+          this.#o = start;
+          this.#string(copyText(JSON.stringify(s.replace(NUL, ''))));
+          return true;
+        }
+        for (let k = 0; k < n; k++) out[o++] = src[i + k] as number;
+        i += n - 1;
+      }
+    }
+    out[o++] = 0x22;
+    this.#o = o;
+    return true;
+  }
+
+  /**
+   * The map at `p` as a JSON object; `role` 1 (attributes) sets the category marks, 2 (resource) finds
+   * `service.name`. Returns the position after the map, or -1 when the span needs the exact path.
+   */
+  #map(p: number, role: number): number {
+    const src = this.#src;
+    this.#byte(0x7b);
+    let first = true;
+    for (;;) {
+      p = this.#long(p);
+      let n = this.#v;
+      if (n === 0) break;
+      if (n < 0) {
+        n = -n;
+        p = this.#long(p);
+      }
+      while (n-- > 0) {
+        p = this.#long(p);
+        const kat = p;
+        const klen = this.#v;
+        if (klen === 9 && sameBytes(src, kat, klen, PROTO)) return -1;
+        if (!first) this.#byte(0x2c);
+        first = false;
+        if (!this.#jsonString(kat, klen, true)) return -1;
+        this.#byte(0x3a);
+        p = this.#value(kat + klen);
+        if (role === 1) {
+          for (let m = 0; m < MARKERS.length; m++) {
+            if (sameBytes(src, kat, klen, MARKERS[m] as Buffer)) {
+              this.#marks = this.#truthy ? this.#marks | (1 << m) : this.#marks & ~(1 << m);
+              break;
+            }
+          }
+        } else if (role === 2 && sameBytes(src, kat, klen, SERVICE_NAME)) {
+          this.#serviceAt = this.#strAt;
+          this.#serviceLen = this.#strLen;
+        }
+      }
+    }
+    this.#byte(0x7d);
+    return p;
+  }
+
+  /** One attribute value (or array item) as JSON; sets #truthy and #strAt/#strLen. */
+  #value(p: number): number {
+    p = this.#long(p);
+    this.#strAt = -1;
+    const branch = this.#v;
+    switch (branch) {
+      case 0:
+        this.#latin1('null');
+        this.#truthy = false;
+        return p;
+      case 1: {
+        const b = this.#src[p] as number;
+        this.#latin1(b ? 'true' : 'false');
+        this.#truthy = b !== 0;
+        return p + 1;
+      }
+      case 2: {
+        p = this.#long(p);
+        const n = this.#v;
+        this.#number(n);
+        this.#truthy = n !== 0;
+        return p;
+      }
+      case 3: {
+        const d = this.#src.readDoubleLE(p);
+        this.#latin1(Number.isFinite(d) ? String(d) : 'null');
+        this.#truthy = d !== 0;
+        return p + 8;
+      }
+      case 4: {
+        p = this.#long(p);
+        const len = this.#v;
+        this.#jsonString(p, len, false);
+        this.#strAt = p;
+        this.#strLen = len;
+        this.#truthy = len > 0;
+        return p + len;
+      }
+      case 5: {
+        p = this.#long(p);
+        const len = this.#v;
+        const b64 = this.#src.toString('base64', p, p + len);
+        this.#ensure(b64.length + 2);
+        this.#out[this.#o++] = 0x22;
+        this.#o += this.#out.write(b64, this.#o, 'latin1');
+        this.#out[this.#o++] = 0x22;
+        this.#truthy = true;
+        return p + len;
+      }
+      default: {
+        this.#byte(0x5b);
+        let first = true;
+        for (;;) {
+          p = this.#long(p);
+          let n = this.#v;
+          if (n === 0) break;
+          if (n < 0) {
+            n = -n;
+            p = this.#long(p);
+          }
+          while (n-- > 0) {
+            if (!first) this.#byte(0x2c);
+            first = false;
+            p = this.#value(p);
+          }
+        }
+        this.#byte(0x5d);
+        this.#strAt = -1;
+        this.#truthy = true;
+        return p;
+      }
+    }
+  }
+
+  /** The events array at `p` as span-rows.ts writes it; -1 when the span needs the exact path. */
+  #events(p: number): number {
+    this.#byte(0x5b);
+    let first = true;
+    for (;;) {
+      p = this.#long(p);
+      let n = this.#v;
+      if (n === 0) break;
+      if (n < 0) {
+        n = -n;
+        p = this.#long(p);
+      }
+      while (n-- > 0) {
+        this.#latin1(first ? '{"name":' : ',{"name":');
+        first = false;
+        p = this.#long(p);
+        const len = this.#v;
+        this.#jsonString(p, len, false);
+        p = this.#long(p + len);
+        this.#latin1(',"timestamp":');
+        this.#number(this.#v);
+        this.#latin1(',"attributes":');
+        p = this.#map(p, 0);
+        if (p < 0) return -1;
+        this.#byte(0x7d);
+      }
+    }
+    this.#byte(0x5d);
+    return p;
+  }
+
+  /** The links array at `p` as span-rows.ts writes it; -1 when the span needs the exact path. */
+  #links(p: number): number {
+    this.#byte(0x5b);
+    let first = true;
+    for (;;) {
+      p = this.#long(p);
+      let n = this.#v;
+      if (n === 0) break;
+      if (n < 0) {
+        n = -n;
+        p = this.#long(p);
+      }
+      while (n-- > 0) {
+        this.#latin1(first ? '{"trace_id":' : ',{"trace_id":');
+        first = false;
+        for (const next of LINK_FIELDS) {
+          p = this.#long(p);
+          const len = this.#v;
+          this.#jsonString(p, len, false);
+          p += len;
+          this.#latin1(next);
+        }
+        p = this.#map(p, 0);
+        if (p < 0) return -1;
+        this.#byte(0x7d);
+      }
+    }
+    this.#byte(0x5d);
+    return p;
+  }
+}
+
+/**
+ * The span consumers' decoder on PostgreSQL: single-object SpanBatch records of any registered version
+ * into COPY rows; anything avsc would not decode throws (the bus dead-letters it).
+ */
+export function spanCopyDecoder(registry: SchemaRegistry = schemas()): Decoder<SpanCopyBatch> {
+  const latest = registry.get('SpanBatch');
+  const transcoder = new SpanTranscoder(latest);
+  const full = new Codec<unknown>('SpanBatch', { registry });
+  return {
+    decode(buf: Buffer): SpanCopyBatch {
+      checkSingleObjectHeader(buf);
+      const writer = registry.byHeader(buf);
+      if (!writer) throw new UnknownSchemaError(buf.readBigUInt64LE(2).toString(16).padStart(16, '0'));
+      if (writer.name !== 'SpanBatch') throw new SchemaMismatchError(`${writer.name} v${writer.version} cannot be read as SpanBatch`);
+      return transcoder.read(writer === latest ? buf : full.encode(full.decode(buf)), HEADER_BYTES);
+    },
+  };
+}
