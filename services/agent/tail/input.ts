@@ -113,28 +113,48 @@ interface Decoded {
   lines: string[] | undefined;
 }
 
+/** What the subscribers of one dispatch share: the piece decoded once per encoding (made on first use). */
+export interface PieceCache {
+  decoded: Map<string, Decoded> | undefined;
+}
+
+class PieceBatch implements LineBatch {
+  readonly bytes: Buffer;
+  readonly encoding: string;
+  readonly #shared: PieceCache;
+
+  constructor(bytes: Buffer, encoding: string, shared: PieceCache) {
+    this.bytes = bytes;
+    this.encoding = encoding;
+    this.#shared = shared;
+  }
+
+  #decoded(): Decoded {
+    const all = (this.#shared.decoded ??= new Map<string, Decoded>());
+    let d = all.get(this.encoding);
+    if (!d) {
+      d = { text: this.encoding === 'utf-8' ? this.bytes.toString('utf8') : iconv.decode(this.bytes, this.encoding), lines: undefined };
+      all.set(this.encoding, d);
+    }
+    return d;
+  }
+
+  text(): string {
+    return this.#decoded().text;
+  }
+
+  lines(): readonly string[] {
+    const d = this.#decoded();
+    return (d.lines ??= splitLines(d.text));
+  }
+}
+
 /**
  * The batch of `bytes` for a subscriber reading `encoding` (what the input hands to `onBatch`); `shared`
  * shares the decoding between the subscribers of one dispatch.
  */
-export function lineBatch(bytes: Buffer, encoding: string, shared = new Map<string, Decoded>()): LineBatch {
-  const decoded = (): Decoded => {
-    let d = shared.get(encoding);
-    if (!d) {
-      d = { text: encoding === 'utf-8' ? bytes.toString('utf8') : iconv.decode(bytes, encoding), lines: undefined };
-      shared.set(encoding, d);
-    }
-    return d;
-  };
-  return {
-    bytes,
-    encoding,
-    text: () => decoded().text,
-    lines(): readonly string[] {
-      const d = decoded();
-      return (d.lines ??= splitLines(d.text));
-    },
-  };
+export function lineBatch(bytes: Buffer, encoding: string, shared: PieceCache = { decoded: undefined }): LineBatch {
+  return new PieceBatch(bytes, encoding, shared);
 }
 
 interface TrackedFile {
@@ -566,7 +586,7 @@ export class TailInput {
   }
 
   #deliver(f: TrackedFile, piece: Buffer): void {
-    const shared = new Map<string, Decoded>();
+    const shared: PieceCache = { decoded: undefined };
     for (const id of f.subs) {
       const sub = this.#subs.get(id);
       if (!sub) continue;

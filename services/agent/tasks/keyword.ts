@@ -20,10 +20,12 @@
  * `bk_target_service_instance_id` — without the resolved topology levels; with no usable label the record
  * is sent once as it is.
  */
+import { isUtf8 } from 'node:buffer';
 import iconv from 'iconv-lite';
 import type { ConfigProblem } from '../../common/errors.ts';
 import { fields } from '../config-fields.ts';
 import { goRegExp, subexpNames } from '../host/goregexp.ts';
+import { MAX_SCAN_BYTES, MAX_SCAN_LITERALS, LineScanner } from '../tail/bytescan.ts';
 import { countLines, sharedInput, type LineBatch, type TailInput, type TailSubscriber } from '../tail/input.ts';
 import type { BaseTaskConfig, EventOutput, Task, TaskContext, TaskType } from '../task.ts';
 
@@ -218,6 +220,8 @@ interface CompiledRule {
   readonly named: readonly number[];
   /** `rule.re` with its named groups unnamed: the same groups by index, without a `groups` object per match. */
   readonly exec: RegExp;
+  /** The bit of its literal in a {@link LineScanner}'s found mask; 0 when the scan does not tell it. */
+  readonly bit: number;
 }
 
 /**
@@ -263,6 +267,8 @@ interface Slot {
 export interface KeywordCounterOptions {
   /** Skip lines holding none of the rules' literals (default true; the tests compare both). */
   readonly precheck?: boolean;
+  /** Search UTF-8 batches in their bytes (default true; false: in their decoded text — the tests compare both). */
+  readonly bytes?: boolean;
 }
 
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
@@ -276,20 +282,46 @@ function detach(s: string): string {
 }
 
 /**
+ * `literal` without a lone surrogate at its start or end: the part UTF-8 can encode (a substring of it), or
+ * '' when a lone surrogate is left inside.
+ */
+function encodable(literal: string): string {
+  const core = literal.replace(/^(?:[\uD800-\uDBFF](?![\uDC00-\uDFFF])|[\uDC00-\uDFFF])/, '').replace(/(?:[\uD800-\uDBFF]|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF])$/, '');
+  return core.isWellFormed() ? core : '';
+}
+
+/**
  * The per-task processor + sender: matching lines counted by key until the next report.
  *
  * `batch` takes the input's batches. When every rule has a required literal ({@link requiredLiteral}), it
- * searches the batch's decoded text once for any of them (one regex of the literals, fewest needed: a
- * literal containing another is dropped) and runs filters and rules only on the lines holding one: every
- * other line fails each rule's literal pre-check, so it could only have been counted as seen. Otherwise
- * (or with `precheck: false`) every line is split out and run. Both give the same counts, dimensions,
- * content and document order (tested).
+ * searches the batch once for any of them (fewest needed: a literal containing another is dropped) and runs
+ * filters and rules only on the lines holding one: every other line fails each rule's literal pre-check, so
+ * it could only have been counted as seen. The search also tells which literals each such line holds, so a
+ * rule reads its literal's bit instead of searching the line again (an exact rule is decided by it).
+ * Otherwise (or with `precheck: false`) every line is split out and run. All paths give the same counts,
+ * dimensions, content and document order (tested).
+ *
+ * UTF-8 batches are searched in their bytes by a {@link LineScanner} for the literals' UTF-8 encodings: it
+ * counts the `\n` bytes and reports the lines holding a literal, and only those lines are decoded. A line's
+ * bytes hold a literal's encoding exactly when its decoded text holds the literal: each character of
+ * decoded UTF-8 other than a replacement U+FFFD comes from its own bytes, adjacent to its neighbours', and a
+ * literal's encoding starts with a byte that ends any unfinished sequence before it (no continuation byte)
+ * and is itself complete — whether or not the line is valid UTF-8; `\n` and `\r` bytes are never part of a
+ * longer sequence, so the lines and their trailing `\r` are the same in bytes and text. Two exceptions:
+ * a literal holding U+FFFD also occurs where invalid bytes were replaced, so with such a literal only valid
+ * UTF-8 batches (`isUtf8`) are searched in bytes, others in their decoded text; and a literal ending in
+ * `\r` is found before a line's stripped `\r`, so its rules search their literal themselves. Other
+ * encodings, and batches over {@link MAX_SCAN_BYTES} (a line over 64 KiB), are searched in their decoded text.
  */
 export class KeywordCounter {
   readonly #config: KeywordConfig;
   readonly #rules: readonly CompiledRule[];
-  /** Finds the next occurrence of any rule literal; undefined when some rule has none. */
-  readonly #candidates: RegExp | undefined;
+  /** Finds the next occurrence of any rule literal in decoded text; undefined when some rule has no literal. */
+  readonly #text: RegExp | undefined;
+  /** The search in UTF-8 bytes (for each literal's {@link encodable} part); undefined when it cannot be made. */
+  readonly #scanner: LineScanner | undefined;
+  /** A literal holds U+FFFD: only valid UTF-8 batches are searched in bytes. */
+  readonly #validOnly: boolean;
   /** No rule can match any line (each literal holds a newline). */
   readonly #none: boolean;
   #cache = new Map<string, Counter>();
@@ -300,32 +332,53 @@ export class KeywordCounter {
   /** Lines seen and matched since start. */
   lines = 0;
   hits = 0;
+  /** Batches searched in their bytes since start. */
+  byteBatches = 0;
 
   constructor(config: KeywordConfig, options: KeywordCounterOptions = {}) {
     this.#config = config;
-    this.#rules = config.rules.map((rule) => ({ rule, named: rule.groups.flatMap((g, i) => (g === '' ? [] : [i])), exec: rule.re.source.includes('\\k') ? rule.re : new RegExp(unnamedGroups(rule.re.source), rule.re.flags) }));
-    let candidates: RegExp | undefined;
+    let needed: string[] = [];
     let none = false;
-    if (options.precheck !== false && config.rules.every((r) => r.literal !== '')) {
+    if (options.precheck !== false && config.rules.every((r) => r.literal !== '' && !r.re.ignoreCase)) {
       // a rule whose literal holds a newline matches no line; a literal containing another is redundant
       const literals = [...new Set(config.rules.map((r) => r.literal))].filter((l) => !l.includes('\n'));
-      const needed = literals.filter((l) => !literals.some((o) => o !== l && l.includes(o)));
-      if (needed.length === 0) none = true;
-      else candidates = new RegExp(needed.map(escapeRegExp).join('|'), 'g');
+      needed = literals.filter((l) => !literals.some((o) => o !== l && l.includes(o)));
+      none = needed.length === 0;
     }
-    this.#candidates = candidates;
     this.#none = none;
+    this.#text = needed.length > 0 ? new RegExp(needed.map(escapeRegExp).join('|'), 'g') : undefined;
+    // the byte scan looks for the encodable part of each literal (a pattern such as `😀+` leaves a literal
+    // ending in half a surrogate pair): a line holding a literal holds that part
+    const cores = [...new Set(needed.map(encodable))];
+    const scanned = cores.filter((c) => !cores.some((o) => o !== c && c.includes(o)));
+    const bytewise = options.bytes !== false && scanned.length > 0 && scanned.length <= MAX_SCAN_LITERALS && !scanned.includes('');
+    this.#scanner = bytewise ? new LineScanner(scanned.map((l) => Buffer.from(l, 'utf8'))) : undefined;
+    this.#validOnly = scanned.some((l) => l.includes('\uFFFD'));
+    this.#rules = config.rules.map((rule) => {
+      const i = rule.literal.endsWith('\r') ? -1 : scanned.indexOf(rule.literal);
+      return {
+        rule,
+        named: rule.groups.flatMap((g, j) => (g === '' ? [] : [j])),
+        exec: rule.re.source.includes('\\k') ? rule.re : new RegExp(unnamedGroups(rule.re.source), rule.re.flags),
+        bit: i >= 0 && i < MAX_SCAN_LITERALS ? 1 << i : 0,
+      };
+    });
   }
 
   /** Whether `batch` runs only the lines holding a rule literal. */
   get prechecked(): boolean {
-    return this.#candidates !== undefined || this.#none;
+    return this.#text !== undefined || this.#none;
+  }
+
+  /** Whether `batch` searches UTF-8 batches in their bytes. */
+  get bytewise(): boolean {
+    return this.#scanner !== undefined;
   }
 
   /** One decoded line of `file` (no trailing newline or `\r`). */
   line(file: string, text: string): void {
     this.lines++;
-    this.#match(file, this.#slotsOf(file), text);
+    this.#match(file, this.#slotsOf(file), text, -1);
     this.#touched.length = 0;
     this.#batch++;
   }
@@ -333,31 +386,59 @@ export class KeywordCounter {
   /** Complete lines of `file` from the input, in order. */
   batch(file: string, batch: LineBatch): void {
     const slots = this.#slotsOf(file);
-    const candidates = this.#candidates;
-    if (candidates === undefined && !this.#none) {
+    const utf8 = batch.encoding === 'utf-8';
+    if (this.#none) this.lines += countLines(batch.text());
+    else if (this.#text === undefined) {
       const lines = batch.lines();
       this.lines += lines.length;
-      for (const text of lines) this.#match(file, slots, text);
-    } else {
-      const s = batch.text();
-      this.lines += countLines(s);
-      if (candidates) {
-        // a match holds no newline: its last character (lastIndex - 1) is on the line to run
-        candidates.lastIndex = 0;
-        while (candidates.test(s)) {
-          const at = candidates.lastIndex - 1;
-          const start = s.lastIndexOf('\n', at) + 1;
-          let end = s.indexOf('\n', at);
-          if (end < 0) end = s.length;
-          this.#match(file, slots, s.slice(start, end > start && s.charCodeAt(end - 1) === 13 ? end - 1 : end));
-          if (end >= s.length) break;
-          candidates.lastIndex = end + 1;
-        }
-      }
+      for (const text of lines) this.#match(file, slots, text, -1);
+    } else if (utf8 && this.#scanner !== undefined && batch.bytes.length <= MAX_SCAN_BYTES && (!this.#validOnly || isUtf8(batch.bytes))) this.#scanBytes(file, slots, batch.bytes, this.#scanner);
+    else {
+      this.lines += this.#scan(file, slots, batch.text(), this.#text);
+      // the contents are slices of the batch's text: copy them out
+      for (const c of this.#touched) c.content = detach(c.content);
     }
-    for (const c of this.#touched) c.content = detach(c.content);
     this.#touched.length = 0;
     this.#batch++;
+  }
+
+  /** Runs the lines of UTF-8 `bytes` that hold a literal, found by `scanner`, each decoded on its own. */
+  #scanBytes(file: string, slots: readonly Slot[], bytes: Buffer, scanner: LineScanner): void {
+    const n = scanner.scan(bytes);
+    this.lines += scanner.newlines + 1;
+    this.byteBatches++;
+    const records = scanner.records;
+    for (let j = 0, at = scanner.at; j < n; j++, at += 3) {
+      const start = records[at] as number;
+      const end = records[at + 1] as number;
+      this.#match(file, slots, bytes.toString('utf8', start, end > start && bytes[end - 1] === 13 ? end - 1 : end), records[at + 2] as number);
+    }
+  }
+
+  /**
+   * Runs the lines of decoded text `s` (lines separated by `\n`) holding a match of `re` (the literal search:
+   * global, matches within a line), and returns how many lines `s` has.
+   */
+  #scan(file: string, slots: readonly Slot[], s: string, re: RegExp): number {
+    let lines = 1;
+    let start = 0;
+    let nl = s.indexOf('\n');
+    re.lastIndex = 0;
+    while (re.test(s)) {
+      // the match's last character (lastIndex - 1) is on the line to run: walk the newlines up to it
+      const at = re.lastIndex - 1;
+      while (nl >= 0 && nl < at) {
+        lines++;
+        start = nl + 1;
+        nl = s.indexOf('\n', start);
+      }
+      const end = nl < 0 ? s.length : nl;
+      this.#match(file, slots, s.slice(start, end > start && s.charCodeAt(end - 1) === 13 ? end - 1 : end), -1);
+      if (nl < 0) return lines;
+      re.lastIndex = nl + 1;
+    }
+    for (; nl >= 0; nl = s.indexOf('\n', nl + 1)) lines++;
+    return lines;
   }
 
   #slotsOf(file: string): Slot[] {
@@ -369,12 +450,16 @@ export class KeywordCounter {
     return slots;
   }
 
-  #match(file: string, slots: readonly Slot[], text: string): void {
+  /**
+   * Filters and rules on one line. `found`: the literals the line holds as bits (a rule with a bit reads
+   * it instead of searching its literal), or -1 when not known.
+   */
+  #match(file: string, slots: readonly Slot[], text: string, found: number): void {
     for (const f of this.#config.filterPatterns) if ((f.literal === '' || text.includes(f.literal)) && (f.exact || f.re.test(text))) return;
     const rules = this.#rules;
     for (let r = 0; r < rules.length; r++) {
-      const { rule, named, exec } = rules[r] as CompiledRule;
-      if (rule.literal !== '' && !text.includes(rule.literal)) continue;
+      const { rule, named, exec, bit } = rules[r] as CompiledRule;
+      if (found >= 0 && bit !== 0 ? (found & bit) === 0 : rule.literal !== '' && !text.includes(rule.literal)) continue;
       const slot = slots[r] as Slot;
       let counter: Counter | undefined;
       if (named.length === 0) {

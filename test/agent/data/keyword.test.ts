@@ -12,6 +12,7 @@ import { KeywordCounter, keywordType, literalOf, requiredLiteral, unnamedGroups,
 import { goRegExp } from '../../../services/agent/host/goregexp.ts';
 import type { EventOutput, StateStore } from '../../../services/agent/task.ts';
 import { silentLogger } from '../../../services/common/log.ts';
+import { LineScanner, MAX_SCAN_BYTES } from '../../../services/agent/tail/bytescan.ts';
 import { lineBatch, sharedInput, splitLines } from '../../../services/agent/tail/input.ts';
 import { MemoryState, parseTask, problemsOf, recordingContext, tempDir } from './helpers.ts';
 
@@ -335,15 +336,17 @@ function referenceDocs(config: KeywordConfig, file: string, lines: readonly Buff
   return [...cache.values()].map((c) => ({ dataid: config.dataId, data: [{ event_name: c.rule, event: { count: c.count, content: c.content }, dimension: c.dimension, target: config.target, timestamp: 1_700_000_000_000 }] }));
 }
 
-/** Feeds `lines` to `counter` as the input would, in batches of random sizes. */
-function feed(counter: KeywordCounter, file: string, lines: readonly Buffer[], encoding: string, seed: number): void {
+/** Feeds `lines` to `counter` as the input would, in batches of random sizes (to `most` lines). */
+function feed(counter: KeywordCounter, file: string, lines: readonly Buffer[], encoding: string, seed: number, most = 300): number {
   const rand = rng(seed);
-  for (let i = 0; i < lines.length; ) {
-    const n = 1 + Math.floor(rand() * 300);
+  let batches = 0;
+  for (let i = 0; i < lines.length; batches++) {
+    const n = 1 + Math.floor(rand() * most);
     const region = Buffer.concat(lines.slice(i, i + n).flatMap((l, j) => (j === 0 ? [l] : [Buffer.from('\n'), l])));
     counter.batch(file, lineBatch(region, encoding));
     i += n;
   }
+  return batches;
 }
 
 const TRICKY_RULES = [
@@ -420,12 +423,20 @@ test('requiredLiteral holds on generated lines: every match contains the literal
   t.true(matched > 5_000, 'the lines exercise the patterns');
 });
 
-test('batch: the literal pre-check gives the same documents as the plain path and as every regex on every line (generated lines, UTF-8)', (t) => {
+/** 32 two-character literals, none containing another: more than a line scanner takes. */
+const MANY_RULES = ['ER', 'RR', 'RO', 'OR', 'db', 'we', 'eb', 're', 'eq', 'qu', 'ue', 'es', 'st', 'ti', 'im', 'me', 'ou', 'ut', 'fa', 'ai', 'il', 'le', 'ed', 'he', 'ea', 'al', 'lt', 'th', 'hc', 'ch', 'ck', 'ab'].map((p, i) => ({ name: `many${i % 7}`, pattern: p }));
+
+test('batch: the byte scan, the text search, the plain path and line by line give the same documents as every regex on every line (generated lines, UTF-8)', (t) => {
   const file = '/var/log/x||y.log';
   const variants = [
+    // a literal with U+FFFD: batches with invalid UTF-8 are searched in their text, valid ones in bytes
     { keywords: TRICKY_RULES, filter_patterns: ['healthcheck', '(?i)skip'] },
+    // no U+FFFD: every batch in bytes, invalid UTF-8 included
+    { keywords: TRICKY_RULES.filter((r) => r.name !== 'replacement'), filter_patterns: ['失败：密'] },
     { keywords: TRICKY_RULES.slice(0, 2), filter_patterns: ['healthcheck'] },
     { keywords: [{ name: 'newline', pattern: 'a\nb' }] },
+    // more literals than a scanner takes: the text search
+    { keywords: MANY_RULES, filter_patterns: ['skip'] },
     // a rule without a literal: every line is run
     { keywords: [...TRICKY_RULES, { name: 'kv', pattern: '(?P<k>[a-z]+)=(?P<v>\\d+)' }, { name: 'backref', pattern: '(?P<w>[a-z])\\1' }, { name: 'kref', pattern: '(?P<w>[a-z])\\k<w>' }], filter_patterns: ['\\d{2}'] },
   ];
@@ -434,26 +445,89 @@ test('batch: the literal pre-check gives the same documents as the plain path an
     const config = kw(t, { paths: ['/x'], ...raw });
     for (let seed = 1; seed <= 4; seed++) {
       const lines = generateLines(seed * 100 + v, 3_000);
-      const fast = new KeywordCounter(config);
+      const bytes = new KeywordCounter(config);
+      const small = new KeywordCounter(config);
+      const text = new KeywordCounter(config, { bytes: false });
       const plain = new KeywordCounter(config, { precheck: false });
       const single = new KeywordCounter(config, { precheck: false });
-      t.is(fast.prechecked, v < 3, `variant ${v} pre-checks`);
+      t.is(bytes.prechecked, v < 5, `variant ${v} pre-checks`);
+      t.is(bytes.bytewise, v < 3, `variant ${v} scans bytes`);
+      t.false(text.bytewise);
       t.false(plain.prechecked);
-      feed(fast, file, lines, 'utf-8', seed);
+      const batches = feed(bytes, file, lines, 'utf-8', seed);
+      const smallBatches = feed(small, file, lines, 'utf-8', seed + 2, 4);
+      feed(text, file, lines, 'utf-8', seed + 3);
       feed(plain, file, lines, 'utf-8', seed + 1);
       for (const l of splitLines(Buffer.concat(lines.flatMap((l, i) => (i === 0 ? [l] : [Buffer.from('\n'), l]))).toString('utf8'))) single.line(file, l);
       const expected = referenceDocs(config, file, lines);
       const now = 1_700_000_000_000;
-      t.deepEqual(fast.drain(now), expected, `variant ${v} seed ${seed}: pre-checked`);
+      t.deepEqual(bytes.drain(now), expected, `variant ${v} seed ${seed}: byte scan`);
+      t.deepEqual(small.drain(now), expected, `variant ${v} seed ${seed}: byte scan, small batches`);
+      t.deepEqual(text.drain(now), expected, `variant ${v} seed ${seed}: text search`);
       t.deepEqual(plain.drain(now), expected, `variant ${v} seed ${seed}: plain`);
       t.deepEqual(single.drain(now), expected, `variant ${v} seed ${seed}: line by line`);
-      t.is(fast.lines, lines.length);
-      t.is(plain.lines, lines.length);
-      t.is(fast.hits, plain.hits);
+      for (const c of [bytes, small, text, plain]) t.is(c.lines, lines.length);
+      t.is(bytes.hits, plain.hits);
+      t.is(text.byteBatches, 0);
+      if (v === 0) t.true(small.byteBatches > smallBatches / 10 && small.byteBatches < smallBatches, 'the valid UTF-8 batches in bytes, the others in text');
+      if (v === 1 || v === 2) t.deepEqual([bytes.byteBatches, small.byteBatches], [batches, smallBatches], 'every batch in bytes');
       for (const d of expected) hitRules.add((d as { data: Rec[] }).data[0]!.event_name);
     }
   }
-  t.deepEqual([...hitRules].sort(), [...new Set(TRICKY_RULES.map((r) => r.name))].filter((n) => n !== 'newline').concat('kv', 'backref', 'kref').sort(), 'every rule (but the one that cannot match a line) was hit');
+  const names = [...new Set(TRICKY_RULES.map((r) => r.name))].filter((n) => n !== 'newline');
+  t.deepEqual([...hitRules].sort(), [...names, 'kv', 'backref', 'kref', ...new Set(MANY_RULES.map((r) => r.name))].sort(), 'every rule (but the one that cannot match a line) was hit');
+});
+
+/** Lines of `piece` holding any of `literals`, with the bits of those they hold; and its newlines (bytes, by hand). */
+function scanReference(piece: Buffer, literals: readonly Buffer[]): { newlines: number; records: number[][] } {
+  const records: number[][] = [];
+  let newlines = 0;
+  for (let start = 0, i = 0; i <= piece.length; i++) {
+    if (i < piece.length && piece[i] !== 10) continue;
+    const line = piece.subarray(start, i);
+    let found = 0;
+    for (const [k, l] of literals.entries()) if (line.indexOf(l) >= 0) found |= 1 << k;
+    if (found !== 0) records.push([start, i, found]);
+    if (i < piece.length) newlines++;
+    start = i + 1;
+  }
+  return { newlines, records };
+}
+
+test('LineScanner: newlines and the lines holding literals (with which) as a by-hand search finds them — random bytes and literals, short to 70 bytes, pieces to MAX_SCAN_BYTES', (t) => {
+  const rand = rng(11);
+  const alphabet = Buffer.from('ab\n\r:xyz \x00\xff\xe4');
+  const pick = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => alphabet[Math.floor(rand() * alphabet.length)]!));
+  let records = 0;
+  for (let round = 0; round < 600; round++) {
+    const literals: Buffer[] = [];
+    const wanted = 1 + Math.floor(rand() * (round % 50 === 0 ? 30 : 4));
+    for (let tries = 0; literals.length < wanted && tries < 1000; tries++) {
+      const l = Buffer.from(pick(1 + Math.floor(rand() * (rand() < 0.2 ? 70 : 4))).filter((b) => b !== 10));
+      if (l.length > 0 && !literals.some((o) => o.includes(l) || l.includes(o))) literals.push(l);
+    }
+    const scanner = new LineScanner(literals);
+    for (let piece = 0; piece < 4; piece++) {
+      const bytes = pick(piece === 0 && round % 100 === 0 ? MAX_SCAN_BYTES : Math.floor(rand() * (rand() < 0.05 ? MAX_SCAN_BYTES : 400)));
+      // a literal or two planted, some at a piece's start or end
+      for (let j = 0; j < 3; j++) {
+        const l = literals[Math.floor(rand() * literals.length)]!;
+        if (l.length <= bytes.length) l.copy(bytes, j === 0 ? 0 : j === 1 ? bytes.length - l.length : Math.floor(rand() * (bytes.length - l.length + 1)));
+      }
+      const n = scanner.scan(bytes);
+      const got = Array.from({ length: n }, (_, r) => [...scanner.records.subarray(scanner.at + 3 * r, scanner.at + 3 * r + 3)]);
+      const want = scanReference(bytes, literals);
+      records += n;
+      if (JSON.stringify(got) !== JSON.stringify(want.records) || scanner.newlines !== want.newlines) {
+        t.fail(`literals ${JSON.stringify(literals.map((l) => [...l]))}, piece of ${bytes.length} bytes: got ${scanner.newlines} newlines, ${JSON.stringify(got).slice(0, 300)}; want ${want.newlines}, ${JSON.stringify(want.records).slice(0, 300)}`);
+        return;
+      }
+    }
+  }
+  t.true(records > 10_000);
+  t.throws(() => new LineScanner([Buffer.from('ab')]).scan(Buffer.alloc(MAX_SCAN_BYTES + 1)), { instanceOf: RangeError });
+  t.throws(() => new LineScanner([]));
+  t.throws(() => new LineScanner([Buffer.from('a\nb')]));
 });
 
 test('batch: the pre-check on GBK text gives the same documents as every regex on every line', (t) => {
