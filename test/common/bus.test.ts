@@ -381,3 +381,25 @@ test('kafkajs logs are routed into the service logger', async (t) => {
   t.true(kafka.length > 0, 'kafkajs wrote through winston');
   t.true(kafka.some((l) => l.level === 'error' && typeof l.namespace === 'string'));
 });
+
+test('an idle connection does not poll its request queue (kafkajs 2.2.4 re-armed a 1 ms timer forever)', async (t) => {
+  const kit = await brokerKit(t);
+  const topic = await kit.topic('idle', 1);
+  const producer = kit.bus.producer();
+  await producer.start();
+  t.teardown(() => producer.stop());
+  await producer.send(topic, [{ key: 'k', value: Buffer.from('v') }]);
+  // Count timers armed while idle: with the bug, each connection's queue arms ~1 000 a second.
+  const real = globalThis.setTimeout;
+  let armed = 0;
+  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+    armed++;
+    return real(fn, ms);
+  }) as typeof setTimeout;
+  try {
+    await new Promise((resolve) => real(resolve, 500));
+  } finally {
+    globalThis.setTimeout = real;
+  }
+  t.true(armed < 50, `timers armed in 500 ms of idling: ${armed}`);
+});

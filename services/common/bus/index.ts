@@ -6,13 +6,15 @@
  * - `consumer.ts`: at-least-once intake, dead letters, back-pressure, rebalances;
  * - `commit-tracker.ts`: the consumer's durable-prefix bookkeeping, pure (unit-tested without a broker);
  * - `admin.ts`: topics, offsets, groups, and {@link waitForBroker};
- * - `range-reader.ts`: reading fixed offset ranges once (replay).
+ * - `range-reader.ts`: reading fixed offset ranges once (replay);
+ * - `kafkajs-fixes.ts`: fixes for kafkajs bugs that cost us (an idle connection polling every 1 ms).
  */
 import { Kafka, logLevel as KafkaLogLevel } from 'kafkajs';
 import { kafkaLogCreator, type Logger } from '../log.ts';
 import type { Registry } from '../metrics.ts';
 import { BusAdmin } from './admin.ts';
 import { BusConsumer, type ConsumerOptions } from './consumer.ts';
+import { applyKafkajsFixes } from './kafkajs-fixes.ts';
 import { BusProducer, type ProducerOptions } from './producer.ts';
 import { readRange } from './range-reader.ts';
 import type { OffsetRange, RawRecord } from './types.ts';
@@ -42,6 +44,7 @@ export class Bus {
   readonly brokers: readonly string[];
 
   constructor(options: BusOptions) {
+    applyKafkajsFixes();
     this.logger = options.logger;
     this.registry = options.registry;
     this.brokers = options.brokers;
