@@ -179,6 +179,7 @@ export class IdTable<T> {
     let cap = MIN_CAPACITY;
     while (cap < Math.max(live * 4, oldCap / 2)) cap *= 2;
     if (this.#spareSlots && this.#spareValues && this.#spareValues.length === cap) {
+      this.#mask = cap - 1;
       this.#slots = this.#spareSlots;
       this.#values = this.#spareValues;
       this.#slots.fill(0);

@@ -70,6 +70,26 @@ function id(s: string): [number, number] {
   return [hasher.a, hasher.b];
 }
 
+test('id table: a table that grows and shrinks between sizes (reusing the arrays of its last rebuild) keeps every live entry', (t) => {
+  const table = new IdTable<number>();
+  const capacities = new Set<number>();
+  let stamp = 1;
+  let lost = 0;
+  for (let round = 0; round < 40; round++) {
+    // Each round's entries kill the previous round's; rebuilds shrink after small rounds and grow after big ones.
+    const n = [3_000, 150, 150, 150, 2_000, 60][round % 6] as number;
+    stamp++;
+    for (let i = 0; i < n; i++) {
+      table.set(...id(`r${round}-${i}`), i, stamp, stamp);
+      capacities.add(table.capacity());
+    }
+    for (let i = 0; i < n; i++) if (table.get(...id(`r${round}-${i}`), stamp) !== i) lost++;
+    t.is(table.get(...id(`r${round - 1}-0`), stamp), undefined, 'the previous round is dead');
+  }
+  t.is(lost, 0, 'every live entry is found');
+  t.true(capacities.size >= 3, `the table grew and shrank: ${[...capacities].join(', ')}`);
+});
+
 test('bounded id map: at most its bound of entries, the least recently used dropped first (two generations); clear forgets all', (t) => {
   const map = new BoundedIdMap<number>(4);
   for (let i = 0; i < 2; i++) map.set(...id(`k${i}`), i);
