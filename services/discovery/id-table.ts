@@ -210,35 +210,38 @@ export class IdTable<T> {
   }
 }
 
-/** The stamp of every entry of a {@link BoundedIdMap}'s tables (they are emptied, not aged). */
-const LIVE = 1;
-
 /**
  * A bounded map keyed by two 32-bit lanes, with approximate LRU eviction in two generations: a young and
- * an old {@link IdTable}, each sized once so that it never rebuilds (at most half the bound in one, at most
- * half its slots used). A lookup that finds an entry in the old table moves it to the young one; when the
- * young table holds half the bound, the old one is emptied in place and the two swap. At most `maxEntries`
- * entries (a moved entry may be counted twice); nothing is allocated per entry, per lookup or per swap.
+ * an old {@link IdTable}, each sized so that half the bound fills it less than half. A lookup that finds an entry in
+ * the old table moves it to the young one; when the young table holds half the bound, the old one is
+ * emptied in place and the two swap (O(size), once per half the bound of inserts). {@link clear} costs
+ * nothing whatever the size: each table has an epoch that its live entries carry, and clearing gives both
+ * new epochs (the dead slots are reused by inserts). At most `maxEntries` live entries (a moved entry may
+ * be counted twice); nothing is allocated per entry or per lookup.
  */
 export class BoundedIdMap<T> {
   readonly #half: number;
   #young: IdTable<T>;
   #old: IdTable<T>;
+  #epochs = 0;
+  #youngEpoch = ++this.#epochs;
+  #oldEpoch = ++this.#epochs;
   #youngSize = 0;
 
   constructor(maxEntries: number) {
     this.#half = Math.max(1, Math.floor(maxEntries / 2));
-    // More than twice the slots of the entries: IdTable rebuilds at half full, which is then never reached.
+    // More than twice the slots of the live entries: a table rebuilds at half full, which only entries
+    // left dead by a clear can bring about.
     this.#young = new IdTable<T>(2 * this.#half + 1);
     this.#old = new IdTable<T>(2 * this.#half + 1);
   }
 
   get(a: number, b: number): T | undefined {
     const young = this.#young;
-    const slot = young.find(a, b, LIVE);
+    const slot = young.find(a, b, this.#youngEpoch);
     if (slot >= 0) return young.valueAt(slot);
     const old = this.#old;
-    const at = old.find(a, b, LIVE);
+    const at = old.find(a, b, this.#oldEpoch);
     if (at < 0) return undefined;
     const value = old.valueAt(at);
     old.remove(at);
@@ -248,15 +251,15 @@ export class BoundedIdMap<T> {
 
   set(a: number, b: number, value: T): void {
     const young = this.#young;
-    const slot = young.find(a, b, LIVE);
+    const slot = young.find(a, b, this.#youngEpoch);
     if (slot >= 0) young.setValueAt(slot, value);
     else this.#insert(a, b, value);
   }
 
-  /** Forgets every entry. */
+  /** Forgets every entry (two new epochs: nothing is touched). */
   clear(): void {
-    this.#young.reset();
-    this.#old.reset();
+    this.#youngEpoch = ++this.#epochs;
+    this.#oldEpoch = ++this.#epochs;
     this.#youngSize = 0;
   }
 
@@ -265,11 +268,13 @@ export class BoundedIdMap<T> {
       const old = this.#old;
       old.reset();
       this.#old = this.#young;
+      this.#oldEpoch = this.#youngEpoch;
       this.#young = old;
+      this.#youngEpoch = ++this.#epochs;
       this.#youngSize = 0;
     }
     // An old copy of the key (if any) stays shadowed by this one until the old table is emptied.
-    this.#young.set(a, b, value, LIVE, LIVE);
+    this.#young.set(a, b, value, this.#youngEpoch, this.#youngEpoch);
     this.#youngSize++;
   }
 }
