@@ -43,6 +43,7 @@ import { CopyPool } from '../services/common/store/copy.ts';
 import { createStore, type Store } from '../services/common/store/index.ts';
 import { topicPlan } from '../services/common/topics.ts';
 import { DAY_US, PartitionManager } from '../services/storage/partitions.ts';
+import { rollupFromSpans } from '../services/storage/rollup.ts';
 import { spanCopyDecoder } from '../services/storage/span-copy.ts';
 import { spanPartitions } from '../services/storage/span-ingest.ts';
 import { SPAN_COPY_COLUMNS, SpanLine, spanRow, type SpanRow, type StoredSpan } from '../services/storage/span-rows.ts';
@@ -177,7 +178,9 @@ async function fill(store: Store, partitions: PartitionManager, total: number, n
   const t0 = nowUs - 24 * 3600 * 1_000_000;
   const step = Math.floor((24 * 3600 * 1_000_000) / Math.max(1, traces));
   const needs = [];
-  for (let d = Math.floor(t0 / DAY_US) - 1; d <= Math.floor(nowUs / DAY_US) + 1; d++) needs.push({ kind: 'span' as const, day: d, retentionDays: 7 }, { kind: 'trace' as const, day: d, retentionDays: 7 });
+  for (let d = Math.floor(t0 / DAY_US) - 1; d <= Math.floor(nowUs / DAY_US) + 1; d++) {
+    needs.push({ kind: 'span' as const, day: d, retentionDays: 7 }, { kind: 'trace' as const, day: d, retentionDays: 7 }, { kind: 'minute' as const, day: d, retentionDays: 7 });
+  }
   await partitions.ensure(needs);
   const CHUNK = 125_000; // traces per statement (1 M spans)
   for (let from = 0; from < traces; from += CHUNK) {
@@ -214,7 +217,11 @@ async function fill(store: Store, partitions: PartitionManager, total: number, n
       ON CONFLICT DO NOTHING`);
     console.log(`  filled traces ${from}..${to} (${((to + 1) * 8).toLocaleString()} spans) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
-  await store.exec('ANALYZE storage_span; ANALYZE storage_trace');
+  // their per-minute rollups (the service's spans have theirs), an hour of end times at a time
+  for (let from = t0 - 3_600_000_000; from < nowUs + 3_600_000_000; from += 3_600_000_000) {
+    await store.query(rollupFromSpans(`client_ip = '' AND end_time >= ${from} AND end_time < ${from + 3_600_000_000}`));
+  }
+  await store.exec('ANALYZE storage_span; ANALYZE storage_trace; ANALYZE storage_span_minute');
 }
 
 async function timed(n: number, fn: (i: number) => Promise<void>): Promise<number[]> {

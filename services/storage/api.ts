@@ -9,7 +9,8 @@
  * - `traces/{trace_id}` — every span of the trace in waterfall order, and its summary.
  * - `options` — top values: `fields`, `limit`, `mode` (`span`|`trace`), `filters`.
  * - `aggregate` — `metrics` (count, avg, min, max, p50, p90, p99, error_count, error_rate of
- *   elapsed_time), `group_by` fields, `interval` (seconds), `filters`, `limit`.
+ *   elapsed_time), `group_by` fields, `interval` (seconds), `filters`, `limit`, `exact` (read every span
+ *   even when the per-minute rollups could answer; `source` in the answer says which was read).
  * Across applications:
  * - `GET /api/v1/apps` — the registered applications (`app_name` filters): `{ items: [{ bk_biz_id, app_name, trace_retention_days }] }`.
  * - `GET /api/v1/traces/{trace_id}` — the trace detail, finding the application by the trace id.
@@ -161,6 +162,7 @@ export function storageRoutes(o: ApiOptions): Route[] {
       intervalS: intParam(p, 'interval', 0, 0, 86_400 * 31) as number,
       filters: filtersParam(p),
       limit: intParam(p, 'limit', 10_000, 1, 100_000) as number,
+      exact: p.exact === true || p.exact === 'true',
     });
     return { status: 200, body: { ...result, ...range(scope) } };
   };

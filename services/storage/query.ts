@@ -7,6 +7,7 @@
 import { BkError, ValidationError } from '../common/errors.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
 import { compileFilters, fieldExpression, Params, spanCatalog, traceCatalog, type Catalog, type Field, type FilterNode } from './filters.ts';
+import { histogramQuantile, MINUTE_US } from './rollup.ts';
 
 /** A query ran past `STORAGE_QUERY_TIMEOUT_MS` (503: narrow the range or the filters and try again). */
 export class QueryTimeoutError extends BkError {
@@ -318,14 +319,57 @@ export interface AggregateRequest {
   filters: FilterNode[];
   /** Most groups returned. */
   limit: number;
+  /** Read every span (exact percentiles) even when the per-minute rollups could answer. */
+  exact?: boolean;
+}
+
+export interface AggregateResult {
+  groups: Record<string, unknown>[];
+  truncated: boolean;
+  /** `rollup`: whole minutes from the per-minute rollups (percentiles within 2.2 %), the partial minutes at the ends from spans; `spans`: every span read. */
+  source: 'rollup' | 'spans';
+}
+
+/** Span fields the per-minute rollups keep (rollup.ts): a RED view grouped or filtered by these can use them. */
+const ROLLUP_FIELDS = new Set(['resource.service.name', 'span_name', 'kind']);
+
+function rollupField(key: string): boolean {
+  return ROLLUP_FIELDS.has(spanCatalog.aliases[key] ?? key);
+}
+
+function rollupFilters(nodes: readonly FilterNode[]): boolean {
+  return nodes.every((n) => ('and' in n ? rollupFilters(n.and) : 'or' in n ? rollupFilters(n.or) : n.operator === 'logic' || rollupField(n.key)));
+}
+
+/**
+ * The whole minutes of the range when the rollups can answer the request: every group and filter field
+ * one they keep, the time bucket whole minutes, and at least one whole minute in the range.
+ */
+function rollupMinutes(scope: Scope, req: AggregateRequest): { from: number; to: number } | undefined {
+  if (req.exact) return undefined;
+  if (req.intervalS > 0 && req.intervalS % 60 !== 0) return undefined;
+  if (!req.groupBy.every(rollupField) || !rollupFilters(req.filters)) return undefined;
+  const lo = scope.startMs * 1000;
+  const hi = scope.endMs * 1000;
+  const from = Math.ceil(lo / MINUTE_US) * MINUTE_US;
+  const to = Math.floor((hi + 1) / MINUTE_US) * MINUTE_US;
+  return from < to ? { from, to } : undefined;
 }
 
 /**
  * Span aggregations: count, avg/min/max and percentiles of `elapsed_time` (µs), error count and rate,
  * grouped by fields and by time bucket — the RED view per service and endpoint is
  * `group_by: ["resource.service.name", "span_name"]` with `count`, `error_rate`, `p99`.
+ *
+ * A request the per-minute rollups can answer (groups and filters on service, span name and kind only,
+ * a time bucket of whole minutes, not `exact`) reads the range's whole minutes from them and the spans
+ * of the partial minutes at its ends: count, error count and rate, avg, min and max are the exact values;
+ * p50/p90/p99 come from the merged log-bucket histograms, within 2.2 % of `percentile_cont` over the spans
+ * (rollup.ts). Any other request reads every span of the range.
  */
-export async function aggregate(ctx: QueryContext, scope: Scope, req: AggregateRequest): Promise<{ groups: Record<string, unknown>[]; truncated: boolean }> {
+export async function aggregate(ctx: QueryContext, scope: Scope, req: AggregateRequest): Promise<AggregateResult> {
+  const minutes = rollupMinutes(scope, req);
+  if (minutes) return rollupAggregate(ctx, scope, req, minutes);
   const p = new Params();
   const select: string[] = [];
   const groups: string[] = [];
@@ -344,6 +388,10 @@ export async function aggregate(ctx: QueryContext, scope: Scope, req: AggregateR
   const sql = `SELECT ${select.join(', ')} FROM storage_span s WHERE ${spanScope(scope, p)} AND ${cond}
     ${groups.length ? `GROUP BY ${groups.join(', ')} ORDER BY ${groups.join(', ')}` : ''} LIMIT ${req.limit + 1}`;
   const rows = await withTimeout(ctx, async (db) => (await db.query<Record<string, unknown>>(sql, p.values)).rows);
+  return { ...groupsOf(rows, req, (r, m) => r[m]), source: 'spans' };
+}
+
+function groupsOf(rows: Record<string, unknown>[], req: AggregateRequest, metric: (r: Record<string, unknown>, m: AggMetric) => unknown): { groups: Record<string, unknown>[]; truncated: boolean } {
   const truncated = rows.length > req.limit;
   return {
     truncated,
@@ -351,8 +399,58 @@ export async function aggregate(ctx: QueryContext, scope: Scope, req: AggregateR
       const out: Record<string, unknown> = {};
       req.groupBy.forEach((name, i) => (out[name] = r[`g${i}`]));
       if (req.intervalS > 0) out.time = r.time;
-      for (const m of req.metrics) out[m] = r[m];
+      for (const m of req.metrics) out[m] = metric(r, m);
       return out;
     }),
+  };
+}
+
+const QUANTILES: Partial<Record<AggMetric, number>> = { p50: 0.5, p90: 0.9, p99: 0.99 };
+
+/**
+ * The aggregation over the rollups of minutes [from, to) and the spans of the range outside them, as
+ * `src` rows of one shape (a span is a rollup of one), then merged per group.
+ */
+async function rollupAggregate(ctx: QueryContext, scope: Scope, req: AggregateRequest, minutes: { from: number; to: number }): Promise<AggregateResult> {
+  const p = new Params();
+  const keys = req.groupBy.map((name, i) => `${fieldExpression(name, spanCatalog, p).sql} AS g${i}`);
+  const groups = req.groupBy.map((_, i) => `g${i}`);
+  if (req.intervalS > 0) groups.push('time');
+  const bucketTime = (col: string): string[] => (req.intervalS > 0 ? [`((${col} / ${req.intervalS * 1_000_000}) * ${req.intervalS * 1000})::bigint AS time`] : []);
+  const cond = compileFilters(req.filters, spanCatalog, p);
+  const biz = p.add(scope.bkBizId);
+  const app = p.add(scope.appName);
+  const lo = p.add(scope.startMs * 1000);
+  const hi = p.add(scope.endMs * 1000);
+  const from = p.add(minutes.from);
+  const to = p.add(minutes.to);
+  const spanCols = [...keys, ...bucketTime('s.end_time'), '1 AS c', '(s.status_code = 2)::int AS e', 's.elapsed_time::numeric AS total', 's.elapsed_time AS lo', 's.elapsed_time AS hi',
+    'ARRAY[storage_latency_bucket(s.elapsed_time)::smallint] AS buckets', 'ARRAY[1] AS counts'].join(', ');
+  const src = `SELECT ${[...keys, ...bucketTime('s.minute'), 's.span_count AS c', 's.error_count AS e', 's.elapsed_sum AS total', 's.elapsed_min AS lo', 's.elapsed_max AS hi', 's.buckets', 's.counts'].join(', ')}
+      FROM storage_span_minute s WHERE s.bk_biz_id = ${biz} AND s.app_name = ${app} AND s.minute >= ${from} AND s.minute < ${to} AND ${cond}
+    UNION ALL
+    SELECT ${spanCols} FROM storage_span s WHERE s.bk_biz_id = ${biz} AND s.app_name = ${app} AND s.end_time >= ${lo} AND s.end_time < ${from} AND ${cond}
+    UNION ALL
+    SELECT ${spanCols} FROM storage_span s WHERE s.bk_biz_id = ${biz} AND s.app_name = ${app} AND s.end_time >= ${to} AND s.end_time <= ${hi} AND ${cond}`;
+  const by = groups.length ? ` GROUP BY ${groups.join(', ')}` : '';
+  const stats = `SELECT ${[...groups, 'COALESCE(sum(c), 0)::int AS count', 'COALESCE(sum(e), 0)::int AS error_count', '(sum(total) / NULLIF(sum(c), 0))::float8 AS avg',
+    '(sum(e)::numeric / NULLIF(sum(c), 0))::float8 AS error_rate', 'min(lo) AS min', 'max(hi) AS max'].join(', ')} FROM src${by}`;
+  const percentiles = req.metrics.some((m) => QUANTILES[m] !== undefined);
+  const hist = `SELECT ${[...groups, 'array_agg(b ORDER BY b) AS buckets', 'array_agg(n ORDER BY b) AS counts'].join(', ')}
+    FROM (SELECT ${[...groups, 'u.b', 'sum(u.n)::int AS n'].join(', ')} FROM src, unnest(src.buckets, src.counts) AS u(b, n) GROUP BY ${[...groups, 'u.b'].join(', ')}) x${by}`;
+  const join = groups.length ? `LEFT JOIN hist USING (${groups.join(', ')})` : 'CROSS JOIN hist';
+  const sql = `WITH src AS (${src}), stats AS (${stats})${percentiles ? `, hist AS (${hist})` : ''}
+    SELECT stats.*${percentiles ? ', hist.buckets, hist.counts' : ''} FROM stats ${percentiles ? join : ''}
+    ${groups.length ? `ORDER BY ${groups.map((g) => `stats.${g}`).join(', ')}` : ''} LIMIT ${req.limit + 1}`;
+  const rows = await withTimeout(ctx, async (db) => (await db.query<Record<string, unknown>>(sql, p.values)).rows);
+  return {
+    ...groupsOf(rows, req, (r, m) => {
+      const q = QUANTILES[m];
+      if (q === undefined) return r[m];
+      const buckets = r.buckets as number[] | null;
+      if (!buckets) return null;
+      return histogramQuantile({ buckets, counts: r.counts as number[], count: r.count as number, min: Number(r.min), max: Number(r.max) }, q);
+    }),
+    source: 'rollup',
   };
 }

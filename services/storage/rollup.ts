@@ -10,7 +10,8 @@
  * is the merge of its minutes, and a percentile read from the merged buckets is within
  * {@link LATENCY_RELATIVE_ERROR} (2.2 %) of the exact one (`percentile_cont` over the spans) for
  * non-negative durations: each rank's value is taken as its bucket's midpoint (relative), clamped to the
- * group's minimum and maximum, and interpolated between ranks as `percentile_cont` interpolates.
+ * group's minimum and maximum (the first and last ranks are those exactly), and interpolated between ranks
+ * as `percentile_cont` interpolates.
  *
  * The span writer feeds the rollups from the rows it actually inserted (span-writer.ts), in the same
  * statement, so they always agree with the span table and a replay adds nothing. Rollups are partitioned
@@ -46,7 +47,14 @@ function rollupSelect(source: string): string {
  */
 export function rollupInsert(source: string): string {
   return `rollup AS (
-  INSERT INTO storage_span_minute AS m (${COLUMNS})
+  ${rollupUpsert(source)}
+  RETURNING 1
+)`;
+}
+
+/** The statement merging the rollups of the span rows in `source` into `storage_span_minute`. */
+function rollupUpsert(source: string): string {
+  return `INSERT INTO storage_span_minute AS m (${COLUMNS})
   SELECT ${COLUMNS} FROM (${rollupSelect(source)}) r
   ORDER BY bk_biz_id, app_name, minute, service_name, span_name, kind, retention_days
   ON CONFLICT ON CONSTRAINT storage_span_minute_key DO UPDATE SET
@@ -58,18 +66,23 @@ export function rollupInsert(source: string): string {
     (buckets, counts) = (
       SELECT array_agg(b ORDER BY b), array_agg(c ORDER BY b)
       FROM (SELECT b, sum(c)::int AS c FROM unnest(m.buckets || excluded.buckets, m.counts || excluded.counts) AS u(b, c) GROUP BY b) x
-    )
-  RETURNING 1
-)`;
+    )`;
 }
 
 /**
- * Rollup rows computed from stored spans (`where`: a condition on `storage_span`), as the writer would
- * have merged them: for rollups of spans loaded without the writer (the benchmark's generated spans) and
- * to check the writer's.
+ * Rollup rows computed from stored spans (`where`: a condition on `storage_span`), as the writer merges
+ * them: to check the writer's.
+ */
+export function rollupQuery(where: string): string {
+  return rollupSelect(`(SELECT * FROM storage_span WHERE ${where}) s`);
+}
+
+/**
+ * Merges into the rollups the stored spans (`where`) that were loaded without the writer (the benchmark's
+ * generated spans); each span must be given once.
  */
 export function rollupFromSpans(where: string): string {
-  return `INSERT INTO storage_span_minute (${COLUMNS}) ${rollupSelect(`(SELECT * FROM storage_span WHERE ${where}) s`)}`;
+  return rollupUpsert(`(SELECT * FROM storage_span WHERE ${where}) s`);
 }
 
 /** The value a bucket stands for: the midpoint (relative) of its range, so within the relative error of any value in it. */
@@ -99,6 +112,8 @@ export function histogramQuantile(h: LatencyHistogram, q: number): number | null
   const lo = Math.floor(at);
   const hi = Math.ceil(at);
   const valueAt = (rank: number): number => {
+    if (rank === 0) return h.min;
+    if (rank === h.count - 1) return h.max;
     let seen = 0;
     for (let i = 0; i < h.buckets.length; i++) {
       seen += h.counts[i] as number;

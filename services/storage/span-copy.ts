@@ -162,8 +162,7 @@ const HEX = Buffer.from('0123456789abcdef', 'latin1');
 /** Bytes a JSON string (1) and a text column (2) write as they are, inside COPY text. */
 const PLAIN = new Uint8Array(256);
 for (let b = 1; b < 0x80; b++) {
-  if (b >= 0x20 && b !== 0x22 && b !== 0x5c) PLAIN[b] |= 1;
-  if (b !== 9 && b !== 10 && b !== 13 && b !== 0x5c) PLAIN[b] |= 2;
+  PLAIN[b] = (b >= 0x20 && b !== 0x22 && b !== 0x5c ? 1 : 0) | (b !== 9 && b !== 10 && b !== 13 && b !== 0x5c ? 2 : 0);
 }
 const NUL = /\u0000/g;
 /** What follows each string field of a link. */
