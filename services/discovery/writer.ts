@@ -38,6 +38,8 @@ const NODES = DISCOVERED.node.sql;
 const TOPO_KEY_MAX = textLength(DISCOVERED.node.key[0]);
 const EPOCH = `'1970-01-01 00:00:00+00'::timestamptz`;
 const atMicros = (col: string): string => `${EPOCH} + ${col} * interval '1 microsecond'`;
+/** A timestamptz column as µs since the epoch (bigint). */
+const micros = (col: string): string => `(extract(epoch from ${col}) * 1000000)::bigint`;
 
 /** The first `max` characters (code points) of `s`: a surrogate pair counts as one and is never split. */
 export function cutCodePoints(s: string, max: number): string {
@@ -221,7 +223,8 @@ export class Writer {
   /**
    * Read-merge-write of topo nodes, so instances writing the same node at once merge instead of
    * overwrite. Only nodes that are new, whose merged data differs from the stored data, or whose seen
-   * times move past the touch interval are updated; returns how many.
+   * times move past the touch interval are locked (`FOR UPDATE`, in id order), read again and updated;
+   * returns how many.
    */
   async #writeNodes(rows: readonly PendingRow[], touchUs: number): Promise<number> {
     const byKey = new Map<string, { p: PendingRow; row: NodeRow; app: string; topoKey: string }>();
@@ -243,6 +246,27 @@ export class Writer {
     const biz = items.map((x) => x.p.bk_biz_id);
     const apps = items.map((x) => x.app);
     const keys = items.map((x) => x.topoKey);
+    type Stored = StoredNode & { id: number; bk_biz_id: number; app_name: string; topo_key: string; f: string; l: string };
+    const select = (lock: boolean): string =>
+      `SELECT n.id, n.bk_biz_id, n.app_name, n.topo_key, n.extra_data, n.system, n.platform, n.sdk, n.source,
+         ${micros('n.first_seen')} AS f, ${micros('n.last_seen')} AS l
+       FROM ${NODES} n JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS u(b, a, k)
+         ON n.bk_biz_id = u.b AND n.app_name = u.a AND n.topo_key = u.k
+       ORDER BY n.id${lock ? ' FOR UPDATE OF n' : ''}`;
+    /** The nodes whose stored row the contributions change: new, different data, or seen times past the touch interval. */
+    const changes = (stored: readonly Stored[], fresh: ReadonlySet<number>): { x: (typeof items)[number]; s: Stored; merged: StoredNode; changed: boolean }[] => {
+      const byStored = new Map(stored.map((s) => [s.bk_biz_id + SEP + s.app_name + SEP + s.topo_key, s]));
+      const out: { x: (typeof items)[number]; s: Stored; merged: StoredNode; changed: boolean }[] = [];
+      for (const x of items) {
+        const s = byStored.get(x.p.bk_biz_id + SEP + x.app + SEP + x.topoKey);
+        if (!s) continue;
+        const merged = mergeIntoStored(s, x.row);
+        const changed = fresh.has(Number(s.id)) || !sameJson(merged.extra_data, s.extra_data) || !sameJson(merged.system, s.system) ||
+          !sameJson(merged.platform, s.platform) || !sameJson(merged.sdk, s.sdk) || !sameJson(merged.source, s.source);
+        if (changed || x.p.last > Number(s.l) + touchUs || x.p.first < Number(s.f) - touchUs) out.push({ x, s, merged, changed });
+      }
+      return out;
+    };
     return this.#store.transaction(async (tx) => {
       const { rows: inserted } = await tx.query<{ id: number }>(
         `INSERT INTO ${NODES} (bk_biz_id, app_name, topo_key, first_seen, last_seen)
@@ -253,38 +277,20 @@ export class Writer {
         [biz, apps, keys, items.map((x) => x.p.first), items.map((x) => x.p.last)],
       );
       const fresh = new Set(inserted.map((r) => Number(r.id)));
-      const { rows: stored } = await tx.query<StoredNode & { id: number; bk_biz_id: number; app_name: string; topo_key: string }>(
-        `SELECT n.id, n.bk_biz_id, n.app_name, n.topo_key, n.extra_data, n.system, n.platform, n.sdk, n.source
-         FROM ${NODES} n JOIN unnest($1::bigint[], $2::text[], $3::text[]) AS u(b, a, k)
-           ON n.bk_biz_id = u.b AND n.app_name = u.a AND n.topo_key = u.k
-         ORDER BY n.id FOR UPDATE OF n`,
-        [biz, apps, keys],
-      );
-      const byStored = new Map(stored.map((s) => [s.bk_biz_id + SEP + s.app_name + SEP + s.topo_key, s]));
-      const ids: number[] = [];
+      // Read without locks first: instances that see the same nodes mostly have nothing to change, and
+      // then take no row lock at all. Only the nodes to change are locked, read again and merged.
+      const seen = changes((await tx.query<Stored>(select(false), [biz, apps, keys])).rows, fresh);
+      if (seen.length === 0) return 0;
+      const locked = changes((await tx.query<Stored>(select(true), [seen.map((c) => c.x.p.bk_biz_id), seen.map((c) => c.x.app), seen.map((c) => c.x.topoKey)])).rows, fresh);
+      if (locked.length === 0) return 0;
       const columns: string[][] = [[], [], [], [], []];
-      const first: number[] = [];
-      const last: number[] = [];
-      const changed: boolean[] = [];
-      for (const x of items) {
-        const s = byStored.get(x.p.bk_biz_id + SEP + x.app + SEP + x.topoKey);
-        if (!s) continue;
-        const merged = mergeIntoStored(s, x.row);
-        const values = [merged.extra_data, merged.system, merged.platform, merged.sdk, merged.source];
-        const before = [s.extra_data, s.system, s.platform, s.sdk, s.source];
-        ids.push(s.id);
-        values.forEach((v, i) => columns[i]?.push(JSON.stringify(v)));
-        first.push(x.p.first);
-        last.push(x.p.last);
-        changed.push(fresh.has(Number(s.id)) || values.some((v, i) => !sameJson(v, before[i])));
-      }
-      // Nodes whose data is unchanged are updated only when their seen times move past the touch interval.
+      for (const { merged } of locked) [merged.extra_data, merged.system, merged.platform, merged.sdk, merged.source].forEach((v, i) => columns[i]?.push(JSON.stringify(v)));
       const { rowCount } = await tx.query(
         `UPDATE ${NODES} t SET extra_data = u.e::jsonb, system = u.s::jsonb, platform = u.p::jsonb, sdk = u.k::jsonb, source = u.src::jsonb,
            first_seen = LEAST(t.first_seen, ${atMicros('u.f')}), last_seen = GREATEST(t.last_seen, ${atMicros('u.l')}), updated_at = now()
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bool[]) AS u(id, e, s, p, k, src, f, l, c)
-         WHERE t.id = u.id AND (u.c OR ${atMicros('u.l')} > t.last_seen + $10 * interval '1 microsecond' OR ${atMicros('u.f')} < t.first_seen - $10 * interval '1 microsecond')`,
-        [ids, ...columns, first, last, changed, touchUs],
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) AS u(id, e, s, p, k, src, f, l)
+         WHERE t.id = u.id`,
+        [locked.map((c) => c.s.id), ...columns, locked.map((c) => c.x.p.first), locked.map((c) => c.x.p.last)],
       );
       return rowCount;
     });
