@@ -23,7 +23,7 @@ import type { RunEnv, RunStatus } from './schedulers/runner.ts';
 import { mergeCounts, type Scheduler } from './schedulers/scheduler.ts';
 import { ConcurrencyLimiter, type RunLimiter } from './schedulers/semaphore.ts';
 import { CONFIG_ERROR_NO_CHILD_PATH, Heartbeat } from './tasks/heartbeat.ts';
-import type { AgentSelf, GlobalSettings, StateStore, Task, TaskContext, TaskOutput, TaskType } from './task.ts';
+import type { AgentSelf, GlobalSettings, ProbeResources, StateStore, Task, TaskContext, TaskOutput, TaskType } from './task.ts';
 
 export interface AgentOptions {
   /** The main file (bkmonitorbeat.conf). */
@@ -43,6 +43,8 @@ export interface AgentOptions {
   metrics?: AgentMetrics;
   /** Listen / keyword restart delay (10 s). */
   listenRestartDelayMs?: number;
+  /** The probes' agent-wide bounds (AGENT_PROBE_*, AGENT_PING_PATH); absent: probe/budget.ts's defaults. */
+  probes?: ProbeResources;
 }
 
 export interface ReloadResult {
@@ -267,6 +269,8 @@ export class Agent {
       global: this.#global,
       agent: this.self,
       logger: this.#log.child({ task_type: task.config.type, task_id: task.config.taskId }),
+      topology: () => this.#host.topology(),
+      ...(o.probes ? { probes: o.probes } : {}),
     };
   }
 }

@@ -13,7 +13,7 @@ import { CheckScheduler } from './schedulers/check.ts';
 import type { RunStatus } from './schedulers/runner.ts';
 import { ConcurrencyLimiter } from './schedulers/semaphore.ts';
 import { MemoryStateStore } from './state-store.ts';
-import type { GlobalSettings, HostIdentity, TaskOutput, TaskType } from './task.ts';
+import type { GlobalSettings, HostIdentity, ProbeResources, TaskOutput, TaskType } from './task.ts';
 
 export interface CheckTaskResult {
   readonly entry: ConfiguredTask;
@@ -35,6 +35,8 @@ export interface CheckOptions {
   ipOverride?: string;
   clock?: Clock;
   version?: string;
+  /** The probes' bounds and `ping` binary; default: probe/budget.ts's. */
+  probes?: ProbeResources;
 }
 
 /** Runs every main-scheduler task of `configFile` once. Throws ConfigError when the main file has problems. */
@@ -72,6 +74,8 @@ export async function runCheck(configFile: string, options: CheckOptions): Promi
         global,
         agent: { version: options.version ?? '', startedAtMs, reloadTotal: () => 0, runningTasks: () => ({}) },
         logger: options.logger.child({ task_type: task.config.type, task_id: task.config.taskId }),
+        topology: () => hostSource.topology(),
+        ...(options.probes ? { probes: options.probes } : {}),
       }),
       observe: () => undefined,
     },

@@ -2,12 +2,15 @@
  * The agent service's own settings (env keys `AGENT_*`, or keys of the BKSTREAM_CONFIG file). What the
  * agent collects is configured the reference's way, in the bkmonitorbeat main file AGENT_CONFIG names and
  * the child task files of its `include` directory; these are bkstream's additions: where that file is,
- * the admin server, the state directory and spool, the channel, shutdown, and where the host's
- * filesystems are mounted. Kafka comes from the shared KAFKA_BROKERS / TOPIC_PREFIX.
+ * the admin server, the state directory and spool, the channel, shutdown, where the host's filesystems
+ * are mounted, and the uptime probes' agent-wide bounds and `ping` binary. Kafka comes from the shared
+ * KAFKA_BROKERS / TOPIC_PREFIX. No other file of the agent reads the environment for its settings.
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import { bool, int, optionalStr, str, type Config } from '../common/config.ts';
 import type { ConfigProblem } from '../common/errors.ts';
 import type { CommonConfig } from '../common/service.ts';
+import { DEFAULT_MAX_PING_PROCESSES, DEFAULT_MAX_SOCKETS, DEFAULT_PING_PATH } from './probe/budget.ts';
 
 const MiB = 1024 * 1024;
 
@@ -34,6 +37,10 @@ export const agentSpec = {
   procRoot: str({ env: 'AGENT_PROC_ROOT', default: '/proc', doc: 'where the host\'s /proc is mounted (the DaemonSet mounts it at /host/proc)' }),
   sysRoot: str({ env: 'AGENT_SYS_ROOT', default: '/sys', doc: 'where the host\'s /sys is mounted' }),
   rootfs: str({ env: 'AGENT_ROOTFS', default: '/', doc: 'where the host\'s root filesystem is mounted (read-only)' }),
+  /** One budget for the whole agent: a task with thousands of targets waits for sockets instead of running out of file descriptors. */
+  probeMaxSockets: int({ env: 'AGENT_PROBE_MAX_SOCKETS', default: DEFAULT_MAX_SOCKETS, min: 1, max: 1_000_000, doc: 'uptime-probe sockets in flight at most, all tasks together (each http/tcp connection, udp attempt and ping process holds one; the others wait)' }),
+  probeMaxPingProcesses: int({ env: 'AGENT_PROBE_MAX_PING_PROCESSES', default: DEFAULT_MAX_PING_PROCESSES, min: 1, max: 100_000, doc: '`ping` processes running at once at most, all ping tasks together' }),
+  pingPath: str({ env: 'AGENT_PING_PATH', default: DEFAULT_PING_PATH, doc: 'the `ping` binary the ping tasks run (iputils): a name looked up on PATH, or a path, which must be an executable file' }),
 };
 
 export type AgentConfig = Config<typeof agentSpec> & CommonConfig;
@@ -43,6 +50,16 @@ export function validateAgent(c: AgentConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   if (c.spoolMaxBytes < 4 * c.sendBatchBytes) {
     problems.push({ key: 'AGENT_SPOOL_MAX_BYTES', message: `must hold at least four produce requests (4 × AGENT_SEND_BATCH_BYTES = ${4 * c.sendBatchBytes})` });
+  }
+  // A path was set on purpose: it must be there. A bare name is looked up when a ping task runs (a host
+  // without `ping` and without ping tasks is fine; a ping task then reports its failure status).
+  if (c.pingPath.includes('/')) {
+    try {
+      accessSync(c.pingPath, constants.X_OK);
+      if (!statSync(c.pingPath).isFile()) throw new Error('not a file');
+    } catch {
+      problems.push({ key: 'AGENT_PING_PATH', message: `must be an executable file, got ${JSON.stringify(c.pingPath)}` });
+    }
   }
   return problems;
 }

@@ -18,7 +18,7 @@ import type { Logger } from '../common/log.ts';
 import { isMap, type RawMap } from './config-fields.ts';
 import { systemClock, type Clock, type TimerHandle } from './clock.ts';
 import type { MainConfig } from './main-config.ts';
-import type { HostIdentity } from './task.ts';
+import type { HostIdentity, HostTopology } from './task.ts';
 
 /** What the hostid file says (fields absent from it are undefined). */
 export interface HostIdFile {
@@ -30,7 +30,7 @@ export interface HostIdFile {
   /** The GSE static data id (`dataid`): overrides static_task's data id. */
   staticDataId?: number;
   /** `bk_cmdb_level`: one map per association (bk_biz_id, bk_set_id, bk_module_id and custom layers), at most `maxLevels`. */
-  cmdbLevel: Record<string, unknown>[];
+  cmdbLevel: Record<string, number>[];
 }
 
 function int(v: unknown): number | undefined {
@@ -44,7 +44,7 @@ export function parseHostIdFile(text: string, maxLevels = 10): HostIdFile {
   const doc: unknown = JSON.parse(text);
   if (!isMap(doc)) throw new Error('hostid file is not a JSON object');
   const ip = typeof doc.bk_host_innerip === 'string' ? (doc.bk_host_innerip.split(',')[0] ?? '').trim() : undefined;
-  const cmdbLevel: Record<string, unknown>[] = [];
+  const cmdbLevel: Record<string, number>[] = [];
   const associations = doc.associations;
   if (isMap(associations)) {
     for (const v of Object.values(associations)) {
@@ -74,8 +74,8 @@ export function parseHostIdFile(text: string, maxLevels = 10): HostIdFile {
 }
 
 /** One association → its level map: bk_biz_id/bk_set_id/bk_module_id plus the custom `layer` chain flattened (`<bk_obj_id>: <bk_inst_id>`). */
-function topoLevel(meta: RawMap): Record<string, unknown> | undefined {
-  const out: Record<string, unknown> = {};
+function topoLevel(meta: RawMap): Record<string, number> | undefined {
+  const out: Record<string, number> = {};
   for (const key of ['bk_biz_id', 'bk_set_id', 'bk_module_id']) {
     if (meta[key] === undefined) continue;
     const n = int(meta[key]);
@@ -116,6 +116,8 @@ export class HostIdentitySource {
   #mtimeMs = -1;
   #timer: TimerHandle | undefined;
   #identity: HostIdentity;
+  /** {@link topology} of the current file, made on first use. */
+  #topology: HostTopology | undefined;
 
   constructor(options: HostIdentityOptions) {
     this.#config = options.config;
@@ -147,6 +149,7 @@ export class HostIdentitySource {
     if (pathChanged) {
       this.#mtimeMs = -1;
       this.#file = undefined;
+      this.#topology = undefined;
       await this.#refresh();
     }
     this.#identity = this.#compute();
@@ -157,9 +160,21 @@ export class HostIdentitySource {
   }
 
   /** `bk_cmdb_level`, or undefined when the file is not in use or `ignore_cmdb_level` is set (then it is not added). */
-  cmdbLevel(): Record<string, unknown>[] | undefined {
+  cmdbLevel(): Record<string, number>[] | undefined {
     if (this.#config.ignoreCmdbLevel || !this.#file) return undefined;
     return this.#file.cmdbLevel;
+  }
+
+  /**
+   * The topology keyword and snmptrap records are expanded by (task.ts HostTopology; reference watcher
+   * `GetInfo`): the file's inner IP, cloud id and links; undefined without a parsed file or with
+   * `ignore_cmdb_level` (the reference's empty watcher), like {@link cmdbLevel}.
+   */
+  topology(): HostTopology | undefined {
+    if (this.#config.ignoreCmdbLevel || !this.#file) return undefined;
+    const f = this.#file;
+    this.#topology ??= Object.freeze({ innerIp: f.innerIp ?? '', cloudId: String(f.cloudId ?? 0), links: Object.freeze(f.cmdbLevel.map((l) => Object.freeze({ ...l }))) });
+    return this.#topology;
   }
 
   staticDataId(): number | undefined {
@@ -188,6 +203,7 @@ export class HostIdentitySource {
     this.#mtimeMs = mtimeMs;
     try {
       this.#file = parseHostIdFile(await readFile(path, 'utf8'), this.#config.cmdbLevelMaxLength);
+      this.#topology = undefined;
       this.#identity = this.#compute();
       this.#log.info('host identity from the hostid file', { path, ip: this.#identity.ip, bk_cloud_id: this.#identity.bkCloudId, bk_host_id: this.#identity.bkHostId });
     } catch (err) {

@@ -24,6 +24,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { agentSpec, DEFAULT_AGENT_CONFIG, validateAgent, type AgentConfig } from './config.ts';
 import { loadAgentConfig } from './config-engine.ts';
 import { agentMetrics } from './metrics.ts';
+import { probeResources } from './probe/budget.ts';
 import { Publisher } from './publisher.ts';
 import { KafkaSender, type RecordSink } from './sender.ts';
 import { DiskSpool } from './spool/spool.ts';
@@ -134,6 +135,7 @@ export async function createAgentService(deps: ServiceDeps<never>, config: Agent
     version: AGENT_VERSION,
     statusCounters: () => publisher.counters,
     metrics,
+    probes: probeResources({ maxSockets: config.probeMaxSockets, maxPingProcesses: config.probeMaxPingProcesses, pingPath: config.pingPath }),
     ...(overrides.listenRestartDelayMs === undefined ? {} : { listenRestartDelayMs: overrides.listenRestartDelayMs }),
   });
   holder.agent = core;

@@ -20,6 +20,7 @@
  */
 import type { ConfigProblem } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
+import type { SocketBudget } from './probe/budget.ts';
 
 /** Which scheduler runs a type (reference §A2: keyword → keyword, snmptrap/metricbeat/kubeevent/dmesg → listen, rest → main). */
 export type SchedulerKind = 'main' | 'listen' | 'keyword';
@@ -59,6 +60,36 @@ export interface HostIdentity {
   readonly bkAgentId: string;
   /** `"<cloud>:<ip>"`. */
   readonly nodeId: string;
+}
+
+/**
+ * This host's CMDB topology as the hostid file gives it (reference host id watcher, `GetInfo`): keyword and
+ * snmptrap records are expanded by it, once per topology link a task label targets (§A5.11, §A5.12;
+ * tasks/cmdb-level.ts).
+ */
+export interface HostTopology {
+  /** The file's `bk_host_innerip` (its first address); '' when absent. */
+  readonly innerIp: string;
+  /** The file's `bk_cloud_id` as decimal text; '0' when absent (the watcher keeps it as a string). */
+  readonly cloudId: string;
+  /**
+   * One map per association: `bk_biz_id`, `bk_set_id`, `bk_module_id` and the custom `layer` chain
+   * flattened (`<bk_obj_id>: <bk_inst_id>`), integers; at most `cmdb_level_max_length` of them.
+   */
+  readonly links: readonly Readonly<Record<string, number>>[];
+}
+
+/**
+ * The agent-wide bounds of the uptime probes (bkstream's; AGENT_PROBE_MAX_SOCKETS,
+ * AGENT_PROBE_MAX_PING_PROCESSES, AGENT_PING_PATH): one set per agent, shared by every probe run.
+ */
+export interface ProbeResources {
+  /** Probe sockets in flight: every http connection, tcp connection, udp attempt and ping process holds one. */
+  readonly sockets: SocketBudget;
+  /** Concurrent `ping` processes. */
+  readonly pingProcesses: SocketBudget;
+  /** The `ping` binary (a name looked up on PATH, or a path). */
+  readonly pingPath: string;
 }
 
 /** A reference document (raw document / uptime-check / event shape) published as an Avro `AgentEvent`. */
@@ -187,6 +218,14 @@ export interface TaskContext {
   readonly global: GlobalSettings;
   readonly agent: AgentSelf;
   readonly logger: Logger;
+  /**
+   * The host's CMDB topology now (each call reads the current one: the hostid file is re-read when it
+   * changes), or undefined when none is in use (no hostid file, an unparsable one, `ignore_cmdb_level`).
+   * Optional so that contexts made by tests and tools may leave it out: that reads as no topology.
+   */
+  readonly topology?: () => HostTopology | undefined;
+  /** The agent's probe bounds; absent: the process defaults of probe/budget.ts (tests, benchmarks). */
+  readonly probes?: ProbeResources;
 }
 
 /** One configured task. */

@@ -16,7 +16,8 @@ import { HostIdentitySource, parseHostIdFile } from '../../services/agent/host-i
 import { parseMainConfig } from '../../services/agent/main-config.ts';
 import { createAgentService, loadAgentServiceConfig } from '../../services/agent/service.ts';
 import { FileStateStore } from '../../services/agent/state-store.ts';
-import type { EventOutput, MetricsOutput, TaskOutput } from '../../services/agent/task.ts';
+import { probeResources } from '../../services/agent/probe/budget.ts';
+import type { EventOutput, HostTopology, MetricsOutput, ProbeResources, TaskOutput } from '../../services/agent/task.ts';
 import { Codes, gatherUpOutput } from '../../services/agent/tasks/gather-up.ts';
 import { globalHeartbeat, Heartbeat } from '../../services/agent/tasks/heartbeat.ts';
 import { selfstatsOutput } from '../../services/agent/tasks/selfstats.ts';
@@ -73,6 +74,16 @@ test('the service: stop without start is safe; start with a bad main file fails 
   const err = t.throws(() => loadAgentServiceConfig(bad), { instanceOf: ConfigError });
   t.deepEqual(err?.problems.map((p) => p.key).sort(), ['AGENT_ADMIN_PORT', 'AGENT_CONFIG', 'AGENT_SPOOL_MAX_BYTES']);
 
+  t.like(loadAgentServiceConfig(env), { probeMaxSockets: 1024, probeMaxPingProcesses: 64, pingPath: 'ping' }, 'probe defaults');
+  t.like(loadAgentServiceConfig({ ...env, AGENT_PROBE_MAX_SOCKETS: '64', AGENT_PROBE_MAX_PING_PROCESSES: '4', AGENT_PING_PATH: process.execPath }), { probeMaxSockets: 64, probeMaxPingProcesses: 4, pingPath: process.execPath });
+  const probeErr = t.throws(() => loadAgentServiceConfig({ ...env, AGENT_PROBE_MAX_SOCKETS: '0', AGENT_PROBE_MAX_PING_PROCESSES: 'lots' }), { instanceOf: ConfigError });
+  t.deepEqual(probeErr?.problems.map((p) => p.key).sort(), ['AGENT_PROBE_MAX_PING_PROCESSES', 'AGENT_PROBE_MAX_SOCKETS'], 'bad probe settings are refused, none silently replaced by its default');
+  for (const path of [join(dir, 'no-such-ping'), dir]) {
+    const pathErr = t.throws(() => loadAgentServiceConfig({ ...env, AGENT_PING_PATH: path }), { instanceOf: ConfigError });
+    t.deepEqual(pathErr?.problems.map((p) => p.key), ['AGENT_PING_PATH'], `${path}: a ping path must be an executable file`);
+  }
+  t.like(loadAgentServiceConfig({ ...env, AGENT_PING_PATH: 'no-such-ping-on-path' }), { pingPath: 'no-such-ping-on-path' }, 'a bare name is looked up when a ping task runs');
+
   writeFileSync(join(dir, 'conf.d', 'broken.conf'), 'type: probe\nname: [\n');
   await service.start();
   const health = await fetch(`http://127.0.0.1:${service.adminPort()}/healthz`);
@@ -82,6 +93,44 @@ test('the service: stop without start is safe; start with a bad main file fails 
   await service.stop();
   await service.stop();
   t.true(service.spool.stats().pending >= 1, 'the heartbeat stayed in the spool');
+});
+
+test('agent: every run context carries the agent\'s probe resources and the hostid file\'s topology as it is now', async (t) => {
+  const dir = tempDir(t);
+  writeMain(dir, '  probe_task:\n    dataid: 1\n    tasks: [{ task_id: 1, period: 10s }]\n');
+  writeFileSync(join(dir, 'hostid'), JSON.stringify({ bk_host_innerip: '10.0.0.5', bk_cloud_id: 3, associations: { 1: { bk_biz_id: 9, bk_set_id: 5, bk_module_id: 8 } } }));
+  const clock = new ManualClock(T0);
+  const types = probeTypes();
+  const probes = probeResources({ maxSockets: 3, maxPingProcesses: 2, pingPath: '/usr/bin/ping' });
+  const seen: { topology: HostTopology | undefined; probes: ProbeResources | undefined }[] = [];
+  types.registry.behaviours.probe = async (ctx) => {
+    seen.push({ topology: ctx.topology?.(), probes: ctx.probes });
+  };
+  const agent = new Agent({
+    configFile: join(dir, 'bkmonitorbeat.conf'),
+    types: types.types,
+    clock,
+    logger: silentLogger,
+    state: new FileStateStore({ dir: join(dir, 'state'), logger: silentLogger, clock }),
+    emit: async () => undefined,
+    paths: { proc: '/proc', sys: '/sys', rootfs: '/' },
+    version: 'test',
+    statusCounters: () => ({ success: 0, error: 0, fail: 0 }),
+    probes,
+  });
+  await agent.start();
+  t.teardown(() => agent.stop(1_000));
+  await clock.advance(40_000);
+  await settle();
+  t.true(seen.length >= 1);
+  t.is(seen[0]?.probes, probes);
+  t.deepEqual(seen[0]?.topology, { innerIp: '10.0.0.5', cloudId: '3', links: [{ bk_biz_id: 9, bk_set_id: 5, bk_module_id: 8 }] });
+  writeFileSync(join(dir, 'hostid'), JSON.stringify({ bk_host_innerip: '10.0.0.6', associations: {} }));
+  const before = seen.length;
+  await clock.advance(40_000);
+  await settle();
+  t.true(seen.length > before);
+  t.deepEqual(seen.at(-1)?.topology, { innerIp: '10.0.0.6', cloudId: '0', links: [] }, 'a changed hostid file reaches the runs');
 });
 
 test('agent: start routes tasks; SIGHUP-style reload applies edited child files by identity; a task can ask for a reload', async (t) => {
@@ -190,6 +239,7 @@ test('host identity: the hostid file wins over the main file; AGENT_HOST_IP over
   await src.start();
   t.like(src.current(), { ip: '10.1.1.1', bkCloudId: 0, bkBizId: 2, bkHostId: 0, nodeId: '0:10.1.1.1', hostname: 'h' });
   t.is(src.cmdbLevel(), undefined);
+  t.is(src.topology(), undefined, 'no hostid file: no topology');
   writeFileSync(hostid, JSON.stringify({
     bk_host_innerip: '10.0.0.5,10.0.0.6', bk_cloud_id: 3, bk_host_id: 42, bk_agent_id: '0200000000abc', dataid: 1500,
     associations: { 1: { bk_biz_id: 9, bk_set_id: 5, bk_module_id: 8, layer: { bk_obj_id: 'room', bk_inst_id: 4, child: { bk_obj_id: 'rack', bk_inst_id: 2 } } } },
@@ -198,6 +248,8 @@ test('host identity: the hostid file wins over the main file; AGENT_HOST_IP over
   await settle();
   t.like(src.current(), { ip: '10.0.0.5', bkCloudId: 3, bkBizId: 9, bkHostId: 42, bkAgentId: '0200000000abc', nodeId: '3:10.0.0.5' });
   t.deepEqual(src.cmdbLevel(), [{ bk_biz_id: 9, bk_set_id: 5, bk_module_id: 8, room: 4, rack: 2 }]);
+  t.deepEqual(src.topology(), { innerIp: '10.0.0.5', cloudId: '3', links: [{ bk_biz_id: 9, bk_set_id: 5, bk_module_id: 8, room: 4, rack: 2 }] });
+  t.is(src.topology(), src.topology(), 'the same object until the file changes');
   t.is(src.staticDataId(), 1500);
   src.stop();
   t.throws(() => parseHostIdFile('[1,2]'));

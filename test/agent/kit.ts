@@ -34,8 +34,8 @@ export const testGlobal: GlobalSettings = Object.freeze({
 
 export const testSelf: AgentSelf = { version: 'test', startedAtMs: 0, reloadTotal: () => 0, runningTasks: () => ({}) };
 
-/** A run environment over `clock` whose outputs and run outcomes are recorded. */
-export function recordingEnv(clock: Clock, limiter = new ConcurrencyLimiter({})): RunEnv & { outputs: TaskOutput[]; runs: { type: string; status: RunStatus }[]; state: MemoryStateStore } {
+/** A run environment over `clock` whose outputs and run outcomes are recorded; `extra` is added to every context. */
+export function recordingEnv(clock: Clock, limiter = new ConcurrencyLimiter({}), extra: Pick<TaskContext, 'topology' | 'probes'> = {}): RunEnv & { outputs: TaskOutput[]; runs: { type: string; status: RunStatus }[]; state: MemoryStateStore } {
   const outputs: TaskOutput[] = [];
   const runs: { type: string; status: RunStatus }[] = [];
   const state = new MemoryStateStore(clock);
@@ -61,6 +61,7 @@ export function recordingEnv(clock: Clock, limiter = new ConcurrencyLimiter({}))
         global: testGlobal,
         agent: testSelf,
         logger: silentLogger.child({ task: task.config.type }),
+        ...extra,
       };
     },
     observe(type, status) {

@@ -5,12 +5,22 @@
  * The per-type concurrency limits (`ctx.acquire`, reference §A2.6) still apply first; this budget is
  * bkstream's addition, shared by every probe type of the process.
  *
- * Size: `AGENT_PROBE_MAX_SOCKETS` (default {@link DEFAULT_MAX_SOCKETS}), or {@link setSocketBudget}.
- * Waiters are served in arrival order and leave the queue when their signal aborts.
+ * The agent makes one budget of `AGENT_PROBE_MAX_SOCKETS` (config.ts) and hands it to the probes through
+ * `ctx.probes` (task.ts {@link ProbeResources}); a run without it (a test, a benchmark) uses the
+ * process-wide {@link socketBudget} of {@link DEFAULT_MAX_SOCKETS}. Waiters are served in arrival order
+ * and leave the queue when their signal aborts. The same class bounds the ping processes.
  */
+import type { ProbeResources, TaskContext } from '../task.ts';
 
-/** Default number of probe sockets in flight per agent. */
+
+/** Default number of probe sockets in flight per agent (AGENT_PROBE_MAX_SOCKETS). */
 export const DEFAULT_MAX_SOCKETS = 1024;
+
+/** Default bound of concurrent ping processes per agent (AGENT_PROBE_MAX_PING_PROCESSES). */
+export const DEFAULT_MAX_PING_PROCESSES = 64;
+
+/** Default `ping` binary (AGENT_PING_PATH): `ping` from PATH. */
+export const DEFAULT_PING_PATH = 'ping';
 
 interface Waiter {
   resolve: (release: () => void) => void;
@@ -101,22 +111,22 @@ export class SocketBudget {
   }
 }
 
-/**
- * The budget size `AGENT_PROBE_MAX_SOCKETS` asks for: the default when unset; a problem (and the default)
- * when it is not a positive integer, for the agent's configuration to report.
- */
-export function socketBudgetFromEnv(env: NodeJS.ProcessEnv = process.env): { size: number; problem?: string } {
-  const raw = env.AGENT_PROBE_MAX_SOCKETS;
-  if (raw === undefined || raw.trim() === '') return { size: DEFAULT_MAX_SOCKETS };
-  const n = Number(raw.trim());
-  if (Number.isInteger(n) && n >= 1) return { size: n };
-  return { size: DEFAULT_MAX_SOCKETS, problem: `must be a positive integer, got ${JSON.stringify(raw)}` };
+/** The process-wide budget of runs whose context carries none (tests, benchmarks). */
+export const socketBudget = new SocketBudget(DEFAULT_MAX_SOCKETS);
+
+/** The probe resources of runs whose context carries none. */
+export const defaultProbeResources: ProbeResources = {
+  sockets: socketBudget,
+  pingProcesses: new SocketBudget(DEFAULT_MAX_PING_PROCESSES),
+  pingPath: DEFAULT_PING_PATH,
+};
+
+/** Makes an agent's probe resources from its settings (config.ts). */
+export function probeResources(settings: { maxSockets: number; maxPingProcesses: number; pingPath: string }): ProbeResources {
+  return { sockets: new SocketBudget(settings.maxSockets), pingProcesses: new SocketBudget(settings.maxPingProcesses), pingPath: settings.pingPath };
 }
 
-/** The process's budget. */
-export const socketBudget = new SocketBudget(socketBudgetFromEnv().size);
-
-/** Sets the process's budget size (the agent's configuration, tests). */
-export function setSocketBudget(size: number): void {
-  socketBudget.resize(size);
+/** The resources a run's probes use: the agent's, else the process defaults. */
+export function probesOf(ctx: Pick<TaskContext, 'probes'>): ProbeResources {
+  return ctx.probes ?? defaultProbeResources;
 }

@@ -29,7 +29,7 @@ import https from 'node:https';
 import net, { isIP, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { createGunzip } from 'node:zlib';
-import { socketBudget } from './budget.ts';
+import type { SocketBudget } from './budget.ts';
 import type { IpType } from './targets.ts';
 
 const MAX_REDIRECTS = 10;
@@ -53,6 +53,8 @@ export interface HttpProbeRequest {
   readonly readBody: boolean;
   /** The run's signal: aborts the request (a `TimeoutError` reason counts as the request's timeout). */
   readonly signal: AbortSignal;
+  /** The agent's probe sockets: each connection holds one while open. */
+  readonly sockets: SocketBudget;
 }
 
 export interface HttpProbeResponse {
@@ -213,7 +215,7 @@ type Exchange =
 async function exchange(req: HttpProbeRequest, hop: Hop, first: URL, cookies: Map<string, string> | undefined, signal: AbortSignal): Promise<Exchange> {
   let release: () => void;
   try {
-    release = await socketBudget.acquire(signal);
+    release = await req.sockets.acquire(signal);
   } catch {
     return { error: 'aborted while waiting for a socket', timeout: false, phase: 'waiting for a socket' };
   }

@@ -12,40 +12,16 @@
  * its last echo, iputils waits max(2 × the slowest RTT seen, the adapted interval) when some replies came,
  * so a last reply slower than that but under `max_rtt` is counted lost.
  *
- * Processes are bounded by the socket budget (one unit each) and by {@link DEFAULT_MAX_PING_PROCESSES}
- * (`AGENT_PROBE_MAX_PING_PROCESSES`); the run's signal interrupts them (what was not answered is lost).
+ * Processes are bounded by the agent's probe resources (task.ts ProbeResources): the socket budget (one
+ * unit each) and the ping-process bound (`AGENT_PROBE_MAX_PING_PROCESSES`); the binary is theirs too
+ * (`AGENT_PING_PATH`). The run's signal interrupts them (what was not answered is lost).
  */
 import { spawn } from 'node:child_process';
-import { socketBudget, SocketBudget } from './budget.ts';
+import type { ProbeResources } from '../task.ts';
 import { ipFamily } from './targets.ts';
-
-/** Default bound of concurrent ping processes per agent. */
-export const DEFAULT_MAX_PING_PROCESSES = 64;
 
 /** The smallest ICMP echo payload for which iputils ping measures RTT (it needs room for its timestamp). */
 export const MIN_PING_PAYLOAD = 16;
-
-function processCap(): number {
-  const n = Number(process.env.AGENT_PROBE_MAX_PING_PROCESSES ?? '');
-  return Number.isInteger(n) && n >= 1 ? n : DEFAULT_MAX_PING_PROCESSES;
-}
-
-/** The agent's bound on concurrent ping processes. */
-export const pingProcesses = new SocketBudget(processCap());
-
-let binary = process.env.AGENT_PING_PATH ?? 'ping';
-
-/** The `ping` binary: `AGENT_PING_PATH`, default `ping` from PATH. */
-export function pingPath(): string {
-  return binary;
-}
-
-/** Points at another `ping` binary (tests); `undefined` restores the default. Returns the previous one. */
-export function setPingPath(path: string | undefined): string {
-  const prev = binary;
-  binary = path ?? process.env.AGENT_PING_PATH ?? 'ping';
-  return prev;
-}
 
 export interface PingRequest {
   readonly ip: string;
@@ -55,6 +31,8 @@ export interface PingRequest {
   /** ICMP message size including its 8-byte header (`ping_size`). */
   readonly size: number;
   readonly signal: AbortSignal;
+  /** The agent's bounds and `ping` binary. */
+  readonly resources: ProbeResources;
 }
 
 export interface PingResult {
@@ -97,12 +75,12 @@ export async function ping(req: PingRequest): Promise<PingResult> {
   let releaseProcess: () => void;
   let releaseSocket: () => void;
   try {
-    releaseProcess = await pingProcesses.acquire(req.signal);
+    releaseProcess = await req.resources.pingProcesses.acquire(req.signal);
   } catch {
     return lost();
   }
   try {
-    releaseSocket = await socketBudget.acquire(req.signal);
+    releaseSocket = await req.resources.sockets.acquire(req.signal);
   } catch {
     releaseProcess();
     return lost();
@@ -111,7 +89,7 @@ export async function ping(req: PingRequest): Promise<PingResult> {
     let out = '';
     let err = '';
     let spawnError: string | undefined;
-    const child = spawn(pingPath(), pingArgs(req), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', LANG: 'C' } });
+    const child = spawn(req.resources.pingPath, pingArgs(req), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', LANG: 'C' } });
     const onAbort = (): void => {
       child.kill('SIGINT');
     };

@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Codes, type NamedCode } from '../tasks/gather-up.ts';
-import { socketBudget } from './budget.ts';
+import type { SocketBudget } from './budget.ts';
 import { isStopped } from './run.ts';
 import { ipFamily } from './targets.ts';
 
@@ -26,6 +26,8 @@ export interface TcpProbeRequest {
   readonly expectsResponse: boolean;
   readonly bufferSize: number;
   readonly signal: AbortSignal;
+  /** The agent's probe sockets: the connection holds one while open. */
+  readonly sockets: SocketBudget;
   /** Monotonic ms the probe's clock started at (the deadline of the exchange is start + timeout). */
   readonly startMono: number;
 }
@@ -45,7 +47,7 @@ export interface TcpProbeResult {
 export async function tcpProbe(req: TcpProbeRequest): Promise<TcpProbeResult | NotProbed> {
   let release: () => void;
   try {
-    release = await socketBudget.acquire(req.signal);
+    release = await req.sockets.acquire(req.signal);
   } catch {
     return { kind: 'not-probed', reason: 'run ended while waiting for a socket' };
   }
@@ -106,6 +108,8 @@ export interface UdpProbeRequest {
   readonly availableDurationMs: number;
   readonly bufferSize: number;
   readonly signal: AbortSignal;
+  /** The agent's probe sockets: each attempt's socket holds one while open. */
+  readonly sockets: SocketBudget;
   /** Called at the start of each attempt (the event's clock restarts there). */
   readonly onAttempt?: (index: number) => void;
 }
@@ -148,7 +152,7 @@ export async function udpProbe(req: UdpProbeRequest): Promise<UdpProbeResult | N
 async function udpAttempt(req: UdpProbeRequest, strict: boolean): Promise<Attempt> {
   let release: () => void;
   try {
-    release = await socketBudget.acquire(req.signal);
+    release = await req.sockets.acquire(req.signal);
   } catch {
     return { kind: 'not-probed', reason: 'run ended while waiting for a socket' };
   }

@@ -23,6 +23,7 @@
 import type { ConfigProblem } from '../../common/errors.ts';
 import { fields, isMap, type FieldReader } from '../config-fields.ts';
 import { customReportOutput, emitSafely, GatherStatus, UptimeEvent, uptimeOutput } from '../probe/event.ts';
+import { probesOf } from '../probe/budget.ts';
 import { httpProbe, type HttpProbeResponse } from '../probe/http-client.ts';
 import { readMatchParams, readNetParams, type MatchParams, type NetParams } from '../probe/net-config.ts';
 import { base64Text, base64Value } from '../probe/payload.ts';
@@ -238,6 +239,7 @@ class HttpTask implements Task<HttpTaskConfig> {
       ipType: c.ipType,
       readBody: step.expectsBody,
       signal: ctx.signal,
+      sockets: probesOf(ctx).sockets,
     });
     if (result.kind === 'cancelled' || isStopped(ctx.signal)) return;
     switch (result.kind) {

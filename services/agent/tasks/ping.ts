@@ -26,6 +26,7 @@
 import type { ConfigProblem } from '../../common/errors.ts';
 import { fields, isMap } from '../config-fields.ts';
 import { parseDurationValue } from '../duration.ts';
+import { probesOf } from '../probe/budget.ts';
 import { emitSafely, hostReportDimensions, withLabelGroups } from '../probe/event.ts';
 import { ping, type PingResult } from '../probe/pinger.ts';
 import { isStopped } from '../probe/run.ts';
@@ -151,7 +152,7 @@ class PingTask implements Task<PingTaskConfig> {
     const unique = [...new Set(plan.flatMap((p) => p.ips))];
     const results = new Map<string, PingResult>();
     await Promise.all(unique.map(async (ip) => {
-      results.set(ip, await ping({ ip, count: c.totalNum, maxRttMs: c.maxRttMs, size: c.pingSize, signal: ctx.signal }));
+      results.set(ip, await ping({ ip, count: c.totalNum, maxRttMs: c.maxRttMs, size: c.pingSize, signal: ctx.signal, resources: probesOf(ctx) }));
     }));
     if (isStopped(ctx.signal)) return;
     const failed = [...results.values()].find((r) => r.error !== undefined);

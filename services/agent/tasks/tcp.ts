@@ -9,6 +9,7 @@
  */
 import type { ConfigProblem } from '../../common/errors.ts';
 import { fields } from '../config-fields.ts';
+import { probesOf } from '../probe/budget.ts';
 import { customReportOutput, emitSafely, simpleBody, simpleReportDimensions, UptimeEvent, uptimeOutput, type SimpleTarget } from '../probe/event.ts';
 import { readMatchParams, readNetParams, type MatchParams, type NetParams } from '../probe/net-config.ts';
 import { runProbes } from '../probe/run.ts';
@@ -59,7 +60,7 @@ class TcpTask implements Task<TcpTaskConfig> {
     const c = this.config;
     const event = new UptimeEvent(c, ctx.now());
     const expectsResponse = c.matcher.expected.length > 0;
-    const result = await tcpProbe({ ip, port: c.port, timeoutMs: c.timeoutMs, request: c.request, expectsResponse, bufferSize: c.bufferSize, signal: ctx.signal, startMono: event.startMono });
+    const result = await tcpProbe({ ip, port: c.port, timeoutMs: c.timeoutMs, request: c.request, expectsResponse, bufferSize: c.bufferSize, signal: ctx.signal, sockets: probesOf(ctx).sockets, startMono: event.startMono });
     if (result.kind === 'not-probed') {
       ctx.logger.debug('tcp target not probed', { task_id: c.taskId, ip, reason: result.reason });
       return;

@@ -22,8 +22,9 @@
  * `timestamp` — the reference's code compares only the content's keys and the dimension values (so traps
  * that differ only in a varbind value are merged); bkstream keeps them apart (README). A community not in
  * `community` (comma list; an empty item admits an empty community) is only logged, as in the reference.
- * Labels expand records the keyword way (tasks/keyword.ts). UDP receive-buffer drops (/proc/net/snmp
- * `Udp: RcvbufErrors`) are logged when they grow.
+ * Each record is expanded by CMDB level: once per topology link its target labels resolve to through the
+ * hostid file (tasks/cmdb-level.ts), as the reference's CmdbEventSender. UDP receive-buffer drops
+ * (/proc/net/snmp `Udp: RcvbufErrors`) are logged when they grow.
  */
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { readFile } from 'node:fs/promises';
@@ -34,7 +35,7 @@ import snmp from 'net-snmp';
 import type { ConfigProblem } from '../../common/errors.ts';
 import { fields, isMap } from '../config-fields.ts';
 import type { BaseTaskConfig, Task, TaskContext, TaskType } from '../task.ts';
-import { uniqueLabels } from './keyword.ts';
+import { cmdbExpander, type RecordExpander } from './cmdb-level.ts';
 
 export interface UsmUser {
   readonly name: string;
@@ -216,11 +217,10 @@ function reportDimensions(c: TrapConfig, name: string, value: string, dimension:
   }
 }
 
-/** The reference's document for one (counted) trap. */
-export function trapDocument(c: TrapConfig, ev: TrapEvent, count: number): Record<string, unknown> {
+/** The reference's document for one (counted) trap, its record expanded by CMDB level. */
+export function trapDocument(c: TrapConfig, ev: TrapEvent, count: number, expand: RecordExpander): Record<string, unknown> {
   const record = { event_name: 'TrapOID', event: { content: goJson(ev.content), count }, dimension: ev.dimension, target: c.target, timestamp: Math.floor(ev.timestampMs / 1000) * 1000 };
-  const labels = uniqueLabels(c.labels);
-  return { dataid: c.dataId, data: labels.length === 0 ? [record] : labels.map((l) => ({ ...record, dimension: { ...ev.dimension, ...l } })) };
+  return { dataid: c.dataId, data: expand(record) };
 }
 
 /** What this task uses of net-snmp's receiver (its typings declare it loosely). */
@@ -242,6 +242,7 @@ class TrapTask implements Task<TrapConfig> {
     const c = this.config;
     const log = ctx.logger.child({ task_type: 'snmptrap', task_id: c.taskId, port: c.listenPort });
     const communities = new Set(c.community.split(','));
+    const expand = cmdbExpander(c.labels, () => ctx.topology?.());
     const cache = new Map<string, { ev: TrapEvent; count: number }>();
     const queue: Record<string, unknown>[] = [];
     let wake: (() => void) | undefined;
@@ -271,7 +272,7 @@ class TrapTask implements Task<TrapConfig> {
       }
     };
     const flush = (): void => {
-      for (const { ev, count } of cache.values()) queue.push(trapDocument(c, ev, count));
+      for (const { ev, count } of cache.values()) queue.push(trapDocument(c, ev, count, expand));
       cache.clear();
     };
     const createReceiver = snmp.createReceiver as unknown as (options: object, callback: typeof onTrap) => SnmpReceiver;

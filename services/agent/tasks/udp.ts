@@ -16,6 +16,7 @@
  */
 import type { ConfigProblem } from '../../common/errors.ts';
 import { fields } from '../config-fields.ts';
+import { probesOf } from '../probe/budget.ts';
 import { UptimeEvent } from '../probe/event.ts';
 import { readMatchParams, readNetParams, type MatchParams, type NetParams } from '../probe/net-config.ts';
 import { runProbes } from '../probe/run.ts';
@@ -93,6 +94,7 @@ class UdpTask implements Task<UdpTaskConfig> {
       availableDurationMs: c.availableDurationMs,
       bufferSize: c.bufferSize,
       signal: ctx.signal,
+      sockets: probesOf(ctx).sockets,
       onAttempt: () => event.restart(ctx.now()),
     });
     if (result.kind === 'not-probed') {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import type { ConfigProblem } from '../../../services/common/errors.ts';
 import { silentLogger } from '../../../services/common/log.ts';
-import type { BaseTaskConfig, EventOutput, GlobalSettings, MetricsOutput, StateStore, TaskContext, TaskOutput, TaskType } from '../../../services/agent/task.ts';
+import type { BaseTaskConfig, EventOutput, GlobalSettings, HostTopology, MetricsOutput, StateStore, TaskContext, TaskOutput, TaskType } from '../../../services/agent/task.ts';
 
 export const GATHER_UP_DATA_ID = 1100017;
 
@@ -41,6 +41,8 @@ export interface RecordingOptions {
   keepOneDimension?: boolean;
   state?: StateStore;
   signal?: AbortSignal;
+  /** The host's CMDB topology the context gives (`ctx.topology`); none by default. */
+  topology?: () => HostTopology | undefined;
 }
 
 export function recordingContext(options: RecordingOptions = {}): Recording {
@@ -86,6 +88,7 @@ export function recordingContext(options: RecordingOptions = {}): Recording {
     global,
     agent: { version: 'test', startedAtMs: Date.now(), reloadTotal: () => 0, runningTasks: () => ({}) },
     logger: silentLogger,
+    ...(options.topology ? { topology: options.topology } : {}),
   };
   return {
     ctx,

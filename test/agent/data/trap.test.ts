@@ -9,7 +9,7 @@ import { createSocket } from 'node:dgram';
 import iconv from 'iconv-lite';
 import snmp from 'net-snmp';
 import { goJson, matchOid, trapType, type TrapConfig } from '../../../services/agent/tasks/trap.ts';
-import type { EventOutput } from '../../../services/agent/task.ts';
+import type { EventOutput, HostTopology } from '../../../services/agent/task.ts';
 import { parseTask, problemsOf, recordingContext } from './helpers.ts';
 
 async function freePort(): Promise<number> {
@@ -25,8 +25,8 @@ interface Listening {
   stop(): Promise<void>;
 }
 
-async function listen(config: TrapConfig): Promise<Listening> {
-  const rec = recordingContext();
+async function listen(config: TrapConfig, topology?: () => HostTopology | undefined): Promise<Listening> {
+  const rec = recordingContext(topology ? { topology } : {});
   const running = trapType.create(config).run(rec.ctx);
   await new Promise((r) => setTimeout(r, 150));
   return {
@@ -108,6 +108,33 @@ test('v2c trap: content with translated names, errata 16 (OID values only set sn
   t.is(d.generic_trap, '0');
   t.is(d['1_3_6_1_2_1_2_2_1_1'], '3::::3', '.index dimension: <index>::::<value> under the parent OID');
   t.is(d['1_3_6_1_4_1_2000_7'], '42');
+});
+
+test('labels: each record is expanded by CMDB level through the hostid topology, re-resolved when the topology changes', async (t) => {
+  const port = await freePort();
+  const config = parseTask(t, trapType, { listen_ip: '127.0.0.1', listen_port: port, oids: OIDS }, {
+    labels: [
+      { bk_target_topo_level: 'set', bk_target_topo_id: '5', bk_collect_config_id: '12' },
+      { bk_target_topo_level: 'set', bk_target_topo_id: '5', bk_collect_config_id: '12' },
+      { bk_target_ip: '10.0.0.5', bk_target_cloud_id: '3' },
+    ],
+  });
+  let topology: HostTopology | undefined = { innerIp: '10.0.0.5', cloudId: '3', links: [{ bk_biz_id: 9, bk_set_id: 5, bk_module_id: 8, zone: 4 }, { bk_biz_id: 9, bk_set_id: 6, bk_module_id: 1 }] };
+  const l = await listen(config, () => topology);
+  t.teardown(() => l.stop());
+  await send(snmp.Version2c, port, 'public', '1.3.6.1.6.3.1.1.5.3', []);
+  await l.rec.waitFor((o) => o.length >= 1);
+  const dims = docs(l.rec.events('snmptrap'))[0]!.data.map((r) => r.dimension);
+  t.is(dims.length, 3, 'the set-5 label once (repeated labels count once) + the static-IP label on both links');
+  t.like(dims[0], { bk_collect_config_id: '12', bk_target_topo_level: 'set', bk_target_topo_id: '5', bk_target_ip: '10.0.0.5', bk_target_cloud_id: '3', bk_biz_id: '9', bk_set_id: '5', bk_module_id: '8', bk_zone_id: '4', display_name: 'linkDown', bk_target_service_instance_id: '' });
+  t.like(dims[1], { bk_target_ip: '10.0.0.5', bk_target_topo_level: '', bk_set_id: '5', bk_zone_id: '4' });
+  t.like(dims[2], { bk_target_ip: '10.0.0.5', bk_set_id: '6', bk_module_id: '1' });
+  topology = undefined;
+  await send(snmp.Version2c, port, 'public', '1.3.6.1.6.3.1.1.5.3', []);
+  await l.rec.waitFor((o) => o.length >= 2);
+  const plain = docs(l.rec.events('snmptrap'))[1]!.data;
+  t.is(plain.length, 1, 'no topology in use: the record is sent once, as it is');
+  t.false('bk_target_ip' in plain[0]!.dimension);
 });
 
 test('v1 traps: generic (linkUp) and enterprise-specific; GBK octet strings; hide_agent_port; use_display_name_oid', async (t) => {

@@ -20,7 +20,7 @@ import { fields, type RawMap } from '../../../services/agent/config-fields.ts';
 import { runDeadlineMs } from '../../../services/agent/schedulers/daemon.ts';
 import { startRun, type RunStatus } from '../../../services/agent/schedulers/runner.ts';
 import { ConcurrencyLimiter } from '../../../services/agent/schedulers/semaphore.ts';
-import type { BaseTaskConfig, EventOutput, MetricsOutput, TaskOutput, TaskType } from '../../../services/agent/task.ts';
+import type { BaseTaskConfig, EventOutput, MetricsOutput, ProbeResources, TaskOutput, TaskType } from '../../../services/agent/task.ts';
 import { cleanTiming, readBase, readMeta, taskIdent } from '../../../services/agent/task-config.ts';
 import { recordingEnv } from '../kit.ts';
 
@@ -55,9 +55,12 @@ export interface RunResult {
   ms: number;
 }
 
-/** One run of a task through the real run wrapper (deadline = timeout); `limits` are `concurrency_limit.task`. */
-export async function runOnce<C extends BaseTaskConfig>(type: TaskType<C>, config: C, limits: ConstructorParameters<typeof ConcurrencyLimiter>[0] = {}): Promise<RunResult> {
-  const env = recordingEnv(systemClock, new ConcurrencyLimiter(limits));
+/**
+ * One run of a task through the real run wrapper (deadline = timeout); `limits` are `concurrency_limit.task`,
+ * `probes` the agent's probe resources (default: the process defaults).
+ */
+export async function runOnce<C extends BaseTaskConfig>(type: TaskType<C>, config: C, limits: ConstructorParameters<typeof ConcurrencyLimiter>[0] = {}, probes?: ProbeResources): Promise<RunResult> {
+  const env = recordingEnv(systemClock, new ConcurrencyLimiter(limits), probes ? { probes } : {});
   const task = type.create(config);
   const started = performance.now();
   const handle = startRun(env, task, new AbortController().signal, runDeadlineMs(config));

@@ -6,7 +6,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { parsePingOutput, pingArgs, setPingPath } from '../../../services/agent/probe/pinger.ts';
+import { probeResources } from '../../../services/agent/probe/budget.ts';
+import { parsePingOutput, pingArgs } from '../../../services/agent/probe/pinger.ts';
 import { setResolver } from '../../../services/agent/probe/targets.ts';
 import { CUSTOM_REPORT_BATCH, pingMetrics, pingType } from '../../../services/agent/tasks/ping.ts';
 import { bodyOf, configure, mustConfigure, runOnce, testHost } from './kit.ts';
@@ -119,10 +120,9 @@ test('custom_report: batches of 512, one MetricBatch per target of a batch, host
   t.is(rec.timestamp % 1_000, 0);
 });
 
-test.serial('a ping that cannot be started: the reference failure status event (not_uptimecheck), no target events', async (t) => {
-  const prev = setPingPath('/nonexistent/ping');
-  t.teardown(() => setPingPath(prev));
-  const r = await runOnce(pingType, mustConfigure(t, pingType, { timeout: '5s', targets: [{ target: '127.0.0.1', target_type: 'ip' }] }, meta));
+test('a ping that cannot be started: the reference failure status event (not_uptimecheck), no target events', async (t) => {
+  const probes = probeResources({ maxSockets: 8, maxPingProcesses: 2, pingPath: '/nonexistent/ping' });
+  const r = await runOnce(pingType, mustConfigure(t, pingType, { timeout: '5s', targets: [{ target: '127.0.0.1', target_type: 'ip' }] }, meta), {}, probes);
   t.is(r.events.length, 1);
   t.like(r.events[0], { eventType: 'status', status: 1, notUptimeCheck: true, dataId: 1100003 });
 });
