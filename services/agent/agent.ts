@@ -19,7 +19,8 @@ import { CronScheduler } from './schedulers/cron.ts';
 import { DaemonScheduler } from './schedulers/daemon.ts';
 import { keywordScheduler } from './schedulers/keyword.ts';
 import { ListenScheduler } from './schedulers/listen.ts';
-import type { RunEnv, RunStatus } from './schedulers/runner.ts';
+import type { CheckTaskResult } from './check-mode.ts';
+import type { RunEnv } from './schedulers/runner.ts';
 import { mergeCounts, type Scheduler } from './schedulers/scheduler.ts';
 import { ConcurrencyLimiter, type RunLimiter } from './schedulers/semaphore.ts';
 import { CONFIG_ERROR_NO_CHILD_PATH, Heartbeat } from './tasks/heartbeat.ts';
@@ -71,6 +72,8 @@ export class Agent {
   #configLoadAtMs: number;
   #reloading: Promise<unknown> = Promise.resolve();
   #started = false;
+  /** Check mode: what each task emitted, by ident (for the printed results). */
+  readonly #checkOutputs = new Map<string, TaskOutput[]>();
   readonly self: AgentSelf;
 
   constructor(options: AgentOptions) {
@@ -128,10 +131,17 @@ export class Agent {
     this.#log.info('agent started', { mode: main.mode, tasks: this.#loaded.tasks.length, config: main.file, node_id: this.#host.current().nodeId });
   }
 
-  /** The check scheduler's results (check mode only). */
-  checkFinished(): Promise<{ type: string; status: RunStatus }[]> | undefined {
+  /**
+   * Check mode only: resolves once every main-scheduler task ran once, with each run's outcome and what it
+   * emitted; the listen and keyword tasks are listed as `not_run` (check mode does not start them).
+   */
+  checkFinished(): Promise<CheckTaskResult[]> | undefined {
     if (!(this.#main instanceof CheckScheduler)) return undefined;
-    return this.#main.finished().then((r) => r.map((x) => ({ type: x.entry.config.type, status: x.status })));
+    const notRun = this.#loaded.tasks.filter((t) => t.scheduler !== 'main');
+    return this.#main.finished().then((runs) => [
+      ...runs.map((r) => ({ entry: r.entry, status: r.status, seconds: r.seconds, outputs: this.#checkOutputs.get(r.entry.config.ident) ?? [] })),
+      ...notRun.map((entry) => ({ entry, status: 'not_run' as const, seconds: 0, outputs: [] })),
+    ]);
   }
 
   /** Re-reads the configuration and applies it by task identity; on problems keeps the running state. */
@@ -190,10 +200,12 @@ export class Agent {
     return { ok: true, reason, tasks: next.tasks.length, problems: [], childFiles: next.children };
   }
 
+  /** Hands each scheduler its tasks; check mode runs the main-scheduler tasks only (long-running ones are listed, not run). */
   #route(tasks: readonly ConfiguredTask[], apply: (s: Scheduler, tasks: ConfiguredTask[]) => void): void {
+    const check = this.#loaded.main.mode === 'check';
     apply(this.#main, tasks.filter((t) => t.scheduler === 'main'));
-    apply(this.#listen, tasks.filter((t) => t.scheduler === 'listen'));
-    apply(this.#keyword, tasks.filter((t) => t.scheduler === 'keyword'));
+    apply(this.#listen, check ? [] : tasks.filter((t) => t.scheduler === 'listen'));
+    apply(this.#keyword, check ? [] : tasks.filter((t) => t.scheduler === 'keyword'));
   }
 
   #startHeartbeat(): void {
@@ -255,11 +267,19 @@ export class Agent {
 
   #context(task: Task, signal: AbortSignal, limiter: RunLimiter): TaskContext {
     const o = this.#o;
+    const checked = this.#main instanceof CheckScheduler ? this.#checkOutputs : undefined;
     return {
       signal,
       now: () => o.clock.now(),
       sleep: (ms) => sleep(o.clock, ms, signal),
-      emit: (output) => o.emit(output),
+      emit: (output) => {
+        if (checked) {
+          const list = checked.get(task.config.ident) ?? [];
+          list.push(output);
+          checked.set(task.config.ident, list);
+        }
+        return o.emit(output);
+      },
       acquire: (n) => limiter.acquire(n, signal),
       requestReload: (reason) => {
         void this.reload(`${task.config.type}: ${reason}`).catch((err: unknown) => this.#log.error('reload failed', { err }));

@@ -3,7 +3,9 @@
  * and its child files, run every main-scheduler task once, one after the other, each bounded by its
  * deadline, and hand back what each produced — nothing is published and the agent's state directory is
  * not touched (an in-memory state store is used). Long-running tasks (listen and keyword schedulers) are
- * listed, not run.
+ * listed, not run. This is `bkstream agent check`; a service started with `mode: check` runs its tasks the
+ * same way through its own agent (publishing them), prints the same report ({@link formatCheckReport}) and
+ * ends (service.ts).
  */
 import type { Logger } from '../common/log.ts';
 import { sleep, systemClock, type Clock } from './clock.ts';
@@ -86,4 +88,34 @@ export async function runCheck(configFile: string, options: CheckOptions): Promi
   for (const entry of loaded.tasks.filter((t) => t.scheduler !== 'main')) results.push({ entry, status: 'not_run', seconds: 0, outputs: [] });
   await scheduler.stop();
   return { loaded, host, results };
+}
+
+/**
+ * The printed form of a check report: the configuration, its warnings and child files, each task with its
+ * outcome, time and outputs (one JSON line each), and a summary line (`bkstream agent check` and a service
+ * started with `mode: check` print the same).
+ */
+export function formatCheckReport(report: CheckReport): { lines: string[]; failed: number } {
+  const { loaded, host, results } = report;
+  const lines = [`config  ${loaded.main.file} (mode ${loaded.main.mode}; host ${host.nodeId}, biz ${host.bkBizId})`];
+  for (const w of loaded.warnings) lines.push(`warning ${w}`);
+  for (const c of loaded.children) {
+    lines.push(`child   ${c.path}: ${c.status}${c.status === 'loaded' ? ` (${c.tasks} task${c.tasks === 1 ? '' : 's'})` : ''}`);
+    if (c.status !== 'loaded') for (const p of c.problems) lines.push(`          - ${p.key}: ${p.message}`);
+  }
+  let failed = 0;
+  for (const r of results) {
+    const c = r.entry.config;
+    const head = `task    ${c.type} #${c.taskId} (${c.source ?? ''})`;
+    if (r.status === 'not_run') {
+      lines.push(`${head}: long-running (${r.entry.scheduler} scheduler), not run in check mode`);
+      continue;
+    }
+    if (r.status !== 'ok') failed++;
+    lines.push(`${head}: ${r.status} in ${r.seconds.toFixed(3)} s, ${r.outputs.length} output${r.outputs.length === 1 ? '' : 's'}`);
+    for (const o of r.outputs) lines.push(`  ${JSON.stringify(o)}`);
+  }
+  const ran = results.filter((r) => r.status !== 'not_run').length;
+  lines.push(`${ran} task${ran === 1 ? '' : 's'} run, ${failed} failed`);
+  return { lines, failed };
 }

@@ -19,6 +19,7 @@ import { Lifecycle, type Component } from '../common/lifecycle.ts';
 import { defineService, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
 import { topicName } from '../common/topics.ts';
 import { Agent } from './agent.ts';
+import { formatCheckReport, type CheckReport } from './check-mode.ts';
 import { BoundedChannel } from './channel.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { agentSpec, DEFAULT_AGENT_CONFIG, validateAgent, type AgentConfig } from './config.ts';
@@ -68,6 +69,16 @@ export interface AgentOverrides {
   listenRestartDelayMs?: number;
   /** Sender retry backoff (tests shorten it). */
   retryMaxMs?: number;
+  /**
+   * `mode: check`: called once every task ran once (default {@link printCheckReport}). The process of its
+   * own (`agentProcess`, main.ts) then also ends, as the reference's beat stops.
+   */
+  onCheckDone?: (report: CheckReport) => void;
+}
+
+/** Prints a check-mode report on stdout (the lines `bkstream agent check` prints). */
+export function printCheckReport(report: CheckReport): void {
+  process.stdout.write(`${formatCheckReport(report).lines.join('\n')}\n`);
 }
 
 /** The running service and its parts (for tests). */
@@ -189,9 +200,20 @@ export async function createAgentService(deps: ServiceDeps<never>, config: Agent
     },
   });
 
+  const whenChecked = async (): Promise<void> => {
+    const finished = core.checkFinished();
+    if (!finished) return;
+    const results = await finished;
+    logger.info('check mode: every task ran once', { tasks: results.length });
+    (overrides.onCheckDone ?? printCheckReport)({ loaded: core.loaded, host: core.host.current(), results });
+  };
+
   return {
     name: 'agent',
-    start: () => lifecycle.start(),
+    start: async () => {
+      await lifecycle.start();
+      whenChecked().catch((err: unknown) => logger.error('check mode: the report failed', { err }));
+    },
     stop: () => lifecycle.stop(),
     agent: core,
     publisher,
@@ -212,3 +234,22 @@ export const agentService = defineService({
 });
 
 export default agentService;
+
+/**
+ * The agent as a process of its own (main.ts): the module above, except that with `mode: check` the
+ * process ends once every task ran and the report is printed — the reference's beat stops after its check
+ * run (§A2.2). It ends the way a SIGTERM ends it (the runner stops the service: intake, then the channel
+ * into the spool, then the spool into Kafka until AGENT_SHUTDOWN_TIMEOUT_MS), with exit code 0. Inside
+ * `bkstream up` (the default module) the other services keep the process, so the agent prints its report
+ * and stays up idle.
+ */
+export const agentProcess = defineService({
+  ...agentService,
+  create: (deps, config) => createAgentService(deps, config, {
+    onCheckDone: (report) => {
+      printCheckReport(report);
+      // After the runner's signal handlers are in place (they are set once start() resolved).
+      setImmediate(() => process.kill(process.pid, 'SIGTERM'));
+    },
+  }),
+});
