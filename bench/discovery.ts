@@ -8,16 +8,26 @@
  *    different records.
  * 2. Baseline (a): a bare kafkajs consumer (eachBatch) that drains the topic and decodes every record
  *    with the full SpanBatch schema. For detail, also the same with discovery's projection reader.
- * 3. Discovery (b) end to end, in this process: consumer group, rules, the seven discoverers, windows,
- *    dedupe, upserts into the store (embedded PGlite on disk unless BENCH_DATABASE_URL names PostgreSQL),
- *    until every span is processed and every row it produced is flushed.
+ * 3. Discovery (b) end to end, in a child process started as deployed: consumer group, rules, the seven
+ *    discoverers, windows, dedupe, upserts into the store (embedded PGlite on disk; then again on a fresh
+ *    PostgreSQL database when BENCH_DATABASE_URL is set), until every span is processed and every row it
+ *    produced is flushed.
  * 4. Memory: the dedupe cache is filled to DISCOVERY_CACHE_MAX_KEYS (1 000 000) keys of realistic shape
  *    through the real sink (rows discarded instead of written), then RSS is read. Peak RSS covers steps
  *    3 and 4.
+ * 5. Scale (c), with BENCH_DATABASE_URL: BENCH_PROCESSES (2) discovery processes in one consumer group on
+ *    another fresh PostgreSQL database, started together; their combined rate (first span processed to
+ *    every partition processed to its end and flushed, the criterion of (b)) over (b)'s PostgreSQL rate
+ *    is `scale`; their rows written per 1 000 spans, and the rows they made (equal to (b)'s, no two
+ *    sharing a natural key), are printed.
  *
  * Env: KAFKA_BROKERS (set by scripts/with-broker.ts), BENCH_SPANS (default 1 200 000),
- * BENCH_DATABASE_URL (a second discovery run on PostgreSQL), BENCH_SKIP_PGLITE=1 (PostgreSQL only; the
- * RESULT line then reports it), BENCH_SKIP_BASELINE=1 (profiling).
+ * BENCH_DATABASE_URL (the admin database of a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres:
+ * each PostgreSQL run creates its own database there and drops it afterwards), BENCH_SKIP_PGLITE=1
+ * (PostgreSQL only; the RESULT line then reports it), BENCH_PROCESSES (processes of run (c); 1 leaves it
+ * out), and for profiling BENCH_SKIP_BASELINE=1, BENCH_SKIP_MEMORY=1 (no cache fill), BENCH_CPU_PROF_DIR
+ * (a V8 CPU profile of each discovery process). `--hot [spans]` runs discovery's hot path alone, with no
+ * broker or store (see {@link hot}).
  */
 import { spawn } from 'node:child_process';
 import { Session } from 'node:inspector';

@@ -16,7 +16,7 @@
  */
 import type { RelationChild, RelationParent } from './discoverers/relation.ts';
 import type { RemoteParent } from './discoverers/remote-service-relation.ts';
-import { rootCandidate, spanBefore, type RootCandidate, type RootSighting } from './discoverers/root-endpoint.ts';
+import { replaceCandidate, rootCandidate, spanBefore, type RootCandidate, type RootSighting } from './discoverers/root-endpoint.ts';
 import { IdTable } from './id-table.ts';
 import type { RootEndpointRow } from './records.ts';
 
@@ -207,7 +207,8 @@ export class PartitionWindow {
       this.#traceCount++;
       return;
     }
-    if (spanBefore(span, this.#traces.valueAt(slot))) this.#traces.setValueAt(slot, rootCandidate(span, row, source));
+    const candidate = this.#traces.valueAt(slot);
+    if (spanBefore(span, candidate)) replaceCandidate(candidate, span, row, source);
     const stamp = this.#traces.stampAt(slot);
     if (stamp !== current.serial) {
       this.#bucket(stamp).traces--;

@@ -35,6 +35,18 @@ export function rootCandidate(span: RootSighting, row: RootEndpointRow, source =
   return { bk_biz_id: span.bk_biz_id, app_name: span.app_name, start: span.start_time, elapsed: span.elapsed_time, spanId: span.span_id, timeUs: span.end_time, row, source };
 }
 
+/** Makes `c` the candidate of `span` instead (the window's candidates are its own: nothing else holds them). */
+export function replaceCandidate(c: RootCandidate, span: RootSighting, row: RootEndpointRow, source = 0): void {
+  c.bk_biz_id = span.bk_biz_id;
+  c.app_name = span.app_name;
+  c.start = span.start_time;
+  c.elapsed = span.elapsed_time;
+  c.spanId = span.span_id;
+  c.timeUs = span.end_time;
+  c.row = row;
+  c.source = source;
+}
+
 /** Whether a span comes before a candidate: earlier start, then longer, then smaller span id. */
 export function spanBefore(span: RootSighting, c: RootCandidate): boolean {
   return span.start_time < c.start || (span.start_time === c.start && (span.elapsed_time > c.elapsed || (span.elapsed_time === c.elapsed && span.span_id < c.spanId)));
