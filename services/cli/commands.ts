@@ -8,6 +8,7 @@ export const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./commands/status.ts')).command,
   replay: async () => (await import('./commands/replay.ts')).command,
   apps: async () => (await import('./commands/apps.ts')).command,
+  admin: async () => (await import('./commands/admin.ts')).command,
   flows: async () => (await import('./commands/flows.ts')).command,
   traces: async () => (await import('./commands/traces.ts')).command,
   trace: async () => (await import('./commands/trace.ts')).command,

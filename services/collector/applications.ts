@@ -5,7 +5,8 @@
  * Tokens are `bkst_` + 32 random bytes in base64url (48 characters). The prefix makes a leaked token
  * recognisable (secret scanners, logs); the first 12 characters are kept as a hint for listings.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { hashToken } from '../common/auth.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../common/errors.ts';
 import type { Queryable } from '../common/store/index.ts';
 import { isAvroLong } from '../common/avro/index.ts';
@@ -18,10 +19,8 @@ export function generateToken(): string {
   return `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
 }
 
-/** What is stored and looked up: SHA-256 of the token, lower-case hex. */
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
+/** What is stored and looked up: SHA-256 of the token, lower-case hex (the same as admin tokens, common/auth.ts). */
+export { hashToken };
 
 /** What a token resolves to. */
 export interface Application {

@@ -7,7 +7,8 @@
  *
  * It exists because embedded PGlite is single-process: while `bkstream up` holds the store, `bkstream
  * apps` reaches the registry through this API instead. Same rules as the CLI: tokens are generated
- * here, returned once, stored only as SHA-256 hashes, never logged.
+ * here, returned once, stored only as SHA-256 hashes, never logged. Every route needs an admin token
+ * (SECURITY.md); bodies must be JSON.
  */
 import { ValidationError } from '../common/errors.ts';
 import { json, type HttpRequest, type Route } from '../common/http.ts';
@@ -60,15 +61,18 @@ function bizParam(req: HttpRequest): number | undefined {
 /** Routes for the admin server; `onTokenChange` runs after a rotation (clear token caches). */
 export function applicationRoutes(store: Store, onTokenChange: () => void): Route[] {
   return [
-    { method: 'GET', path: '/api/v1/apps', handle: async (req) => json(200, { applications: await listApplications(store, bizParam(req)) }) },
+    { method: 'GET', path: '/api/v1/apps', access: 'admin', handle: async (req) => json(200, { applications: await listApplications(store, bizParam(req)) }) },
     {
       method: 'POST',
       path: '/api/v1/apps',
+      access: 'admin',
       handle: async (req) => json(201, await createApplication(store, newApplicationFrom(req.body))),
     },
     {
       method: 'POST',
       path: /^\/api\/v1\/apps\/(?<biz>-?\d+)\/(?<app>[A-Za-z0-9_-]{1,50})\/rotate-token$/,
+      // Application management: an admin token, not the application's own.
+      access: 'admin',
       handle: async (req) => {
         const rotated = await rotateToken(store, Number(req.params.biz), req.params.app ?? '');
         onTokenChange();

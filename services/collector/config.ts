@@ -21,13 +21,23 @@ export const receiverSpec = {
   httpEnabled: bool({ env: 'COLLECTOR_OTLP_HTTP_ENABLED', default: true, doc: 'serve OTLP/HTTP `POST /v1/traces` (protobuf and JSON)' }),
   httpPort: port('COLLECTOR_OTLP_HTTP_PORT', 4318, 'OTLP/HTTP port'),
   adminHost: str({ env: 'COLLECTOR_ADMIN_HOST', default: '127.0.0.1', doc: 'interface of the admin server' }),
-  adminPort: port('COLLECTOR_ADMIN_PORT', 4310, 'admin port: `/metrics`, `/healthz`, `POST /-/reload`'),
+  adminPort: port('COLLECTOR_ADMIN_PORT', 4310, 'admin port: `/metrics`, `/livez`, `/readyz`, the application registry and `POST /-/reload` (admin token)'),
   /** Largest gRPC message, bytes (8 MiB). Larger → RESOURCE_EXHAUSTED. */
   maxGrpcMessageBytes: int({ env: 'COLLECTOR_MAX_GRPC_MESSAGE_BYTES', default: DEFAULT_MAX_GRPC_MESSAGE_BYTES, min: 1024, doc: 'largest OTLP/gRPC message, bytes (larger: RESOURCE_EXHAUSTED)' }),
   /** Largest HTTP body, bytes, compressed or not (8 MiB). Larger → 413. */
   maxHttpBodyBytes: int({ env: 'COLLECTOR_MAX_HTTP_BODY_BYTES', default: 8 * MiB, min: 1024, doc: 'largest OTLP/HTTP body, bytes, before and after decompression (larger: 413)' }),
   /** Request bytes being handled at once (64 MiB); past it requests get UNAVAILABLE / 503. */
   maxInFlightBytes: int({ env: 'COLLECTOR_MAX_INFLIGHT_BYTES', default: 64 * MiB, min: 1024, doc: 'request bytes handled at once; more: UNAVAILABLE / 503 (retryable)' }),
+  /** OTLP/HTTP: the request headers must arrive within this (10 s), else 408 and the connection closes. */
+  httpHeadersTimeoutS: int({ env: 'COLLECTOR_HTTP_HEADERS_TIMEOUT_S', default: 10, min: 1, max: 300, doc: 'OTLP/HTTP: time a client has to send the request headers, s (then 408, connection closed)' }),
+  /** OTLP/HTTP: the whole request, body included, must arrive within this (30 s). */
+  httpRequestTimeoutS: int({ env: 'COLLECTOR_HTTP_REQUEST_TIMEOUT_S', default: 30, min: 1, max: 600, doc: 'OTLP/HTTP: time a client has to send a whole request, body included, s (then 408, connection closed)' }),
+  /** OTLP/HTTP: a connection with no traffic for this long is closed (30 s). */
+  httpIdleTimeoutS: int({ env: 'COLLECTOR_HTTP_IDLE_TIMEOUT_S', default: 30, min: 1, max: 3_600, doc: 'OTLP/HTTP: a connection without traffic for this long is closed, s (between requests: at most 5 s)' }),
+  /** OTLP/HTTP: connections that have not shown a valid token in their headers (64); past it the oldest is closed. */
+  httpMaxUnauthenticatedConnections: int({ env: 'COLLECTOR_HTTP_MAX_UNAUTHENTICATED_CONNECTIONS', default: 64, min: 1, doc: 'OTLP/HTTP: open connections that have not shown a valid token in their headers; past it the oldest of them is closed' }),
+  /** OTLP/HTTP: requests without a token in their headers (one may be in the body) read at once (8); more get 429. */
+  httpMaxUnauthenticatedRequests: int({ env: 'COLLECTOR_HTTP_MAX_UNAUTHENTICATED_REQUESTS', default: 8, min: 0, doc: 'OTLP/HTTP: requests without a token in their headers (only the bk.data.token resource attribute) whose bodies are read at once; more get 429 (0 = a header token is required)' }),
   /** How long an Export waits for Kafka's acknowledgement (5 000 ms) before answering UNAVAILABLE. */
   exportTimeoutMs: int({ env: 'COLLECTOR_EXPORT_TIMEOUT_MS', default: 5_000, min: 10, doc: 'how long an Export waits for Kafka to acknowledge its spans before UNAVAILABLE, ms' }),
   /** Default per-token rate limit, requests/s (reference template 2 000; 0 = unlimited, < 0 = reject all). */
@@ -72,6 +82,9 @@ export function validateCollector(c: CollectorConfig): ConfigProblem[] {
   }
   if (c.adminPort !== 0 && ((c.grpcEnabled && c.adminPort === c.grpcPort) || (c.httpEnabled && c.adminPort === c.httpPort))) {
     problems.push({ key: 'COLLECTOR_ADMIN_PORT', message: `must differ from the OTLP ports (${c.adminPort})` });
+  }
+  if (c.httpHeadersTimeoutS > c.httpRequestTimeoutS) {
+    problems.push({ key: 'COLLECTOR_HTTP_HEADERS_TIMEOUT_S', message: `must not exceed COLLECTOR_HTTP_REQUEST_TIMEOUT_S (${c.httpRequestTimeoutS})` });
   }
   if (c.producerQueueBytes < c.batchMaxBytes * 2) {
     problems.push({ key: 'COLLECTOR_PRODUCER_QUEUE_BYTES', message: `must hold at least two batches (${c.batchMaxBytes * 2} bytes)` });

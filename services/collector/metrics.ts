@@ -35,6 +35,7 @@ export function collectorMetrics(registry: Registry, probes: CollectorProbes) {
     requestBytes: histogram(registry, { name: 'bkstream_receiver_request_bytes', help: 'Size of Export requests (as sent)', labelNames: ['protocol'], buckets: BYTES_BUCKETS }),
     latency: histogram(registry, { name: 'bkstream_receiver_export_seconds', help: 'Export handling time, from the body read to the answer (Kafka acknowledgement included)', labelNames: ['protocol'] }),
     inFlightBytes: gauge(registry, { name: 'bkstream_receiver_inflight_bytes', help: 'Request bytes being handled' }),
+    evicted: counter(registry, { name: 'bkstream_receiver_connections_evicted_total', help: 'OTLP/HTTP connections closed because too many had not shown a valid token in their headers (COLLECTOR_HTTP_MAX_UNAUTHENTICATED_CONNECTIONS)' }),
     records: counter(registry, { name: 'bkstream_receiver_records_total', help: 'SpanBatch records sent to Kafka by result (ok, failed)', labelNames: ['result'] }),
     recordSpans: histogram(registry, { name: 'bkstream_receiver_record_spans', help: 'Spans per SpanBatch record', buckets: SPANS_BUCKETS }),
     recordBytes: histogram(registry, { name: 'bkstream_receiver_record_bytes', help: 'Size of SpanBatch records', buckets: BYTES_BUCKETS }),

@@ -18,7 +18,8 @@ import { createBreaker } from '../common/breaker.ts';
 import { BkError } from '../common/errors.ts';
 import { createHttpServer } from '../common/http.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
-import { defineService, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
+import { defineService, edgeOptions, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
+import { guardStore } from '../common/store-guard.ts';
 import { topicName } from '../common/topics.ts';
 import { adminRoutes } from './admin.ts';
 import { findByTokenHash } from './applications.ts';
@@ -58,7 +59,8 @@ export function loadCollectorConfig(env: NodeJS.ProcessEnv): CollectorConfig {
 
 /** Builds the collector on `deps` (nothing connects before `start()`). */
 export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: CollectorConfig = loadCollectorConfig(deps.env)): CollectorService {
-  const { registry, store, bus } = deps;
+  const { registry, bus } = deps;
+  const store = guardStore(deps.store);
   const logger = deps.logger.child({ service: 'collector' });
   const log = logger.child({ component: 'receiver' });
   const topic = topicName(config.topicPrefix, 'spans');
@@ -115,20 +117,37 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
     partitions: () => exportService.partitions(),
     breaker,
   });
-  const exportService: ExportService = new ExportService({ topic, bus, producer, pipeline, batcher, breaker, metrics, maxInFlightBytes: config.maxInFlightBytes, throttle, logger: log });
+  const exportService: ExportService = new ExportService({ topic, bus, producer, pipeline, tokens, batcher, breaker, metrics, maxInFlightBytes: config.maxInFlightBytes, throttle, logger: log });
   const grpc = config.grpcEnabled
     ? new GrpcReceiver({ host: config.otlpHost, port: config.grpcPort, maxMessageBytes: config.maxGrpcMessageBytes, handler: exportService, logger })
     : undefined;
   const http = config.httpEnabled
-    ? new HttpReceiver({ host: config.otlpHost, port: config.httpPort, maxBodyBytes: config.maxHttpBodyBytes, handler: exportService, logger })
+    ? new HttpReceiver({
+        host: config.otlpHost,
+        port: config.httpPort,
+        maxBodyBytes: config.maxHttpBodyBytes,
+        handler: exportService,
+        logger,
+        headersTimeoutS: config.httpHeadersTimeoutS,
+        requestTimeoutS: config.httpRequestTimeoutS,
+        idleTimeoutS: config.httpIdleTimeoutS,
+        maxUnauthenticatedConnections: config.httpMaxUnauthenticatedConnections,
+        maxUnauthenticatedRequests: config.httpMaxUnauthenticatedRequests,
+        onEvicted: () => metrics.evicted.inc(),
+      })
     : undefined;
+  // The admin API: application registry and admin tokens need an admin token; health and metrics are public.
+  const edge = edgeOptions({ ...deps, store, common: config });
   const admin = createHttpServer({
     host: config.adminHost,
     port: config.adminPort,
     registry,
     logger,
+    ...edge,
+    probeIntervalMs: config.healthProbeIntervalMs,
+    probeTimeoutMs: config.healthProbeTimeoutMs,
     health: () => exportService.health(),
-    routes: adminRoutes({ store, clearTokens: () => tokens.clear(), health: () => exportService.health(), logger: log }),
+    routes: adminRoutes({ store, auth: edge.auth, clearTokens: () => tokens.clear(), health: () => exportService.health(), logger: log }),
   });
   const ports = (): ReturnType<CollectorService['ports']> => ({ grpc: grpc?.port(), http: http?.port(), admin: admin.port() });
 

@@ -12,7 +12,7 @@
  *
  * Precedence: environment > file (`BKSTREAM_CONFIG`, YAML or JSON, keys are the env names) > default.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, type ConfigProblem } from './errors.ts';
 
@@ -168,6 +168,47 @@ export function optionalUrl(opts: { env: string; doc: string; protocols: readonl
   } };
 }
 
+/**
+ * An optional secret (a token, a password): empty or unset gives `undefined`. Problems never repeat
+ * the value, and the README shows no default.
+ */
+export function optionalSecret(opts: { env: string; doc: string; minLength?: number }): Field<string | undefined> {
+  return { env: opts.env, doc: opts.doc, default: undefined, defaultText: '(unset)', required: false, parse: (raw) => {
+    if (typeof raw !== 'string') throw new Error('must be a string');
+    const s = raw.trim();
+    if (s === '') return undefined;
+    if (opts.minLength !== undefined && s.length < opts.minLength) throw new Error(`must be at least ${opts.minLength} characters long (the value is not shown)`);
+    return s;
+  } };
+}
+
+/**
+ * Reads a file that holds a secret (a token, a key), refusing one that other users may read or write:
+ * its mode must be 0600 or stricter (no group or other bits). Throws an Error saying what to fix.
+ */
+export function readPrivateFile(path: string): string {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch (err) {
+    throw new Error(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    throw new Error(`${path} is accessible to other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): chmod 600 ${path}`);
+  }
+  const text = readFileSync(path, 'utf8').trim();
+  if (text === '') throw new Error(`${path} is empty`);
+  return text;
+}
+
+/** An optional path of a secret file (0600 or stricter): the field's value is the file's content, trimmed. */
+export function secretFile(opts: { env: string; doc: string }): Field<string | undefined> {
+  return { env: opts.env, doc: opts.doc, default: undefined, defaultText: '(unset)', required: false, parse: (raw) => {
+    const path = asString(raw).trim();
+    return path === '' ? undefined : readPrivateFile(path);
+  } };
+}
+
 /** `host:port` with a port in 1..65535. */
 export function hostPort(s: string): void {
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d+)$/.exec(s);
@@ -283,7 +324,62 @@ export const commonSpec = {
     values: ['error', 'warn', 'info', 'debug', 'silent'],
     doc: 'log level of the JSON logs on stdout',
   }),
+  adminToken: optionalSecret({
+    env: 'BKSTREAM_ADMIN_TOKEN',
+    minLength: 32,
+    doc: 'an admin token every service accepts besides the ones in the database (`bkstream admin token`), e.g. from a Kubernetes Secret; the only one a service without a database (the agent) accepts. The CLI sends it',
+  }),
+  adminTokenFile: secretFile({
+    env: 'BKSTREAM_ADMIN_TOKEN_FILE',
+    doc: 'a file holding that admin token instead (mode 0600 or stricter, else refused)',
+  }),
+  allowedHosts: list({
+    env: 'BKSTREAM_ALLOWED_HOSTS',
+    default: ['localhost'],
+    item: (s) => {
+      if (!/^\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(s)) throw new Error('must be a host name, or .domain for its subdomains');
+    },
+    doc: 'host names the authenticated APIs answer to in Host and Origin headers (against DNS rebinding); IP addresses are always accepted; `.example.org` accepts its subdomains',
+  }),
+  authFailureLimit: int({
+    env: 'BKSTREAM_AUTH_FAILURE_LIMIT',
+    default: 20,
+    min: 1,
+    doc: 'failed authentications one client address may make in a minute; past it the address is refused (429) for BKSTREAM_AUTH_BLOCK_S',
+  }),
+  authBlockS: int({ env: 'BKSTREAM_AUTH_BLOCK_S', default: 60, min: 1, max: 86_400, doc: 'how long an address that failed too often is refused, s' }),
+  healthProbeIntervalMs: int({
+    env: 'HEALTH_PROBE_INTERVAL_MS',
+    default: 1_000,
+    min: 100,
+    max: 2_000,
+    doc: 'how often readiness probes the database and the Kafka broker, ms (with the timeout, an outage shows within 5 s)',
+  }),
+  healthProbeTimeoutMs: int({
+    env: 'HEALTH_PROBE_TIMEOUT_MS',
+    default: 2_000,
+    min: 100,
+    max: 3_000,
+    doc: 'a readiness probe that takes longer fails, ms',
+  }),
 } satisfies Spec;
+
+/** Cross-field checks of the shared settings. */
+export function validateCommon(c: Config<typeof commonSpec>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  if (c.adminToken !== undefined && c.adminTokenFile !== undefined) {
+    problems.push({ key: 'BKSTREAM_ADMIN_TOKEN_FILE', message: 'set BKSTREAM_ADMIN_TOKEN or BKSTREAM_ADMIN_TOKEN_FILE, not both' });
+  }
+  if (c.adminTokenFile !== undefined && c.adminTokenFile.length < 32) {
+    problems.push({ key: 'BKSTREAM_ADMIN_TOKEN_FILE', message: 'the token in the file must be at least 32 characters long (the value is not shown)' });
+  }
+  return problems;
+}
+
+/** The admin token configured for this process (BKSTREAM_ADMIN_TOKEN or the content of BKSTREAM_ADMIN_TOKEN_FILE). */
+export function configuredAdminToken(c: Pick<Config<typeof commonSpec>, 'adminToken' | 'adminTokenFile'>): string | undefined {
+  return c.adminToken ?? c.adminTokenFile;
+}
 
 /** Local broker default when `KAFKA_BROKERS` is unset. */
 export function brokersOrLocal(brokers: readonly string[], env: NodeJS.ProcessEnv = process.env): string[] {

@@ -127,6 +127,45 @@ export class PortInUseError extends BkError {
   }
 }
 
+/** A request carries no credentials, or credentials that are unknown, revoked or disabled (HTTP 401, gRPC UNAUTHENTICATED). */
+export class UnauthenticatedError extends BkError {
+  constructor(message: string) {
+    super('unauthenticated', message, false);
+  }
+}
+
+/** The credentials are valid but do not grant what was asked (HTTP 403, gRPC PERMISSION_DENIED). */
+export class ForbiddenError extends BkError {
+  constructor(message: string) {
+    super('forbidden', message, false);
+  }
+}
+
+/** Too many requests (or failed sign-in attempts) from one client; worth retrying after `retryAfterS`. */
+export class TooManyRequestsError extends BkError {
+  readonly retryAfterS: number;
+  constructor(message: string, retryAfterS: number) {
+    super('rate_limited', message, true);
+    this.retryAfterS = retryAfterS;
+  }
+}
+
+/** The parts of the system an outage can name to a client: never an address, only what it is. */
+export type DependencyPart = 'database' | 'Kafka broker' | 'BKData API';
+
+/**
+ * A dependency (the database, the Kafka broker) cannot be reached. Its message names the part and
+ * nothing else ("the database is unavailable"), so it may reach clients; the cause (with addresses)
+ * goes to the logs only. Retriable: clients are told to retry (HTTP 503, gRPC UNAVAILABLE).
+ */
+export class DependencyUnavailableError extends UnavailableError {
+  readonly part: DependencyPart;
+  constructor(part: DependencyPart, options: BkErrorOptions = {}) {
+    super(`the ${part} is unavailable`, { ...options, details: { ...options.details, part } });
+    this.part = part;
+  }
+}
+
 /** A request body's Content-Type is not one the endpoint reads. */
 export class UnsupportedMediaTypeError extends BkError {
   constructor(message: string) {
@@ -190,10 +229,26 @@ export function edgeStatusOf(err: unknown): EdgeStatus {
   return isRetriable(err) ? UNAVAILABLE_STATUS : INTERNAL_STATUS;
 }
 
-/** What a client may see of an error: our own messages; "internal error" for anything unexpected. */
+/** The dependency an error says is unavailable, if it says so (itself or through its causes). */
+export function unavailablePart(err: unknown): DependencyPart | undefined {
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    if (e instanceof DependencyUnavailableError) return e.part;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
+ * What a client may see of an error: a dependency outage names the part ("the database is
+ * unavailable"), our own errors their message; anything else — a driver's or the network's message,
+ * which may carry internal addresses — is "internal error" (or "a dependency is unavailable, retry
+ * later" when it is retriable). Stacks never leave the process.
+ */
 export function clientMessage(err: unknown): string {
+  const part = unavailablePart(err);
+  if (part !== undefined) return `the ${part} is unavailable`;
   if (err instanceof BkError) return err.message;
-  return 'internal error';
+  return isRetriable(err) ? 'a dependency is unavailable, retry later' : 'internal error';
 }
 
 const PROGRAMMER_ERRORS = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError];

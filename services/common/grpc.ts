@@ -5,7 +5,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { edgeStatusOf, PortInUseError } from './errors.ts';
+import type { Access, Authenticator, Principal } from './auth.ts';
+import { clientMessage, edgeStatusOf, PortInUseError } from './errors.ts';
 
 export type { handleUnaryCall, Metadata, sendUnaryData, ServerUnaryCall, ServiceClientConstructor, ServiceDefinition, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
 export { Metadata as GrpcMetadata, credentials as grpcCredentials, status as grpcStatus } from '@grpc/grpc-js';
@@ -77,14 +78,55 @@ export class GrpcServer {
   }
 }
 
-/** A unary handler around an async function; a thrown error becomes the status of the shared table. */
-export function unaryHandler<Req, Res>(fn: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>, onError?: (err: unknown, code: number) => string): grpc.handleUnaryCall<Req, Res> {
+/** `ipv4:1.2.3.4:5678`, `1.2.3.4:5678`, `[::1]:5678` → the address alone. */
+export function peerAddress(peer: string): string {
+  const s = peer.replace(/^ipv[46]:/, '');
+  const bracket = /^\[([^\]]+)\](?::\d+)?$/.exec(s);
+  if (bracket?.[1]) return bracket[1];
+  const i = s.lastIndexOf(':');
+  return i > 0 && s.indexOf(':') === i ? s.slice(0, i) : s;
+}
+
+/** A call's token: metadata `authorization: Bearer <token>`, else `x-bk-token`. */
+export function tokenFromMetadata(metadata: grpc.Metadata): string | undefined {
+  const first = (key: string): string | undefined => {
+    const v = metadata.get(key)[0];
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(first('authorization') ?? '')?.[1];
+  return bearer ?? first('x-bk-token');
+}
+
+/** Who may make a call (auth.ts): the authenticator and the rule, `{ app }` reading the request message. */
+export interface CallGuard<Req> {
+  auth: Authenticator;
+  access: Exclude<Access<Req>, 'public'>;
+}
+
+/** Checks a call's metadata against a guard: the principal, or an error of the shared table (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED). */
+export async function authorizeCall<Req>(guard: CallGuard<Req>, call: { metadata: grpc.Metadata; getPeer(): string; request: Req }): Promise<Principal> {
+  const token = tokenFromMetadata(call.metadata);
+  const client = peerAddress(call.getPeer());
+  const { access } = guard;
+  if (typeof access === 'object') return guard.auth.authorize(token, client, 'app', access.app(call.request));
+  return guard.auth.authorize(token, client, access);
+}
+
+/**
+ * A unary handler around an async function; a thrown error becomes the status of the shared table, with
+ * {@link clientMessage} as its details unless `onError` says otherwise. With a `guard`, the call's
+ * credentials are checked first.
+ */
+export function unaryHandler<Req, Res>(fn: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>, onError?: (err: unknown, code: number) => string, guard?: CallGuard<Req>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    fn(call).then(
+    (async () => {
+      if (guard) await authorizeCall(guard, call);
+      return fn(call);
+    })().then(
       (res) => callback(null, res),
       (err: unknown) => {
         const code = edgeStatusOf(err).grpc;
-        callback({ code, details: onError ? onError(err, code) : err instanceof Error ? err.message : String(err) });
+        callback({ code, details: onError ? onError(err, code) : clientMessage(err) });
       },
     );
   };

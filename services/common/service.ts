@@ -7,21 +7,27 @@
  * 1. `config(env)` loads the shared settings and the service's own in one pass and throws one
  *    ConfigError listing every problem of both — before anything connects;
  * 2. the runner opens only the infrastructure the service declares in `needs` (a service without a
- *    database, such as the host agent, never opens the store);
+ *    database, such as the host agent, never opens the store). The store must answer (it is migrated
+ *    before anything else); the broker need not: the bus connects when its parts start, and a service
+ *    brings its listeners up first and its Kafka parts in the background (background.ts), reporting
+ *    not ready (health.ts) until the broker answers;
  * 3. `create(deps, config)` builds ports → parts and returns one Component (a Lifecycle) that `start()`
  *    brings up and `stop()` takes down (intake first, within an overall deadline).
  *
  * `spec` is the service's own declaration of settings; its README's configuration table is generated
  * from it (and a test keeps the two equal for every service).
  */
-import { Bus, waitForBroker } from './bus/index.ts';
-import { brokersOrLocal, commonSpec, loadConfig, type Config, type Spec } from './config.ts';
+import { serviceAuth, type Authenticator } from './auth.ts';
+import { Bus } from './bus/index.ts';
+import { brokersOrLocal, commonSpec, loadConfig, validateCommon, type Config, type Spec } from './config.ts';
 import type { ConfigProblem } from './errors.ts';
 import { Lifecycle, runMain, type Component } from './lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createRegistry, type Registry } from './metrics.ts';
 import { installWarningFilter } from './process.ts';
+import { dependencyProbes, type Probe } from './health.ts';
 import { createStore, type Store } from './store/index.ts';
+import { guardStore } from './store-guard.ts';
 
 /** Settings every service shares (brokers, topic prefix, store, log level). */
 export type CommonConfig = Config<typeof commonSpec>;
@@ -30,7 +36,7 @@ export type CommonConfig = Config<typeof commonSpec>;
 export interface Ports {
   /** Migrated and started. */
   store: Store;
-  /** Connected to a broker that answered. */
+  /** Not connected yet: its producers and consumers connect when they start. */
   bus: Bus;
 }
 export type Need = keyof Ports;
@@ -69,7 +75,19 @@ export function loadServiceConfig<S extends Spec>(
   env: NodeJS.ProcessEnv,
   validate?: (config: Config<typeof commonSpec & S>) => ConfigProblem[],
 ): Config<typeof commonSpec & S> {
-  return loadConfig({ ...commonSpec, ...spec }, { env, ...(validate ? { validate: validate } : {}) });
+  return loadConfig({ ...commonSpec, ...spec }, {
+    env,
+    validate: (config: Config<typeof commonSpec & S>) => [...validateCommon(config), ...(validate ? validate(config) : [])],
+  });
+}
+
+/**
+ * What a service's HTTP server needs to be secure and truthful, from its dependencies: the
+ * authenticator (admin tokens, its store's application tokens) and the readiness probes of its store
+ * and broker. Adopting both is one line: `createHttpServer({ ..., ...edgeOptions(deps) })`.
+ */
+export function edgeOptions(deps: Pick<ServiceDeps, 'logger' | 'registry' | 'common'> & { store?: Store | undefined; bus?: Bus | undefined }): { auth: Authenticator; probes: Probe[] } {
+  return { auth: serviceAuth(deps), probes: dependencyProbes(deps) };
 }
 
 export interface Infrastructure<N extends Need = Need> {
@@ -79,9 +97,10 @@ export interface Infrastructure<N extends Need = Need> {
 }
 
 /**
- * Opens what `needs` names, on the shared settings: the store (migrated) and the bus (after the broker
- * answered). `KAFKA_BROKERS` unset means the local broker on 127.0.0.1:${KAFKA_PORT:-9092}, which must
- * already be running (`npm run kafka:start` or `bkstream up` starts it).
+ * Opens what `needs` names, on the shared settings: the store (migrated, its outages named — store-guard.ts)
+ * and the bus (not connected: a broker that is down does not stop the service from coming up).
+ * `KAFKA_BROKERS` unset means the local broker on 127.0.0.1:${KAFKA_PORT:-9092} (`npm run kafka:start`
+ * or `bkstream up` starts it).
  */
 export async function openInfrastructure<N extends Need>(env: NodeJS.ProcessEnv, name: string, needs: readonly N[], common: CommonConfig = loadConfig(commonSpec, { env })): Promise<Infrastructure<N>> {
   const logger = createLogger({ level: common.logLevel, defaultMeta: { service: name } });
@@ -93,12 +112,10 @@ export async function openInfrastructure<N extends Need>(env: NodeJS.ProcessEnv,
     lifecycle.add(store);
     await lifecycle.start();
     await store.migrate();
-    ports.store = store;
+    ports.store = guardStore(store);
   }
   if (needs.includes('bus' as N)) {
-    const bus = new Bus({ brokers: brokersOrLocal(common.kafkaBrokers, env), clientId: `bkstream-${name}`, logger, registry });
-    await waitForBroker(bus, 30_000);
-    ports.bus = bus;
+    ports.bus = new Bus({ brokers: brokersOrLocal(common.kafkaBrokers, env), clientId: `bkstream-${name}`, logger, registry });
   }
   return { deps: { env, logger, registry, common, ...ports } as ServiceDeps<N>, lifecycle };
 }

@@ -10,7 +10,9 @@ import { codecFor } from '../common/avro/index.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
 import { createHttpServer, type HttpServer } from '../common/http.ts';
 import type { AgentEvent } from '../common/records.ts';
-import { defineService, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
+import { defineService, edgeOptions, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
+import { startInBackground } from '../common/background.ts';
+import { guardStore } from '../common/store-guard.ts';
 import { topicName } from '../common/topics.ts';
 import { queryRoutes } from './api.ts';
 import { hostsFromEvent, upsertHosts } from './cmdb.ts';
@@ -54,7 +56,9 @@ function consumerPart<T>(consumer: BusConsumer<T>, drainMs: number): Component {
  */
 export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config: DiscoveryConfig = loadDiscoveryConfig(deps.env)): Promise<DiscoveryService> {
   const log = deps.logger.child({ component: 'discovery' });
-  const { registry, store, bus } = deps;
+  const { registry, bus } = deps;
+  // Store outages reach API clients as 503 "the database is unavailable" (common/store-guard.ts).
+  const store = guardStore(deps.store);
   const prefix = deps.common.topicPrefix;
   const topics = {
     spans: topicName(prefix, 'spans'),
@@ -163,7 +167,11 @@ export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config
   });
 
   const consumers: BusConsumer<unknown>[] = [spans, ...(replay ? [replay] : []), events] as BusConsumer<unknown>[];
+  // Authentication (an application's token, or an admin token, per listing) and readiness probes (SECURITY.md).
   const http = createHttpServer({
+    ...edgeOptions({ ...deps, store }),
+    probeIntervalMs: deps.common.healthProbeIntervalMs,
+    probeTimeoutMs: deps.common.healthProbeTimeoutMs,
     host: config.httpHost,
     port: config.httpPort,
     registry,
@@ -213,14 +221,17 @@ export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config
 
   // Started in this order, stopped in reverse: intake (consumers) first, then the flush of what they left.
   const lifecycle = new Lifecycle({ logger: deps.logger });
-  lifecycle.add(topicCheck);
   lifecycle.add({ name: 'discovery-http', start: () => http.start(), stop: () => http.stop() });
   lifecycle.add(flusher);
   lifecycle.add(timers);
   lifecycle.add(sweeper);
-  lifecycle.add(consumerPart(events, config.stopDrainMs));
-  if (replay) lifecycle.add(consumerPart(replay, config.stopDrainMs));
-  lifecycle.add(consumerPart(spans, config.stopDrainMs));
+  // Kafka in the background: the API is up (and not ready) until the broker answers and the groups join.
+  const kafka = new Lifecycle({ logger: deps.logger, name: 'discovery-kafka' });
+  kafka.add(topicCheck);
+  kafka.add(consumerPart(events, config.stopDrainMs));
+  if (replay) kafka.add(consumerPart(replay, config.stopDrainMs));
+  kafka.add(consumerPart(spans, config.stopDrainMs));
+  lifecycle.add(startInBackground(kafka, { logger: deps.logger }));
 
   return {
     name: 'discovery',

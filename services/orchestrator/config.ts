@@ -6,8 +6,9 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { bool, int, list, optionalStr, str, url, type commonSpec, type Config, type Spec } from '../common/config.ts';
+import { bool, int, list, optionalSecret, optionalStr, str, url, type commonSpec, type Config, type Spec } from '../common/config.ts';
 import { ConfigError, errorMessage, type ConfigProblem } from '../common/errors.ts';
+import { secretKeySpec, validateSecretKey } from '../common/secrets.ts';
 
 export const orchestratorSpec = {
   host: str({ env: 'ORCH_HOST', default: '127.0.0.1', doc: 'interface the HTTP and gRPC APIs listen on' }),
@@ -19,7 +20,7 @@ export const orchestratorSpec = {
 
   bkdataApiUrl: url({ env: 'BKDATA_API_URL', protocols: ['http', 'https'], doc: 'BKData API base URL [BKDATA_API_BASE_URL], e.g. `http://127.0.0.1:8090/` (bkdata-sim)' }),
   bkdataAppCode: str({ env: 'BKDATA_APP_CODE', default: 'bk_monitorv3', doc: 'sent as `bk_app_code` with every request' }),
-  bkdataAppSecret: optionalStr({ env: 'BKDATA_APP_SECRET', doc: 'when set, sent in the `X-Bkapi-Authorization` header' }),
+  bkdataAppSecret: optionalSecret({ env: 'BKDATA_APP_SECRET', doc: 'when set, sent in the `X-Bkapi-Authorization` header (masked in every log line)' }),
   bkdataTimeoutMs: int({ env: 'BKDATA_TIMEOUT_MS', default: 10_000, min: 1, doc: 'timeout of one BKData call, ms (the reference waits 300 s)' }),
 
   operator: str({ env: 'BKDATA_OPERATOR', default: 'admin', doc: '[APM_APP_BKDATA_OPERATOR] bk_username of the requests, admin of created resources' }),
@@ -56,6 +57,8 @@ export const orchestratorSpec = {
   pollIntervalMs: int({ env: 'ORCH_POLL_INTERVAL_MS', default: 1_000, min: 10, doc: 'longest sleep of the worker loop (flows of other instances, expired leases), ms' }),
   processInfoMaxLines: int({ env: 'ORCH_PROCESS_INFO_MAX_LINES', default: 200, min: 1, doc: 'process_info lines kept per flow (the reference keeps all)' }),
   historyRetentionHours: int({ env: 'ORCH_HISTORY_RETENTION_HOURS', default: 192, min: 1, doc: 'step-log rows and seen command ids older than this are deleted, hours' }),
+  // Passwords in flow configs are sealed at rest with this key (services/common/secrets.ts, SECURITY.md).
+  ...secretKeySpec,
 } satisfies Spec;
 
 /** The orchestrator's own settings. */
@@ -91,7 +94,7 @@ function unreadableFlinkCode(c: OrchestratorSettings, err: unknown): ConfigProbl
 
 /** Cross-field checks, run once every field parsed: every contradiction named by the key to change. */
 export function validateOrchestrator(c: OrchestratorSettings): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
+  const problems: ConfigProblem[] = [...validateSecretKey(c)];
   if (c.retryInitialDelayMs > c.retryMaxDelayMs) {
     problems.push({ key: keyOf('retryInitialDelayMs'), message: `must be <= ${keyOf('retryMaxDelayMs')} (${c.retryMaxDelayMs}), got ${c.retryInitialDelayMs}` });
   }

@@ -19,6 +19,7 @@ import { BreakerOpenError, type BreakerState } from '../common/breaker.ts';
 import { BkError, errorMessage, isRetriable } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { backoffDelay } from '../common/retry.ts';
+import { maskText, openSecrets, sealSecrets, secretValues, type SecretBox } from '../common/secrets.ts';
 import { familyOfError, type BkdataApi } from './bkdata-api.ts';
 import { BKDATA_APIS, isBusinessError, type ApiName, type Family, type Params } from './bkdata-client.ts';
 import type { FlowSettings } from './config.ts';
@@ -48,6 +49,8 @@ export interface EngineOptions {
   processInfoMaxLines: number;
   /** Lease owner (this instance). */
   owner: string;
+  /** Opens the sealed secrets of a flow's config for its steps, and seals what steps store. */
+  secrets: SecretBox;
   logger: Logger;
   metrics: Pick<OrchestratorMetrics, 'stepAttempts' | 'stepSeconds' | 'transitions'>;
   now?: () => number;
@@ -173,8 +176,13 @@ export class FlowEngine {
         const r = await checkpoint();
         if (r !== 'ok') throw new LeaseGone(r);
       },
+      reveal: (doc, context) => openSecrets(doc, this.#o.secrets, context),
+      conceal: (doc, context) => sealSecrets(doc, this.#o.secrets, context),
     };
     try {
+      // The worker's copy holds the config's secrets in the clear for the steps (the config is never saved
+      // by a worker: only commands write it, sealed).
+      flow.config = openSecrets(flow.config, this.#o.secrets, 'config');
       const r = await step.run(ctx);
       if (r.kind === 'fail') return { kind: 'fail', status: step.failure, message: r.message };
       return r;
@@ -258,7 +266,8 @@ export class FlowEngine {
   }
 
   #processInfo(flow: Flow, text: string): void {
-    flow.process_info.push(`[INFO] ${processTime(this.#now())} ${text}`);
+    // A BKData answer echoed into process_info may carry a password of the config: never stored, never shown.
+    flow.process_info.push(`[INFO] ${processTime(this.#now())} ${maskText(text, secretValues(flow.config))}`);
     const max = this.#o.processInfoMaxLines;
     if (flow.process_info.length > max) flow.process_info.splice(0, flow.process_info.length - max);
     this.#log.debug(text, { flow: flow.id, step: flow.step });

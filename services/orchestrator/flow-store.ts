@@ -8,6 +8,7 @@
  * database clock.
  */
 import type { FlowStatus, FlowType } from '../common/records.ts';
+import { SecretError, sealSecrets, type SecretBox } from '../common/secrets.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
 import type { Family } from './bkdata-client.ts';
 import { DESIRED_OF, flowKey, isFailure, type Command, type Flow, type FlowKey, type FlowState, type StepLogEntry, type StepRecord } from './model.ts';
@@ -104,6 +105,38 @@ export class FlowStore {
 
   constructor(db: Store) {
     this.#db = db;
+  }
+
+  /**
+   * Secrets at rest, the data migration of issue 16: every plain `password` / `secret` value of the stored
+   * configs and stored deploy requests is sealed, and values of a previous key are resealed with the
+   * current one. Rows changed meanwhile (a new command, a worker's save) are left alone: they are
+   * sealed already. Returns the rows sealed and those whose values this instance's keys cannot open.
+   */
+  async resealSecrets(box: SecretBox): Promise<{ sealed: number; unreadable: number }> {
+    const { rows } = await this.#db.query<{ id: number; config: Record<string, unknown>; deploy_config: Record<string, unknown> | null }>('SELECT id, config, deploy_config FROM bkdata_flow ORDER BY id');
+    let sealed = 0;
+    let unreadable = 0;
+    for (const r of rows) {
+      let config: Record<string, unknown>;
+      let deploy: Record<string, unknown> | null;
+      try {
+        config = sealSecrets(r.config, box, 'config');
+        deploy = r.deploy_config === null ? null : sealSecrets(r.deploy_config, box, 'deploy_config');
+      } catch (err) {
+        if (!(err instanceof SecretError)) throw err;
+        unreadable++;
+        continue;
+      }
+      if (config === r.config && deploy === r.deploy_config) continue;
+      const res = await this.#db.query(
+        `UPDATE bkdata_flow SET config = $2::jsonb, deploy_config = $3::jsonb
+         WHERE id = $1 AND config = $4::jsonb AND deploy_config IS NOT DISTINCT FROM $5::jsonb`,
+        [r.id, JSON.stringify(config), json(deploy), JSON.stringify(r.config), json(r.deploy_config)],
+      );
+      sealed += res.rowCount;
+    }
+    return { sealed, unreadable };
   }
 
   /**

@@ -1,10 +1,14 @@
 /**
  * The gRPC command API (orchestrator.proto, service bkstream.orchestrator.v1.FlowService) on
- * ORCH_GRPC_PORT. Errors map onto gRPC codes: bad input → INVALID_ARGUMENT, unknown flow → NOT_FOUND,
- * retry of a flow that did not fail → FAILED_PRECONDITION, store unavailable → UNAVAILABLE.
+ * ORCH_GRPC_PORT. Every call needs an admin token in its metadata (`authorization: Bearer <token>`):
+ * none or an unknown one → UNAUTHENTICATED, an application's → PERMISSION_DENIED. Errors map onto gRPC
+ * codes: bad input → INVALID_ARGUMENT, unknown flow → NOT_FOUND, retry of a flow that did not fail →
+ * FAILED_PRECONDITION, store unavailable → UNAVAILABLE ("the database is unavailable"). Flow configs
+ * come back with their secrets masked.
  */
 import { join } from 'node:path';
-import { errorMessage, ValidationError } from '../common/errors.ts';
+import type { Authenticator } from '../common/auth.ts';
+import { clientMessage, ValidationError } from '../common/errors.ts';
 import { GrpcServer, grpcStatus, loadService, unaryHandler, type ProtoLoaderOptions, type ServiceClientConstructor } from '../common/grpc.ts';
 import type { Component } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
@@ -54,13 +58,15 @@ export class GrpcApi implements Component {
   readonly #host: string;
   readonly #port: number;
   readonly #log: Logger;
+  readonly #auth: Authenticator;
   #server: GrpcServer | undefined;
 
-  constructor(ops: FlowOperations, host: string, port: number, logger: Logger) {
+  constructor(ops: FlowOperations, host: string, port: number, logger: Logger, auth: Authenticator) {
     this.#ops = ops;
     this.#host = host;
     this.#port = port;
     this.#log = logger.child({ component: 'grpc' });
+    this.#auth = auth;
   }
 
   port(): number {
@@ -73,8 +79,8 @@ export class GrpcApi implements Component {
     const unary = <Req, Res>(fn: (req: Req) => Promise<Res>) =>
       unaryHandler<Req, Res>((call) => fn(call.request), (err, code) => {
         if (code === (grpcStatus.INTERNAL as number)) this.#log.error('gRPC call failed', { err });
-        return errorMessage(err);
-      });
+        return clientMessage(err);
+      }, { auth: this.#auth, access: 'admin' });
     server.addService(flowServiceDefinition().service, {
       Submit: unary(async (req: Record<string, unknown>) => {
         const r = await this.#ops.submit(

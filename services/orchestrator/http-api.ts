@@ -8,6 +8,9 @@
  * | GET | `/api/v1/flows/{bk_biz_id}/{app_name}/{flow_type}` | one flow and its recent step log |
  * | POST | `/api/v1/flows/{bk_biz_id}/{app_name}/{flow_type}/retry` | re-run a failed flow from its failed step |
  * | GET | `/api/v1/breakers` | state of the breaker of each BKData API family |
+ *
+ * Every route needs an admin token (`Authorization: Bearer`, SECURITY.md); bodies must be JSON. Flow
+ * configs come back with their secrets masked.
  */
 import { ValidationError } from '../common/errors.ts';
 import { json, type Route } from '../common/http.ts';
@@ -28,11 +31,13 @@ export function httpRoutes(ops: FlowOperations): Route[] {
     {
       method: 'POST',
       path: '/api/v1/flows',
+      access: 'admin',
       handle: async (req) => json(202, await ops.submit(req.body, 'http')),
     },
     {
       method: 'GET',
       path: '/api/v1/flows',
+      access: 'admin',
       handle: async (req) => {
         const q = req.query;
         const flows = await ops.list({
@@ -49,16 +54,19 @@ export function httpRoutes(ops: FlowOperations): Route[] {
     {
       method: 'GET',
       path: new RegExp(`^/api/v1/flows/${KEY}$`),
+      access: 'admin',
       handle: async (req) => json(200, await ops.get(parseKey(req.params.biz, req.params.app, req.params.type), intQuery(req.query, 'steps') ?? 50)),
     },
     {
       method: 'POST',
       path: new RegExp(`^/api/v1/flows/${KEY}/retry$`),
+      access: 'admin',
       handle: async (req) => json(200, { flow: await ops.retry(parseKey(req.params.biz, req.params.app, req.params.type)) }),
     },
     {
       method: 'GET',
       path: '/api/v1/breakers',
+      access: 'admin',
       handle: () => json(200, ops.breakers()),
     },
   ];

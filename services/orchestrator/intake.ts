@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ValidationError } from '../common/errors.ts';
+import { SecretError, sealSecrets, type SecretBox } from '../common/secrets.ts';
 import type { Logger } from '../common/log.ts';
 import type { FlowAction, FlowType } from '../common/records.ts';
 import type { CommandOutcome, FlowStore } from './flow-store.ts';
@@ -92,24 +93,41 @@ export function parseCommand(input: unknown, nowMs: number = Date.now()): Comman
   };
 }
 
+/**
+ * The config of a command with its secrets sealed (`password` / `secret` keys: es_cluster.password,
+ * kafka.password), as it is stored. A value already sealed with this instance's keys (a producer that
+ * has the key may send one) is kept; one that does not open is bad input.
+ */
+export function sealCommandConfig(config: Record<string, unknown>, box: SecretBox): Record<string, unknown> {
+  try {
+    return sealSecrets(config, box, 'config');
+  } catch (err) {
+    if (err instanceof SecretError) throw new ValidationError(`invalid flow command: ${err.message}`);
+    throw err;
+  }
+}
+
 export class CommandIntake {
   readonly #flows: FlowStore;
   readonly #onAccepted: () => void;
   readonly #log: Logger;
   readonly #commands: OrchestratorMetrics['commands'];
+  readonly #secrets: SecretBox;
 
-  constructor(flows: FlowStore, onAccepted: () => void, metrics: Pick<OrchestratorMetrics, 'commands'>, logger: Logger) {
+  constructor(flows: FlowStore, onAccepted: () => void, metrics: Pick<OrchestratorMetrics, 'commands'>, logger: Logger, secrets: SecretBox) {
     this.#flows = flows;
     this.#onAccepted = onAccepted;
     this.#log = logger.child({ component: 'intake' });
     this.#commands = metrics.commands;
+    this.#secrets = secrets;
   }
 
-  /** Validates and applies a command; throws ValidationError for bad input. */
+  /** Validates and applies a command (its secrets sealed); throws ValidationError for bad input. */
   async submit(input: unknown, source: CommandSource): Promise<{ outcome: CommandOutcome; command: Command; flow: Flow | undefined }> {
     let command: Command;
     try {
       command = parseCommand(input);
+      command = { ...command, config: sealCommandConfig(command.config, this.#secrets) };
     } catch (err) {
       this.#commands.inc({ source, outcome: 'invalid' });
       throw err;

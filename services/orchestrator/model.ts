@@ -56,6 +56,12 @@ export interface FlowState {
   stop_polls?: number;
   /** A write call of this step failed in a way that leaves its effect unknown (timeout, connection lost). */
   uncertain?: string;
+  /**
+   * The create a step sent last (its API and a digest of its request, secrets masked), saved before the
+   * call: an object adopted after a lost answer was created by that request, so when the request is the
+   * same now it needs no update.
+   */
+  creating?: { api: string; digest: string };
 }
 
 export interface Flow {

@@ -4,6 +4,7 @@
  * input, `not_found`, `conflict`.
  */
 import type { BreakerState } from '../common/breaker.ts';
+import { maskSecretKeys } from '../common/secrets.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../common/errors.ts';
 import type { FlowType } from '../common/records.ts';
 import { FAMILIES, type Family } from './bkdata-client.ts';
@@ -68,7 +69,8 @@ export function flowView(f: Flow): FlowView {
     databus_clean_id: f.databus_clean_id,
     databus_clean_result_table_id: f.databus_clean_result_table_id,
     flow_id: f.flow_id,
-    config: f.config,
+    // Secrets (es_cluster.password, kafka.password) never leave the service, sealed or not.
+    config: maskSecretKeys(f.config) as Record<string, unknown>,
     state: f.state as Record<string, unknown>,
     process_info: f.process_info,
     last_process_time: iso(f.last_process_time),

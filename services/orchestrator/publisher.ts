@@ -40,6 +40,8 @@ export class StatusPublisher implements Component {
   #running = false;
   #loop: Promise<void> | undefined;
   readonly #waker = new Waker();
+  /** Cuts a backoff short at stop (Kafka may be away for long: the backoff must not hold the stop). */
+  #stopped = new AbortController();
 
   constructor(options: PublisherOptions) {
     this.#o = options;
@@ -53,6 +55,7 @@ export class StatusPublisher implements Component {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
+    this.#stopped = new AbortController();
     this.#loop = this.#run();
   }
 
@@ -60,6 +63,7 @@ export class StatusPublisher implements Component {
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
+    this.#stopped.abort();
     this.wake();
     await this.#loop;
     await this.#drainOnce().catch((err: unknown) => this.#log.warn('final flow.status drain failed', { err: errorMessage(err) }));
@@ -75,7 +79,7 @@ export class StatusPublisher implements Component {
       } catch (err) {
         failures++;
         this.#log.warn('publishing flow.status failed; will retry', { err: errorMessage(err), failures });
-        await sleep(backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 10_000 }));
+        await sleep(backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 10_000 }), undefined, { signal: this.#stopped.signal }).catch(() => undefined);
         continue;
       }
       if (sent === (this.#o.batchSize ?? 500)) continue;

@@ -2,18 +2,24 @@
  * The orchestrator service (README): drives BKData provisioning flows as durable state machines behind
  * one circuit breaker per BKData API family. This file is its only composition root:
  *
- * ports (flow store, breakers, guarded BKData client, producer, command consumer) → parts (engine,
- * status publisher, worker loop, command intake, operations, HTTP and gRPC APIs) → one Lifecycle.
+ * ports (flow store, breakers, guarded BKData client, producer, command consumer, secret box) → parts
+ * (engine, status publisher, worker loop, command intake, operations, HTTP and gRPC APIs) → one Lifecycle.
  *
- * Start order: topic check, breakers and housekeeping, producer, status publisher, worker loop, command
- * consumer, HTTP, gRPC. Stop runs in reverse, so intake stops first and running flows finish their
- * current attempt before the leases are given back and the last statuses are published.
+ * Start order: breakers and housekeeping, secrets at rest (plain passwords of stored flows sealed), the
+ * Kafka producer (in the background: the broker need not be up), status publisher, worker loop, HTTP,
+ * gRPC, the command consumer (in the background: the APIs answer while its group joins). Stop runs in
+ * reverse, so intake (consumer, APIs) stops first and running flows finish their current attempt before
+ * the leases are given back and the last statuses are published. Every API call needs an admin token
+ * (SECURITY.md); readiness is the database's and the broker's last probes.
  */
 import { codecFor } from '../common/avro/index.ts';
-import { errorMessage } from '../common/errors.ts';
+import { startInBackground } from '../common/background.ts';
+import { errorMessage, MissingTopicsError } from '../common/errors.ts';
 import { createHttpServer } from '../common/http.ts';
 import { Lifecycle } from '../common/lifecycle.ts';
-import { defineService, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
+import { maskingLogger, secretBoxOf } from '../common/secrets.ts';
+import { defineService, edgeOptions, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
+import { guardStore } from '../common/store-guard.ts';
 import { topicName } from '../common/topics.ts';
 import { createBreakers, GuardedBkdataApi, type Breakers } from './bkdata-api.ts';
 import { BkdataClient, FAMILIES } from './bkdata-client.ts';
@@ -51,8 +57,13 @@ export type OrchestratorDeps = Pick<ServiceDeps<'store' | 'bus'>, 'logger' | 're
 
 /** Builds the orchestrator on `deps`; `start()` brings it up. */
 export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorConfig): Orchestrator {
-  const { logger, registry, bus } = deps;
+  const { registry, bus } = deps;
+  // The BKData app secret never reaches a log line, whatever logs it (an error echoing a header, a debug line).
+  const logger = maskingLogger(deps.logger, [config.bkdataAppSecret]);
+  const store = guardStore(deps.store);
   const log = logger.child({ component: 'orchestrator' });
+  const secrets = secretBoxOf(config, (path) =>
+    log.warn('created a secret key for flow-config passwords; instances sharing this database need the same one (BKSTREAM_SECRET_KEY)', { path }));
   const metrics = orchestratorMetrics(registry);
   const owner = instanceIdOf(config);
   const statusTopic = topicName(config.topicPrefix, 'flowStatus');
@@ -60,7 +71,7 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
   const dlqTopic = topicName(config.topicPrefix, 'dlq');
 
   // ports
-  const flows = new FlowStore(deps.store);
+  const flows = new FlowStore(store);
   const breakers = createBreakers(
     {
       timeoutMs: config.bkdataTimeoutMs,
@@ -100,6 +111,7 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
     waitRecheckMs: config.waitRecheckMs,
     processInfoMaxLines: config.processInfoMaxLines,
     owner,
+    secrets,
     logger,
     metrics,
   });
@@ -121,7 +133,7 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
     runner.wake();
     publisher.wake();
   };
-  const intake = new CommandIntake(flows, wakeAll, metrics, logger);
+  const intake = new CommandIntake(flows, wakeAll, metrics, logger, secrets);
   const operations = new FlowOperations(flows, intake, breakerState, wakeAll);
 
   // A breaker letting a probe through wakes one waiting flow; a closed breaker wakes them all.
@@ -148,19 +160,9 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
       for (const record of batch.records) await intake.submit(record.value, 'kafka');
     },
   });
-  const http = createHttpServer({
-    host: config.host,
-    port: config.httpPort,
-    registry,
-    logger,
-    routes: httpRoutes(operations),
-    health: () => ({ ok: true, checks: { owner, active_flows: runner.activeCount(), breakers: operations.breakers() } }),
-  });
-  const grpc = new GrpcApi(operations, config.host, config.grpcPort, logger);
-
-  // the lifecycle
-  const lifecycle = new Lifecycle({ logger });
-  lifecycle.add({
+  const edge = edgeOptions({ logger, registry, common: config, store, bus });
+  const kafkaOut = new Lifecycle({ logger, name: 'kafka-producer' });
+  kafkaOut.add({
     name: 'topic-check',
     start: async () => {
       const admin = bus.admin();
@@ -173,6 +175,38 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
     },
     stop: async () => undefined,
   });
+  kafkaOut.add(producer);
+  const producerPart = startInBackground(kafkaOut, { logger });
+  const consumerPart = startInBackground(consumer, { logger });
+  const http = createHttpServer({
+    host: config.host,
+    port: config.httpPort,
+    registry,
+    logger,
+    ...edge,
+    probeIntervalMs: config.healthProbeIntervalMs,
+    probeTimeoutMs: config.healthProbeTimeoutMs,
+    routes: httpRoutes(operations),
+    // Ready once the flow topics are there and the producer is connected; the consumer's group may still
+    // be joining (commands over HTTP and gRPC are taken meanwhile).
+    health: () => {
+      const failure = producerPart.lastError();
+      return {
+        ok: producerPart.started(),
+        checks: {
+          owner,
+          active_flows: runner.activeCount(),
+          breakers: operations.breakers(),
+          kafka: producerPart.started() ? 'connected' : failure instanceof MissingTopicsError ? failure.message : 'connecting',
+          consumer: consumer.joined() ? 'joined' : 'joining',
+        },
+      };
+    },
+  });
+  const grpc = new GrpcApi(operations, config.host, config.grpcPort, logger, edge.auth);
+
+  // the lifecycle
+  const lifecycle = new Lifecycle({ logger });
   let housekeeping: NodeJS.Timeout | undefined;
   lifecycle.add({
     name: 'breakers',
@@ -187,12 +221,21 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
       for (const b of Object.values(breakers)) b.shutdown();
     },
   });
-  lifecycle.add(producer);
+  lifecycle.add({
+    name: 'secrets-at-rest',
+    start: async () => {
+      const { sealed, unreadable } = await flows.resealSecrets(secrets);
+      if (sealed > 0) log.info('sealed the secrets of stored flows', { flows: sealed, key: secrets.keyId });
+      if (unreadable > 0) log.error('stored flows hold secrets this instance cannot open: they fail until the key that sealed them is configured (BKSTREAM_SECRET_KEY_PREVIOUS)', { flows: unreadable, key: secrets.keyId });
+    },
+    stop: async () => undefined,
+  });
+  lifecycle.add(producerPart);
   lifecycle.add(publisher);
   lifecycle.add(runner);
-  lifecycle.add(consumer);
   lifecycle.add({ name: 'orchestrator-http', start: () => http.start(), stop: () => http.stop() });
   lifecycle.add(grpc);
+  lifecycle.add(consumerPart);
   lifecycle.add({
     name: 'started',
     start: async () => log.info('orchestrator started', { owner, http_port: http.port(), grpc_port: grpc.port() }),

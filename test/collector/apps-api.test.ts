@@ -8,12 +8,13 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { hashToken } from '../../services/collector/applications.ts';
+import { ADMIN_ENV, jsonHeaders } from '../common/auth-kit.ts';
 import { startReceiver } from './helpers.ts';
 
 const CLI = resolve(import.meta.dirname, '../../services/cli/bkstream.ts');
 
 async function call(url: string, method: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, { method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const res = await fetch(url, { method, headers: jsonHeaders(), ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
@@ -50,7 +51,7 @@ test('bkstream apps uses the running collector when the embedded store is held b
   writeFileSync(join(dataDir, 'pglite.lock'), '1\n'); // pid 1: alive and not ours
   const out = await new Promise<{ code: number; stdout: string; stderr: string }>((done, fail) => {
     const child = spawn(process.execPath, [CLI, 'apps', 'create', '--biz', '4', '--app', 'via-api'], {
-      env: { ...process.env, DATA_DIR: dataDir, DATABASE_URL: '', COLLECTOR_ADMIN_URL: `${kit.adminUrl}/`, LOG_LEVEL: 'silent' },
+      env: { ...process.env, ...ADMIN_ENV, DATA_DIR: dataDir, DATABASE_URL: '', COLLECTOR_ADMIN_URL: `${kit.adminUrl}/`, LOG_LEVEL: 'silent' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -24,6 +24,7 @@ import { decodeResponse, EXPORT_PATH, traceServiceClient, type ExportResponse } 
 import { createCollector, type CollectorService } from '../../services/collector/service.ts';
 import { brokers, uniqueName, waitFor } from '../helpers/kafka.ts';
 import { pgliteStore } from '../helpers/store.ts';
+import { TEST_ADMIN_TOKEN } from '../common/auth-kit.ts';
 
 export interface ReceiverKit {
   collector: CollectorService;
@@ -39,6 +40,8 @@ export interface ReceiverKit {
   grpcUrl: string;
   httpUrl: string;
   adminUrl: string;
+  /** The admin token the collector accepts (BKSTREAM_ADMIN_TOKEN). */
+  adminToken: string;
 }
 
 // One migrated PGlite store per test file (initdb in WASM takes seconds; tests use their own apps).
@@ -103,6 +106,7 @@ export async function startReceiver(t: ExecutionContext, options: ReceiverKitOpt
     COLLECTOR_OTLP_HTTP_PORT: '0',
     COLLECTOR_ADMIN_PORT: '0',
     COLLECTOR_BATCH_LINGER_MS: '2',
+    BKSTREAM_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
     ...options.env,
   };
   const deps: ServiceDeps = { env, logger: silentLogger, registry, store, bus, common: loadConfig(commonSpec, { env }) };
@@ -124,6 +128,7 @@ export async function startReceiver(t: ExecutionContext, options: ReceiverKitOpt
     grpcUrl: `http://127.0.0.1:${ports.grpc}`,
     httpUrl: `http://127.0.0.1:${ports.http}/v1/traces`,
     adminUrl: `http://127.0.0.1:${ports.admin}`,
+    adminToken: TEST_ADMIN_TOKEN,
   };
 }
 

@@ -13,6 +13,7 @@ import { Bus } from '../../services/common/bus/index.ts';
 import { grpcStatus as status } from '../../services/common/grpc.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { brokers, uniqueName, waitFor } from '../helpers/kafka.ts';
+import { ADMIN_ENV, jsonHeaders } from '../common/auth-kit.ts';
 import { grpcExport, httpPost } from './helpers.ts';
 import { sampleRequest } from './otlp-fixtures.ts';
 
@@ -43,6 +44,7 @@ test('SIGTERM with COLLECTOR_SHUTDOWN_TIMEOUT_MS=0 under load: every part stops 
       COLLECTOR_OTLP_HTTP_PORT: '0',
       COLLECTOR_ADMIN_PORT: '0',
       COLLECTOR_SHUTDOWN_TIMEOUT_MS: '0',
+      ...ADMIN_ENV,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -66,7 +68,7 @@ test('SIGTERM with COLLECTOR_SHUTDOWN_TIMEOUT_MS=0 under load: every part stops 
   const httpUrl = `http://127.0.0.1:${started.http as number}/v1/traces`;
   const registered = await fetch(`http://127.0.0.1:${started.admin as number}/api/v1/apps`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: jsonHeaders(),
     body: JSON.stringify({ bk_biz_id: 2, app_name: 'main-test' }),
   });
   t.is(registered.status, 201);

@@ -93,7 +93,7 @@ test('an Export stops waiting for Kafka after the timeout: a retriable error, co
 test('while Kafka keeps failing the breaker opens and Exports fail fast without reaching the producer', async (t) => {
   const { sender, breaker, pipeline } = setup(t);
   sender.failWith = new Error('KafkaJSNumberOfRetriesExceeded: connect ECONNREFUSED 127.0.0.1:1');
-  for (let i = 0; i < 3; i++) await t.throwsAsync(pipeline.export(req(20 + i)), { instanceOf: UnavailableError, message: /publishing spans to Kafka failed/ });
+  for (let i = 0; i < 3; i++) await t.throwsAsync(pipeline.export(req(20 + i)), { instanceOf: UnavailableError, message: 'the Kafka broker is unavailable' });
   await new Promise((r) => setImmediate(r));
   t.is(breaker.state(), 'open');
   const sends = sender.requests.length;

@@ -22,6 +22,7 @@ import { spanBatchView } from '../../services/discovery/span-view.ts';
 import { brokers, testBus, uniqueName, type BrokerKit } from '../helpers/kafka.ts';
 import { sampleSpan } from '../helpers/records.ts';
 import { RecordingSink } from './recording-sink.ts';
+import { ADMIN_ENV } from '../common/auth-kit.ts';
 
 export const T0 = 1_763_700_000_000_000; // µs
 
@@ -124,6 +125,8 @@ export const TEST_ENV: NodeJS.ProcessEnv = {
   DISCOVERY_PAIRING_TTL_MS: '300',
   DISCOVERY_STOP_DRAIN_MS: '1000',
   DISCOVERY_SWEEP_INTERVAL_MS: '3600000',
+  // The admin token the query API accepts (test/common/auth-kit.ts).
+  ...ADMIN_ENV,
 };
 
 /** Starts a discovery service on the given prefix and store; stopped in teardown (unless stopped before). */

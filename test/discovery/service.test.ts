@@ -17,6 +17,7 @@ import { brokerKit, brokers, uniqueName, waitFor, type BrokerKit } from '../help
 import { sampleAgentEvent } from '../helpers/records.ts';
 import { freshDatabase, pgliteStore } from '../helpers/store.ts';
 import { count, discoveryTopics, produceSpans, span, startDiscovery, tableRows, T0, type Running } from './helpers.ts';
+import { TEST_ADMIN_TOKEN } from '../common/auth-kit.ts';
 
 const TABLES = ['apm_endpoint', 'apm_host_instance', 'apm_topo_instance', 'apm_topo_node', 'apm_topo_relation', 'apm_remote_service_relation', 'apm_root_endpoint'];
 
@@ -40,7 +41,8 @@ async function lagIs0(kit: BrokerKit, group: string, topic: string): Promise<boo
 }
 
 async function get(run: Running, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(run.url(path));
+  // The query API needs credentials (SECURITY.md): the admin token the kit configures.
+  const res = await fetch(run.url(path), { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
   const text = await res.text();
   return { status: res.status, body: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : { text } };
 }

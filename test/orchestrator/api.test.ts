@@ -8,7 +8,8 @@ import { codecFor } from '../../services/common/avro/index.ts';
 import type { FlowCommand, FlowStatus } from '../../services/common/records.ts';
 import { topicName } from '../../services/common/topics.ts';
 import { flowServiceDefinition } from '../../services/orchestrator/grpc-api.ts';
-import { grpcCredentials, grpcStatus, type ServiceError } from '../../services/common/grpc.ts';
+import { GrpcMetadata, grpcCredentials, grpcStatus, type ServiceError } from '../../services/common/grpc.ts';
+import { bearer, jsonHeaders, TEST_ADMIN_TOKEN } from '../common/auth-kit.ts';
 import { uniqueName, waitFor } from '../helpers/kafka.ts';
 import { keyOf, setup, tailCommand, waitForFlow } from './kit.ts';
 
@@ -86,7 +87,8 @@ test.serial('an invalid command is dead-lettered with its reason and does not st
 test.serial('HTTP API: submit, get, list, retry, breakers, and clear errors for bad input', async (t) => {
   const { orch, sim } = await setup(t, { BKDATA_SIM_STUCK_CLEANS: '*' }, { BKDATA_FETCH_STATUS_THRESHOLD: '2' });
   const base = `http://127.0.0.1:${orch.httpPort()}`;
-  const post = (path: string, body: unknown): Promise<Response> => fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const post = (path: string, body: unknown): Promise<Response> => fetch(`${base}${path}`, { method: 'POST', headers: jsonHeaders(), body: JSON.stringify(body) });
+  const get = (path: string): Promise<Response> => fetch(`${base}${path}`, { headers: bearer() });
 
   const bad = await post('/api/v1/flows', { action: 'explode', flow_type: 'tail_sampling', bk_biz_id: 'x', app_name: '' });
   t.is(bad.status, 400);
@@ -103,17 +105,17 @@ test.serial('HTTP API: submit, get, list, retry, breakers, and clear errors for 
   t.is(accepted.flow.status, 'pending');
 
   await waitForFlow(orch, keyOf(cmd), ['config_cleans_start_failed']);
-  const one = await fetch(`${base}/api/v1/flows/2/http-app/tail_sampling`);
+  const one = await get(`/api/v1/flows/2/http-app/tail_sampling`);
   t.is(one.status, 200);
   const detail = (await one.json()) as { flow: { status: string; step: string }; steps: { step: string; status: string }[] };
   t.is(detail.flow.status, 'config_cleans_start_failed');
   t.is(detail.steps[0]?.status, 'failed');
 
-  const list = (await (await fetch(`${base}/api/v1/flows?status=config_cleans_start_failed`)).json()) as { count: number };
+  const list = (await (await get(`/api/v1/flows?status=config_cleans_start_failed`)).json()) as { count: number };
   t.is(list.count, 1);
-  t.is(((await (await fetch(`${base}/api/v1/flows?flow_type=virtual_metric`)).json()) as { count: number }).count, 0);
-  t.is((await fetch(`${base}/api/v1/flows?bk_biz_id=abc`)).status, 400);
-  t.is((await fetch(`${base}/api/v1/flows/2/nope/tail_sampling`)).status, 404);
+  t.is(((await (await get(`/api/v1/flows?flow_type=virtual_metric`)).json()) as { count: number }).count, 0);
+  t.is((await get(`/api/v1/flows?bk_biz_id=abc`)).status, 400);
+  t.is((await get(`/api/v1/flows/2/nope/tail_sampling`)).status, 404);
 
   sim.faults.stuckCleans = [];
   const retry = await post('/api/v1/flows/2/http-app/tail_sampling/retry', {});
@@ -122,7 +124,7 @@ test.serial('HTTP API: submit, get, list, retry, breakers, and clear errors for 
   const again = await post('/api/v1/flows/2/http-app/tail_sampling/retry', {});
   t.is(again.status, 409, 'only failed or waiting flows can be retried');
 
-  const breakers = (await (await fetch(`${base}/api/v1/breakers`)).json()) as Record<string, string>;
+  const breakers = (await (await get(`/api/v1/breakers`)).json()) as Record<string, string>;
   t.deepEqual(breakers, { access: 'closed', databus: 'closed', auth: 'closed', dataflow: 'closed', resourcecenter: 'closed' });
   const metrics = await (await fetch(`${base}/metrics`)).text();
   t.regex(metrics, /bkstream_breaker_state\{breaker="dataflow"\} 0/);
@@ -133,10 +135,12 @@ test.serial('HTTP API: submit, get, list, retry, breakers, and clear errors for 
 test.serial('gRPC API: Submit, Get, List, Retry with gRPC status codes', async (t) => {
   const { orch } = await setup(t);
   const FlowService = flowServiceDefinition();
-  const client = new FlowService(`127.0.0.1:${orch.grpcPort()}`, grpcCredentials.createInsecure()) as unknown as Record<string, (req: unknown, cb: (err: ServiceError | null, res: Record<string, unknown>) => void) => void>;
+  const client = new FlowService(`127.0.0.1:${orch.grpcPort()}`, grpcCredentials.createInsecure()) as unknown as Record<string, (req: unknown, md: GrpcMetadata, cb: (err: ServiceError | null, res: Record<string, unknown>) => void) => void>;
   t.teardown(() => (client as unknown as { close(): void }).close());
+  const md = new GrpcMetadata();
+  md.set('authorization', `Bearer ${TEST_ADMIN_TOKEN}`);
   const call = (method: string, req: unknown): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => (client[method] as (r: unknown, cb: (e: ServiceError | null, r: Record<string, unknown>) => void) => void).call(client, req, (err, res) => (err ? reject(err) : resolve(res))));
+    new Promise((resolve, reject) => (client[method] as (r: unknown, m: GrpcMetadata, cb: (e: ServiceError | null, r: Record<string, unknown>) => void) => void).call(client, req, md, (err, res) => (err ? reject(err) : resolve(res))));
 
   const invalid = await t.throwsAsync(call('Submit', { action: 'create_or_update', flow_type: 'virtual_metric', bk_biz_id: 5, app_name: 'g', config_json: '{' }));
   t.is((invalid as unknown as ServiceError).code, grpcStatus.INVALID_ARGUMENT);

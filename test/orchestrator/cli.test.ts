@@ -5,13 +5,17 @@
 import test from 'ava';
 import { runFlows } from '../../services/cli/commands/flows.ts';
 import { UP_SERVICES } from '../../services/cli/services.ts';
+import { ADMIN_ENV } from '../common/auth-kit.ts';
 import { keyOf, setup, waitForFlow } from './kit.ts';
 
 test.serial('bkstream flows: submit, list, get, retry, breakers, usage and errors', async (t) => {
   const { orch } = await setup(t);
-  const env = { ORCHESTRATOR_URL: `http://127.0.0.1:${orch.httpPort()}` };
+  const env = { ORCHESTRATOR_URL: `http://127.0.0.1:${orch.httpPort()}`, ...ADMIN_ENV };
   const out: string[] = [];
   const flows = (...args: string[]): Promise<number> => runFlows(args, env, (line) => out.push(line));
+
+  t.is(await runFlows(['list'], { ORCHESTRATOR_URL: env.ORCHESTRATOR_URL }, (line) => out.push(line)), 1, 'no admin token: refused');
+  t.regex(out.pop() ?? '', /^error \(HTTP 401\): credentials required.*\(set BKSTREAM_ADMIN_TOKEN/);
 
   t.is(await flows('submit', 'create_or_update', 'virtual_metric', '4', 'cli-app', '--config', '{"data_id": 77}', '--operator', 'me'), 0);
   t.regex(out.pop() ?? '', /^accepted: command [0-9a-f-]{36}$/);

@@ -73,6 +73,8 @@ async function runPlan(t: ExecutionContext, plan: readonly StepDef[], kind: Flow
     call,
     log: () => undefined,
     checkpoint: async () => undefined,
+    reveal: (doc) => doc,
+    conceal: (doc) => doc,
     now: Date.now,
   };
   for (const step of plan) {

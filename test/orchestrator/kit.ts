@@ -14,6 +14,10 @@ import type { FlowKey, Flow } from '../../services/orchestrator/model.ts';
 import { createOrchestrator, orchestratorService, type Orchestrator } from '../../services/orchestrator/service.ts';
 import { brokerKit, uniqueName, waitFor, type BrokerKit } from '../helpers/kafka.ts';
 import { pgliteStore } from '../helpers/store.ts';
+import { ADMIN_ENV } from '../common/auth-kit.ts';
+
+/** The key orchestrators under test seal flow-config secrets with (BKSTREAM_SECRET_KEY). */
+export const TEST_SECRET_KEY = Buffer.alloc(32, 7).toString('base64');
 
 /** A sim config with test defaults (port 0, clean running 50 ms after start) and overrides. */
 export function simConfig(env: Record<string, string> = {}): SimConfig {
@@ -52,6 +56,8 @@ export function fastEnv(sim: BkdataSim, extra: Record<string, string> = {}): Rec
     ORCH_POLL_INTERVAL_MS: '200',
     ORCH_BREAKER_RESET_TIMEOUT_MS: '1000',
     BKDATA_TIMEOUT_MS: '5000',
+    ...ADMIN_ENV,
+    BKSTREAM_SECRET_KEY: TEST_SECRET_KEY,
     ...extra,
   };
 }

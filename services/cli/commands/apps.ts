@@ -8,12 +8,12 @@
  * The token is printed once and stored only as its SHA-256 hash: it cannot be shown again, only rotated.
  */
 import { parseArgs } from 'node:util';
-import { commonSpec, loadConfig } from '../../common/config.ts';
 import { BkError, errorMessage } from '../../common/errors.ts';
-import { silentLogger } from '../../common/log.ts';
-import { createStore, type Store } from '../../common/store/index.ts';
+import type { Store } from '../../common/store/index.ts';
 import { createApplication, listApplications, rotateToken, type Application, type NewApplication } from '../../collector/applications.ts';
 import type { Command } from '../command.ts';
+import { adminApiCall } from '../credentials.ts';
+import { withStoreOrAdminApi } from '../local-store.ts';
 
 const USAGE = `bkstream apps create --biz <id> --app <name> [--alias <text>] [--description <text>] [--retention-days <n>]
                       [--traces-data-id <n>] [--metrics-data-id <n>] [--logs-data-id <n>] [--profiles-data-id <n>]
@@ -73,24 +73,9 @@ function storeRegistry(store: Store): AppsRegistry {
   };
 }
 
-/** The collector's admin API (services/collector/apps-api.ts). */
-function httpRegistry(baseUrl: string): AppsRegistry {
-  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    let res: Response;
-    try {
-      res = await fetch(new URL(path, baseUrl), {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(10_000),
-      });
-    } catch (err) {
-      throw new BkError('unavailable', `cannot reach the collector's admin API at ${baseUrl}: ${errorMessage(err)}`, true);
-    }
-    const payload = (await res.json().catch(() => ({}))) as { error?: string; code?: string };
-    if (!res.ok) throw new BkError(payload.code ?? `http_${res.status}`, payload.error ?? `HTTP ${res.status}`, res.status >= 500);
-    return payload as T;
-  };
+/** The collector's admin API (services/collector/apps-api.ts), with the admin token of the environment. */
+function httpRegistry(baseUrl: string, env: NodeJS.ProcessEnv): AppsRegistry {
+  const call = <T>(method: string, path: string, body?: unknown): Promise<T> => adminApiCall<T>(baseUrl, env, method, path, body, "the collector's admin API");
   return {
     create: (app) =>
       call('POST', '/api/v1/apps', {
@@ -114,25 +99,10 @@ function httpRegistry(baseUrl: string): AppsRegistry {
 /**
  * Runs `fn` on the registry. Embedded PGlite is single-process: when a running `bkstream up` holds it,
  * the registry is reached through that process's collector admin API (COLLECTOR_ADMIN_URL, default
- * http://127.0.0.1:${COLLECTOR_ADMIN_PORT:-4310}).
+ * http://127.0.0.1:${COLLECTOR_ADMIN_PORT:-4310}) with the admin token of the environment.
  */
-async function withRegistry<T>(env: NodeJS.ProcessEnv, fn: (registry: AppsRegistry) => Promise<T>): Promise<T> {
-  const config = loadConfig(commonSpec, { env });
-  const store = createStore({ databaseUrl: config.databaseUrl, dataDir: `${config.dataDir}/pglite`, logger: silentLogger });
-  try {
-    try {
-      await store.start();
-    } catch (err) {
-      if (!(err instanceof BkError && err.code === 'store_locked')) throw err;
-      const url = env.COLLECTOR_ADMIN_URL ?? `http://127.0.0.1:${env.COLLECTOR_ADMIN_PORT ?? '4310'}/`;
-      console.error(`${err.message.replace(/:.*$/, '')}; using the running collector's admin API at ${url}`);
-      return await fn(httpRegistry(url));
-    }
-    await store.migrate();
-    return await fn(storeRegistry(store));
-  } finally {
-    await store.stop();
-  }
+function withRegistry<T>(env: NodeJS.ProcessEnv, fn: (registry: AppsRegistry) => Promise<T>): Promise<T> {
+  return withStoreOrAdminApi(env, (store) => fn(storeRegistry(store)), (url) => fn(httpRegistry(url, env)));
 }
 
 async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {

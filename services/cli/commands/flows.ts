@@ -1,6 +1,7 @@
 /**
  * `bkstream flows`: the orchestrator's flows through its HTTP API (ORCHESTRATOR_URL, default
- * http://127.0.0.1:8082).
+ * http://127.0.0.1:8082), with the admin token of the environment (credentials.ts). Passwords in flow
+ * configs are never printed (masked).
  *
  *   bkstream flows list [--status S] [--type tail_sampling|virtual_metric] [--biz N] [--app NAME]
  *   bkstream flows get <bk_biz_id> <app_name> <flow_type>
@@ -8,7 +9,9 @@
  *   bkstream flows retry <bk_biz_id> <app_name> <flow_type>
  *   bkstream flows breakers
  */
+import { maskSecretKeys } from '../../common/secrets.ts';
 import type { Command } from '../command.ts';
+import { authHeaders, credentialsHint } from '../credentials.ts';
 
 const USAGE = `bkstream flows list [--status S] [--type T] [--biz N] [--app NAME]
              bkstream flows get|retry <bk_biz_id> <app_name> <flow_type>
@@ -57,14 +60,14 @@ export async function runFlows(args: string[], env: NodeJS.ProcessEnv, print: (l
   const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
     let res: Response;
     try {
-      res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+      res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json', ...authHeaders(env) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     } catch (err) {
       throw new Error(`cannot reach the orchestrator at ${base} (set ORCHESTRATOR_URL): ${(err as Error).message}`);
     }
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
   const fail = (r: { status: number; body: Record<string, unknown> }): number => {
-    print(`error (HTTP ${r.status}): ${typeof r.body.error === 'string' ? r.body.error : JSON.stringify(r.body)}`);
+    print(`error (HTTP ${r.status}): ${typeof r.body.error === 'string' ? r.body.error : JSON.stringify(maskSecretKeys(r.body))}${credentialsHint(r.status, env)}`);
     return 1;
   };
   const keyPath = (): string => {
@@ -86,7 +89,8 @@ export async function runFlows(args: string[], env: NodeJS.ProcessEnv, print: (l
     case 'get': {
       const r = await call('GET', keyPath());
       if (r.status !== 200) return fail(r);
-      print(JSON.stringify(r.body, null, 2));
+      // The API masks secrets already; masked here too, so no password reaches a terminal from any orchestrator version.
+      print(JSON.stringify(maskSecretKeys(r.body), null, 2));
       return 0;
     }
     case 'retry': {

@@ -53,7 +53,7 @@ export async function runMetrics(args: string[], env: NodeJS.ProcessEnv, print: 
   if (values.host) q.append('match', `${isIP(values.host) ? 'bk_target_ip' : 'hostname'}=${values.host}`);
   for (const m of values.match ?? []) q.append('match', m);
   const r = await storageGet(env, `/api/v1/metrics/query?${q.toString()}`);
-  if (r.status !== 200) return failed(r, print);
+  if (r.status !== 200) return failed(r, print, env);
   if (values.json) {
     print(JSON.stringify(r.body, null, 2));
     return 0;

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
+import { authHeaders, credentialsHint } from '../credentials.ts';
 
 const USAGE = 'bkstream trace <trace_id> [--json]';
 
@@ -19,7 +20,7 @@ export async function storageGet(env: NodeJS.ProcessEnv, path: string): Promise<
   const base = (env.STORAGE_URL ?? 'http://127.0.0.1:8083').replace(/\/+$/, '');
   let res: Response;
   try {
-    res = await fetch(`${base}${path}`);
+    res = await fetch(`${base}${path}`, { headers: authHeaders(env) });
   } catch (err) {
     throw new Error(`cannot reach the storage service at ${base} (set STORAGE_URL): ${(err as Error).message}`);
   }
@@ -34,8 +35,8 @@ export async function storageGet(env: NodeJS.ProcessEnv, path: string): Promise<
 }
 
 /** Prints the API's error; returns the exit code 1. */
-export function failed(r: Reply, print: (line: string) => void): number {
-  print(`error (HTTP ${r.status}): ${typeof r.body.error === 'string' ? r.body.error : JSON.stringify(r.body)}`);
+export function failed(r: Reply, print: (line: string) => void, env: NodeJS.ProcessEnv = {}): number {
+  print(`error (HTTP ${r.status}): ${typeof r.body.error === 'string' ? r.body.error : JSON.stringify(r.body)}${credentialsHint(r.status, env)}`);
   return 1;
 }
 
@@ -104,7 +105,7 @@ export async function runTrace(args: string[], env: NodeJS.ProcessEnv, print: (l
     return 2;
   }
   const r = await storageGet(env, `/api/v1/traces/${encodeURIComponent(id)}`);
-  if (r.status !== 200) return failed(r, print);
+  if (r.status !== 200) return failed(r, print, env);
   if (values.json) print(JSON.stringify(r.body, null, 2));
   else for (const line of renderWaterfall(r.body)) print(line);
   return 0;

@@ -58,7 +58,7 @@ export async function runTraces(args: string[], env: NodeJS.ProcessEnv, print: (
   let biz = values.biz;
   if (biz === undefined) {
     const r = await storageGet(env, `/api/v1/apps?app_name=${encodeURIComponent(app)}`);
-    if (r.status !== 200) return failed(r, print);
+    if (r.status !== 200) return failed(r, print, env);
     const found = r.body.items as { bk_biz_id: number }[];
     if (found.length === 0) {
       print(`error: no application named ${app} (register it with bkstream apps create)`);
@@ -76,7 +76,7 @@ export async function runTraces(args: string[], env: NodeJS.ProcessEnv, print: (
   const start = Math.floor(now / 1000 - parseDuration(values.since, 's', '--since'));
   const q = new URLSearchParams({ start_time: String(start), limit: values.limit, filters: JSON.stringify(filters) });
   const r = await storageGet(env, `/api/v1/apps/${encodeURIComponent(biz)}/${encodeURIComponent(app)}/traces?${q.toString()}`);
-  if (r.status !== 200) return failed(r, print);
+  if (r.status !== 200) return failed(r, print, env);
   if (values.json) {
     print(JSON.stringify(r.body, null, 2));
     return 0;

@@ -13,13 +13,14 @@
  * - Everything accepted and not yet acknowledged (open, closed, in flight) is bounded by
  *   `maxQueuedBytes`: callers ask {@link SpanBatcher.hasRoom} first and refuse the request when full.
  * - `add` returns the promise of the span's batch, settled when Kafka acknowledged its record — or
- *   rejected with {@link UnavailableError} when the send failed.
+ *   rejected with a {@link DependencyUnavailableError} ("the Kafka broker is unavailable", the cause kept
+ *   for the logs) when the send failed.
  * - Record key: the trace id of the batch's first span. Every span of the batch hashes to the record's
  *   partition, so the key does too: a copy keyed the same way (replay) lands on the same partition of a
  *   topic with as many partitions. The partition is also set explicitly.
  */
 import type { OutMessage } from '../../common/bus/index.ts';
-import { errorMessage, UnavailableError } from '../../common/errors.ts';
+import { DependencyUnavailableError } from '../../common/errors.ts';
 import { assembleBatch } from './span-avro.ts';
 
 /** Where records go: BusProducer#send, or a recording double in tests. */
@@ -201,7 +202,7 @@ export class SpanBatcher {
         this.#queuedBytes -= b.used;
         this.#opts.onRecord?.(b.count, (messages[i] as OutMessage).value.length, err);
         if (err === undefined) b.resolve();
-        else b.reject(new UnavailableError(`publishing spans to Kafka failed: ${errorMessage(err)}`, { cause: err }));
+        else b.reject(new DependencyUnavailableError('Kafka broker', { cause: err }));
       }
     };
     let sent: Promise<void>;

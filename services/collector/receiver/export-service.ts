@@ -15,7 +15,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Breaker } from '../../common/breaker.ts';
 import type { Bus, BusProducer } from '../../common/bus/index.ts';
-import { BkError, edgeStatusOf, errorMessage, MissingTopicsError, UnavailableError } from '../../common/errors.ts';
+import { BkError, DependencyUnavailableError, edgeStatusOf, errorMessage, MissingTopicsError, UnavailableError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { ExportResponse } from '../../common/otlp/index.ts';
 import { backoffDelay } from '../../common/retry.ts';
@@ -24,6 +24,7 @@ import type { SpanBatcher } from './batcher.ts';
 import { OverloadedError } from './errors.ts';
 import type { LogThrottle } from './log-throttle.ts';
 import type { ExportRequest, Protocol, TracePipeline } from './pipeline.ts';
+import type { TokenPort } from './tokens.ts';
 
 /** What the transports call: admission of request bytes, then the export itself. */
 export interface ExportHandler {
@@ -34,6 +35,8 @@ export interface ExportHandler {
   export(req: ExportRequest, wireBytes: number): Promise<ExportResponse>;
   /** Counts a request refused before {@link export} (too large, overloaded, bad encoding). */
   refused(protocol: Protocol, err: unknown, wireBytes: number): void;
+  /** Whether a token names an enabled application (checked before a body is read); throws when the store cannot tell. */
+  checkToken(token: string): Promise<boolean>;
 }
 
 /** What `/healthz` shows: `ok` once Exports can be accepted, and the state behind it. */
@@ -50,6 +53,8 @@ export interface ExportServiceOptions {
   /** Connected once Kafka is reached; the service stops it. */
   producer: BusProducer;
   pipeline: TracePipeline;
+  /** Resolves header tokens before a body is read. */
+  tokens: TokenPort;
   /** For health: the producer queue. */
   batcher: SpanBatcher;
   /** For health: the publishing breaker's state. */
@@ -65,7 +70,10 @@ export class ExportService implements ExportHandler {
   readonly #opts: ExportServiceOptions;
   readonly #log: Logger;
   #partitions: number | undefined;
+  /** Why Kafka is not reached, for the logs (may name addresses). */
   #kafkaProblem: string;
+  /** The same for clients and /readyz: what, never where. */
+  #kafkaState: 'connecting' | 'unavailable' | 'topic missing' = 'connecting';
   #inFlightBytes = 0;
   #accepting = false;
   #connecting: Promise<void> | undefined;
@@ -95,7 +103,7 @@ export class ExportService implements ExportHandler {
       ok: this.ready() && breaker !== 'open',
       checks: {
         accepting: this.#accepting,
-        kafka: this.#partitions === undefined ? this.#kafkaProblem : 'ready',
+        kafka: this.#partitions === undefined ? this.#kafkaState : 'ready',
         topic: this.#opts.topic,
         partitions: this.#partitions ?? null,
         breaker,
@@ -156,6 +164,7 @@ export class ExportService implements ExportHandler {
         // A failed connect may leave the producer half-open (and marked connected): reset it before retrying.
         await producer.stop().catch(() => undefined);
         this.#kafkaProblem = err instanceof MissingTopicsError ? err.message : `Kafka unreachable: ${errorMessage(err)}`;
+        this.#kafkaState = err instanceof MissingTopicsError ? 'topic missing' : 'unavailable';
         if (attempt === 1 || attempt % 10 === 0) this.#log.warn('cannot reach Kafka yet; Exports are answered UNAVAILABLE', { topic, attempt, problem: this.#kafkaProblem });
       } finally {
         await admin.stop().catch(() => undefined);
@@ -180,6 +189,10 @@ export class ExportService implements ExportHandler {
     this.#opts.metrics.inFlightBytes.set(this.#inFlightBytes);
   }
 
+  async checkToken(token: string): Promise<boolean> {
+    return (await this.#opts.tokens.resolve(token)) !== undefined;
+  }
+
   refused(protocol: Protocol, err: unknown, wireBytes: number): void {
     const { outcome } = edgeStatusOf(err);
     this.#opts.metrics.requests.inc({ protocol, outcome });
@@ -195,7 +208,11 @@ export class ExportService implements ExportHandler {
     m.requestBytes.observe({ protocol }, wireBytes);
     try {
       if (!this.#accepting) throw new UnavailableError('the receiver is shutting down');
-      if (this.#partitions === undefined) throw new UnavailableError(`the receiver cannot publish yet: ${this.#kafkaProblem}`);
+      if (this.#partitions === undefined) {
+        throw this.#kafkaState === 'topic missing'
+          ? new UnavailableError(`the receiver cannot publish yet: the topic ${this.#opts.topic} is missing`)
+          : new DependencyUnavailableError('Kafka broker', { details: { state: this.#kafkaState } });
+      }
       const result = await this.#opts.pipeline.export(req);
       m.received.inc({ protocol }, result.receivedSpans);
       m.accepted.inc({ protocol }, result.acceptedSpans);

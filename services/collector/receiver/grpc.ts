@@ -8,7 +8,7 @@
  *   errors become statuses through the shared table (services/common/errors.ts).
  */
 import { clientMessage } from '../../common/errors.ts';
-import { GrpcServer, unaryHandler, type Metadata } from '../../common/grpc.ts';
+import { GrpcServer, peerAddress, unaryHandler, type Metadata } from '../../common/grpc.ts';
 import type { Logger } from '../../common/log.ts';
 import { traceServiceDefinition, type ExportResponse } from '../../common/otlp/index.ts';
 import type { ExportHandler } from './export-service.ts';
@@ -25,14 +25,8 @@ export interface GrpcReceiverOptions {
   logger: Logger;
 }
 
-/** `ipv4:1.2.3.4:5678`, `1.2.3.4:5678`, `[::1]:5678` → the address alone. */
-export function peerAddress(peer: string): string {
-  const s = peer.replace(/^ipv[46]:/, '');
-  const bracket = /^\[([^\]]+)\](?::\d+)?$/.exec(s);
-  if (bracket?.[1]) return bracket[1];
-  const i = s.lastIndexOf(':');
-  return i > 0 && s.indexOf(':') === i ? s.slice(0, i) : s;
-}
+/** `ipv4:1.2.3.4:5678` → the address alone (the shared helper of common/grpc.ts). */
+export { peerAddress };
 
 export class GrpcReceiver {
   readonly name = 'otlp-grpc';

@@ -6,17 +6,26 @@
  *   or none → OTLP/JSON; anything else → 415.
  * - `Content-Encoding: gzip` / `deflate` are decompressed, bounded by the same limit as the body.
  * - A `Content-Length` over the limit is refused with 413 before the body is read; a body that grows past
- *   it while streaming too. Bytes are reserved against the receiver's in-flight bound as they arrive.
+ *   it while streaming too.
+ * - Slow clients cannot hold the receiver (SECURITY.md, "Slow clients"): a token in the headers (or the
+ *   query) is checked before any body byte is read — unknown: 401 at once, the connection closed — and
+ *   only then are body bytes reserved against the in-flight bound as they arrive. A request without one
+ *   (its token may be a `bk.data.token` resource attribute) is read only while fewer than
+ *   COLLECTOR_HTTP_MAX_UNAUTHENTICATED_REQUESTS such requests are (else 429), outside that bound. Headers
+ *   must arrive within COLLECTOR_HTTP_HEADERS_TIMEOUT_S, the whole request within
+ *   COLLECTOR_HTTP_REQUEST_TIMEOUT_S (else 408), an idle connection closes after
+ *   COLLECTOR_HTTP_IDLE_TIMEOUT_S, and of the connections that have not shown a valid header token at
+ *   most COLLECTOR_HTTP_MAX_UNAUTHENTICATED_CONNECTIONS stay open (a new one closes the oldest).
  * - Errors answer with a `google.rpc.Status` in the request's format (status and code from the shared
  *   table of services/common/errors.ts) and, for 429 / 503, `Retry-After`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { gunzip, inflate } from 'node:zlib';
 import { clientMessage, edgeStatusOf, PayloadTooLargeError, PortInUseError, UnsupportedMediaTypeError, ValidationError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
-import { RateLimitedError } from './errors.ts';
+import { RateLimitedError, UnauthenticatedError } from './errors.ts';
 import { encodeResponse, encodeStatus, responseJson, type ExportResponse } from '../../common/otlp/index.ts';
 import type { ExportHandler } from './export-service.ts';
 import type { BodyFormat } from './pipeline.ts';
@@ -33,6 +42,18 @@ export interface HttpReceiverOptions {
   maxBodyBytes: number;
   handler: ExportHandler;
   logger: Logger;
+  /** Time to send the request headers, s. Default 10. */
+  headersTimeoutS?: number;
+  /** Time to send a whole request, s. Default 30. */
+  requestTimeoutS?: number;
+  /** A connection without traffic for this long is closed, s. Default 30. */
+  idleTimeoutS?: number;
+  /** Open connections that have not shown a valid header token, at most (the oldest is closed). Default 64. */
+  maxUnauthenticatedConnections?: number;
+  /** Requests without a header token read at once, at most (more: 429). Default 8. */
+  maxUnauthenticatedRequests?: number;
+  /** Told when a connection is closed to make room (for metrics). */
+  onEvicted?: () => void;
 }
 
 function formatOf(contentType: string | undefined): BodyFormat {
@@ -85,20 +106,43 @@ export class HttpReceiver {
   readonly #opts: HttpReceiverOptions;
   readonly #log: Logger;
   readonly #server: Server;
+  /** Open connections that have not shown a valid header token, oldest first. */
+  readonly #unauthenticated = new Set<Socket>();
+  /** Requests without a header token whose bodies are being read. */
+  #unauthenticatedRequests = 0;
   #listening = false;
 
   constructor(options: HttpReceiverOptions) {
     this.#opts = options;
     this.#log = options.logger.child({ component: 'otlp-http' });
-    this.#server = createServer((req, res) => {
+    const requestTimeoutMs = (options.requestTimeoutS ?? 30) * 1000;
+    this.#server = createServer({
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: Math.min(requestTimeoutMs, (options.headersTimeoutS ?? 10) * 1000),
+      // How often Node checks those two timeouts (its default, 30 s, would let a slow client stay twice as long).
+      connectionsCheckingInterval: 1_000,
+    }, (req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         // #handle answers every error itself; this is a last resort (e.g. the socket died mid-answer).
         this.#log.warn('request handling failed', { err });
         res.destroy();
       });
     });
-    this.#server.keepAliveTimeout = 5_000;
-    this.#server.requestTimeout = 5 * 60_000; // reference: 5 min read/write timeouts
+    const idleMs = (options.idleTimeoutS ?? 30) * 1000;
+    this.#server.keepAliveTimeout = Math.min(5_000, idleMs);
+    this.#server.timeout = idleMs;
+    this.#server.on('timeout', (socket: Socket) => socket.destroy());
+    const maxUnauthenticated = options.maxUnauthenticatedConnections ?? 64;
+    this.#server.on('connection', (socket: Socket) => {
+      this.#unauthenticated.add(socket);
+      socket.once('close', () => this.#unauthenticated.delete(socket));
+      if (this.#unauthenticated.size > maxUnauthenticated) {
+        const oldest = this.#unauthenticated.values().next().value as Socket;
+        this.#unauthenticated.delete(oldest);
+        oldest.destroy();
+        options.onEvicted?.();
+      }
+    });
   }
 
   port(): number {
@@ -154,6 +198,7 @@ export class HttpReceiver {
     let reserved = 0;
     let wire = 0;
     let exporting = false;
+    let unauthenticated = false;
     const h = this.#opts.handler;
     try {
       format = formatOf(req.headers['content-type']);
@@ -161,11 +206,32 @@ export class HttpReceiver {
       if (declared > this.#opts.maxBodyBytes) {
         throw new PayloadTooLargeError(`request body of ${declared} bytes exceeds the limit of ${this.#opts.maxBodyBytes} bytes`);
       }
+      const token = tokenFromHttp(req.headers, url.searchParams);
+      if (token !== undefined) {
+        // Checked before any body byte is read or counted: a bad token costs one cached lookup, not memory.
+        if (!(await h.checkToken(token))) throw new UnauthenticatedError('unknown or disabled application token');
+        this.#unauthenticated.delete(req.socket);
+      } else {
+        if (this.#unauthenticatedRequests >= (this.#opts.maxUnauthenticatedRequests ?? 8)) {
+          throw new RateLimitedError('too many requests without a token in their headers: send the application token as x-bk-token or "Authorization: Bearer"', 1);
+        }
+        unauthenticated = true;
+        this.#unauthenticatedRequests++;
+      }
+      // A request without a header token is bounded by the count above, not by the in-flight bytes of
+      // authenticated ones: its bytes are reserved only once the whole body is in.
       const chunks = await readBody(req, this.#opts.maxBodyBytes, (n) => {
         wire += n;
+        if (unauthenticated) return;
         h.reserve(n);
         reserved += n;
       });
+      if (unauthenticated) {
+        this.#unauthenticatedRequests--;
+        unauthenticated = false;
+        h.reserve(wire);
+        reserved += wire;
+      }
       let body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
       const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
       if (encoding === 'gzip' || encoding === 'deflate') {
@@ -175,7 +241,6 @@ export class HttpReceiver {
       } else if (encoding !== 'identity') {
         throw new ValidationError(`unsupported Content-Encoding ${JSON.stringify(encoding)}: use gzip, deflate or none`);
       }
-      const token = tokenFromHttp(req.headers, url.searchParams);
       exporting = true;
       const response = await h.export({ protocol: 'http', format, body, token, clientIp: req.socket.remoteAddress ?? '' }, wire);
       this.#answer(res, format, response);
@@ -183,6 +248,7 @@ export class HttpReceiver {
       if (!exporting) h.refused('http', err, wire);
       this.#fail(req, res, format, err);
     } finally {
+      if (unauthenticated) this.#unauthenticatedRequests--;
       if (reserved > 0) h.release(reserved);
     }
   }

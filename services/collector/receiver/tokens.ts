@@ -11,13 +11,14 @@
  * Resolution goes through an LRU cache keyed by the token's hash (so raw tokens are not kept): hits
  * live `ttlMs`, misses `missTtlMs` (a flood of bad tokens costs one store query per distinct token per
  * miss TTL), concurrent lookups of one token share a query. A store failure is not cached and surfaces
- * as {@link UnavailableError}. Tokens are never logged.
+ * as {@link DependencyUnavailableError} ("the database is unavailable"). Tokens are never logged.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Metadata } from '../../common/grpc.ts';
 import { LRUCache } from '../../common/lru.ts';
-import { UnavailableError, errorMessage } from '../../common/errors.ts';
-import { hashToken, type Application } from '../applications.ts';
+import { DependencyUnavailableError } from '../../common/errors.ts';
+import { hashToken } from '../../common/auth.ts';
+import type { Application } from '../applications.ts';
 
 /** Longer strings are not tokens: rejected without a lookup. */
 export const MAX_TOKEN_LENGTH = 512;
@@ -58,7 +59,7 @@ export function tokenFromGrpc(metadata: Metadata): string | undefined {
 
 /** Resolves tokens to applications. */
 export interface TokenPort {
-  /** The enabled application of `token`, or undefined. Throws {@link UnavailableError} when it cannot tell. */
+  /** The enabled application of `token`, or undefined. Throws {@link DependencyUnavailableError} when it cannot tell. */
   resolve(token: string): Promise<Application | undefined>;
 }
 
@@ -92,7 +93,7 @@ export class TokenCache implements TokenPort {
         try {
           app = await options.lookup(hash);
         } catch (err) {
-          throw new UnavailableError(`cannot check the application token: ${errorMessage(err)}`, { cause: err });
+          throw err instanceof DependencyUnavailableError ? err : new DependencyUnavailableError('database', { cause: err });
         }
         if (app) return app;
         entryOptions.ttl = options.missTtlMs;

@@ -123,6 +123,8 @@ export class BusConsumer<T> implements Component {
 
   async start(): Promise<void> {
     if (this.#running) return;
+    // Started again after a stop (a start retried in the background, common/background.ts): the next stop must stop it.
+    this.#stopping = undefined;
     await this.#producer.start();
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topics: [...this.#opts.topics], fromBeginning: this.#opts.fromBeginning ?? true });

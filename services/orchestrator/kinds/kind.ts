@@ -44,6 +44,10 @@ export interface StepContext {
   log(text: string): void;
   /** Saves progress now (before a write whose effect must not be forgotten). */
   checkpoint(): Promise<void>;
+  /** A stored document (e.g. `deploy_config`) with its sealed secrets opened, to compare with a request. */
+  reveal<T>(doc: T, context: string): T;
+  /** A request to store (e.g. as `deploy_config`) with its secrets sealed: no password is kept in plain text. */
+  conceal<T>(doc: T, context: string): T;
   now(): number;
 }
 

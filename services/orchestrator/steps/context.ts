@@ -8,7 +8,10 @@
  * retriable ones are retried or wait for their breaker; business errors fail the flow with the step's
  * reference status. Where the flow types differ, a step asks the flow's kind (`ctx.kind`, kinds/).
  */
-import { isBusinessError, type Params } from '../bkdata-client.ts';
+import { createHash } from 'node:crypto';
+import { maskSecretKeys } from '../../common/secrets.ts';
+import { isBusinessError, type ApiName, type Params } from '../bkdata-client.ts';
+import { canonical } from '../compare.ts';
 import { identityOf, type StepContext, type StepResult } from '../kinds/kind.ts';
 
 export const advance: StepResult = { kind: 'advance' };
@@ -25,20 +28,37 @@ export function cleanTaskParams(rt: string, operator: string): Params {
   return { result_table_id: rt, storages: ['kafka'], bk_username: operator };
 }
 
+/** A digest of a request (order-insensitive, secrets masked): what {@link createOrAdopt} remembers of a create. */
+export function requestDigest(params: Params): string {
+  return createHash('sha256').update(JSON.stringify(canonical(maskSecretKeys(params)))).digest('hex').slice(0, 32);
+}
+
 /**
  * Creates an object, or adopts it when BKData refuses the create (a business error such as "already
  * exists") and the lookup finds it: an earlier attempt created it but its answer was lost (a timeout,
  * a crash between the call and the save). Anything else is the create's own error.
+ *
+ * The request is remembered (flow state `creating`, saved before the call), so an adoption can tell
+ * whether the adopted object was made by an earlier attempt of this very request — `unchanged`: it
+ * needs no update — or may carry another config.
  */
-export async function createOrAdopt<T>(ctx: StepContext, what: string, create: () => Promise<T>, lookup: () => Promise<T | undefined>): Promise<{ value: T; adopted: boolean }> {
+export async function createOrAdopt<T>(ctx: StepContext, what: string, api: ApiName, params: Params, lookup: () => Promise<T | undefined>): Promise<{ value: T; adopted: boolean; unchanged: boolean }> {
+  const digest = requestDigest(params);
+  const earlier = ctx.flow.state.creating;
+  ctx.flow.state.creating = { api, digest };
+  await ctx.checkpoint();
   try {
-    return { value: await create(), adopted: false };
+    const value = await ctx.call<T>(api, params);
+    delete ctx.flow.state.creating;
+    return { value, adopted: false, unchanged: true };
   } catch (err) {
     if (!isBusinessError(err)) throw err;
     const found = await lookup();
     if (found === undefined) throw err;
-    ctx.log(`${what} exists already (created by an earlier attempt whose answer was lost): adopted`);
-    return { value: found, adopted: true };
+    delete ctx.flow.state.creating;
+    const unchanged = earlier?.api === api && earlier.digest === digest;
+    ctx.log(`${what} exists already (created by an earlier attempt whose answer was lost): adopted${unchanged ? ', its config is the one sent' : ''}`);
+    return { value: found, adopted: true, unchanged };
   }
 }
 

@@ -40,21 +40,22 @@ export const deployDataSource: StepDef = {
     }
     const params = kind.deployParams(flow, ctx.settings);
     if (flow.deploy_data_id) {
-      if (!configDiffers(flow.deploy_config, params)) {
+      if (!configDiffers(ctx.reveal(flow.deploy_config, 'deploy_config'), params)) {
         ctx.log(`datasource configuration not updates, will use: ${flow.deploy_data_id}`);
         return advance;
       }
       await ctx.call('update_deploy_plan', { raw_data_id: flow.deploy_data_id, ...params });
-      flow.deploy_config = params;
+      flow.deploy_config = ctx.conceal(params, 'deploy_config');
       ctx.log(`datasource configuration updates successfully, will use: ${flow.deploy_data_id}`);
       return advance;
     }
-    const { value: res, adopted } = await createOrAdopt(ctx, 'raw data', () => ctx.call<{ raw_data_id?: unknown }>('access_deploy_plan', params), () => findRawData(ctx, params));
+    const { value: res, adopted, unchanged } = await createOrAdopt<{ raw_data_id?: unknown }>(ctx, 'raw data', 'access_deploy_plan', params, () => findRawData(ctx, params));
     if (typeof res?.raw_data_id !== 'number') return fail(`create deploy failed: response has no raw_data_id: ${JSON.stringify(res)}`);
     flow.deploy_data_id = res.raw_data_id;
-    // An adopted raw data may carry another config: a kind that keeps it up to date brings it up to date.
-    if (adopted && kind.updatesDeployPlan) await ctx.call('update_deploy_plan', { raw_data_id: res.raw_data_id, ...params });
-    flow.deploy_config = params;
+    // An adopted raw data may carry another config (unless an earlier attempt created it with this very
+    // request): a kind that keeps it up to date brings it up to date.
+    if (adopted && !unchanged && kind.updatesDeployPlan) await ctx.call('update_deploy_plan', { raw_data_id: res.raw_data_id, ...params });
+    flow.deploy_config = ctx.conceal(params, 'deploy_config');
     ctx.log(`create deploy successfully, raw_data_id: ${res.raw_data_id}(name: ${String((params.access_raw_data as Params).raw_data_name)}) in bkdata-bk_biz_id: ${flow.deploy_bk_biz_id}`);
     return advance;
   },
@@ -71,7 +72,7 @@ export const cleanConfig: StepDef = {
     const rt = `${params.bk_biz_id as number}_${params.result_table_name as string}`;
     let update: boolean;
     if (!flow.databus_clean_id && !flow.databus_clean_config) {
-      const { value: res, adopted } = await createOrAdopt(ctx, `clean ${rt}`, () => ctx.call<{ id?: unknown; result_table_id?: unknown }>('databus_cleans', params), () => findClean(ctx, rawDataId, rt));
+      const { value: res, adopted, unchanged } = await createOrAdopt<{ id?: unknown; result_table_id?: unknown }>(ctx, `clean ${rt}`, 'databus_cleans', params, () => findClean(ctx, rawDataId, rt));
       if (typeof res?.id !== 'number' || typeof res.result_table_id !== 'string') return fail(`create cleans failed: unexpected response ${JSON.stringify(res)}`);
       flow.databus_clean_id = res.id;
       flow.databus_clean_result_table_id = res.result_table_id;
@@ -80,7 +81,8 @@ export const cleanConfig: StepDef = {
         ctx.log(`create databus cleans: ${params.clean_config_name as string} successfully, result table: ${res.result_table_id}`);
         return advance;
       }
-      update = true; // an adopted clean may carry another config
+      // An adopted clean may carry another config, unless an earlier attempt created it with this very request.
+      update = !unchanged;
     } else {
       update = kind.cleanDiffers(flow.databus_clean_config, params);
     }
