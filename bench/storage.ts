@@ -20,17 +20,22 @@
  *    elapsed_time) grouped by service and endpoint.
  *
  * `node bench/storage.ts --hot [spans]`: the span consumers' JavaScript work alone, in this process (no
- * broker, no database): the same spans as SpanBatch records, decoded and made into one COPY Buffer per
- * 10 000 rows — by the PostgreSQL path (span-copy.ts's transcoder → rows → copyData) and by the path it
- * replaced (avsc decode → spanRow → copyData) — in interleaved rounds; prints µs per span of each. Run it
- * under `node --cpu-prof` for shares of the hot path (BENCH_HOT_ONLY=copy|objects runs one path).
+ * broker, no database): the same spans as SpanBatch records, decoded and made into one COPY Buffer (and
+ * the trace and rollup pieces) per 10 000 rows — by the PostgreSQL path (span-copy.ts's transcoder →
+ * rows → copyData) and by the path it replaced (avsc decode → spanRow → copyData) — in interleaved
+ * rounds; prints µs per span of each. Run it under `node --cpu-prof` for shares of the hot path
+ * (BENCH_HOT_ONLY=copy|objects runs one path).
  *
  * Env: KAFKA_BROKERS (set by scripts/with-broker.ts), BENCH_DATABASE_URL (a PostgreSQL admin database;
  * default postgres://postgres@127.0.0.1:5432/postgres — the bench creates and drops its own database),
  * BENCH_STORAGE_SPANS (spans written through the service, default 500 000), BENCH_STORAGE_STORED (spans
- * stored for the queries, default 10 000 000), BENCH_STORAGE_QUERIES (of each kind, default 200).
+ * stored for the queries, default 10 000 000), BENCH_STORAGE_QUERIES (of each kind, default 200),
+ * BENCH_STORAGE_KEEP_DB=1 (keep the database afterwards, to look at plans; drop it by hand),
+ * BENCH_STORAGE_CPU_PROF=<file> (a V8 CPU profile of this process while the service writes).
  */
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Bus, partitionFor, type OutMessage } from '../services/common/bus/index.ts';
 import { codecFor } from '../services/common/avro/index.ts';
@@ -44,9 +49,10 @@ import { createStore, type Store } from '../services/common/store/index.ts';
 import { topicPlan } from '../services/common/topics.ts';
 import { DAY_US, PartitionManager } from '../services/storage/partitions.ts';
 import { rollupFromSpans } from '../services/storage/rollup.ts';
+import { factsOf, rollupPieces, tracePieces } from '../services/storage/pieces.ts';
 import { spanCopyDecoder } from '../services/storage/span-copy.ts';
 import { spanPartitions } from '../services/storage/span-ingest.ts';
-import { SPAN_COPY_COLUMNS, SpanLine, spanRow, type SpanRow, type StoredSpan } from '../services/storage/span-rows.ts';
+import { SPAN_COPY_COLUMNS, spanRow, type SpanRow, type StoredSpan } from '../services/storage/span-rows.ts';
 import { copyData } from '../services/storage/span-writer.ts';
 import { createStorage } from '../services/storage/service.ts';
 import { fmt, interleaved, median, percentile, result } from './lib.ts';
@@ -114,7 +120,9 @@ async function produce(bus: Bus, topic: string, spans: Span[]): Promise<number> 
   const byPartition = new Map<number, Span[]>();
   for (const s of spans) {
     const p = partitionFor(s.trace_id, PARTITIONS);
-    byPartition.set(p, [...(byPartition.get(p) ?? []), s]);
+    const list = byPartition.get(p);
+    if (list) list.push(s);
+    else byPartition.set(p, [s]);
   }
   let records = 0;
   const messages: OutMessage[] = [];
@@ -162,6 +170,56 @@ async function bareCopy(url: string, rows: SpanRow[]): Promise<number> {
   const seconds = (performance.now() - started) / 1000;
   await pool.stop();
   return rows.length / seconds;
+}
+
+/**
+ * BENCH_STORAGE_CPU_PROF=<file>: a V8 CPU profile of this process while the service writes (the span
+ * consumers, the writer's JavaScript); resolves to the function that stops it and writes the file.
+ */
+async function startProfile(): Promise<(() => Promise<void>) | undefined> {
+  const file = process.env.BENCH_STORAGE_CPU_PROF;
+  if (!file) return undefined;
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) => session.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return async () => {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+    writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+    console.log(`  CPU profile of the service phase: ${file}`);
+  };
+}
+
+/**
+ * CPU seconds used so far by the local PostgreSQL server's processes (Linux /proc; 0 elsewhere): read
+ * before and after a phase, the server's share of it (processes that exit in between are not counted).
+ */
+function serverCpuSeconds(): number {
+  let ticks = 0;
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const close = stat.lastIndexOf(')');
+        if (!stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue;
+        const fields = stat.slice(close + 2).split(' ');
+        ticks += Number(fields[11]) + Number(fields[12]);
+      } catch {
+        // the process exited
+      }
+    }
+  } catch {
+    return 0;
+  }
+  return ticks / 100;
+}
+
+function rowsPerWrite(rows: number, writes: number): number {
+  return Math.round(rows / Math.max(1, writes));
 }
 
 async function count(store: Store, table: string): Promise<number> {
@@ -263,8 +321,10 @@ async function main(): Promise<void> {
     const rows = spans.map((s) => spanRow(s, 7));
     const partitions = new PartitionManager(store);
     await partitions.ensure(spanPartitions(rows));
+    const serverBefore = serverCpuSeconds();
     const baseline = await bareCopy(dbUrl, rows);
-    console.log(`baseline (bare COPY into storage_span): ${Math.round(baseline)} spans/s`);
+    const baselineServerCpu = serverCpuSeconds() - serverBefore;
+    console.log(`baseline (bare COPY into storage_span): ${Math.round(baseline)} spans/s; PostgreSQL ${((baselineServerCpu * 1e6) / rows.length).toFixed(1)} µs CPU per span`);
     await store.exec('TRUNCATE storage_span, storage_trace');
     await store.exec('VACUUM ANALYZE storage_span');
 
@@ -279,6 +339,9 @@ async function main(): Promise<void> {
     const service = await createStorage({ env, logger: quiet, registry, store, bus: new Bus({ brokers, clientId: 'bench-storage-svc', logger: quiet, registry }), common: loadConfig(commonSpec, { env }) });
     await service.start();
     while (!service.consumers.every((c) => c.joined())) await sleep(20);
+    const profiler = await startProfile();
+    const cpuBefore = process.cpuUsage();
+    const serverCpuBefore = serverCpuSeconds();
     const started = performance.now();
     const written = async (): Promise<number> => (await service.metrics.written.get()).values.find((v) => v.labels.signal === 'spans')?.value ?? 0;
     let last = 0;
@@ -287,9 +350,18 @@ async function main(): Promise<void> {
       if (performance.now() - started > 600_000) throw new Error(`only ${last} of ${SPANS} spans written in 10 minutes`);
     }
     const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+    const serverCpu = serverCpuSeconds() - serverCpuBefore;
+    await profiler?.();
     const rate = SPANS / seconds;
     const traces = await count(store, 'storage_trace');
     console.log(`service: ${SPANS} spans (${traces} traces) in ${seconds.toFixed(2)} s = ${Math.round(rate)} spans/s, ratio ${fmt(rate / baseline)}`);
+    const writes = (await service.metrics.write.get()).values.filter((v) => v.labels.signal === 'spans');
+    const writeCount = writes.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    const writeSum = writes.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0;
+    console.log(`  ${writeCount} span writes, ${(writeSum / Math.max(1, writeCount)).toFixed(3)} s each on average (${rowsPerWrite(SPANS, writeCount)} rows)`);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    console.log(`  this process: ${cpuSeconds.toFixed(2)} s CPU (${((100 * cpuSeconds) / seconds).toFixed(0)} % of one core), ${((cpuSeconds * 1e6) / SPANS).toFixed(1)} µs per span; PostgreSQL ${((serverCpu * 1e6) / SPANS).toFixed(1)} µs CPU per span`);
 
     // queries over many stored spans
     const stored = await count(store, 'storage_span');
@@ -336,7 +408,8 @@ async function main(): Promise<void> {
     await busAdmin.deleteTopics(plan.map((p) => p.topic)).catch(() => undefined);
     await busAdmin.stop().catch(() => undefined);
     await store.stop().catch(() => undefined);
-    await admin.exec(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    if (process.env.BENCH_STORAGE_KEEP_DB === '1') console.log(`kept database ${dbUrl} (BENCH_STORAGE_KEEP_DB=1)`);
+    else await admin.exec(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
     await admin.stop();
   }
 }
@@ -364,14 +437,19 @@ function hot(total: number): void {
       const part = rows.slice(i, i + FLUSH_ROWS);
       spanPartitions(part);
       sink += copyData(part).length;
+      // the summary and rollup pieces the writer sends with the rows
+      const facts = part.map(factsOf);
+      sink += tracePieces(facts).length + rollupPieces(facts).length;
     }
   };
   const cases: Record<string, () => void> = {
     copy: () => {
       const rows: StoredSpan[] = [];
       for (const buf of records) {
-        const b = transcoder.decode(buf);
-        for (let i = 0; i < b.count; i++) rows.push(new SpanLine(b.text, b.rowStart(i), b.rowEnd(i), 7, b.startTime(i), b.endTime(i)));
+        for (const line of transcoder.decode(buf).lines) {
+          line.retention_days = 7;
+          rows.push(line);
+        }
       }
       flushAll(rows);
     },

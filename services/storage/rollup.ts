@@ -6,7 +6,7 @@
  * log-bucket histogram of `elapsed_time` (`buckets` indexes ascending, `counts` beside them). Bucket `i > 0`
  * holds durations in [γ^(i−1), γ^i) µs with γ = 2^(1/16) (16 buckets per doubling, as a Prometheus
  * native histogram of schema 4), bucket 0 holds 0, bucket `−i` the negative durations mirrored
- * (`storage_latency_bucket` in SQL). Histograms of any rows merge by adding counts per bucket, so an hour
+ * (`storage_latency_bucket` in SQL, {@link latencyBucket} here: the same integer bounds). Histograms of any rows merge by adding counts per bucket, so an hour
  * is the merge of its minutes, and a percentile read from the merged buckets is within
  * {@link LATENCY_RELATIVE_ERROR} (2.2 %) of the exact one (`percentile_cont` over the spans) for
  * non-negative durations: each rank's value is taken as its bucket's midpoint (relative), clamped to the
@@ -19,6 +19,38 @@
  */
 
 export const MINUTE_US = 60_000_000;
+/**
+ * Bucket bounds: `LATENCY_BOUNDS[k]` = ceil(2^(k/16)) (the smallest n with n^16 ≥ 2^k), k = 0..848, exact
+ * (migration 0403 holds the same list): the bucket of a duration e ≥ 1 µs is the number of bounds ≤ e.
+ */
+export const LATENCY_BOUNDS: readonly number[] = (() => {
+  const out: number[] = [];
+  for (let k = 0; k <= 848; k++) {
+    const target = 1n << BigInt(k);
+    let lo = 1n;
+    let hi = 1n << BigInt(Math.ceil(k / 16) + 1);
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1n;
+      if (mid ** 16n >= target) hi = mid;
+      else lo = mid + 1n;
+    }
+    out.push(Number(lo));
+  }
+  return out;
+})();
+const LAST_BOUND = LATENCY_BOUNDS.length - 1;
+
+/** `storage_latency_bucket` (migration 0403): signed bucket of a duration in µs, 0 for 0. */
+export function latencyBucket(e: number): number {
+  if (e === 0) return 0;
+  const a = Math.abs(e);
+  // the estimate is at most one off either way; the bounds decide
+  let k = Math.min(LAST_BOUND, Math.max(0, Math.floor(Math.log2(a) * 16)));
+  while (k < LAST_BOUND && (LATENCY_BOUNDS[k + 1] as number) <= a) k++;
+  while (k > 0 && (LATENCY_BOUNDS[k] as number) > a) k--;
+  return e > 0 ? k + 1 : -(k + 1);
+}
+
 /** Bucket growth factor: 2^(1/16). */
 export const LATENCY_GAMMA = 2 ** (1 / 16);
 /** Largest relative error of a percentile read from the buckets: (γ − 1) / (γ + 1). */
@@ -46,16 +78,24 @@ function rollupSelect(source: string): string {
  * so concurrent writers take the rows' locks in one order.
  */
 export function rollupInsert(source: string): string {
+  return rollupMergeCte(rollupSelect(source));
+}
+
+/** The same CTE for rollup rows already computed: `rows` selects {@link ROLLUP_COLUMNS} (one row per key). */
+export function rollupMergeCte(rows: string): string {
   return `rollup AS (
-  ${rollupUpsert(source)}
+  ${rollupMerge(rows)}
   RETURNING 1
 )`;
 }
 
-/** The statement merging the rollups of the span rows in `source` into `storage_span_minute`. */
-function rollupUpsert(source: string): string {
+/** Columns of a rollup row, in the order {@link rollupMergeCte}'s rows give them. */
+export const ROLLUP_COLUMNS = COLUMNS;
+
+/** The statement merging rollup rows (`rows` selects {@link COLUMNS}, one row per key) into `storage_span_minute`. */
+function rollupMerge(rows: string): string {
   return `INSERT INTO storage_span_minute AS m (${COLUMNS})
-  SELECT ${COLUMNS} FROM (${rollupSelect(source)}) r
+  SELECT ${COLUMNS} FROM (${rows}) r
   ORDER BY bk_biz_id, app_name, minute, service_name, span_name, kind, retention_days
   ON CONFLICT ON CONSTRAINT storage_span_minute_key DO UPDATE SET
     span_count = m.span_count + excluded.span_count,
@@ -82,7 +122,7 @@ export function rollupQuery(where: string): string {
  * generated spans); each span must be given once.
  */
 export function rollupFromSpans(where: string): string {
-  return rollupUpsert(`(SELECT * FROM storage_span WHERE ${where}) s`);
+  return rollupMerge(rollupQuery(where));
 }
 
 /** The value a bucket stands for: the midpoint (relative) of its range, so within the relative error of any value in it. */

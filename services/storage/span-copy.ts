@@ -30,7 +30,8 @@ import type { Decoder } from '../common/bus/index.ts';
 import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError } from '../common/errors.ts';
 import type { Span } from '../common/records.ts';
 import { copyText } from '../common/store/copy.ts';
-import { copyRowBody, spanRow } from './span-rows.ts';
+import { rowFacts, statusCodeOf } from './pieces.ts';
+import { clean, copyRowBody, SpanLine, spanRow } from './span-rows.ts';
 
 const WHAT = 'SpanBatch body';
 
@@ -119,6 +120,8 @@ const SPAN_BATCH_SHAPE =
 /** Attribute keys that decide the span's category (span-rows.ts `categoryOf`), in the order of its bits. */
 const MARKERS = ['db.system', 'messaging.system', 'messaging.destination', 'rpc.system', 'http.method', 'http.request.method', 'celery.action', 'celery.task_name'].map((k) => Buffer.from(k, 'latin1'));
 const SERVICE_NAME = Buffer.from('service.name', 'latin1');
+const HTTP_STATUS = Buffer.from('http.status_code', 'latin1');
+const RPC_STATUS = Buffer.from('rpc.grpc.status_code', 'latin1');
 const PROTO = Buffer.from('__proto__', 'latin1');
 
 /** `categoryOf` over the marker bits (bit i set: MARKERS[i]'s last value is truthy). */
@@ -169,43 +172,32 @@ const NUL = /\u0000/g;
 const LINK_FIELDS = [',"span_id":', ',"trace_state":', ',"attributes":'] as const;
 
 /**
- * The spans of one SpanBatch record as COPY rows: row `i` is `text[rowStart(i), rowEnd(i))` (no retention
- * column, no newline), with the numbers the ingest needs (application, times) beside it.
+ * The spans of one SpanBatch record as COPY rows: `lines[i]` is span i's row (a range of `text`, no
+ * retention class yet) with its values; `apps[i]` its app_name as decoded (what its retention is looked
+ * up by; the row holds it as stored).
  */
 export class SpanCopyBatch {
   readonly text: Buffer;
-  readonly count: number;
-  /** Per span: end of its row in `text`, bk_biz_id, start_time, end_time. */
-  readonly #meta: Float64Array;
-  /** Per span: app_name (consecutive spans of one application share the string). */
+  readonly lines: readonly SpanLine[];
   readonly apps: readonly string[];
 
-  constructor(text: Buffer, count: number, meta: Float64Array, apps: string[]) {
+  constructor(text: Buffer, lines: SpanLine[], apps: string[]) {
     this.text = text;
-    this.count = count;
-    this.#meta = meta;
+    this.lines = lines;
     this.apps = apps;
   }
 
-  rowStart(i: number): number {
-    return i === 0 ? 0 : (this.#meta[(i - 1) * 4] as number);
+  get count(): number {
+    return this.lines.length;
   }
+}
 
-  rowEnd(i: number): number {
-    return this.#meta[i * 4] as number;
-  }
-
-  bizId(i: number): number {
-    return this.#meta[i * 4 + 1] as number;
-  }
-
-  startTime(i: number): number {
-    return this.#meta[i * 4 + 2] as number;
-  }
-
-  endTime(i: number): number {
-    return this.#meta[i * 4 + 3] as number;
-  }
+/** Where a map's value of a key that matters was (branch -1: the key is absent). */
+interface Captured {
+  branch: number;
+  num: number;
+  at: number;
+  len: number;
 }
 
 /** Reads SpanBatch bodies of the newest version and writes their spans' rows. Not reentrant (one per decoder). */
@@ -219,10 +211,15 @@ export class SpanTranscoder {
   #o = 0;
   /** The long just read by {@link #long}. */
   #v = 0;
-  /** Of the value just written by {@link #value}: truthy as categoryOf counts it; a string's position (else -1) and length. */
+  /** Of the value just written by {@link #value}: its union branch, truthy as categoryOf counts it, a long's or double's value, a string's or bytes' position and length. */
+  #branch = 0;
   #truthy = false;
+  #num = 0;
   #strAt = -1;
   #strLen = 0;
+  /** Of the span being written: the last `http.status_code` and `rpc.grpc.status_code` attribute values. */
+  readonly #http: Captured = { branch: -1, num: 0, at: 0, len: 0 };
+  readonly #rpc: Captured = { branch: -1, num: 0, at: 0, len: 0 };
   /** Of the span being written: category marker bits, resource `service.name` string position (-1: none) and length. */
   #marks = 0;
   #serviceAt = -1;
@@ -245,10 +242,10 @@ export class SpanTranscoder {
     this.#o = 0;
     const r = this.#result;
     const slots = this.#slots;
-    let meta = new Float64Array(4 * 128);
+    const lines: SpanLine[] = [];
     const apps: string[] = [];
-    let count = 0;
     let app = '';
+    let storedApp = '';
     let appAt = -1;
     let appLen = -1;
     for (;;) {
@@ -259,61 +256,66 @@ export class SpanTranscoder {
       while (n-- > 0) {
         const begin = pos;
         pos = this.#readSpan(buf, pos, slots, 0);
-        this.#row(begin);
-        if ((count + 1) * 4 > meta.length) {
-          const grown = new Float64Array(meta.length * 2);
-          grown.set(meta);
-          meta = grown;
-        }
         const at = slots[S.APP_AT] as number;
         const len = slots[S.APP_LEN] as number;
         if (len !== appLen || buf.compare(buf, appAt, appAt + len, at, at + len) !== 0) {
           app = buf.toString('utf8', at, at + len);
+          storedApp = clean(app);
           appAt = at;
           appLen = len;
         }
+        const line = new SpanLine();
+        line.app_name = storedApp;
+        line.at = this.#o;
+        this.#row(begin, line);
+        line.end = this.#o;
+        lines.push(line);
         apps.push(app);
-        const m = count * 4;
-        meta[m] = this.#o;
-        meta[m + 1] = slots[S.BIZ] as number;
-        meta[m + 2] = slots[S.START] as number;
-        meta[m + 3] = slots[S.END] as number;
-        count++;
       }
       if (blockEnd !== -1 && pos !== blockEnd) throw new CorruptRecordError(`${WHAT}: block size does not match its items`);
     }
     if (pos !== buf.length) throw new CorruptRecordError(`${WHAT}: ${buf.length - pos} trailing bytes`);
     const text = Buffer.allocUnsafe(this.#o);
     this.#out.copy(text, 0, 0, this.#o);
-    return new SpanCopyBatch(text, count, meta, apps);
+    for (const line of lines) line.text = text;
+    return new SpanCopyBatch(text, lines, apps);
   }
 
-  /** Writes the row of the span read into the slots (its bytes start at `begin`). */
-  #row(begin: number): void {
+  /** Writes the row of the span read into the slots (its bytes start at `begin`) and sets `line`'s values. */
+  #row(begin: number, line: SpanLine): void {
     const sl = this.#slots;
     const start = this.#o;
-    this.#number(sl[S.BIZ] as number);
+    line.bk_biz_id = sl[S.BIZ] as number;
+    this.#number(line.bk_biz_id);
     this.#tab();
     this.#text(sl[S.APP_AT] as number, sl[S.APP_LEN] as number);
     this.#tab();
+    line.trace_id = this.#stored(sl[S.TRACE_AT] as number, sl[S.TRACE_LEN] as number);
     this.#text(sl[S.TRACE_AT] as number, sl[S.TRACE_LEN] as number);
     this.#tab();
+    line.span_id = this.#stored(sl[S.SPAN_AT] as number, sl[S.SPAN_LEN] as number);
     this.#text(sl[S.SPAN_AT] as number, sl[S.SPAN_LEN] as number);
     this.#tab();
-    this.#text(sl[S.PARENT_AT] as number, sl[S.PARENT_LEN] as number);
+    line.has_parent = this.#text(sl[S.PARENT_AT] as number, sl[S.PARENT_LEN] as number);
     this.#tab();
+    line.span_name = this.#stored(sl[S.NAME_AT] as number, sl[S.NAME_LEN] as number);
     this.#text(sl[S.NAME_AT] as number, sl[S.NAME_LEN] as number);
     this.#tab();
-    this.#number(sl[S.KIND] as number);
+    line.kind = sl[S.KIND] as number;
+    this.#number(line.kind);
     this.#tab();
-    this.#number(sl[S.START] as number);
+    line.start_time = sl[S.START] as number;
+    this.#number(line.start_time);
     this.#tab();
-    this.#number(sl[S.END] as number);
+    line.end_time = sl[S.END] as number;
+    this.#number(line.end_time);
     this.#tab();
-    this.#number(sl[S.ELAPSED] as number);
+    line.elapsed_time = sl[S.ELAPSED] as number;
+    this.#number(line.elapsed_time);
     this.#tab();
     let p = this.#long(sl[S.STATUS_AT] as number);
-    this.#number(this.#v);
+    line.status_code = this.#v;
+    this.#number(line.status_code);
     this.#tab();
     p = this.#long(p);
     this.#text(p, this.#v);
@@ -322,6 +324,8 @@ export class SpanTranscoder {
     this.#tab();
     this.#marks = 0;
     this.#serviceAt = -1;
+    this.#http.branch = -1;
+    this.#rpc.branch = -1;
     if (
       this.#map(sl[S.ATTRIBUTES_AT] as number, 1) < 0 ||
       !this.#tab() ||
@@ -333,15 +337,51 @@ export class SpanTranscoder {
     ) {
       // a map the byte path cannot mirror exactly: the span as the other path writes it
       this.#o = start;
-      this.#string(copyRowBody(spanRow(this.#spanType.decode(this.#src, begin).value as Span, 0)));
+      const row = spanRow(this.#spanType.decode(this.#src, begin).value as Span, 0);
+      this.#string(copyRowBody(row));
+      const facts = rowFacts(row);
+      line.service_name = facts.service_name;
+      line.category = facts.category;
+      line.status_attr = facts.status_attr;
       return;
     }
     this.#tab();
     this.#text(sl[S.CLIENT_AT] as number, sl[S.CLIENT_LEN] as number);
     this.#tab();
-    if (this.#serviceAt >= 0) this.#text(this.#serviceAt, this.#serviceLen);
+    if (this.#serviceAt >= 0) {
+      this.#text(this.#serviceAt, this.#serviceLen);
+      line.service_name = this.#stored(this.#serviceAt, this.#serviceLen);
+    }
     this.#tab();
-    this.#latin1(category(this.#marks));
+    line.category = category(this.#marks);
+    this.#latin1(line.category);
+    line.status_attr = statusCodeOf(this.#statusText(this.#http) ?? this.#statusText(this.#rpc));
+  }
+
+  /** The string at `at` as stored (decoded as avsc decodes it, NUL removed). */
+  #stored(at: number, len: number): string {
+    return clean(this.#src.toString('utf8', at, at + len));
+  }
+
+  /** `attributes->>key` of a captured value as stored: null for an absent key, JSON null (and NaN, ±Infinity); otherwise its text. */
+  #statusText(c: Captured): string | null {
+    switch (c.branch) {
+      case -1:
+      case 0:
+        return null;
+      case 1:
+        return c.num ? 'true' : 'false';
+      case 2:
+        return String(c.num);
+      case 3:
+        return Number.isFinite(c.num) ? String(c.num) : null;
+      case 4:
+        return this.#stored(c.at, c.len);
+      case 5:
+        return this.#src.toString('base64', c.at, c.at + c.len);
+      default:
+        return '[]';
+    }
   }
 
   #ensure(n: number): void {
@@ -412,8 +452,8 @@ export class SpanTranscoder {
     } while (n > 0);
   }
 
-  /** A text column: `copyText(clean(s))` of the string at `at`. */
-  #text(at: number, len: number): void {
+  /** A text column: `copyText(clean(s))` of the string at `at`; whether it is not empty. */
+  #text(at: number, len: number): boolean {
     this.#ensure(len * 2);
     const src = this.#src;
     const out = this.#out;
@@ -444,13 +484,14 @@ export class SpanTranscoder {
           // not valid UTF-8: as avsc decodes it
           this.#o = start;
           this.#string(copyText(src.toString('utf8', at, end).replace(NUL, '')));
-          return;
+          return this.#o > start;
         }
         for (let k = 0; k < n; k++) out[o++] = src[i + k] as number;
         i += n - 1;
       }
     }
     this.#o = o;
+    return o > start;
   }
 
   /**
@@ -550,8 +591,10 @@ export class SpanTranscoder {
               break;
             }
           }
+          if (sameBytes(src, kat, klen, HTTP_STATUS)) this.#capture(this.#http);
+          else if (sameBytes(src, kat, klen, RPC_STATUS)) this.#capture(this.#rpc);
         } else if (role === 2 && sameBytes(src, kat, klen, SERVICE_NAME)) {
-          this.#serviceAt = this.#strAt;
+          this.#serviceAt = this.#branch === 4 ? this.#strAt : -1;
           this.#serviceLen = this.#strLen;
         }
       }
@@ -560,11 +603,23 @@ export class SpanTranscoder {
     return p;
   }
 
-  /** One attribute value (or array item) as JSON; sets #truthy and #strAt/#strLen. */
+  #capture(c: Captured): void {
+    c.branch = this.#branch;
+    c.num = this.#num;
+    c.at = this.#strAt;
+    c.len = this.#strLen;
+  }
+
+  /** One attribute value (or array item) as JSON; sets #branch, #truthy, #num, #strAt/#strLen. */
   #value(p: number): number {
     p = this.#long(p);
-    this.#strAt = -1;
     const branch = this.#v;
+    const after = this.#valueOf(p, branch);
+    this.#branch = branch;
+    return after;
+  }
+
+  #valueOf(p: number, branch: number): number {
     switch (branch) {
       case 0:
         this.#latin1('null');
@@ -574,6 +629,7 @@ export class SpanTranscoder {
         const b = this.#src[p] as number;
         this.#latin1(b ? 'true' : 'false');
         this.#truthy = b !== 0;
+        this.#num = b;
         return p + 1;
       }
       case 2: {
@@ -581,12 +637,14 @@ export class SpanTranscoder {
         const n = this.#v;
         this.#number(n);
         this.#truthy = n !== 0;
+        this.#num = n;
         return p;
       }
       case 3: {
         const d = this.#src.readDoubleLE(p);
         this.#latin1(Number.isFinite(d) ? String(d) : 'null');
         this.#truthy = d !== 0;
+        this.#num = d;
         return p + 8;
       }
       case 4: {
@@ -607,6 +665,8 @@ export class SpanTranscoder {
         this.#o += this.#out.write(b64, this.#o, 'latin1');
         this.#out[this.#o++] = 0x22;
         this.#truthy = true;
+        this.#strAt = p;
+        this.#strLen = len;
         return p + len;
       }
       default: {

@@ -14,7 +14,7 @@ import type { Flusher } from './flusher.ts';
 import { dayOfMs, dayOfUs, type PartitionManager, type PartitionNeed } from './partitions.ts';
 import type { Retention } from './retention.ts';
 import type { SpanCopyBatch } from './span-copy.ts';
-import { SpanLine, spanRow, type SpanRow, type StoredSpan } from './span-rows.ts';
+import { spanRow, type SpanLine, type SpanRow, type StoredSpan } from './span-rows.ts';
 import type { SpanWriter, SpanWriteResult } from './span-writer.ts';
 
 export interface SpanIngestOptions {
@@ -77,25 +77,24 @@ export class SpanIngest {
     let app: string | undefined;
     let days = 0;
     for (const batch of batches) {
-      for (let i = 0; i < batch.count; i++) {
-        const spanBiz = batch.bizId(i);
+      for (let i = 0; i < batch.lines.length; i++) {
+        const line = batch.lines[i] as SpanLine;
         const spanApp = batch.apps[i] as string;
-        if (spanBiz !== biz || spanApp !== app) {
-          biz = spanBiz;
+        if (line.bk_biz_id !== biz || spanApp !== app) {
+          biz = line.bk_biz_id;
           app = spanApp;
           days = this.#o.retention.days(biz, app);
         }
-        const start = batch.startTime(i);
-        const end = batch.endTime(i);
-        if (dayOfUs(Math.min(start, end)) < today - days) {
+        if (dayOfUs(Math.min(line.start_time, line.end_time)) < today - days) {
           expired++;
           continue;
         }
-        if (dayOfUs(Math.max(start, end)) > lastDay) {
+        if (dayOfUs(Math.max(line.start_time, line.end_time)) > lastDay) {
           future++;
           continue;
         }
-        lines.push(new SpanLine(batch.text, batch.rowStart(i), batch.rowEnd(i), days, start, end));
+        line.retention_days = days;
+        lines.push(line);
       }
     }
     if (expired) this.#o.onDropped?.('expired', expired);

@@ -155,26 +155,33 @@ export function copyRowBody(r: SpanRow): string {
   );
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * A span's row as COPY text (span-copy.ts): `text[at, end)` holds its columns in {@link SPAN_COPY_COLUMNS}
- * order up to `category`; the retention class is appended when the row is written.
+ * order up to `category`; the retention class is appended when the row is written. Beside it, the values
+ * (as stored) the write's trace summary and rollup pieces are computed from (pieces.ts `SpanFacts`).
  */
 export class SpanLine {
-  readonly text: Buffer;
-  readonly at: number;
-  readonly end: number;
-  readonly retention_days: number;
-  readonly start_time: number;
-  readonly end_time: number;
-
-  constructor(text: Buffer, at: number, end: number, retentionDays: number, startTime: number, endTime: number) {
-    this.text = text;
-    this.at = at;
-    this.end = end;
-    this.retention_days = retentionDays;
-    this.start_time = startTime;
-    this.end_time = endTime;
-  }
+  text: Buffer = EMPTY;
+  at = 0;
+  end = 0;
+  /** Set by the span ingest from the application's retention. */
+  retention_days = 0;
+  bk_biz_id = 0;
+  app_name = '';
+  trace_id = '';
+  span_id = '';
+  span_name = '';
+  service_name = '';
+  kind = 0;
+  start_time = 0;
+  end_time = 0;
+  elapsed_time = 0;
+  status_code = 0;
+  category = '';
+  has_parent = false;
+  status_attr: number | null = null;
 }
 
 /** What the span flusher queues: rows made from span objects (PGlite, tests) or transcoded (PostgreSQL). */

@@ -17,10 +17,12 @@
  * objects, in one Buffer per write — and as `unnest` arrays on embedded PGlite (its COPY needs a blob the
  * store's worker protocol does not carry; see the README's "How it works").
  */
+import { isRetriable } from '../common/errors.ts';
 import type { CopyPool } from '../common/store/copy.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
 import { DAY_US } from './partitions.ts';
-import { rollupInsert } from './rollup.ts';
+import { factsOf, rollupPieces, ROLLUP_PIECE_PARAMS, TRACE_PIECE_PARAMS, tracePieces } from './pieces.ts';
+import { rollupInsert, rollupMergeCte, ROLLUP_COLUMNS } from './rollup.ts';
 import { copyRowBody, SPAN_COLUMNS, SPAN_COPY_COLUMNS, SpanLine, type SpanRow, type StoredSpan } from './span-rows.ts';
 
 export interface SpanWriteResult {
@@ -60,6 +62,35 @@ function mergeSet(n: string): string {
   ].join(',\n      ');
 }
 
+/**
+ * The end of both write statements: each piece (of `pieces`, a CTE with the summary, root and entry
+ * columns) found by key near its time among the trace rows, then inserted or merged; the counts.
+ */
+function mergeTail(pieces: string, inserted: string): string {
+  return `p AS (
+  SELECT piece.*, COALESCE(found.anchor_time, piece.min_start_time) AS anchor_time, found.anchor_time IS NULL AS created,
+    COALESCE(found.retention_days, piece.retention_days) AS found_retention_days
+  FROM ${pieces} piece
+  LEFT JOIN LATERAL (
+    SELECT t.anchor_time, t.retention_days FROM storage_trace t
+    WHERE t.bk_biz_id = piece.bk_biz_id AND t.app_name = piece.app_name AND t.trace_id = piece.trace_id
+      AND t.anchor_time >= piece.min_start_time - ${DAY_US} AND t.anchor_time <= piece.max_end_time + ${DAY_US}
+    LIMIT 1
+  ) found ON true
+), traces AS (
+  INSERT INTO storage_trace AS t (${TRACE_COLS.join(', ')})
+  SELECT ${TRACE_COLS.map((c) => (c === 'retention_days' ? 'found_retention_days' : c)).join(', ')} FROM p
+  ORDER BY bk_biz_id, app_name, trace_id
+  ON CONFLICT ON CONSTRAINT storage_trace_key DO UPDATE SET
+      ${mergeSet('excluded')}
+  RETURNING 1
+)
+SELECT ${inserted} AS inserted,
+  (SELECT count(*) FROM p WHERE created)::int AS created,
+  (SELECT count(*) FROM p WHERE NOT created)::int AS merged,
+  (SELECT count(*) FROM traces)::int AS traces`;
+}
+
 /** The whole write, reading the rows from `source` (a table or a sub-select with the span columns). */
 export function writeStatement(source: string): string {
   return `WITH ins AS (
@@ -91,31 +122,12 @@ export function writeStatement(source: string): string {
     CASE WHEN status_attr ~ '^-?[0-9]{1,9}$' THEN status_attr::int END AS root_service_status_code,
     category AS root_service_category, start_time AS root_service_start
   FROM ins WHERE kind IN (2, 5) ORDER BY bk_biz_id, app_name, trace_id, start_time, span_id
-), p AS (
-  SELECT piece.*, ${ROOT.map((c) => `root.${c}`).join(', ')}, ${ENTRY.map((c) => `entry.${c}`).join(', ')},
-    COALESCE(found.anchor_time, piece.min_start_time) AS anchor_time, found.anchor_time IS NULL AS created,
-    COALESCE(found.retention_days, piece.retention_days) AS found_retention_days
+), pieces AS (
+  SELECT piece.*, ${ROOT.map((c) => `root.${c}`).join(', ')}, ${ENTRY.map((c) => `entry.${c}`).join(', ')}
   FROM piece
   JOIN root USING (bk_biz_id, app_name, trace_id)
   LEFT JOIN entry USING (bk_biz_id, app_name, trace_id)
-  LEFT JOIN LATERAL (
-    SELECT t.anchor_time, t.retention_days FROM storage_trace t
-    WHERE t.bk_biz_id = piece.bk_biz_id AND t.app_name = piece.app_name AND t.trace_id = piece.trace_id
-      AND t.anchor_time >= piece.min_start_time - ${DAY_US} AND t.anchor_time <= piece.max_end_time + ${DAY_US}
-    LIMIT 1
-  ) found ON true
-), traces AS (
-  INSERT INTO storage_trace AS t (${TRACE_COLS.join(', ')})
-  SELECT ${TRACE_COLS.map((c) => (c === 'retention_days' ? 'found_retention_days' : c)).join(', ')} FROM p
-  ORDER BY bk_biz_id, app_name, trace_id
-  ON CONFLICT ON CONSTRAINT storage_trace_key DO UPDATE SET
-      ${mergeSet('excluded')}
-  RETURNING 1
-)
-SELECT (SELECT count(*) FROM ins)::int AS inserted,
-  (SELECT count(*) FROM p WHERE created)::int AS created,
-  (SELECT count(*) FROM p WHERE NOT created)::int AS merged,
-  (SELECT count(*) FROM traces)::int AS traces`;
+), ${mergeTail('pieces', '(SELECT count(*) FROM ins)::int')}`;
 }
 
 /** The rows as `unnest` arrays: a sub-select with the span columns (PGlite). */
@@ -127,6 +139,51 @@ function unnestSource(): string {
 
 const UNNEST_STATEMENT = writeStatement(unnestSource());
 const COPY_STATEMENT = writeStatement(STAGE);
+
+type ParamDefs = readonly (readonly [string, string])[];
+
+/** `unnest` of column arrays $from…: arguments and a select list casting what travels as text (numeric, arrays). */
+function unnestOf(defs: ParamDefs, from: number, alias: string, ordinality = false): { sql: string; next: number } {
+  const travels = (t: string): string => (t === 'numeric' || t.endsWith('[]') ? 'text' : t);
+  const args = defs.map(([, t], i) => `$${from + i}::${travels(t)}[]`).join(', ');
+  const select = defs.map(([c, t]) => (travels(t) === t ? `${alias}.${c}` : `${alias}.${c}::${t} AS ${c}`)).join(', ');
+  const names = defs.map(([c]) => c).join(', ');
+  return {
+    sql: ordinality
+      ? `SELECT ${select}, ${alias}.idx FROM unnest(${args}) WITH ORDINALITY AS ${alias}(${names}, idx)`
+      : `SELECT ${select} FROM unnest(${args}) AS ${alias}(${names})`,
+    next: from + defs.length,
+  };
+}
+
+/**
+ * The write of rows all newly stored (COPYed straight into storage_span just before, in the same
+ * transaction): the trace pieces and rollup pieces computed by pieces.ts arrive as column arrays, and are
+ * merged as {@link writeStatement} merges the pieces it computes.
+ */
+export function piecesStatement(): string {
+  const traces = unnestOf(TRACE_PIECE_PARAMS, 1, 'u');
+  const rollups = unnestOf(ROLLUP_PIECE_PARAMS, traces.next, 'u');
+  // the first candidate by span id, when there are several (rare)
+  const first = (ids: string): string => `CASE WHEN cardinality(${ids}) < 2 THEN cardinality(${ids}) ELSE (SELECT i FROM unnest(${ids}) WITH ORDINALITY AS x(id, i) ORDER BY id LIMIT 1) END`;
+  return `WITH u AS MATERIALIZED (
+  ${traces.sql}
+), c AS (
+  SELECT u.*, ${first('root_span_ids')} AS ri, ${first('entry_span_ids')} AS ei FROM u
+), pieces AS (
+  SELECT bk_biz_id, app_name, trace_id, retention_days, min_start_time, max_end_time,
+    ARRAY(SELECT DISTINCT s FROM unnest(service_set) AS x(s) ORDER BY s) AS services,
+    span_max_duration, span_min_duration, ${SUM.join(', ')},
+    root_span_ids[ri] AS root_span_id, root_span_names[ri] AS root_span_name, root_span_services[ri] AS root_span_service,
+    root_span_kinds[ri] AS root_span_kind, root_span_has_parent, root_span_start,
+    entry_services[ei] AS root_service, entry_span_ids[ei] AS root_service_span_id, entry_span_names[ei] AS root_service_span_name,
+    entry_kinds[ei] AS root_service_kind, entry_status_codes[ei] AS root_service_status_code, entry_categories[ei] AS root_service_category,
+    CASE WHEN ei > 0 THEN root_service_start END AS root_service_start
+  FROM c
+), ${rollupMergeCte(`SELECT ${ROLLUP_COLUMNS} FROM (${rollups.sql}) r`)}, ${mergeTail('pieces', `$${rollups.next}::int`)}`;
+}
+
+const PIECES_STATEMENT = piecesStatement();
 
 const suffixes = new Map<number, Buffer>();
 /** The end of a transcoded row: its retention class and the newline. */
@@ -195,12 +252,31 @@ export class SpanWriter {
   /**
    * Writes `rows` (their partitions must exist) and merges their traces' summaries and minutes' rollups.
    * Transcoded rows ({@link SpanLine}) need the COPY pool (PostgreSQL).
+   *
+   * On PostgreSQL the rows are first COPYed straight into storage_span, with the trace and rollup pieces
+   * computed here (pieces.ts), as the common case is rows none of which is stored yet. If the COPY fails —
+   * a span already stored (a replay, a redelivery, the same span twice in the write) or any row the table
+   * refuses — that transaction is rolled back and the rows go through the staging table and
+   * {@link writeStatement}, which skips what is stored and merges only what it inserted (and fails as
+   * before on rows the table refuses). Retriable failures are thrown as they are.
    */
   async write(rows: readonly StoredSpan[]): Promise<SpanWriteResult> {
     if (rows.length === 0) return result(0, undefined);
     if (this.#copy) {
       const data = copyData(rows);
-      return this.#copy.transaction(async (tx) => {
+      const copy = this.#copy;
+      const facts = rows.map(factsOf);
+      const params = [...tracePieces(facts), ...rollupPieces(facts), rows.length];
+      try {
+        return await copy.transaction(async (tx) => {
+          await tx.copyFrom(`COPY storage_span (${COPY_COLS}) FROM STDIN`, data);
+          const { rows: out } = await tx.query<Counts>(PIECES_STATEMENT, params);
+          return result(rows.length, out[0]);
+        });
+      } catch (err) {
+        if (isRetriable(err)) throw err;
+      }
+      return copy.transaction(async (tx) => {
         await tx.exec(`CREATE TEMP TABLE IF NOT EXISTS ${STAGE} (${SPAN_COLUMNS.map(([c, t]) => `${c} ${t}`).join(', ')}) ON COMMIT DELETE ROWS`);
         await tx.copyFrom(`COPY ${STAGE} (${COPY_COLS}) FROM STDIN`, data);
         const { rows: out } = await tx.query<Counts>(COPY_STATEMENT);

@@ -124,7 +124,7 @@ function values(line: string): Record<string, unknown> {
 }
 
 function fastRows(batch: SpanCopyBatch): string[] {
-  return Array.from({ length: batch.count }, (_, i) => batch.text.toString('utf8', batch.rowStart(i), batch.rowEnd(i)));
+  return batch.lines.map((l) => batch.text.toString('utf8', l.at, l.end));
 }
 
 function slowRows(buf: Buffer): string[] {
@@ -178,9 +178,7 @@ test('apps, biz ids and times beside the rows are the decoded span\'s', (t) => {
   t.is(view.count, 20);
   batch.forEach((s, i) => {
     t.is(view.apps[i], s.app_name);
-    t.is(view.bizId(i), s.bk_biz_id);
-    t.is(view.startTime(i), s.start_time);
-    t.is(view.endTime(i), s.end_time);
+    t.like(view.lines[i], { bk_biz_id: s.bk_biz_id, start_time: s.start_time, end_time: s.end_time });
   });
 });
 
@@ -282,4 +280,104 @@ test.serial('PostgreSQL: spans stored from transcoded rows are the rows stored f
   const minutes = async (prefix: string): Promise<string[]> =>
     (await store.query<{ r: string }>(`SELECT row_to_json(x)::text AS r FROM (SELECT substr(app_name, ${prefix.length + 2}) AS app, minute, service_name, span_name, kind, span_count, error_count, elapsed_sum, elapsed_min, elapsed_max, buckets, counts FROM storage_span_minute WHERE app_name LIKE '${prefix}:%' ORDER BY 1, 2, 3, 4, 5) x`)).rows.map((x) => x.r);
   t.deepEqual(await minutes('fast'), await minutes('slow'), 'the same rollups');
+  t.deepEqual(await minutes('fast'), await minutes('unnest'), 'the same rollups as the unnest statement computes');
+  t.deepEqual(await summaries(store, 'fast'), await summaries(store, 'unnest'), 'the same trace summaries');
+});
+
+/** Trace summaries of the app names under `prefix:` (all columns but the time of the last merge). */
+async function summaries(store: { query: <R>(sql: string) => Promise<{ rows: R[] }> }, prefix: string): Promise<string[]> {
+  const { rows } = await store.query<{ r: string }>(
+    `SELECT row_to_json(x)::text AS r FROM (SELECT substr(app_name, ${prefix.length + 2}) AS app, bk_biz_id, retention_days, anchor_time, trace_id, min_start_time, max_end_time,
+       trace_duration, span_count, error_count, services, span_max_duration, span_min_duration, root_span_id, root_span_name, root_span_service, root_span_kind,
+       root_span_has_parent, root_span_start, root_service, root_service_span_id, root_service_span_name, root_service_kind, root_service_status_code,
+       root_service_category, root_service_start, cat_http, cat_rpc, cat_db, cat_messaging, cat_async_backend, cat_other, kind_unspecified, kind_interval, kind_sync, kind_async
+     FROM storage_trace WHERE app_name LIKE '${prefix}:%' ORDER BY 1, trace_id, anchor_time) x`,
+  );
+  return rows.map((x) => x.r);
+}
+
+const STATUS_VALUES: AttributeValue[] = ['200', 404, 200.5, 1e21, true, null, '007', '-0', '1234567890', ' 200', Buffer.from([0xd7, 0x6d, 0xf8]), ['500'], Number.NaN, 'x\u0000500', ''];
+
+/** Traces of 1–8 spans with ties on start time, parents missing or NUL, entry spans with status attributes of every type. */
+function genTraces(r: (n: number) => number, count: number): Span[] {
+  const out: Span[] = [];
+  for (let j = 0; j < count; j++) {
+    const trace = r(10) === 0 ? `tr${j}\u0000x` : `tr${j}`;
+    const t0 = NOW_US - r(1_800) * 1_000_000;
+    const n = 1 + r(8);
+    for (let k = 0; k < n; k++) {
+      const attributes: Attributes = {};
+      if (r(2) === 0) attributes['http.status_code'] = STATUS_VALUES[r(STATUS_VALUES.length)] as AttributeValue;
+      if (r(3) === 0) attributes['rpc.grpc.status_code'] = STATUS_VALUES[r(STATUS_VALUES.length)] as AttributeValue;
+      if (r(3) === 0) attributes[['db.system', 'http.method', 'rpc.system', 'messaging.system', 'celery.action'][r(5)] as string] = r(4) === 0 ? '' : 'x';
+      const start = t0 + r(3) * 1_000;
+      const elapsed = [0, 7, 1_000, 65_536, 123_457][r(5)] as number;
+      out.push({
+        bk_biz_id: 2, app_name: 'shop', trace_id: trace, span_id: r(8) === 0 ? `s${r(3)}` : `s${j}-${k}`,
+        parent_span_id: k === 0 ? ['', '\u0000', 'missing'][r(3)] as string : `s${j}-${r(k)}`,
+        span_name: `op-${r(3)}`, kind: [0, 1, 2, 3, 4, 5, 2, 5][r(8)] as number, start_time: start, end_time: start + elapsed, elapsed_time: elapsed,
+        status: { code: r(6) === 0 ? 2 : r(2), message: '' }, trace_state: '', attributes,
+        resource: r(6) === 0 ? {} : { 'service.name': ['api', 'db', 'web', '', 'svc\u0000x'][r(5)] as string }, events: [], links: [], client_ip: '',
+      });
+    }
+  }
+  return out;
+}
+
+test.serial('PostgreSQL: traces written in pieces and replayed end with the summaries and rollups the unnest statement gives', async (t) => {
+  const url = await freshDatabase(t);
+  const store = createStore({ databaseUrl: url, logger: silentLogger, poolSize: 2 });
+  await store.start();
+  t.teardown(() => store.stop());
+  await store.migrate();
+  const copy = new CopyPool(url, { logger: silentLogger });
+  await copy.start();
+  t.teardown(() => copy.stop());
+  const viaCopy = writePath(store, { writer: new SpanWriter({ store, copy }) });
+  const viaUnnest = writePath(store);
+  const r = rng(1234);
+  const spans = genTraces(r, 400);
+  // ten writes of spans in any order, each with some spans of the writes before it again (replays)
+  const order = spans.map((s, i) => ({ s, k: r(1_000_000) + i / spans.length })).sort((a, b) => a.k - b.k).map((x) => x.s);
+  const writes: Span[][] = [];
+  for (let w = 0; w < 10; w++) {
+    const fresh = order.slice(Math.floor((w * order.length) / 10), Math.floor(((w + 1) * order.length) / 10));
+    const again = w > 0 && r(2) === 0 ? order.slice(0, Math.floor((w * order.length) / 10)).filter(() => r(10) === 0) : [];
+    writes.push([...fresh, ...again]);
+  }
+  const as = (app: string, list: Span[]): Span[] => list.map((s) => ({ ...s, app_name: `${app}:${s.app_name}` }));
+  // count the writer's transactions: one per write when the COPY takes all rows, two when it falls back
+  let transactions = 0;
+  const transaction = copy.transaction.bind(copy);
+  copy.transaction = (fn) => {
+    transactions++;
+    return transaction(fn);
+  };
+  let inserted = 0;
+  let given = 0;
+  let replaying = 0;
+  for (const list of writes) {
+    const before = transactions;
+    const fast = await viaCopy.ingest.lines([decoder.decode(codec.encode({ spans: as('fast', list) }))]);
+    const r1 = await viaCopy.ingest.write(fast);
+    inserted += r1.inserted;
+    given += r1.rows;
+    if (r1.inserted < r1.rows) replaying++;
+    t.is(transactions - before, r1.inserted < r1.rows ? 2 : 1, 'the staging statement only when a span was stored already');
+    await viaCopy.ingest.write(await viaCopy.ingest.rows([{ spans: as('slow', list) }]));
+    await viaUnnest.ingest.write(await viaUnnest.ingest.rows([{ spans: as('unnest', list) }]));
+  }
+  const stored = await store.query<{ n: number }>("SELECT count(*)::int AS n FROM storage_span WHERE app_name LIKE 'fast:%'");
+  t.is(inserted, stored.rows[0]?.n ?? -1, 'each span counted once as inserted');
+  t.true(replaying >= 2 && given > inserted, `${replaying} writes with replayed spans`);
+  const fastSummaries = await summaries(store, 'fast');
+  t.true(fastSummaries.length >= 390, `${fastSummaries.length} summaries`);
+  t.deepEqual(fastSummaries, await summaries(store, 'unnest'));
+  t.deepEqual(await summaries(store, 'slow'), await summaries(store, 'unnest'));
+  const minutes = async (prefix: string): Promise<unknown[]> =>
+    (await store.query(`SELECT substr(app_name, ${prefix.length + 2}) AS app, minute, service_name, span_name, kind, retention_days, span_count, error_count, elapsed_sum::text AS sum, elapsed_min, elapsed_max, buckets, counts
+      FROM storage_span_minute WHERE app_name LIKE '${prefix}:%' ORDER BY 1, 2, 3, 4, 5`)).rows;
+  t.deepEqual(await minutes('fast'), await minutes('unnest'));
+  const statuses = await store.query<{ n: number }>("SELECT count(DISTINCT root_service_status_code)::int AS n FROM storage_trace WHERE app_name LIKE 'fast:%'");
+  t.true((statuses.rows[0]?.n ?? 0) >= 3, 'entry status codes of several kinds were read');
 });
