@@ -58,9 +58,11 @@ export async function runFlows(args: string[], env: NodeJS.ProcessEnv, print: (l
   const [sub, ...rest] = args;
   const { flags, positional } = parseArgs(rest);
   const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
+    // Read before anything is sent: a token file other users may read stops the command (ConfigError).
+    const headers = { 'content-type': 'application/json', ...authHeaders(env) };
     let res: Response;
     try {
-      res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json', ...authHeaders(env) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+      res = await fetch(`${base}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     } catch (err) {
       throw new Error(`cannot reach the orchestrator at ${base} (set ORCHESTRATOR_URL): ${(err as Error).message}`);
     }

@@ -18,9 +18,10 @@ export interface Reply {
 /** GETs a storage API path; throws a clear error when the service cannot be reached. */
 export async function storageGet(env: NodeJS.ProcessEnv, path: string): Promise<Reply> {
   const base = (env.STORAGE_URL ?? 'http://127.0.0.1:8083').replace(/\/+$/, '');
+  const headers = authHeaders(env);
   let res: Response;
   try {
-    res = await fetch(`${base}${path}`, { headers: authHeaders(env) });
+    res = await fetch(`${base}${path}`, { headers });
   } catch (err) {
     throw new Error(`cannot reach the storage service at ${base} (set STORAGE_URL): ${(err as Error).message}`);
   }

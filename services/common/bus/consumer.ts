@@ -150,7 +150,11 @@ export class BusConsumer<T> implements Component {
         await this.#producer.stop();
         return;
       }
-      this.#consumer.pause(this.#opts.topics.map((topic) => ({ topic })));
+      try {
+        this.#consumer.pause(this.#opts.topics.map((topic) => ({ topic })));
+      } catch {
+        // kafkajs is restarting the consumer after a crash (a broker outage): there is no group to pause.
+      }
       const deadline = Date.now() + drainMs;
       while ((this.#activeBatches > 0 || this.#tracker.inFlight() > 0) && Date.now() < deadline) await sleep(20);
       await this.#commitChain;
