@@ -10,6 +10,7 @@ import { KafkaTopic } from '@kubernetes-models/strimzi-kafka-operator/kafka.stri
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Secret } from 'kubernetes-models/v1/Secret';
@@ -17,7 +18,8 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { agentSpec } from '../../services/agent/config.ts';
 import { simSpec } from '../../services/bkdata-sim/config.ts';
 import { receiverSpec } from '../../services/collector/config.ts';
-import { commonSpec, type Spec } from '../../services/common/config.ts';
+import { commonSpec, loadConfig, type Spec } from '../../services/common/config.ts';
+import { ConfigError } from '../../services/common/errors.ts';
 import { topicPlan, topicsSpec } from '../../services/common/topics.ts';
 import { discoverySpec } from '../../services/discovery/config.ts';
 import { orchestratorSpec } from '../../services/orchestrator/config.ts';
@@ -37,6 +39,7 @@ const MODELS: Record<string, new (data: never) => Validating> = {
   'apps/v1/DaemonSet': DaemonSet,
   'apps/v1/Deployment': Deployment,
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'kafka.strimzi.io/v1beta2/KafkaTopic': KafkaTopic,
 };
 
@@ -65,11 +68,11 @@ interface Container {
   name: string;
   image: string;
   command: string[];
-  env?: { name: string; value?: string }[];
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string }; fieldRef?: unknown } }[];
   envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string } }[];
   ports?: { name: string; containerPort: number }[];
-  readinessProbe?: { httpGet: { path: string; port: string } };
-  livenessProbe?: { httpGet: { path: string; port: string } };
+  readinessProbe?: { httpGet: { path: string; port: string; host?: string } };
+  livenessProbe?: { httpGet: { path: string; port: string; host?: string } };
 }
 
 function k8sResources(): Resource[] {
@@ -118,7 +121,7 @@ function scriptOf(command: readonly string[]): string {
 test('workloads run existing services from one image, with env names their config knows and probes on declared ports', (t) => {
   const resources = k8sResources();
   const config = resources.find((r) => r.kind === 'ConfigMap' && r.metadata.name === 'bkstream-config');
-  const secret = resources.find((r) => r.kind === 'Secret');
+  const secret = (name: string) => resources.find((r) => r.kind === 'Secret' && r.metadata.name === name);
   const workloads = resources.filter((r) => r.kind === 'DaemonSet' || r.kind === 'Deployment');
   t.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['bkstream-agent', 'bkstream-collector', 'bkstream-discovery', 'bkstream-orchestrator', 'bkstream-storage']);
   const images = new Set<string>();
@@ -136,20 +139,35 @@ test('workloads run existing services from one image, with env names their confi
       const known = envNames(spec);
       const used = [
         ...(c.env ?? []).map((e) => e.name),
-        ...(c.envFrom ?? []).flatMap((f) => Object.keys((f.configMapRef ? config?.data : secret?.stringData) ?? {})),
+        ...(c.envFrom ?? []).flatMap((f) => Object.keys((f.configMapRef ? config?.data : secret(f.secretRef?.name ?? '')?.stringData) ?? {})),
       ];
       for (const name of used) t.true(known.has(name), `${w.metadata.name}: ${name} is not a setting of ${script}`);
+      for (const e of c.env ?? []) {
+        const ref = e.valueFrom?.secretKeyRef;
+        if (ref) t.truthy(secret(ref.name)?.stringData?.[ref.key], `${w.metadata.name}: ${e.name} refers to ${ref.name}/${ref.key}, which exists`);
+      }
       // every listener binds all interfaces in a pod, and declares the default port its config uses
       for (const p of c.ports ?? []) {
         const portEnv = Object.values(spec).find((f) => f.env.endsWith('PORT') && f.default === p.containerPort);
         t.truthy(portEnv, `${w.metadata.name}: port ${p.containerPort} is no default port of ${script}`);
       }
+      // Readiness follows the database and the broker; liveness only says the process answers (SECURITY.md).
+      t.is(c.readinessProbe?.httpGet.path, '/readyz', `${w.metadata.name}: readiness probe`);
+      t.is(c.livenessProbe?.httpGet.path, '/livez', `${w.metadata.name}: liveness probe`);
       for (const probe of [c.readinessProbe, c.livenessProbe]) {
-        t.truthy(probe, `${w.metadata.name} has probes`);
-        t.is(probe?.httpGet.path, '/healthz');
         t.true((c.ports ?? []).some((p) => p.name === probe?.httpGet.port), `${w.metadata.name}: probe port ${probe?.httpGet.port} is declared`);
       }
-      t.true((c.env ?? []).some((e) => /_HOST$/.test(e.name) && e.value === '0.0.0.0'), `${w.metadata.name} listens beyond loopback`);
+      const hostNetwork = (w.spec?.template as { spec: { hostNetwork?: boolean } }).spec.hostNetwork === true;
+      if (hostNetwork) {
+        // On the host network 0.0.0.0 would be every address of the node, and no NetworkPolicy applies.
+        t.true((c.env ?? []).every((e) => !/_HOST$/.test(e.name) || e.value === '127.0.0.1'), `${w.metadata.name} listens on the node's loopback only`);
+        t.is(c.readinessProbe?.httpGet.host, '127.0.0.1');
+      } else {
+        t.true((c.env ?? []).some((e) => /_HOST$/.test(e.name) && e.value === '0.0.0.0'), `${w.metadata.name} listens beyond loopback`);
+      }
+      // The admin token comes from a Secret, never from a literal value or the ConfigMap.
+      t.true((c.envFrom ?? []).some((f) => f.secretRef?.name === 'bkstream-admin'), `${w.metadata.name} takes BKSTREAM_ADMIN_TOKEN from the bkstream-admin Secret`);
+      t.false((c.env ?? []).some((e) => e.name === 'BKSTREAM_ADMIN_TOKEN' || e.name === 'BKSTREAM_SECRET_KEY' || e.name === 'BKDATA_APP_SECRET' ? e.value !== undefined : false), `${w.metadata.name}: no secret as a literal`);
     }
   }
   t.is(images.size, 1, `one image: ${[...images].join(', ')}`);
@@ -218,4 +236,61 @@ test('the agent DaemonSet sees the host (network, PID, /proc, /sys, root read-on
   const loaded = loadAgentConfig(file, { types: TASK_TYPES });
   t.is(loaded.main.mode, 'daemon');
   t.deepEqual(loaded.tasks.map((x) => x.config.type).sort(), ['basereport', 'exceptionbeat', 'selfstats', 'static']);
+});
+
+test('secrets: the admin token and the orchestrator\'s keys live in Secrets whose placeholders are refused at start', (t) => {
+  const resources = k8sResources();
+  const config = resources.find((r) => r.kind === 'ConfigMap' && r.metadata.name === 'bkstream-config');
+  for (const key of ['BKSTREAM_ADMIN_TOKEN', 'BKSTREAM_SECRET_KEY', 'BKDATA_APP_SECRET', 'DATABASE_URL']) t.false(key in (config?.data ?? {}), `${key} is not in the ConfigMap`);
+  const admin = resources.find((r) => r.kind === 'Secret' && r.metadata.name === 'bkstream-admin');
+  const orch = resources.find((r) => r.kind === 'Secret' && r.metadata.name === 'bkstream-orchestrator');
+  // An unchanged deploy must not run with a published credential: the placeholders fail validation.
+  const env = { ...config?.data, ...admin?.stringData, ...orch?.stringData, BKDATA_API_URL: 'https://bkapi.example.invalid/' };
+  const err = t.throws(() => loadConfig({ ...commonSpec, ...orchestratorSpec }, { env }), { instanceOf: ConfigError });
+  const keys = (err).problems.map((p) => p.key);
+  t.true(keys.includes('BKSTREAM_ADMIN_TOKEN'));
+  t.true(keys.includes('BKSTREAM_SECRET_KEY'));
+  t.false((err).message.includes('CHANGE-ME'), 'problems never repeat a secret');
+});
+
+test('network: Services are cluster-internal, the collector\'s admin port is not on its Service, and NetworkPolicies deny by default', (t) => {
+  const resources = k8sResources();
+  const services = resources.filter((r) => r.kind === 'Service');
+  t.true(services.length >= 4);
+  for (const svc of services) t.is((svc.spec as { type?: string }).type, 'ClusterIP', `${svc.metadata.name} is ClusterIP (no NodePort, no LoadBalancer)`);
+  const collector = services.find((s) => s.metadata.name === 'bkstream-collector');
+  t.deepEqual(((collector?.spec as { ports: { port: number }[] }).ports).map((p) => p.port).sort(), [4317, 4318], 'OTLP only: no admin port on the Service');
+
+  type Rule = { from?: Record<string, unknown>[]; ports?: { port: number }[] };
+  const policies = resources.filter((r) => r.kind === 'NetworkPolicy').map((r) => r.spec as { podSelector: Record<string, unknown>; policyTypes: string[]; ingress?: Rule[] });
+  const denyAll = policies.find((p) => Object.keys(p.podSelector).length === 0 && p.policyTypes.includes('Ingress') && (p.ingress ?? []).length === 0);
+  t.truthy(denyAll, 'a default-deny ingress policy for every pod of the namespace');
+  const allowed = (port: number): Rule[] => policies.flatMap((p) => (p.ingress ?? []).filter((r) => (r.ports ?? []).some((x) => x.port === port)));
+  for (const port of [4317, 4318]) t.true(allowed(port).some((r) => (r.from ?? []).some((f) => JSON.stringify(f) === '{"namespaceSelector":{}}')), `OTLP ${port} from the cluster`);
+  // Every admin or query port a workload declares is admitted only from bkstream's pods or a labelled scraper namespace.
+  const apiPorts = resources.filter((r) => r.kind === 'Deployment' || r.kind === 'DaemonSet')
+    .filter((w) => (w.spec?.template as { spec: { hostNetwork?: boolean } }).spec.hostNetwork !== true)
+    .flatMap((w) => containersOf(w).flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)))
+    .filter((p) => p !== 4317 && p !== 4318);
+  t.true(apiPorts.length >= 5, apiPorts.join(','));
+  for (const port of apiPorts) {
+    const rules = allowed(port);
+    t.true(rules.length > 0, `port ${port} is admitted by some policy (else unreachable)`);
+    for (const rule of rules) {
+      for (const from of rule.from ?? []) {
+        const ok = JSON.stringify(from) === '{"podSelector":{"matchLabels":{"app.kubernetes.io/part-of":"bkstream"}}}' ||
+          JSON.stringify(from) === '{"namespaceSelector":{"matchLabels":{"bkstream.io/metrics-scraper":"true"}}}';
+        t.true(ok, `port ${port} admits only bkstream's pods or metrics scrapers, not ${JSON.stringify(from)}`);
+      }
+      t.true((rule.from ?? []).length > 0, `port ${port}: a rule without "from" would admit everyone`);
+    }
+  }
+});
+
+test('compose publishes every port on the host\'s loopback and takes the admin token and the secret key from the shell', (t) => {
+  const text = readFileSync(join(DEPLOY, 'compose.yaml'), 'utf8');
+  const compose = parse(text, { merge: true }) as { services: Record<string, { ports?: string[]; environment?: Record<string, unknown> }> };
+  for (const [name, svc] of Object.entries(compose.services)) for (const p of svc.ports ?? []) t.regex(p, /^127\.0\.0\.1:/, `${name} publishes ${p} on loopback only`);
+  t.regex(String(compose.services.collector?.environment?.BKSTREAM_ADMIN_TOKEN), /^\$\{BKSTREAM_ADMIN_TOKEN:\?/);
+  t.regex(String(compose.services.orchestrator?.environment?.BKSTREAM_SECRET_KEY), /^\$\{BKSTREAM_SECRET_KEY:\?/);
 });
