@@ -27,7 +27,7 @@ import { Hasher } from './hash.ts';
 import { SEP, type Sink } from './records.ts';
 import type { RuleSet } from './rules.ts';
 import { BoundedIdMap } from './id-table.ts';
-import { hashShape, ShapeCache, shapeFacts, shapeSpan } from './shape.ts';
+import { hashShape, ResourceMemo, ShapeCache, shapeFacts, shapeSpan } from './shape.ts';
 import { Slot, type SpanView } from './span-view.ts';
 import { PartitionWindow, type ChildFacts, type DropReason, type ParentFacts, type WindowEvents, type WindowOptions } from './window.ts';
 
@@ -102,6 +102,8 @@ export class SpanPipeline {
   readonly #sighting = new Sighting();
   /** Hashes shape keys and span/trace ids (reused for every span; its lanes are an id's key). */
   readonly #hash = new Hasher();
+  /** The hash of the resource map last seen (consecutive spans of an SDK batch share it). */
+  readonly #resources = new ResourceMemo();
 
   constructor(options: PipelineOptions) {
     this.#opts = options;
@@ -225,6 +227,7 @@ export class SpanPipeline {
     const reads = this.#reads;
     const root = this.#sighting;
     const h = this.#hash;
+    const resources = this.#resources;
     let lastBiz = NaN;
     let lastApp = '';
     let rules: RuleSet | undefined;
@@ -239,7 +242,7 @@ export class SpanPipeline {
           lastApp = app;
           rules = lookups.rules(biz, app);
         }
-        hashShape(view, i, rules, h);
+        hashShape(view, i, rules, h, resources);
         // Lanes are handed on shifted to 31 bits: small integers V8 passes and stores without boxing.
         const keyA = h.a >> 1;
         const keyB = h.b >> 1;

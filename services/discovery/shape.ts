@@ -14,7 +14,7 @@ import { relationChild, relationParent } from './discoverers/relation.ts';
 import { remoteChild, remoteParent } from './discoverers/remote-service-relation.ts';
 import { rootRow } from './discoverers/root-endpoint.ts';
 import { keyPair, SCALAR_FIELDS, SPAN_FIELD_NAMES, SPAN_FIELDS, type DiscoverySpan } from './fields.ts';
-import type { Hasher } from './hash.ts';
+import { Hasher } from './hash.ts';
 import { BoundedIdMap } from './id-table.ts';
 import type { RootEndpointRow } from './records.ts';
 import type { Field, RuleSet } from './rules.ts';
@@ -67,7 +67,7 @@ const TOP_SLOTS: Record<string, { at: Slot; string: boolean }> = Object.fromEntr
   SPAN_FIELD_NAMES.filter((f) => SCALAR_FIELDS.has(f)).map((f) => [f, { at: FIELD_SLOTS[f], string: SPAN_FIELDS[f] === 'string' }]),
 );
 
-interface RuleSetShape {
+export interface RuleSetShape {
   serial: number;
   /** Keys of `attributes` / `resource` that discovery reads. */
   attributes: KeyTable;
@@ -113,14 +113,49 @@ export function shapeSpan(view: SpanView, i: number, rules: RuleSet): DiscoveryS
   return view.spanReading(i, s.attributes, s.resource);
 }
 
+/** Longest resource encoding {@link ResourceMemo} keeps (longer ones are hashed every time). */
+const MEMO_BYTES = 4_096;
+
+/**
+ * The resource map last hashed, by its encoded bytes, and the lanes of its hash: spans of one SDK batch
+ * share their resource, and an Avro map's encoding delimits itself, so a span whose bytes at the resource's
+ * position start with the same encoding has the same resource. Its bytes are copied (a record's buffer
+ * may be a slice of a whole fetch response, which the memo must not keep alive). One per caller (the
+ * pipeline); reads are synchronous.
+ */
+export class ResourceMemo {
+  readonly #bytes = Buffer.alloc(MEMO_BYTES);
+  #length = -1;
+  #serial = 0;
+  /** The lanes of the remembered resource's hash. */
+  a = 0;
+  b = 0;
+  readonly #hash = new Hasher();
+
+  /** Leaves the lanes of the resource map at `at` (under the rule-set shape `s`) in {@link a}, {@link b}. */
+  hash(view: SpanView, at: number, s: RuleSetShape): void {
+    const { buf } = view;
+    const length = this.#length;
+    if (this.#serial === s.serial && length >= 0 && at + length <= buf.length && buf.compare(this.#bytes, 0, length, at, at + length) === 0) return;
+    const h = this.#hash;
+    h.begin(0);
+    const end = hashMapEntries(view, at, s.resource, h);
+    this.a = h.a;
+    this.b = h.b;
+    this.#serial = s.serial;
+    this.#length = end - at <= MEMO_BYTES ? buf.copy(this.#bytes, 0, at, end) : -1;
+  }
+}
+
 /**
  * Hashes span `i`'s shape into the caller's hasher `h`, read from the record's bytes: its key is then the
- * two lanes `h.a`, `h.b` (nothing is allocated). The attribute and resource maps are walked once, hashing
- * the index and the encoded value of only the keys discovery reads; absent keys add nothing, so presence
- * is part of the shape. Equal encodings are equal values, so equal keys mean equal discovery (a value
- * encoded two ways only costs a second cache entry).
+ * two lanes `h.a`, `h.b` (nothing is allocated). The attribute and resource maps are walked, hashing the
+ * index and the encoded value of only the keys discovery reads; absent keys add nothing, so presence is
+ * part of the shape. Equal encodings are equal values, so equal keys mean equal discovery (a value
+ * encoded two ways only costs a second cache entry). The resource's part is its own hash, which `memo`
+ * reuses while consecutive spans carry the same resource.
  */
-export function hashShape(view: SpanView, i: number, rules: RuleSet, h: Hasher): void {
+export function hashShape(view: SpanView, i: number, rules: RuleSet, h: Hasher, memo: ResourceMemo): void {
   const s = shapeOf(rules);
   const { buf } = view;
   h.begin(s.serial);
@@ -139,12 +174,14 @@ export function hashShape(view: SpanView, i: number, rules: RuleSet, h: Hasher):
   }
   hashMapEntries(view, view.at(i, Slot.ATTRIBUTES_AT), s.attributes, h);
   h.num(-1);
-  hashMapEntries(view, view.at(i, Slot.RESOURCE_AT), s.resource, h);
+  memo.hash(view, view.at(i, Slot.RESOURCE_AT), s);
+  h.mix(memo.a);
+  h.mix(memo.b);
 }
 
 /** {@link hashShape} as one 53-bit number (tests; the pipeline keys shapes by the two lanes). */
-export function shapeKey(view: SpanView, i: number, rules: RuleSet, h: Hasher): number {
-  hashShape(view, i, rules, h);
+export function shapeKey(view: SpanView, i: number, rules: RuleSet, h: Hasher, memo = new ResourceMemo()): number {
+  hashShape(view, i, rules, h, memo);
   return h.end();
 }
 

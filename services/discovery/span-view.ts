@@ -187,14 +187,15 @@ export interface KeyNames extends KeyFinder {
 
 /**
  * Hashes into `h` the entries of the map at `pos` of a view whose key `keys` knows: the key's index,
- * then the value's encoded bytes (union branch included). The view was validated when read.
+ * then the value's encoded bytes (union branch included); returns the position after the map. The view
+ * was validated when read.
  */
-export function hashMapEntries(view: SpanView, pos: number, keys: KeyFinder, h: Hasher): void {
+export function hashMapEntries(view: SpanView, pos: number, keys: KeyFinder, h: Hasher): number {
   const { buf, skipValue, read } = view;
   for (;;) {
     pos = readBlockCount(buf, pos, read, WHAT);
     let n = read.value;
-    if (n === 0) return;
+    if (n === 0) return pos;
     while (n-- > 0) {
       pos = readLong(buf, pos, read, WHAT);
       const at = pos;

@@ -13,7 +13,7 @@ import { discoverNode } from '../../services/discovery/discoverers/node.ts';
 import { discoverSingleSpanRelation } from '../../services/discovery/discoverers/relation.ts';
 import type { DiscoverySpan } from '../../services/discovery/fields.ts';
 import { Hasher } from '../../services/discovery/hash.ts';
-import { shapeFacts, shapeKey, shapeSpan } from '../../services/discovery/shape.ts';
+import { ResourceMemo, shapeFacts, shapeKey, shapeSpan } from '../../services/discovery/shape.ts';
 import { spanBatchReader } from '../../services/discovery/span-codec.ts';
 import { Slot, spanBatchView, type KeyNames, type SpanView } from '../../services/discovery/span-view.ts';
 import { sampleMetricBatch, sampleSpan, sampleSpanBatch } from '../helpers/records.ts';
@@ -195,6 +195,21 @@ test('shape keys: ids and times do not count; the values rules read, their prese
   t.is(key(route), key({ ...route, attributes: { ...route.attributes, 'http.route': '/c' } }), 'http.route counts only when a rule reads it');
   const byRoute = rulesWith([{ type: 'category', category_id: 'http', topo_kind: 'service', endpoint_key: 'attributes.http.route', predicate_key: 'attributes.http.method', sort: -1 }]);
   t.not(key(route, byRoute), key({ ...route, attributes: { ...route.attributes, 'http.route': '/c' } }, byRoute));
+});
+
+test('shape keys: a resource remembered from the previous span (the same encoding) hashes as it would afresh', (t) => {
+  const hasher = new Hasher();
+  const other = { ...sampleSpan().resource, 'service.name': 'pay-svc' };
+  const longer = { ...sampleSpan().resource, 'service.name': 'order-svc', 'k8s.pod.name': 'p-1' };
+  const spans = [sampleSpan(), sampleSpan({ kind: 3 }), sampleSpan({ resource: other }), sampleSpan(), sampleSpan({ resource: longer }), sampleSpan()];
+  const view = viewOf(spans);
+  const memo = new ResourceMemo();
+  for (let i = 0; i < spans.length; i++) {
+    t.is(shapeKey(view, i, defaultRules, hasher, memo), shapeKey(view, i, defaultRules, hasher), `span ${i}`);
+  }
+  const byRoute = rulesWith([{ type: 'category', category_id: 'x', topo_kind: 'service', predicate_key: 'resource.k8s.pod.name', sort: -1 }]);
+  t.is(shapeKey(view, 4, byRoute, hasher, memo), shapeKey(view, 4, byRoute, hasher), 'another rule set reads other resource keys');
+  t.is(shapeKey(view, 5, defaultRules, hasher, memo), shapeKey(view, 5, defaultRules, hasher));
 });
 
 test('discovery reads nothing outside a shape: spans decoded with only the shape keys discover exactly what full spans do', (t) => {
