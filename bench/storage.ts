@@ -49,10 +49,10 @@ import { createStore, type Store } from '../services/common/store/index.ts';
 import { topicPlan } from '../services/common/topics.ts';
 import { DAY_US, PartitionManager } from '../services/storage/partitions.ts';
 import { rollupFromSpans } from '../services/storage/rollup.ts';
-import { factsOf, rollupPieces, tracePieces } from '../services/storage/pieces.ts';
-import { spanCopyDecoder } from '../services/storage/span-copy.ts';
+import { factsOfRows, rollupPieces, tracePieces } from '../services/storage/pieces.ts';
+import { SpanLine, spanCopyDecoder, type StoredSpan } from '../services/storage/span-copy.ts';
 import { spanPartitions } from '../services/storage/span-ingest.ts';
-import { SPAN_COPY_COLUMNS, spanRow, type SpanRow, type StoredSpan } from '../services/storage/span-rows.ts';
+import { SPAN_COPY_COLUMNS, spanRow, type SpanRow } from '../services/storage/span-rows.ts';
 import { copyData } from '../services/storage/span-writer.ts';
 import { createStorage } from '../services/storage/service.ts';
 import { fmt, interleaved, median, percentile, result } from './lib.ts';
@@ -438,7 +438,7 @@ function hot(total: number): void {
       spanPartitions(part);
       sink += copyData(part).length;
       // the summary and rollup pieces the writer sends with the rows
-      const facts = part.map(factsOf);
+      const facts = factsOfRows(part);
       sink += tracePieces(facts).length + rollupPieces(facts).length;
     }
   };
@@ -446,9 +446,10 @@ function hot(total: number): void {
     copy: () => {
       const rows: StoredSpan[] = [];
       for (const buf of records) {
-        for (const line of transcoder.decode(buf).lines) {
-          line.retention_days = 7;
-          rows.push(line);
+        const batch = transcoder.decode(buf);
+        for (let i = 0; i < batch.count; i++) {
+          batch.setRetention(i, 7);
+          rows.push(new SpanLine(batch, i));
         }
       }
       flushAll(rows);

@@ -23,6 +23,7 @@ export const storageSpec = {
   metricRetentionDays: int({ env: 'STORAGE_METRIC_RETENTION_DAYS', default: 15, min: 1, max: 3650, doc: 'retention of agent metric samples, days (whole day partitions are dropped)' }),
   eventRetentionDays: int({ env: 'STORAGE_EVENT_RETENTION_DAYS', default: 15, min: 1, max: 3650, doc: 'retention of agent events, days (whole day partitions are dropped)' }),
   partitionsAheadDays: int({ env: 'STORAGE_PARTITIONS_AHEAD_DAYS', default: 2, min: 1, max: 30, doc: 'day partitions created ahead of today; rows further in the future than this are dropped and counted' }),
+  rollupFoldIntervalMs: int({ env: 'STORAGE_ROLLUP_FOLD_INTERVAL_MS', default: 2_000, min: 100, doc: 'how often the rollup pieces PostgreSQL writes append are folded into the per-minute rollups, ms' }),
   maintenanceIntervalMs: int({ env: 'STORAGE_MAINTENANCE_INTERVAL_MS', default: 600_000, min: 1_000, doc: 'how often partitions are created ahead and expired ones dropped, ms' }),
   retentionCacheTtlMs: int({ env: 'STORAGE_RETENTION_CACHE_TTL_MS', default: 30_000, min: 0, doc: 'how long an application\'s retention (apm_application) is cached, ms' }),
   queryTimeoutMs: int({ env: 'STORAGE_QUERY_TIMEOUT_MS', default: 10_000, min: 100, doc: 'statement_timeout of every API query, ms (PostgreSQL; PGlite cannot interrupt a statement)' }),

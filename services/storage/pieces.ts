@@ -8,75 +8,33 @@
  * (SQL breaks the tie by span id in its collation), so the result does not depend on JavaScript's order.
  */
 import { latencyBucket, MINUTE_US } from './rollup.ts';
-import type { SpanRow, StoredSpan } from './span-rows.ts';
-import { SpanLine } from './span-rows.ts';
+import { SpanLine, type StoredSpan } from './span-copy.ts';
+import { rowFacts, type SpanFacts } from './span-rows.ts';
 
-/** What the pieces need of a stored span (values as stored: NUL removed). */
-export interface SpanFacts {
-  bk_biz_id: number;
-  app_name: string;
-  retention_days: number;
-  trace_id: string;
-  span_id: string;
-  span_name: string;
-  service_name: string;
-  kind: number;
-  start_time: number;
-  end_time: number;
-  elapsed_time: number;
-  status_code: number;
-  category: string;
-  /** parent_span_id is not empty. */
-  has_parent: boolean;
-  /**
-   * The entry-service status code the SQL reads from the stored attributes:
-   * `COALESCE(attributes->>'http.status_code', attributes->>'rpc.grpc.status_code')` when it is an
-   * integer of at most 9 digits, else null.
-   */
-  status_attr: number | null;
-}
-
-const STATUS_TEXT = /^-?[0-9]{1,9}$/;
-
-/** The status code a `->>` text gives (null when it is not an integer of at most 9 digits). */
-export function statusCodeOf(text: string | null): number | null {
-  return text !== null && STATUS_TEXT.test(text) ? Number(text) | 0 : null;
-}
-
-/** `jsonb ->> key` of a value parsed from the stored JSON: null for JSON null or absent, else its text (what decides a status code). */
-function jsonText(v: unknown): string | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number') return String(v);
-  return JSON.stringify(v);
-}
-
-/** The facts of a row made from a span object (span-rows.ts `spanRow`). */
-export function rowFacts(r: SpanRow): SpanFacts {
-  const attributes = JSON.parse(r.attributes) as Record<string, unknown>;
-  const http = Object.hasOwn(attributes, 'http.status_code') ? jsonText(attributes['http.status_code']) : null;
-  const rpc = Object.hasOwn(attributes, 'rpc.grpc.status_code') ? jsonText(attributes['rpc.grpc.status_code']) : null;
-  return {
-    bk_biz_id: r.bk_biz_id,
-    app_name: r.app_name,
-    retention_days: r.retention_days,
-    trace_id: r.trace_id,
-    span_id: r.span_id,
-    span_name: r.span_name,
-    service_name: r.service_name,
-    kind: r.kind,
-    start_time: r.start_time,
-    end_time: r.end_time,
-    elapsed_time: r.elapsed_time,
-    status_code: r.status_code,
-    category: r.category,
-    has_parent: r.parent_span_id !== '',
-    status_attr: statusCodeOf(http ?? rpc),
-  };
-}
+export type { SpanFacts } from './span-rows.ts';
 
 export function factsOf(r: StoredSpan): SpanFacts {
-  return r instanceof SpanLine ? r : rowFacts(r);
+  return r instanceof SpanLine ? r.batch.facts(r.i) : rowFacts(r);
+}
+
+/** The values of each row (strings shared between consecutive transcoded spans where their bytes are the same). */
+export function factsOfRows(rows: readonly StoredSpan[]): SpanFacts[] {
+  const out: SpanFacts[] = [];
+  let prev: SpanLine | undefined;
+  let before: SpanFacts | undefined;
+  for (const r of rows) {
+    let f: SpanFacts;
+    if (r instanceof SpanLine) {
+      f = prev?.batch === r.batch ? r.batch.facts(r.i, prev.i, before) : r.batch.facts(r.i);
+      prev = r;
+      before = f;
+    } else {
+      f = rowFacts(r);
+      prev = undefined;
+    }
+    out.push(f);
+  }
+  return out;
 }
 
 const CATEGORIES = ['http', 'rpc', 'db', 'messaging', 'async_backend', 'other'] as const;

@@ -426,8 +426,12 @@ async function rollupAggregate(ctx: QueryContext, scope: Scope, req: AggregateRe
   const to = p.add(minutes.to);
   const spanCols = [...keys, ...bucketTime('s.end_time'), '1 AS c', '(s.status_code = 2)::int AS e', 's.elapsed_time::numeric AS total', 's.elapsed_time AS lo', 's.elapsed_time AS hi',
     'ARRAY[storage_latency_bucket(s.elapsed_time)::smallint] AS buckets', 'ARRAY[1] AS counts'].join(', ');
-  const src = `SELECT ${[...keys, ...bucketTime('s.minute'), 's.span_count AS c', 's.error_count AS e', 's.elapsed_sum AS total', 's.elapsed_min AS lo', 's.elapsed_max AS hi', 's.buckets', 's.counts'].join(', ')}
-      FROM storage_span_minute s WHERE s.bk_biz_id = ${biz} AND s.app_name = ${app} AND s.minute >= ${from} AND s.minute < ${to} AND ${cond}
+  const rollupCols = [...keys, ...bucketTime('s.minute'), 's.span_count AS c', 's.error_count AS e', 's.elapsed_sum AS total', 's.elapsed_min AS lo', 's.elapsed_max AS hi', 's.buckets', 's.counts'].join(', ');
+  const minutesOf = (table: string): string => `SELECT ${rollupCols} FROM ${table} s WHERE s.bk_biz_id = ${biz} AND s.app_name = ${app} AND s.minute >= ${from} AND s.minute < ${to} AND ${cond}`;
+  // the minutes, the pieces not folded into them yet, the spans of the partial minutes at the ends
+  const src = `${minutesOf('storage_span_minute')}
+    UNION ALL
+    ${minutesOf('storage_span_minute_pending')}
     UNION ALL
     SELECT ${spanCols} FROM storage_span s WHERE s.bk_biz_id = ${biz} AND s.app_name = ${app} AND s.end_time >= ${lo} AND s.end_time < ${from} AND ${cond}
     UNION ALL

@@ -18,6 +18,8 @@
  * like the spans (retention class, then day of `minute`) and dropped with them (partitions.ts).
  */
 
+import type { Queryable } from '../common/store/index.ts';
+
 export const MINUTE_US = 60_000_000;
 /**
  * Bucket bounds: `LATENCY_BOUNDS[k]` = ceil(2^(k/16)) (the smallest n with n^16 ≥ 2^k), k = 0..848, exact
@@ -82,14 +84,14 @@ export function rollupInsert(source: string): string {
 }
 
 /** The same CTE for rollup rows already computed: `rows` selects {@link ROLLUP_COLUMNS} (one row per key). */
-export function rollupMergeCte(rows: string): string {
+function rollupMergeCte(rows: string): string {
   return `rollup AS (
   ${rollupMerge(rows)}
   RETURNING 1
 )`;
 }
 
-/** Columns of a rollup row, in the order {@link rollupMergeCte}'s rows give them. */
+/** Columns of a rollup row, in the order rollup rows are given in. */
 export const ROLLUP_COLUMNS = COLUMNS;
 
 /** The statement merging rollup rows (`rows` selects {@link COLUMNS}, one row per key) into `storage_span_minute`. */
@@ -107,6 +109,57 @@ function rollupMerge(rows: string): string {
       SELECT array_agg(b ORDER BY b), array_agg(c ORDER BY b)
       FROM (SELECT b, sum(c)::int AS c FROM unnest(m.buckets || excluded.buckets, m.counts || excluded.counts) AS u(b, c) GROUP BY b) x
     )`;
+}
+
+/**
+ * A CTE (`rollup AS (…)`) appending rollup rows (`rows` selects {@link ROLLUP_COLUMNS}) to
+ * `storage_span_minute_pending` (migration 0404), for {@link foldRollups} to merge later.
+ */
+export function rollupPendingCte(rows: string): string {
+  return `rollup AS (
+  INSERT INTO storage_span_minute_pending (${COLUMNS}) ${rows}
+)`;
+}
+
+/** Per key (and bucket): the pending pieces of live partitions, each piece's totals counted on its first bucket. */
+const FOLD = `WITH moved AS (
+  DELETE FROM storage_span_minute_pending RETURNING *
+), live AS (
+  SELECT m.* FROM moved m JOIN unnest($1::integer[], $2::bigint[]) AS p(retention_days, day)
+    ON p.retention_days = m.retention_days AND p.day = floor(m.minute / ${86_400_000_000}::numeric)
+), b AS (
+  SELECT ${KEY}, u.b, sum(u.n)::int AS n,
+    sum(CASE WHEN u.i = 1 THEN span_count END) AS span_count, sum(CASE WHEN u.i = 1 THEN error_count END) AS error_count,
+    sum(CASE WHEN u.i = 1 THEN elapsed_sum END) AS elapsed_sum, min(CASE WHEN u.i = 1 THEN elapsed_min END) AS elapsed_min,
+    max(CASE WHEN u.i = 1 THEN elapsed_max END) AS elapsed_max
+  FROM live, unnest(live.buckets, live.counts) WITH ORDINALITY AS u(b, n, i)
+  GROUP BY ${KEY}, u.b
+), merged AS (
+  ${rollupMerge(`SELECT ${KEY}, sum(span_count)::int AS span_count, sum(error_count)::int AS error_count, sum(elapsed_sum) AS elapsed_sum,
+    min(elapsed_min) AS elapsed_min, max(elapsed_max) AS elapsed_max, array_agg(b ORDER BY b) AS buckets, array_agg(n ORDER BY b) AS counts
+  FROM b GROUP BY ${KEY}`)}
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM moved)::int AS pieces, (SELECT count(*) FROM live)::int AS live, (SELECT count(*) FROM merged)::int AS minutes`;
+
+export interface FoldResult {
+  /** Pending pieces taken. */
+  pieces: number;
+  /** Of those, pieces whose day partition is gone (past retention): dropped. */
+  dropped: number;
+  /** Minute rows inserted or merged into. */
+  minutes: number;
+}
+
+/**
+ * Folds the pending rollup pieces into `storage_span_minute`, in one statement (atomic: a query sees the
+ * pieces either pending or folded). `partitions`: the existing rollup day partitions; pieces of any other
+ * day (dropped past retention meanwhile) are dropped with them. Safe to run from several instances.
+ */
+export async function foldRollups(db: Queryable, partitions: readonly { retentionDays: number; day: number }[]): Promise<FoldResult> {
+  const { rows } = await db.query<{ pieces: number; live: number; minutes: number }>(FOLD, [partitions.map((p) => p.retentionDays), partitions.map((p) => p.day)]);
+  const r = rows[0] ?? { pieces: 0, live: 0, minutes: 0 };
+  return { pieces: r.pieces, dropped: r.pieces - r.live, minutes: r.minutes };
 }
 
 /**

@@ -20,13 +20,13 @@ import { EventWriter, type EventRow } from './event-writer.ts';
 import { Flusher } from './flusher.ts';
 import { MetricWriter, type MetricWriteResult } from './metric-writer.ts';
 import { storageMetrics, type StorageMetrics } from './metrics.ts';
-import { PartitionManager } from './partitions.ts';
+import { listPartitions, PartitionManager } from './partitions.ts';
+import { foldRollups } from './rollup.ts';
 import { Retention } from './retention.ts';
 import type { MetricRow } from './series.ts';
 import { SINKS } from './sinks/index.ts';
-import { spanCopyDecoder, type SpanCopyBatch } from './span-copy.ts';
+import { spanCopyDecoder, type SpanCopyBatch, type StoredSpan } from './span-copy.ts';
 import { SpanIngest } from './span-ingest.ts';
-import type { StoredSpan } from './span-rows.ts';
 import { SpanWriter, type SpanWriteResult } from './span-writer.ts';
 
 export interface StorageService extends Component {
@@ -217,6 +217,34 @@ export async function createStorage(deps: ServiceDeps<'store' | 'bus'>, config: 
       timer = undefined;
     },
   };
+  // PostgreSQL: the rollup pieces writes append are folded into the per-minute rollups (rollup.ts)
+  let foldTimer: NodeJS.Timeout | undefined;
+  let folding: Promise<void> | undefined;
+  const fold = (): Promise<void> =>
+    (folding ??= (async () => {
+      try {
+        const existing = (await listPartitions(store)).filter((p) => p.kind === 'minute');
+        const r = await foldRollups(store, existing.map((p) => ({ retentionDays: p.retentionDays as number, day: p.day })));
+        if (r.dropped) log.info('rollup pieces of days past retention dropped', { pieces: r.dropped });
+      } catch (err) {
+        log.warn('folding rollup pieces failed; retried at the next interval', { err });
+      } finally {
+        folding = undefined;
+      }
+    })());
+  const rollupFold: Component = {
+    name: 'storage-rollup-fold',
+    start: async () => {
+      foldTimer ??= setInterval(() => void fold(), config.rollupFoldIntervalMs);
+      foldTimer.unref();
+    },
+    stop: async () => {
+      clearInterval(foldTimer);
+      foldTimer = undefined;
+      await folding;
+    },
+  };
+
   const topicCheck: Component = {
     name: 'storage-topics',
     start: async () => {
@@ -237,6 +265,7 @@ export async function createStorage(deps: ServiceDeps<'store' | 'bus'>, config: 
   if (copy) lifecycle.add(copy);
   if (reader) lifecycle.add(reader);
   lifecycle.add(maintenance);
+  if (copy) lifecycle.add(rollupFold);
   lifecycle.add({ name: 'storage-http', start: () => http.start(), stop: () => http.stop() });
   lifecycle.add(flushers.events);
   lifecycle.add(flushers.metrics);

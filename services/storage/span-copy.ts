@@ -30,8 +30,7 @@ import type { Decoder } from '../common/bus/index.ts';
 import { CorruptRecordError, SchemaMismatchError, UnknownSchemaError } from '../common/errors.ts';
 import type { Span } from '../common/records.ts';
 import { copyText } from '../common/store/copy.ts';
-import { rowFacts, statusCodeOf } from './pieces.ts';
-import { clean, copyRowBody, SpanLine, spanRow } from './span-rows.ts';
+import { clean, copyRowBody, rowFacts, spanRow, statusCodeOf, type SpanFacts, type SpanRow } from './span-rows.ts';
 
 const WHAT = 'SpanBatch body';
 
@@ -125,7 +124,7 @@ const RPC_STATUS = Buffer.from('rpc.grpc.status_code', 'latin1');
 const PROTO = Buffer.from('__proto__', 'latin1');
 
 /** `categoryOf` over the marker bits (bit i set: MARKERS[i]'s last value is truthy). */
-function category(marks: number): string {
+function category(marks: number): (typeof CATEGORY_NAMES)[number] {
   if (marks & 1) return 'db';
   if (marks & 6) return 'messaging';
   if (marks & 8) return 'rpc';
@@ -171,26 +170,154 @@ const NUL = /\u0000/g;
 /** What follows each string field of a link. */
 const LINK_FIELDS = [',"span_id":', ',"trace_state":', ',"attributes":'] as const;
 
+/** Fields of a span in {@link SpanCopyBatch.nums} (offsets are into the batch's text). */
+export const F = {
+  /** The row: its text range. */
+  ROW_AT: 0,
+  ROW_END: 1,
+  BIZ: 2,
+  /** Index into the batch's apps. */
+  APP: 3,
+  /** Set by the span ingest. */
+  RETENTION: 4,
+  START: 5,
+  END: 6,
+  ELAPSED: 7,
+  KIND: 8,
+  STATUS: 9,
+  /** Index of the category in CATEGORY_NAMES. */
+  CATEGORY: 10,
+  /** 1 when parent_span_id is not empty. */
+  HAS_PARENT: 11,
+  /** The entry-service status code the stored attributes give (pieces.ts `SpanFacts.status_attr`), NaN for none. */
+  STATUS_ATTR: 12,
+  /** Text ranges (as COPY text) of trace_id, span_id, span_name, service_name. */
+  TRACE_AT: 13,
+  TRACE_END: 14,
+  SPAN_AT: 15,
+  SPAN_END: 16,
+  NAME_AT: 17,
+  NAME_END: 18,
+  SERVICE_AT: 19,
+  SERVICE_END: 20,
+} as const;
+const STRIDE = 21;
+
+/** span-rows.ts `categoryOf` values, by index. */
+export const CATEGORY_NAMES = ['http', 'rpc', 'db', 'messaging', 'async_backend', 'other'] as const;
+
+/** A text field of a row as stored: its COPY text unescaped. */
+function unescaped(text: Buffer, at: number, end: number): string {
+  const s = text.toString('utf8', at, end);
+  const slash = text.indexOf(0x5c, at);
+  return slash >= 0 && slash < end ? s.replace(/\\(.)/g, (_, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : c)) : s;
+}
+
 /**
- * The spans of one SpanBatch record as COPY rows: `lines[i]` is span i's row (a range of `text`, no
- * retention class yet) with its values; `apps[i]` its app_name as decoded (what its retention is looked
- * up by; the row holds it as stored).
+ * The spans of one SpanBatch record as COPY rows, held as bytes and numbers (no object per span, so the
+ * many spans waiting for a write cost the garbage collector little): span i's row is
+ * `text[nums[i * STRIDE + F.ROW_AT], …ROW_END)` (no retention class yet), with its values beside it.
  */
 export class SpanCopyBatch {
   readonly text: Buffer;
-  readonly lines: readonly SpanLine[];
+  readonly count: number;
+  readonly nums: Float64Array;
+  /** app_name as decoded (what retention is looked up by), and as stored, by index. */
   readonly apps: readonly string[];
+  readonly storedApps: readonly string[];
+  /** Spans written from span objects (span-copy.ts's exact path): their values as stored. */
+  readonly fallbacks: ReadonlyMap<number, SpanFacts> | undefined;
 
-  constructor(text: Buffer, lines: SpanLine[], apps: string[]) {
+  constructor(text: Buffer, count: number, nums: Float64Array, apps: string[], storedApps: string[], fallbacks: Map<number, SpanFacts> | undefined) {
     this.text = text;
-    this.lines = lines;
+    this.count = count;
+    this.nums = nums;
     this.apps = apps;
+    this.storedApps = storedApps;
+    this.fallbacks = fallbacks;
   }
 
-  get count(): number {
-    return this.lines.length;
+  num(i: number, field: number): number {
+    return this.nums[i * STRIDE + field] as number;
+  }
+
+  setRetention(i: number, days: number): void {
+    this.nums[i * STRIDE + F.RETENTION] = days;
+  }
+
+  /** A text field (`F.TRACE_AT`, `F.SPAN_AT`, `F.NAME_AT`, `F.SERVICE_AT`) as stored. */
+  field(i: number, at: number): string {
+    const base = i * STRIDE;
+    return unescaped(this.text, this.nums[base + at] as number, this.nums[base + at + 1] as number);
+  }
+
+  /** Whether text field `at` of spans i and j holds the same bytes. */
+  sameField(i: number, j: number, at: number): boolean {
+    const n = this.nums;
+    const a = n[i * STRIDE + at] as number;
+    const b = n[j * STRIDE + at] as number;
+    const len = (n[i * STRIDE + at + 1] as number) - a;
+    if (len !== (n[j * STRIDE + at + 1] as number) - b) return false;
+    const t = this.text;
+    for (let k = 0; k < len; k++) if (t[a + k] !== t[b + k]) return false;
+    return true;
+  }
+
+  /**
+   * Span i's values as stored (pieces.ts), its retention class included. Given the values of span `j` of
+   * this batch (the span before it, usually of the same trace), strings of the same bytes are shared.
+   */
+  facts(i: number, j = -1, before?: SpanFacts): SpanFacts {
+    const retention = this.num(i, F.RETENTION);
+    const fallback = this.fallbacks?.get(i);
+    if (fallback) return { ...fallback, retention_days: retention };
+    const attr = this.num(i, F.STATUS_ATTR);
+    const same = j >= 0 && before !== undefined && !this.fallbacks?.has(j);
+    return {
+      bk_biz_id: this.num(i, F.BIZ),
+      app_name: this.storedApps[this.num(i, F.APP)] as string,
+      retention_days: retention,
+      trace_id: same && this.sameField(i, j, F.TRACE_AT) ? before.trace_id : this.field(i, F.TRACE_AT),
+      span_id: this.field(i, F.SPAN_AT),
+      span_name: same && this.sameField(i, j, F.NAME_AT) ? before.span_name : this.field(i, F.NAME_AT),
+      service_name: same && this.sameField(i, j, F.SERVICE_AT) ? before.service_name : this.field(i, F.SERVICE_AT),
+      kind: this.num(i, F.KIND),
+      start_time: this.num(i, F.START),
+      end_time: this.num(i, F.END),
+      elapsed_time: this.num(i, F.ELAPSED),
+      status_code: this.num(i, F.STATUS),
+      category: CATEGORY_NAMES[this.num(i, F.CATEGORY)] as string,
+      has_parent: this.num(i, F.HAS_PARENT) === 1,
+      status_attr: Number.isNaN(attr) ? null : attr,
+    };
   }
 }
+
+/** A span of a {@link SpanCopyBatch}, as the span flusher queues it. */
+export class SpanLine {
+  readonly batch: SpanCopyBatch;
+  readonly i: number;
+
+  constructor(batch: SpanCopyBatch, i: number) {
+    this.batch = batch;
+    this.i = i;
+  }
+
+  get retention_days(): number {
+    return this.batch.num(this.i, F.RETENTION);
+  }
+
+  get start_time(): number {
+    return this.batch.num(this.i, F.START);
+  }
+
+  get end_time(): number {
+    return this.batch.num(this.i, F.END);
+  }
+}
+
+/** What the span flusher queues: rows made from span objects (PGlite, tests) or transcoded (PostgreSQL). */
+export type StoredSpan = SpanRow | SpanLine;
 
 /** Where a map's value of a key that matters was (branch -1: the key is absent). */
 interface Captured {
@@ -242,12 +369,14 @@ export class SpanTranscoder {
     this.#o = 0;
     const r = this.#result;
     const slots = this.#slots;
-    const lines: SpanLine[] = [];
+    let nums = new Float64Array(STRIDE * 128);
     const apps: string[] = [];
-    let app = '';
-    let storedApp = '';
+    const storedApps: string[] = [];
+    let fallbacks: Map<number, SpanFacts> | undefined;
+    let app = -1;
     let appAt = -1;
     let appLen = -1;
+    let count = 0;
     for (;;) {
       pos = readBlockCount(buf, pos, r, WHAT);
       let n = r.value;
@@ -259,63 +388,78 @@ export class SpanTranscoder {
         const at = slots[S.APP_AT] as number;
         const len = slots[S.APP_LEN] as number;
         if (len !== appLen || buf.compare(buf, appAt, appAt + len, at, at + len) !== 0) {
-          app = buf.toString('utf8', at, at + len);
-          storedApp = clean(app);
+          const name = buf.toString('utf8', at, at + len);
+          app = apps.indexOf(name);
+          if (app < 0) {
+            app = apps.length;
+            apps.push(name);
+            storedApps.push(clean(name));
+          }
           appAt = at;
           appLen = len;
         }
-        const line = new SpanLine();
-        line.app_name = storedApp;
-        line.at = this.#o;
-        this.#row(begin, line);
-        line.end = this.#o;
-        lines.push(line);
-        apps.push(app);
+        if ((count + 1) * STRIDE > nums.length) {
+          const grown = new Float64Array(nums.length * 2);
+          grown.set(nums);
+          nums = grown;
+        }
+        const base = count * STRIDE;
+        nums[base + F.APP] = app;
+        nums[base + F.ROW_AT] = this.#o;
+        const fallback = this.#row(begin, nums, base);
+        nums[base + F.ROW_END] = this.#o;
+        if (fallback) (fallbacks ??= new Map()).set(count, fallback);
+        count++;
       }
       if (blockEnd !== -1 && pos !== blockEnd) throw new CorruptRecordError(`${WHAT}: block size does not match its items`);
     }
     if (pos !== buf.length) throw new CorruptRecordError(`${WHAT}: ${buf.length - pos} trailing bytes`);
     const text = Buffer.allocUnsafe(this.#o);
     this.#out.copy(text, 0, 0, this.#o);
-    for (const line of lines) line.text = text;
-    return new SpanCopyBatch(text, lines, apps);
+    return new SpanCopyBatch(text, count, nums.slice(0, count * STRIDE), apps, storedApps, fallbacks);
   }
 
-  /** Writes the row of the span read into the slots (its bytes start at `begin`) and sets `line`'s values. */
-  #row(begin: number, line: SpanLine): void {
+  /**
+   * Writes the row of the span read into the slots (its bytes start at `begin`) and its values into
+   * `nums[base + F.…]`; returns the span's values when it was written from the decoded span object.
+   */
+  #row(begin: number, nums: Float64Array, base: number): SpanFacts | undefined {
     const sl = this.#slots;
     const start = this.#o;
-    line.bk_biz_id = sl[S.BIZ] as number;
-    this.#number(line.bk_biz_id);
+    nums[base + F.BIZ] = sl[S.BIZ] as number;
+    this.#number(sl[S.BIZ] as number);
     this.#tab();
     this.#text(sl[S.APP_AT] as number, sl[S.APP_LEN] as number);
     this.#tab();
-    line.trace_id = this.#stored(sl[S.TRACE_AT] as number, sl[S.TRACE_LEN] as number);
+    nums[base + F.TRACE_AT] = this.#o;
     this.#text(sl[S.TRACE_AT] as number, sl[S.TRACE_LEN] as number);
+    nums[base + F.TRACE_END] = this.#o;
     this.#tab();
-    line.span_id = this.#stored(sl[S.SPAN_AT] as number, sl[S.SPAN_LEN] as number);
+    nums[base + F.SPAN_AT] = this.#o;
     this.#text(sl[S.SPAN_AT] as number, sl[S.SPAN_LEN] as number);
+    nums[base + F.SPAN_END] = this.#o;
     this.#tab();
-    line.has_parent = this.#text(sl[S.PARENT_AT] as number, sl[S.PARENT_LEN] as number);
+    nums[base + F.HAS_PARENT] = this.#text(sl[S.PARENT_AT] as number, sl[S.PARENT_LEN] as number) ? 1 : 0;
     this.#tab();
-    line.span_name = this.#stored(sl[S.NAME_AT] as number, sl[S.NAME_LEN] as number);
+    nums[base + F.NAME_AT] = this.#o;
     this.#text(sl[S.NAME_AT] as number, sl[S.NAME_LEN] as number);
+    nums[base + F.NAME_END] = this.#o;
     this.#tab();
-    line.kind = sl[S.KIND] as number;
-    this.#number(line.kind);
+    nums[base + F.KIND] = sl[S.KIND] as number;
+    this.#number(sl[S.KIND] as number);
     this.#tab();
-    line.start_time = sl[S.START] as number;
-    this.#number(line.start_time);
+    nums[base + F.START] = sl[S.START] as number;
+    this.#number(sl[S.START] as number);
     this.#tab();
-    line.end_time = sl[S.END] as number;
-    this.#number(line.end_time);
+    nums[base + F.END] = sl[S.END] as number;
+    this.#number(sl[S.END] as number);
     this.#tab();
-    line.elapsed_time = sl[S.ELAPSED] as number;
-    this.#number(line.elapsed_time);
+    nums[base + F.ELAPSED] = sl[S.ELAPSED] as number;
+    this.#number(sl[S.ELAPSED] as number);
     this.#tab();
     let p = this.#long(sl[S.STATUS_AT] as number);
-    line.status_code = this.#v;
-    this.#number(line.status_code);
+    nums[base + F.STATUS] = this.#v;
+    this.#number(this.#v);
     this.#tab();
     p = this.#long(p);
     this.#text(p, this.#v);
@@ -339,23 +483,21 @@ export class SpanTranscoder {
       this.#o = start;
       const row = spanRow(this.#spanType.decode(this.#src, begin).value as Span, 0);
       this.#string(copyRowBody(row));
-      const facts = rowFacts(row);
-      line.service_name = facts.service_name;
-      line.category = facts.category;
-      line.status_attr = facts.status_attr;
-      return;
+      return rowFacts(row);
     }
     this.#tab();
     this.#text(sl[S.CLIENT_AT] as number, sl[S.CLIENT_LEN] as number);
     this.#tab();
-    if (this.#serviceAt >= 0) {
-      this.#text(this.#serviceAt, this.#serviceLen);
-      line.service_name = this.#stored(this.#serviceAt, this.#serviceLen);
-    }
+    nums[base + F.SERVICE_AT] = this.#o;
+    if (this.#serviceAt >= 0) this.#text(this.#serviceAt, this.#serviceLen);
+    nums[base + F.SERVICE_END] = this.#o;
     this.#tab();
-    line.category = category(this.#marks);
-    this.#latin1(line.category);
-    line.status_attr = statusCodeOf(this.#statusText(this.#http) ?? this.#statusText(this.#rpc));
+    const cat = category(this.#marks);
+    nums[base + F.CATEGORY] = CATEGORY_NAMES.indexOf(cat);
+    this.#latin1(cat);
+    const attr = statusCodeOf(this.#statusText(this.#http) ?? this.#statusText(this.#rpc));
+    nums[base + F.STATUS_ATTR] = attr ?? Number.NaN;
+    return undefined;
   }
 
   /** The string at `at` as stored (decoded as avsc decodes it, NUL removed). */

@@ -13,8 +13,8 @@ import type { SpanBatch } from '../common/records.ts';
 import type { Flusher } from './flusher.ts';
 import { dayOfMs, dayOfUs, type PartitionManager, type PartitionNeed } from './partitions.ts';
 import type { Retention } from './retention.ts';
-import type { SpanCopyBatch } from './span-copy.ts';
-import { spanRow, type SpanLine, type SpanRow, type StoredSpan } from './span-rows.ts';
+import { F, SpanLine, type SpanCopyBatch, type StoredSpan } from './span-copy.ts';
+import { spanRow, type SpanRow } from './span-rows.ts';
 import type { SpanWriter, SpanWriteResult } from './span-writer.ts';
 
 export interface SpanIngestOptions {
@@ -77,24 +77,26 @@ export class SpanIngest {
     let app: string | undefined;
     let days = 0;
     for (const batch of batches) {
-      for (let i = 0; i < batch.lines.length; i++) {
-        const line = batch.lines[i] as SpanLine;
-        const spanApp = batch.apps[i] as string;
-        if (line.bk_biz_id !== biz || spanApp !== app) {
-          biz = line.bk_biz_id;
+      for (let i = 0; i < batch.count; i++) {
+        const spanBiz = batch.num(i, F.BIZ);
+        const spanApp = batch.apps[batch.num(i, F.APP)] as string;
+        if (spanBiz !== biz || spanApp !== app) {
+          biz = spanBiz;
           app = spanApp;
           days = this.#o.retention.days(biz, app);
         }
-        if (dayOfUs(Math.min(line.start_time, line.end_time)) < today - days) {
+        const start = batch.num(i, F.START);
+        const end = batch.num(i, F.END);
+        if (dayOfUs(Math.min(start, end)) < today - days) {
           expired++;
           continue;
         }
-        if (dayOfUs(Math.max(line.start_time, line.end_time)) > lastDay) {
+        if (dayOfUs(Math.max(start, end)) > lastDay) {
           future++;
           continue;
         }
-        line.retention_days = days;
-        lines.push(line);
+        batch.setRetention(i, days);
+        lines.push(new SpanLine(batch, i));
       }
     }
     if (expired) this.#o.onDropped?.('expired', expired);

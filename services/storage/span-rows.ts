@@ -155,34 +155,66 @@ export function copyRowBody(r: SpanRow): string {
   );
 }
 
-const EMPTY = Buffer.alloc(0);
-
-/**
- * A span's row as COPY text (span-copy.ts): `text[at, end)` holds its columns in {@link SPAN_COPY_COLUMNS}
- * order up to `category`; the retention class is appended when the row is written. Beside it, the values
- * (as stored) the write's trace summary and rollup pieces are computed from (pieces.ts `SpanFacts`).
- */
-export class SpanLine {
-  text: Buffer = EMPTY;
-  at = 0;
-  end = 0;
-  /** Set by the span ingest from the application's retention. */
-  retention_days = 0;
-  bk_biz_id = 0;
-  app_name = '';
-  trace_id = '';
-  span_id = '';
-  span_name = '';
-  service_name = '';
-  kind = 0;
-  start_time = 0;
-  end_time = 0;
-  elapsed_time = 0;
-  status_code = 0;
-  category = '';
-  has_parent = false;
-  status_attr: number | null = null;
+/** What the pieces need of a stored span (values as stored: NUL removed). */
+export interface SpanFacts {
+  bk_biz_id: number;
+  app_name: string;
+  retention_days: number;
+  trace_id: string;
+  span_id: string;
+  span_name: string;
+  service_name: string;
+  kind: number;
+  start_time: number;
+  end_time: number;
+  elapsed_time: number;
+  status_code: number;
+  category: string;
+  /** parent_span_id is not empty. */
+  has_parent: boolean;
+  /**
+   * The entry-service status code the SQL reads from the stored attributes:
+   * `COALESCE(attributes->>'http.status_code', attributes->>'rpc.grpc.status_code')` when it is an
+   * integer of at most 9 digits, else null.
+   */
+  status_attr: number | null;
 }
 
-/** What the span flusher queues: rows made from span objects (PGlite, tests) or transcoded (PostgreSQL). */
-export type StoredSpan = SpanRow | SpanLine;
+const STATUS_TEXT = /^-?[0-9]{1,9}$/;
+
+/** The status code a `->>` text gives (null when it is not an integer of at most 9 digits). */
+export function statusCodeOf(text: string | null): number | null {
+  return text !== null && STATUS_TEXT.test(text) ? Number(text) | 0 : null;
+}
+
+/** `jsonb ->> key` of a value parsed from the stored JSON: null for JSON null or absent, else its text (what decides a status code). */
+function jsonText(v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return String(v);
+  return JSON.stringify(v);
+}
+
+/** The facts of a row made from a span object (span-rows.ts `spanRow`). */
+export function rowFacts(r: SpanRow): SpanFacts {
+  const attributes = JSON.parse(r.attributes) as Record<string, unknown>;
+  const http = Object.hasOwn(attributes, 'http.status_code') ? jsonText(attributes['http.status_code']) : null;
+  const rpc = Object.hasOwn(attributes, 'rpc.grpc.status_code') ? jsonText(attributes['rpc.grpc.status_code']) : null;
+  return {
+    bk_biz_id: r.bk_biz_id,
+    app_name: r.app_name,
+    retention_days: r.retention_days,
+    trace_id: r.trace_id,
+    span_id: r.span_id,
+    span_name: r.span_name,
+    service_name: r.service_name,
+    kind: r.kind,
+    start_time: r.start_time,
+    end_time: r.end_time,
+    elapsed_time: r.elapsed_time,
+    status_code: r.status_code,
+    category: r.category,
+    has_parent: r.parent_span_id !== '',
+    status_attr: statusCodeOf(http ?? rpc),
+  };
+}

@@ -21,9 +21,10 @@ import { isRetriable } from '../common/errors.ts';
 import type { CopyPool } from '../common/store/copy.ts';
 import type { Queryable, Store } from '../common/store/index.ts';
 import { DAY_US } from './partitions.ts';
-import { factsOf, rollupPieces, ROLLUP_PIECE_PARAMS, TRACE_PIECE_PARAMS, tracePieces } from './pieces.ts';
-import { rollupInsert, rollupMergeCte, ROLLUP_COLUMNS } from './rollup.ts';
-import { copyRowBody, SPAN_COLUMNS, SPAN_COPY_COLUMNS, SpanLine, type SpanRow, type StoredSpan } from './span-rows.ts';
+import { factsOfRows, rollupPieces, ROLLUP_PIECE_PARAMS, TRACE_PIECE_PARAMS, tracePieces } from './pieces.ts';
+import { rollupInsert, rollupPendingCte, ROLLUP_COLUMNS } from './rollup.ts';
+import { F, SpanLine, type StoredSpan } from './span-copy.ts';
+import { copyRowBody, SPAN_COLUMNS, SPAN_COPY_COLUMNS, type SpanRow } from './span-rows.ts';
 
 export interface SpanWriteResult {
   /** Rows given. */
@@ -158,8 +159,9 @@ function unnestOf(defs: ParamDefs, from: number, alias: string, ordinality = fal
 
 /**
  * The write of rows all newly stored (COPYed straight into storage_span just before, in the same
- * transaction): the trace pieces and rollup pieces computed by pieces.ts arrive as column arrays, and are
- * merged as {@link writeStatement} merges the pieces it computes.
+ * transaction): the trace pieces and rollup pieces computed by pieces.ts arrive as column arrays; the
+ * trace pieces are merged as {@link writeStatement} merges the pieces it computes, the rollup pieces
+ * appended to `storage_span_minute_pending` (folded in by rollup.ts `foldRollups`).
  */
 export function piecesStatement(): string {
   const traces = unnestOf(TRACE_PIECE_PARAMS, 1, 'u');
@@ -180,7 +182,7 @@ export function piecesStatement(): string {
     entry_kinds[ei] AS root_service_kind, entry_status_codes[ei] AS root_service_status_code, entry_categories[ei] AS root_service_category,
     CASE WHEN ei > 0 THEN root_service_start END AS root_service_start
   FROM c
-), ${rollupMergeCte(`SELECT ${ROLLUP_COLUMNS} FROM (${rollups.sql}) r`)}, ${mergeTail('pieces', `$${rollups.next}::int`)}`;
+), ${rollupPendingCte(`SELECT ${ROLLUP_COLUMNS} FROM (${rollups.sql}) r`)}, ${mergeTail('pieces', `$${rollups.next}::int`)}`;
 }
 
 const PIECES_STATEMENT = piecesStatement();
@@ -203,7 +205,7 @@ export function copyData(rows: readonly StoredSpan[]): Buffer {
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i] as StoredSpan;
     if (r instanceof SpanLine) {
-      size += r.end - r.at + suffix(r.retention_days).length;
+      size += r.batch.num(r.i, F.ROW_END) - r.batch.num(r.i, F.ROW_AT) + suffix(r.retention_days).length;
     } else {
       const b = Buffer.from(`${copyRowBody(r)}\t${r.retention_days}\n`, 'utf8');
       made[i] = b;
@@ -215,7 +217,7 @@ export function copyData(rows: readonly StoredSpan[]): Buffer {
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i] as StoredSpan;
     if (r instanceof SpanLine) {
-      o += r.text.copy(out, o, r.at, r.end);
+      o += r.batch.text.copy(out, o, r.batch.num(r.i, F.ROW_AT), r.batch.num(r.i, F.ROW_END));
       o += suffix(r.retention_days).copy(out, o);
     } else {
       o += (made[i] as Buffer).copy(out, o);
@@ -265,7 +267,7 @@ export class SpanWriter {
     if (this.#copy) {
       const data = copyData(rows);
       const copy = this.#copy;
-      const facts = rows.map(factsOf);
+      const facts = factsOfRows(rows);
       const params = [...tracePieces(facts), ...rollupPieces(facts), rows.length];
       try {
         return await copy.transaction(async (tx) => {

@@ -6,7 +6,7 @@ import { Flusher } from '../../services/storage/flusher.ts';
 import { PartitionManager } from '../../services/storage/partitions.ts';
 import { Retention } from '../../services/storage/retention.ts';
 import { SpanIngest } from '../../services/storage/span-ingest.ts';
-import type { StoredSpan } from '../../services/storage/span-rows.ts';
+import type { StoredSpan } from '../../services/storage/span-copy.ts';
 import { SpanWriter, type SpanWriteResult } from '../../services/storage/span-writer.ts';
 
 export const BIZ = 2;

@@ -10,13 +10,15 @@ import { createHttpServer } from '../../services/common/http.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry } from '../../services/common/metrics.ts';
 import type { Span } from '../../services/common/records.ts';
-import type { Store } from '../../services/common/store/index.ts';
+import { CopyPool } from '../../services/common/store/copy.ts';
+import { createStore, type Store } from '../../services/common/store/index.ts';
 import { storageRoutes } from '../../services/storage/api.ts';
 import { DAY_MS, listPartitions } from '../../services/storage/partitions.ts';
 import { aggregate, type AggMetric, type AggregateRequest, type Scope } from '../../services/storage/query.ts';
 import { Retention } from '../../services/storage/retention.ts';
-import { bucketValue, histogramQuantile, LATENCY_RELATIVE_ERROR, rollupQuery } from '../../services/storage/rollup.ts';
-import { storeContract } from '../helpers/store.ts';
+import { bucketValue, foldRollups, histogramQuantile, LATENCY_BOUNDS, LATENCY_RELATIVE_ERROR, latencyBucket, rollupQuery } from '../../services/storage/rollup.ts';
+import { SpanWriter } from '../../services/storage/span-writer.ts';
+import { freshDatabase, storeContract } from '../helpers/store.ts';
 import { addApp, APP, BIZ, span, writePath } from './helpers.ts';
 
 const NOW_MS = Math.floor(Date.now() / 60_000) * 60_000 - 5 * 60_000;
@@ -188,4 +190,54 @@ test('histogram percentiles: within the relative error of percentile_cont, exact
   t.is(histogramQuantile({ buckets: [bucketOf(1234)], counts: [1], count: 1, min: 1234, max: 1234 }, 0.99), 1234);
   t.is(histogramQuantile({ buckets: [], counts: [], count: 0, min: 0, max: 0 }, 0.5), null);
   for (const e of [1, 2, 3, 1000, 1024, 65_536, 123_456_789]) t.true(Math.abs(bucketValue(bucketOf(e)) - e) <= LATENCY_RELATIVE_ERROR * e * (1 + 1e-12), String(e));
+});
+
+test.serial('PostgreSQL: rollup pieces the COPY path appends count in aggregations at once, and fold into the minutes they would have merged into', async (t) => {
+  const url = await freshDatabase(t);
+  const store = createStore({ databaseUrl: url, logger: silentLogger, poolSize: 2 });
+  await store.start();
+  t.teardown(() => store.stop());
+  await store.migrate();
+  await addApp(store);
+  const copy = new CopyPool(url, { logger: silentLogger });
+  await copy.start();
+  t.teardown(() => copy.stop());
+  const path = writePath(store, { writer: new SpanWriter({ store, copy }) });
+  const spans = dataset(1_200);
+  for (let i = 0; i < spans.length; i += 200) await path.write(spans.slice(i, i + 200));
+  const pending = await store.query<{ n: number }>('SELECT count(*)::int AS n FROM storage_span_minute_pending');
+  t.true((pending.rows[0]?.n ?? 0) > 100, 'the COPY path appended pieces');
+  const ctx = { store, timeoutMs: 10_000 };
+  const sc: Scope = { bkBizId: BIZ, appName: APP, startMs: NOW_MS - 45 * 60_000 + 7_000, endMs: NOW_MS };
+  const req = { groupBy: ['resource.service.name', 'span_name'], intervalS: 0, filters: [], metrics: METRICS, limit: 1_000 };
+  const exact = await aggregate(ctx, sc, { ...req, exact: true });
+  const before = await aggregate(ctx, sc, req);
+  t.is(before.source, 'rollup');
+  close(t, before.groups, exact.groups, 'before the fold');
+  // a piece of a day whose partition is gone (dropped past retention) is dropped by the fold
+  await store.query(`INSERT INTO storage_span_minute_pending SELECT bk_biz_id, app_name, retention_days, minute - 40 * 86400000000, service_name, span_name, kind,
+    span_count, error_count, elapsed_sum, elapsed_min, elapsed_max, buckets, counts FROM storage_span_minute_pending LIMIT 1`);
+  const parts = (await listPartitions(store)).filter((p) => p.kind === 'minute');
+  const folded = await foldRollups(store, parts.map((p) => ({ retentionDays: p.retentionDays as number, day: p.day })));
+  t.is(folded.dropped, 1);
+  t.true(folded.minutes > 100 && folded.pieces > folded.minutes / 2, JSON.stringify(folded));
+  t.is((await store.query<{ n: number }>('SELECT count(*)::int AS n FROM storage_span_minute_pending')).rows[0]?.n, 0);
+  const merged = await store.query(`SELECT ${MINUTE_COLS} FROM storage_span_minute ORDER BY minute, service_name, span_name, kind`);
+  const recomputed = await store.query(`SELECT ${MINUTE_COLS} FROM (${rollupQuery('true')}) r ORDER BY minute, service_name, span_name, kind`);
+  t.deepEqual(merged.rows, recomputed.rows, 'the minutes the writer would have merged');
+  close(t, (await aggregate(ctx, sc, req)).groups, exact.groups, 'after the fold');
+  const again = await foldRollups(store, parts.map((p) => ({ retentionDays: p.retentionDays as number, day: p.day })));
+  t.deepEqual(again, { pieces: 0, dropped: 0, minutes: 0 });
+});
+
+storeContract('latency buckets: storage_latency_bucket and latencyBucket agree at every bound and either side of it', async (t, store) => {
+  const values: number[] = [0, 1, -1, 2, -2, 3, 9_007_199_254_740_991, -9_007_199_254_740_991];
+  for (const b of LATENCY_BOUNDS) values.push(b - 1, b, b + 1, -b);
+  const { rows } = await store.query<{ e: string; b: number }>('SELECT e::text AS e, storage_latency_bucket(e) AS b FROM unnest($1::bigint[]) AS u(e)', [values]);
+  t.is(rows.length, values.length);
+  const wrong = rows.filter((r) => r.b !== latencyBucket(Number(r.e)));
+  t.deepEqual(wrong, []);
+  t.is(latencyBucket(1), 1);
+  t.is(latencyBucket(2), 17, 'one doubling is 16 buckets');
+  t.is(latencyBucket(-1_000), -latencyBucket(1_000));
 });

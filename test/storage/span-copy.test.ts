@@ -11,9 +11,11 @@ import { CorruptRecordError } from '../../services/common/errors.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import type { Attributes, AttributeValue, Span } from '../../services/common/records.ts';
 import { CopyPool } from '../../services/common/store/copy.ts';
-import { createStore } from '../../services/common/store/index.ts';
-import { spanCopyDecoder, type SpanCopyBatch } from '../../services/storage/span-copy.ts';
-import { copyRowBody, SPAN_COPY_COLUMNS, spanRow } from '../../services/storage/span-rows.ts';
+import { createStore, type Store } from '../../services/common/store/index.ts';
+import { listPartitions } from '../../services/storage/partitions.ts';
+import { foldRollups } from '../../services/storage/rollup.ts';
+import { F, spanCopyDecoder, type SpanCopyBatch } from '../../services/storage/span-copy.ts';
+import { clean, copyRowBody, SPAN_COPY_COLUMNS, spanRow } from '../../services/storage/span-rows.ts';
 import { SpanWriter } from '../../services/storage/span-writer.ts';
 import { freshDatabase } from '../helpers/store.ts';
 import { addApp, writePath } from './helpers.ts';
@@ -124,7 +126,7 @@ function values(line: string): Record<string, unknown> {
 }
 
 function fastRows(batch: SpanCopyBatch): string[] {
-  return batch.lines.map((l) => batch.text.toString('utf8', l.at, l.end));
+  return Array.from({ length: batch.count }, (_, i) => batch.text.toString('utf8', batch.num(i, F.ROW_AT), batch.num(i, F.ROW_END)));
 }
 
 function slowRows(buf: Buffer): string[] {
@@ -177,8 +179,8 @@ test('apps, biz ids and times beside the rows are the decoded span\'s', (t) => {
   const view = decoder.decode(codec.encode({ spans: batch }));
   t.is(view.count, 20);
   batch.forEach((s, i) => {
-    t.is(view.apps[i], s.app_name);
-    t.like(view.lines[i], { bk_biz_id: s.bk_biz_id, start_time: s.start_time, end_time: s.end_time });
+    t.is(view.apps[view.num(i, F.APP)], s.app_name);
+    t.like(view.facts(i), { bk_biz_id: s.bk_biz_id, app_name: clean(s.app_name), start_time: s.start_time, end_time: s.end_time, trace_id: clean(s.trace_id), span_id: clean(s.span_id) });
   });
 });
 
@@ -277,12 +279,21 @@ test.serial('PostgreSQL: spans stored from transcoded rows are the rows stored f
   t.is(fast.length, transcoded.length);
   t.deepEqual(fast, await rows('slow'));
   t.deepEqual(fast, await rows('unnest'));
+  await fold(store);
   const minutes = async (prefix: string): Promise<string[]> =>
     (await store.query<{ r: string }>(`SELECT row_to_json(x)::text AS r FROM (SELECT substr(app_name, ${prefix.length + 2}) AS app, minute, service_name, span_name, kind, span_count, error_count, elapsed_sum, elapsed_min, elapsed_max, buckets, counts FROM storage_span_minute WHERE app_name LIKE '${prefix}:%' ORDER BY 1, 2, 3, 4, 5) x`)).rows.map((x) => x.r);
   t.deepEqual(await minutes('fast'), await minutes('slow'), 'the same rollups');
   t.deepEqual(await minutes('fast'), await minutes('unnest'), 'the same rollups as the unnest statement computes');
   t.deepEqual(await summaries(store, 'fast'), await summaries(store, 'unnest'), 'the same trace summaries');
 });
+
+/** Folds the rollup pieces the COPY path appended (as the service does every STORAGE_ROLLUP_FOLD_INTERVAL_MS). */
+async function fold(store: Store): Promise<void> {
+  const parts = (await listPartitions(store)).filter((p) => p.kind === 'minute');
+  await foldRollups(store, parts.map((p) => ({ retentionDays: p.retentionDays as number, day: p.day })));
+  const left = await store.query<{ n: number }>('SELECT count(*)::int AS n FROM storage_span_minute_pending');
+  if (left.rows[0]?.n !== 0) throw new Error('pieces left pending');
+}
 
 /** Trace summaries of the app names under `prefix:` (all columns but the time of the last merge). */
 async function summaries(store: { query: <R>(sql: string) => Promise<{ rows: R[] }> }, prefix: string): Promise<string[]> {
@@ -374,6 +385,7 @@ test.serial('PostgreSQL: traces written in pieces and replayed end with the summ
   t.true(fastSummaries.length >= 390, `${fastSummaries.length} summaries`);
   t.deepEqual(fastSummaries, await summaries(store, 'unnest'));
   t.deepEqual(await summaries(store, 'slow'), await summaries(store, 'unnest'));
+  await fold(store);
   const minutes = async (prefix: string): Promise<unknown[]> =>
     (await store.query(`SELECT substr(app_name, ${prefix.length + 2}) AS app, minute, service_name, span_name, kind, retention_days, span_count, error_count, elapsed_sum::text AS sum, elapsed_min, elapsed_max, buckets, counts
       FROM storage_span_minute WHERE app_name LIKE '${prefix}:%' ORDER BY 1, 2, 3, 4, 5`)).rows;
