@@ -209,8 +209,10 @@ export const CATEGORY_NAMES = ['http', 'rpc', 'db', 'messaging', 'async_backend'
 /** A text field of a row as stored: its COPY text unescaped. */
 function unescaped(text: Buffer, at: number, end: number): string {
   const s = text.toString('utf8', at, end);
-  const slash = text.indexOf(0x5c, at);
-  return slash >= 0 && slash < end ? s.replace(/\\(.)/g, (_, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : c)) : s;
+  for (let i = at; i < end; i++) {
+    if (text[i] === 0x5c) return s.replace(/\\(.)/g, (_, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : c));
+  }
+  return s;
 }
 
 /**
@@ -332,6 +334,8 @@ export class SpanTranscoder {
   readonly #readSpan: SlotReader;
   readonly #spanType: AvroType;
   readonly #slots = new Float64Array(SLOTS);
+  /** Scratch values of the record being read (copied out at its end). */
+  #nums = new Float64Array(STRIDE * 256);
   readonly #result = readResult();
   #src: Buffer = Buffer.alloc(0);
   #out: Buffer = Buffer.allocUnsafe(256 * 1024);
@@ -369,7 +373,7 @@ export class SpanTranscoder {
     this.#o = 0;
     const r = this.#result;
     const slots = this.#slots;
-    let nums = new Float64Array(STRIDE * 128);
+    let nums = this.#nums;
     const apps: string[] = [];
     const storedApps: string[] = [];
     let fallbacks: Map<number, SpanFacts> | undefined;
@@ -402,6 +406,7 @@ export class SpanTranscoder {
           const grown = new Float64Array(nums.length * 2);
           grown.set(nums);
           nums = grown;
+          this.#nums = grown;
         }
         const base = count * STRIDE;
         nums[base + F.APP] = app;
