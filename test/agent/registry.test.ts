@@ -24,6 +24,8 @@ test('lazy lines name what their module declares', async (t) => {
     tcp: ['./tcp.ts', 'tcpType'],
     udp: ['./udp.ts', 'udpType'],
     ping: ['./ping.ts', 'pingType'],
+    procconf: ['./procconf.ts', 'procconfType'],
+    procsync: ['./procsync.ts', 'procsyncType'],
   };
   for (const [type, [file, name]] of Object.entries(modules)) {
     const entry = TASK_TYPES.find((x) => x.type === type);

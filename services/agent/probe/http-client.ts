@@ -24,13 +24,19 @@
  *
  * Every connection takes a unit of the socket budget (budget.ts) while open.
  */
-import http, { type IncomingMessage } from 'node:http';
+import type * as Http from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import https from 'node:https';
+import { createRequire } from 'node:module';
 import net, { isIP, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { createGunzip } from 'node:zlib';
 import type { SocketBudget } from './budget.ts';
 import type { IpType } from './targets.ts';
+
+// `node:http` through require: an ESM import of it makes Node read every export of the module, which
+// loads its lazy WebSocket / EventSource getters and with them undici (~5 MB of RSS, README "Benchmark").
+const http = createRequire(import.meta.url)('node:http') as typeof Http;
 
 const MAX_REDIRECTS = 10;
 const SENSITIVE = new Set(['authorization', 'www-authenticate', 'cookie', 'cookie2']);
@@ -261,7 +267,7 @@ async function exchange(req: HttpProbeRequest, hop: Hop, first: URL, cookies: Ma
       const timeout = err.name === 'TimeoutError' || (err as NodeJS.ErrnoException).code === 'ETIMEDOUT';
       finish({ error: err.message, timeout, phase });
     };
-    const send = (r: http.ClientRequest): void => {
+    const send = (r: ClientRequest): void => {
       r.on('socket', (s: Socket) => {
         s.once('connect', () => (phase = 'awaiting headers'));
         s.once('secureConnect', () => (phase = 'awaiting headers'));

@@ -3,7 +3,7 @@
  * The config engine routes a main-file section or child file to the type whose `section` / `type` it
  * names; anything else is reported and ignored.
  *
- * Types most hosts run (the host tasks, selfstats) are imported at start. The others are `lazy`: the line
+ * Types most hosts run (the host tasks but the CMDB file syncs, selfstats) are imported at start. The others are `lazy`: the line
  * names the type and its main-file section, and the module is loaded (synchronously) the first time the
  * engine needs more of it — only when a configuration uses the type. An agent then does not carry the code
  * and libraries of types it does not run (~6 MB of RSS for these; README "Benchmark").
@@ -16,6 +16,8 @@ import type * as Keyword from './keyword.ts';
 import type * as Kubeevent from './kubeevent.ts';
 import type * as Metricbeat from './metricbeat.ts';
 import type * as Ping from './ping.ts';
+import type * as Procconf from './procconf.ts';
+import type * as Procsync from './procsync.ts';
 import type * as Script from './script.ts';
 import type * as Tcp from './tcp.ts';
 import type * as Trap from './trap.ts';
@@ -23,9 +25,7 @@ import type * as Udp from './udp.ts';
 import { basereportType } from './basereport.ts';
 import { exceptionbeatType } from './exceptionbeat.ts';
 import { proccustomType } from './proccustom.ts';
-import { procconfType } from './procconf.ts';
 import { processbeatType } from './processbeat.ts';
-import { procsyncType } from './procsync.ts';
 import { selfstatsType } from './selfstats.ts';
 import { staticType } from './static.ts';
 
@@ -66,8 +66,8 @@ export const TASK_TYPES: readonly TaskType[] = [
   exceptionbeatType,
   processbeatType,
   proccustomType,
-  procconfType,
-  procsyncType,
+  lazy('procconf', 'procconf_task', () => (load('./procconf.ts') as typeof Procconf).procconfType),
+  lazy('procsync', 'procsync_task', () => (load('./procsync.ts') as typeof Procsync).procsyncType),
   lazy('script', 'script_task', () => (load('./script.ts') as typeof Script).scriptType),
   lazy('metricbeat', 'metricbeat_task', () => (load('./metricbeat.ts') as typeof Metricbeat).metricbeatType),
   lazy('keyword', 'keyword_task', () => (load('./keyword.ts') as typeof Keyword).keywordType),

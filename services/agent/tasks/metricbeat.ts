@@ -31,8 +31,9 @@
  * `endpoint_up`).
  */
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
+import type * as Http from 'node:http';
 import https from 'node:https';
+import { createRequire } from 'node:module';
 import { createGunzip, createInflate } from 'node:zlib';
 import type { ConfigProblem } from '../../common/errors.ts';
 import { fields, isMap, type RawMap } from '../config-fields.ts';
@@ -42,6 +43,9 @@ import { DEFAULT_TIME_OFFSET_MS, nsToUnit, resolveTimestampNs } from '../exposit
 import type { BaseTaskConfig, MetricsOutput, Task, TaskContext, TaskType } from '../task.ts';
 import { Codes, emitGatherUp, type NamedCode } from './gather-up.ts';
 import { metricsBatchSize } from './script.ts';
+
+// Through require: an ESM import of `node:http` loads undici (probe/http-client.ts).
+const http = createRequire(import.meta.url)('node:http') as typeof Http;
 
 export const UP = 'bkm_metricbeat_endpoint_up';
 export const SCRAPE_SIZE = 'bkm_metricbeat_scrape_size_bytes';
