@@ -20,7 +20,9 @@
  */
 import type { ConfigProblem } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
-import type { SocketBudget } from './probe/budget.ts';
+import type { ProbeResources } from './probe/budget.ts';
+
+export type { ProbeResources } from './probe/budget.ts';
 
 /** Which scheduler runs a type (reference §A2: keyword → keyword, snmptrap/metricbeat/kubeevent/dmesg → listen, rest → main). */
 export type SchedulerKind = 'main' | 'listen' | 'keyword';
@@ -77,19 +79,6 @@ export interface HostTopology {
    * flattened (`<bk_obj_id>: <bk_inst_id>`), integers; at most `cmdb_level_max_length` of them.
    */
   readonly links: readonly Readonly<Record<string, number>>[];
-}
-
-/**
- * The agent-wide bounds of the uptime probes (bkstream's; AGENT_PROBE_MAX_SOCKETS,
- * AGENT_PROBE_MAX_PING_PROCESSES, AGENT_PING_PATH): one set per agent, shared by every probe run.
- */
-export interface ProbeResources {
-  /** Probe sockets in flight: every http connection, tcp connection, udp attempt and ping process holds one. */
-  readonly sockets: SocketBudget;
-  /** Concurrent `ping` processes. */
-  readonly pingProcesses: SocketBudget;
-  /** The `ping` binary (a name looked up on PATH, or a path). */
-  readonly pingPath: string;
 }
 
 /** A reference document (raw document / uptime-check / event shape) published as an Avro `AgentEvent`. */

@@ -20,7 +20,7 @@ import { Hasher } from './hash.ts';
 import { mergeExtra, mergeNode } from './node-merge.ts';
 import { SEP, type NamedEntry, type NodeExtra, type NodeRow, type Rows, type Sink } from './records.ts';
 import { DISCOVERED, NODE_KEY_MAX, TABLES, type Table } from './tables.ts';
-import { storable } from './writer.ts';
+import { storable } from './storable.ts';
 
 export interface PendingRow<T extends Table = Table> {
   bk_biz_id: number;

@@ -22,6 +22,7 @@ import type { Queryable, Store } from '../common/store/index.ts';
 import type { PendingRow, Snapshot } from './dedupe.ts';
 import { mergeIntoStored, mergeNode, type StoredNode } from './node-merge.ts';
 import { SEP, type NodeRow } from './records.ts';
+import { storable } from './storable.ts';
 import { APP_NAME_MAX, DISCOVERED, textLength, UPSERT_TABLES, type Column, type Table, type UpsertTable } from './tables.ts';
 
 /** What an upsert writes: a table and its key columns. */
@@ -40,27 +41,6 @@ const EPOCH = `'1970-01-01 00:00:00+00'::timestamptz`;
 const atMicros = (col: string): string => `${EPOCH} + ${col} * interval '1 microsecond'`;
 /** A timestamptz column as µs since the epoch (bigint). */
 const micros = (col: string): string => `(extract(epoch from ${col}) * 1000000)::bigint`;
-
-/** The first `max` characters (code points) of `s`: a surrogate pair counts as one and is never split. */
-export function cutCodePoints(s: string, max: number): string {
-  if (s.length <= max) return s; // UTF-16 units are never fewer than code points
-  let i = 0;
-  for (let n = 0; n < max && i < s.length; n++) {
-    const c = s.charCodeAt(i);
-    i += c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
-  }
-  return s.slice(0, i);
-}
-
-/**
- * Text a varchar column accepts, exactly as the store will hold it: no NUL, at most `max` characters
- * (code points), and no lone surrogate (which UTF-8 cannot carry: the store would hold U+FFFD, and the
- * text would no longer equal the stored key it is looked up by).
- */
-export function storable(value: string, max: number): string {
-  const clean = cutCodePoints(value.includes('\0') ? value.replaceAll('\0', '') : value, max);
-  return clean.isWellFormed() ? clean : clean.toWellFormed();
-}
 
 function storableValue(v: unknown, col: Column): string | number | null {
   if (v === null || v === undefined) return null;

@@ -13,7 +13,8 @@ import { DedupeSink, NodeKinds } from '../../services/discovery/dedupe.ts';
 import { jsonValue } from '../../services/discovery/fields.ts';
 import { mergeNode } from '../../services/discovery/node-merge.ts';
 import { NODE_KEY_MAX } from '../../services/discovery/tables.ts';
-import { cutCodePoints, storable, Writer } from '../../services/discovery/writer.ts';
+import { cutCodePoints, storable } from '../../services/discovery/storable.ts';
+import { Writer } from '../../services/discovery/writer.ts';
 import { storeContract } from '../helpers/store.ts';
 import { discover, rulesWith, span, type DiscoverOptions } from './helpers.ts';
 

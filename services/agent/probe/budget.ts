@@ -6,12 +6,23 @@
  * bkstream's addition, shared by every probe type of the process.
  *
  * The agent makes one budget of `AGENT_PROBE_MAX_SOCKETS` (config.ts) and hands it to the probes through
- * `ctx.probes` (task.ts {@link ProbeResources}); a run without it (a test, a benchmark) uses the
+ * `ctx.probes` ({@link ProbeResources}); a run without it (a test, a benchmark) uses the
  * process-wide {@link socketBudget} of {@link DEFAULT_MAX_SOCKETS}. Waiters are served in arrival order
  * and leave the queue when their signal aborts. The same class bounds the ping processes.
  */
-import type { ProbeResources, TaskContext } from '../task.ts';
 
+/**
+ * The agent-wide bounds of the uptime probes (bkstream's; AGENT_PROBE_MAX_SOCKETS,
+ * AGENT_PROBE_MAX_PING_PROCESSES, AGENT_PING_PATH): one set per agent, shared by every probe run.
+ */
+export interface ProbeResources {
+  /** Probe sockets in flight: every http connection, tcp connection, udp attempt and ping process holds one. */
+  readonly sockets: SocketBudget;
+  /** Concurrent `ping` processes. */
+  readonly pingProcesses: SocketBudget;
+  /** The `ping` binary (a name looked up on PATH, or a path). */
+  readonly pingPath: string;
+}
 
 /** Default number of probe sockets in flight per agent (AGENT_PROBE_MAX_SOCKETS). */
 export const DEFAULT_MAX_SOCKETS = 1024;
@@ -127,6 +138,6 @@ export function probeResources(settings: { maxSockets: number; maxPingProcesses:
 }
 
 /** The resources a run's probes use: the agent's, else the process defaults. */
-export function probesOf(ctx: Pick<TaskContext, 'probes'>): ProbeResources {
+export function probesOf(ctx: { readonly probes?: ProbeResources | undefined }): ProbeResources {
   return ctx.probes ?? defaultProbeResources;
 }

@@ -12,12 +12,12 @@
  * its last echo, iputils waits max(2 × the slowest RTT seen, the adapted interval) when some replies came,
  * so a last reply slower than that but under `max_rtt` is counted lost.
  *
- * Processes are bounded by the agent's probe resources (task.ts ProbeResources): the socket budget (one
+ * Processes are bounded by the agent's probe resources (budget.ts ProbeResources): the socket budget (one
  * unit each) and the ping-process bound (`AGENT_PROBE_MAX_PING_PROCESSES`); the binary is theirs too
  * (`AGENT_PING_PATH`). The run's signal interrupts them (what was not answered is lost).
  */
 import { spawn } from 'node:child_process';
-import type { ProbeResources } from '../task.ts';
+import type { ProbeResources } from './budget.ts';
 import { ipFamily } from './targets.ts';
 
 /** The smallest ICMP echo payload for which iputils ping measures RTT (it needs room for its timestamp). */
