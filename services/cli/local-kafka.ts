@@ -4,12 +4,13 @@
  * `scripts/kafka.ts` is its command line (install | start | stop | status | reset).
  *
  * Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (KAFKA_PORT + 1), KAFKA_VERSION (3.9.2),
- * KAFKA_HEAP (512m), BKSTREAM_HOME (<checkout>/.bkstream). Quiet on success; on failure it says what is
- * wrong ("java not found", "port 9092 in use") and where the log is.
+ * KAFKA_HEAP (512m), BKSTREAM_HOME (<checkout>/.bkstream). Quiet on success (`bkstream up` asks for the
+ * first run's download progress: {@link StartOptions.progress}); on failure it says what is wrong
+ * ("java not found", "port 9092 in use") and where the log is.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -64,29 +65,174 @@ function requireTool(cmd: string, args: string[], what: string): string {
   return `${r.stdout}${r.stderr}`;
 }
 
-/** Resolves the broker jars into .bkstream/kafka/<version>/lib (once). */
-export function installKafka(s: KafkaSettings = kafkaSettings()): string {
-  const lib = libDir(s);
-  const marker = join(lib, '.complete');
-  if (existsSync(marker)) return lib;
+/** What installing the broker jars reports while mvn runs (see {@link installKafka}). */
+export type ProgressListener = (message: string) => void;
+
+/** How often a progress line is printed while mvn downloads (at most), ms. */
+export const INSTALL_PROGRESS_INTERVAL_MS = 2_000;
+
+/** One transfer line of mvn's batch-mode output: `Downloaded from central: <url> (12 kB at 50 kB/s)`. */
+export interface MavenTransfer {
+  done: boolean;
+  /** The file name (last segment of the URL). */
+  file: string;
+  /** Size in bytes when mvn printed it (done lines only). */
+  bytes: number | undefined;
+}
+
+const TRANSFER = /^(?:\[INFO\]\s+)?(Downloading|Downloaded) from [^:]+: (\S+)(?: \(([\d.]+) (B|kB|KB|MB|GB)\b[^)]*\))?/;
+const UNIT: Record<string, number> = { B: 1, kB: 1_000, KB: 1_024, MB: 1_000_000, GB: 1_000_000_000 };
+
+/** Parses one line of mvn output; undefined unless it is a transfer line. */
+export function parseMavenTransfer(line: string): MavenTransfer | undefined {
+  const m = TRANSFER.exec(line.trim());
+  if (!m) return undefined;
+  const [, verb, url = '', size, unit] = m;
+  const bytes = size !== undefined && unit !== undefined ? Math.round(Number(size) * (UNIT[unit] ?? 1)) : undefined;
+  return { done: verb === 'Downloaded', file: url.slice(url.lastIndexOf('/') + 1), bytes };
+}
+
+const megabytes = (bytes: number): string => `${(bytes / 1_000_000).toFixed(1)} MB`;
+
+/**
+ * Condenses mvn's transfer lines into progress messages: at most one per `intervalMs` (the newest file,
+ * how many files and bytes so far), and a last one from {@link MavenProgress.finish}. Nothing is said
+ * when mvn downloads nothing (everything already in ~/.m2).
+ */
+export class MavenProgress {
+  readonly #report: ProgressListener;
+  readonly #intervalMs: number;
+  readonly #now: () => number;
+  #files = 0;
+  #jars = 0;
+  #bytes = 0;
+  #lastAt: number | undefined;
+  #pending: string | undefined;
+
+  constructor(report: ProgressListener, intervalMs = INSTALL_PROGRESS_INTERVAL_MS, now: () => number = Date.now) {
+    this.#report = report;
+    this.#intervalMs = intervalMs;
+    this.#now = now;
+  }
+
+  /** Feeds one line of mvn's output. */
+  line(line: string): void {
+    const t = parseMavenTransfer(line);
+    if (!t?.done) return;
+    this.#files++;
+    if (t.file.endsWith('.jar')) this.#jars++;
+    this.#bytes += t.bytes ?? 0;
+    this.#pending = `downloaded ${t.file} (${this.#summary()})`;
+    const now = this.#now();
+    if (this.#lastAt === undefined || now - this.#lastAt >= this.#intervalMs) this.#flush(now);
+  }
+
+  /** Reports the totals, if anything was downloaded. */
+  finish(): void {
+    if (this.#files === 0) return;
+    this.#pending = undefined;
+    this.#report(`downloads done: ${this.#summary()}`);
+  }
+
+  #summary(): string {
+    return `${this.#files} files, ${this.#jars} jars, ${megabytes(this.#bytes)} so far`;
+  }
+
+  #flush(now: number): void {
+    if (this.#pending === undefined) return;
+    this.#report(this.#pending);
+    this.#pending = undefined;
+    this.#lastAt = now;
+  }
+}
+
+function checkTools(s: KafkaSettings): void {
   const javaVersion = requireTool('java', ['-version'], 'install a Java 17+ runtime (Kafka runs on the JVM), or set KAFKA_BROKERS to an existing broker');
   const major = Number(/version "(\d+)/.exec(javaVersion)?.[1] ?? 0);
   if (major > 0 && major < 11) throw new KafkaSetupError(`Java ${major} is too old for Kafka ${s.version}; install Java 17+`);
   requireTool('mvn', ['-v'], 'install Apache Maven (it fetches the broker jars from Maven Central), or set KAFKA_BROKERS');
-  mkdirSync(lib, { recursive: true });
-  const logPath = join(s.home, 'kafka', `install-${s.version}.log`);
-  const r = spawnSync(
-    'mvn',
-    ['-B', '-q', '-f', join(import.meta.dirname, 'kafka-pom.xml'), `-Dkafka.version=${s.version}`, 'dependency:copy-dependencies', `-DoutputDirectory=${lib}`, '-DincludeScope=runtime'],
-    { encoding: 'utf8' },
-  );
-  writeFileSync(logPath, `${r.stdout ?? ''}${r.stderr ?? ''}`);
+}
+
+function mavenArgs(s: KafkaSettings, lib: string, quiet: boolean): string[] {
+  return [
+    '-B',
+    ...(quiet ? ['-q'] : ['-Dstyle.color=never']),
+    '-f',
+    join(import.meta.dirname, 'kafka-pom.xml'),
+    `-Dkafka.version=${s.version}`,
+    'dependency:copy-dependencies',
+    `-DoutputDirectory=${lib}`,
+    '-DincludeScope=runtime',
+  ];
+}
+
+/** Checks what mvn left in `lib` and marks the install complete; the error names the log otherwise. */
+function completeInstall(s: KafkaSettings, lib: string, status: number | null, logPath: string): string {
   const jars = existsSync(lib) ? readdirSync(lib).filter((f) => f.endsWith('.jar')) : [];
-  if (r.status !== 0 || !jars.some((f) => f.startsWith(`kafka_2.13-${s.version}`))) {
+  if (status !== 0 || !jars.some((f) => f.startsWith(`kafka_2.13-${s.version}`))) {
     throw new KafkaSetupError(`mvn could not resolve org.apache.kafka:kafka_2.13:${s.version} (log: ${logPath}):\n${tail(logPath, 20)}`);
   }
-  writeFileSync(marker, `${new Date().toISOString()}\n`);
+  writeFileSync(join(lib, '.complete'), `${new Date().toISOString()}\n`);
   return lib;
+}
+
+const installLog = (s: KafkaSettings): string => join(s.home, 'kafka', `install-${s.version}.log`);
+
+/** Whether the broker jars of `s.version` are installed (nothing to download). */
+export function kafkaInstalled(s: KafkaSettings = kafkaSettings()): boolean {
+  return existsSync(join(libDir(s), '.complete'));
+}
+
+/** Resolves the broker jars into .bkstream/kafka/<version>/lib (once), quietly. */
+export function installKafka(s: KafkaSettings = kafkaSettings()): string {
+  const lib = libDir(s);
+  if (kafkaInstalled(s)) return lib;
+  checkTools(s);
+  mkdirSync(lib, { recursive: true });
+  const logPath = installLog(s);
+  const r = spawnSync('mvn', mavenArgs(s, lib, true), { encoding: 'utf8' });
+  writeFileSync(logPath, `${r.stdout ?? ''}${r.stderr ?? ''}`);
+  return completeInstall(s, lib, r.status, logPath);
+}
+
+/**
+ * {@link installKafka} telling `progress` what happens: that mvn starts resolving, which file it
+ * downloaded last and how many so far (condensed by {@link MavenProgress}), and the totals. Silent when
+ * the jars are installed already. mvn's whole output goes to the install log as before.
+ */
+export async function installKafkaWithProgress(s: KafkaSettings, progress: ProgressListener, intervalMs = INSTALL_PROGRESS_INTERVAL_MS): Promise<string> {
+  const lib = libDir(s);
+  if (kafkaInstalled(s)) return lib;
+  checkTools(s);
+  mkdirSync(lib, { recursive: true });
+  const logPath = installLog(s);
+  progress(`resolving the Kafka ${s.version} broker jars with mvn (first run; mvn caches them in ~/.m2, its log: ${logPath})`);
+  const condensed = new MavenProgress(progress, intervalMs);
+  const log = openSync(logPath, 'w');
+  let status: number | null;
+  try {
+    status = await new Promise<number | null>((done, fail) => {
+      const child = spawn('mvn', mavenArgs(s, lib, false), { stdio: ['ignore', 'pipe', 'pipe'] });
+      let rest = '';
+      const take = (chunk: Buffer): void => {
+        writeSync(log, chunk);
+        const lines = (rest + chunk.toString('utf8')).split('\n');
+        rest = lines.pop() ?? '';
+        for (const line of lines) condensed.line(line);
+      };
+      child.stdout.on('data', take);
+      child.stderr.on('data', (chunk: Buffer) => writeSync(log, chunk));
+      child.once('error', (err) => fail(new KafkaSetupError(`mvn failed to run: ${err.message}`)));
+      child.once('close', (code) => {
+        if (rest !== '') condensed.line(rest);
+        done(code);
+      });
+    });
+  } finally {
+    closeSync(log);
+  }
+  condensed.finish();
+  return completeInstall(s, lib, status, logPath);
 }
 
 function serverProperties(s: KafkaSettings, dataDir: string): string {
@@ -189,8 +335,16 @@ export interface StartResult {
   started: boolean;
 }
 
+export interface StartOptions {
+  /**
+   * Told what the first run's install does (mvn resolving and downloading the broker jars), condensed;
+   * nothing when the jars are installed. Default: quiet.
+   */
+  progress?: ProgressListener;
+}
+
 /** Starts the broker unless it is already running; resolves when it answers metadata requests. */
-export async function startKafka(s: KafkaSettings = kafkaSettings(), readyTimeoutMs = 90_000): Promise<StartResult> {
+export async function startKafka(s: KafkaSettings = kafkaSettings(), readyTimeoutMs = 90_000, options: StartOptions = {}): Promise<StartResult> {
   const brokers = brokersOf(s);
   const pid = readPid(s);
   if (pid !== undefined && alive(pid)) {
@@ -206,7 +360,7 @@ export async function startKafka(s: KafkaSettings = kafkaSettings(), readyTimeou
   if (await portOpen(s.controllerPort)) {
     throw new KafkaSetupError(`port ${s.controllerPort} in use: stop what listens there, or choose another controller port with KAFKA_CONTROLLER_PORT`);
   }
-  const lib = installKafka(s);
+  const lib = options.progress ? await installKafkaWithProgress(s, options.progress) : installKafka(s);
   const dir = runDir(s);
   const dataDir = join(dir, 'data');
   mkdirSync(join(dir, 'logs'), { recursive: true });

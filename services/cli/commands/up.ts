@@ -63,8 +63,9 @@ export const command: Command = {
     const settings = kafkaSettings(env);
     let startedBroker = false;
     if (config.kafkaBrokers.length === 0) {
-      console.log(`local Kafka broker on 127.0.0.1:${settings.port} (the first run downloads the broker jars with mvn)…`);
-      startedBroker = (await startKafka(settings)).started;
+      console.log(`local Kafka broker on 127.0.0.1:${settings.port}…`);
+      // The first run resolves the broker jars with mvn: its downloads are reported, condensed.
+      startedBroker = (await startKafka(settings, undefined, { progress: (m) => console.log(`  kafka: ${m}`) })).started;
       env.KAFKA_BROKERS = brokersOf(settings).join(',');
     }
     const all = new Lifecycle({ logger: (await import('../../common/log.ts')).createLogger({ level: 'warn' }) });
