@@ -144,12 +144,12 @@ test('virtual metric names, params and graph', (t) => {
   checkGraph(nodes);
   t.deepEqual(nodes.map((n) => n.nodeType), ['stream_source', 'realtime', 'mysql_storage', 'realtime', 'mysql_storage']);
   const agg = nodes[1]!.config({});
-  t.is(agg.table_name, 'bkapm_metric_shop_web_v2_agg');
+  t.is(agg.table_name, 'bkapm_metric_Shop-Web.v2_agg');
   t.is(agg.window_type, 'scroll');
   t.is(agg.count_freq, 60);
   t.regex(agg.sql as string, /sum\(IF\(kind='3' OR kind='5', 1, 0\)\) as bk_apm_request_count/);
   const avg = nodes[3]!.config({});
-  t.deepEqual(avg.from_result_table_ids, ['2_bkapm_metric_shop_web_v2_agg']);
+  t.deepEqual(avg.from_result_table_ids, ['2_bkapm_metric_Shop-Web.v2_agg']);
   t.regex(avg.sql as string, /AS DOUBLE\) \/ sum\(bk_apm_count\)\) as bk_apm_apdex/);
   t.deepEqual(nodes[4]!.config({}).indexed_fields, [...metric.METRIC_DIMENSIONS]);
 });
@@ -202,4 +202,21 @@ test('stored configs are compared order-insensitively, optionally ignoring keys 
   t.deepEqual(canonical({ b: [{ z: 1, a: 2 }], a: null }), { a: null, b: [{ a: 2, z: 1 }] });
   t.true(deepEqual({ a: [1, { b: 2 }] }, { a: [1, { b: 2 }] }));
   t.false(deepEqual([1, 2], [2, 1]));
+});
+
+test('virtual metric aggregation tables and result tables use the raw app name; the clean keeps the normalized one (reference apm_metrics.py; errata §3)', (t) => {
+  const nodes = metric.virtualMetricNodes(shop, settings);
+  const configs = nodes.map((n) => n.config({}));
+  t.deepEqual(configs[0]!.from_result_table_ids, ['2_bkapm_virtual_metric_shop_web_v2'], 'the clean: normalized');
+  t.deepEqual(configs.map((c) => c.table_name ?? c.result_table_id), [
+    '2_bkapm_virtual_metric_shop_web_v2',
+    'bkapm_metric_Shop-Web.v2_agg',
+    '2_bkapm_metric_Shop-Web.v2_agg',
+    'bkapm_metric_Shop-Web.v2_avg_agg',
+    '2_bkapm_metric_Shop-Web.v2_avg_agg',
+  ]);
+  t.is(configs[2]!.name, 'bkapm_metric_Shop-Web.v2_agg(tspider_storage)');
+  t.deepEqual(configs[2]!.from_result_table_ids, ['2_bkapm_metric_Shop-Web.v2_agg']);
+  t.is(configs[4]!.name, 'bkapm_metric_Shop-Web.v2_avg_agg(tspider_storage)');
+  t.is(configs[3]!.output_name, 'bkapm_metric_Shop-Web.v2_avg_agg');
 });

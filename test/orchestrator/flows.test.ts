@@ -70,8 +70,9 @@ test.serial('virtual metric reaches success with its five-node graph', async (t)
   const df = sim.state.flows.get(flow.flow_id as number);
   t.is(df?.flow_name, 'bkapm_metrics_2_order.svc');
   t.deepEqual(df?.nodes.map((n) => n.node_type), ['stream_source', 'realtime', 'mysql_storage', 'realtime', 'mysql_storage']);
-  t.deepEqual(df?.nodes[3]?.node_config.from_result_table_ids, ['2_bkapm_metric_order_svc_agg']);
-  t.is(df?.nodes[4]?.node_config.result_table_id, '2_bkapm_metric_order_svc_avg_agg');
+  // The aggregations' tables keep the raw app name (reference apm_metrics.py), the clean's is normalized.
+  t.deepEqual(df?.nodes[3]?.node_config.from_result_table_ids, ['2_bkapm_metric_order.svc_agg']);
+  t.is(df?.nodes[4]?.node_config.result_table_id, '2_bkapm_metric_order.svc_avg_agg');
   t.is(sim.calls.stats().byApi.register_storage, undefined);
   t.is(sim.calls.stats().byApi.query_resource_list, undefined, 'virtual metric registers no ES storage');
 });

@@ -183,6 +183,15 @@ export function flowName(id: FlowIdentity): string {
 
 const dims = METRIC_DIMENSIONS.join(',\n');
 
+/**
+ * The table of an aggregation (`agg`, `avg_agg`): `bkapm_metric_{app}_{suffix}` with the app name as it
+ * is, not normalized — unlike the clean's table — as the reference's task builds it (errata §3). Its
+ * result table is `{biz}_` + that.
+ */
+export function metricTableName(id: FlowIdentity, suffix: 'agg' | 'avg_agg'): string {
+  return `bkapm_metric_${id.appName}_${suffix}`;
+}
+
 function aggSql(from: string): string {
   return [
     'SELECT count(*) as bk_apm_count,',
@@ -215,15 +224,15 @@ function avgSql(from: string): string {
 }
 
 /**
- * stream_source({biz}_bkapm_virtual_metric_{app}) → realtime "聚合指标计算" (`bkapm_metric_{app}_agg`,
- * 60 s scroll window) → mysql storage, and → realtime "平均值指标计算" (`..._avg_agg`) → mysql storage.
+ * stream_source({biz}_bkapm_virtual_metric_{normalized app}) → realtime "聚合指标计算"
+ * (`bkapm_metric_{raw app}_agg`, 60 s scroll window) → mysql storage, and → realtime "平均值指标计算"
+ * (`..._avg_agg`) → mysql storage.
  */
 export function virtualMetricNodes(id: FlowIdentity, settings: FlowSettings): NodeDef[] {
   const biz = id.bkBizId;
-  const norm = normalizeAppName(id.appName);
   const sourceRt = cleanResultTableId(id);
-  const aggTable = `bkapm_metric_${norm}_agg`;
-  const avgTable = `bkapm_metric_${norm}_avg_agg`;
+  const aggTable = metricTableName(id, 'agg');
+  const avgTable = metricTableName(id, 'avg_agg');
   const realtime = (name: string, table: string, from: string, sql: string) => () => ({
     bk_biz_id: biz,
     sql,
