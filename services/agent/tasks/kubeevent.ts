@@ -151,7 +151,9 @@ export class Recorder {
       const now = this.#now();
       if (firstTime(e, now) > this.#startedS) this.#set.set(h, { event: e, left: 0, right: n });
       else if (lastTime(e, now) > this.#startedS) this.#set.set(h, { event: e, left: n - 1, right: n });
-      else this.#set.set(h, { event: e, left: 0, right: 0 });
+      // Neither first nor last seen since the start: only later increments count (left = right = its count;
+      // a relist within the window then adds nothing, as a watch update with a higher count adds the difference).
+      else this.#set.set(h, { event: e, left: n, right: n });
       return;
     }
     slot.right = countOf(e);

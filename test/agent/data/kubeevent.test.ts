@@ -146,6 +146,19 @@ test('recorder windows: increments per window, keys without news are cleaned', (
   t.is(out[0]!.timestamp, Math.floor((now + 9000) / 1000) * 1000);
 });
 
+test('recorder: an event first and last seen before the start counts only later increments, also when seen again within a window', (t) => {
+  let now = Date.parse('2026-12-02T10:00:00Z');
+  const r = new Recorder(now, [], () => now);
+  const old = (count: number, lastMs: number) => toKubeEvent(event('old', 'Pulled', count, now - 3_600_000, lastMs));
+  r.recv(old(4, now - 3_600_000));
+  r.recv(old(4, now - 3_600_000)); // a relist before the window closes
+  t.deepEqual(r.window(), [], 'nothing new');
+  r.recv(old(4, now - 3_600_000));
+  r.recv(old(6, now + 1000)); // two more occurrences after the start
+  now += 60_000;
+  t.deepEqual(r.window().map((x) => (x.event as { count: number }).count), [2]);
+});
+
 test('tail_files: one JSON Event per line, read through the shared file input', async (t) => {
   const dir = tempDir(t);
   const file = join(dir, 'events.log');
