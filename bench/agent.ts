@@ -52,6 +52,12 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
+/** Resident set size in MB now (VmRSS). */
+function rssMb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
 /** Peak resident set size in MB (VmHWM). */
 function peakRssMb(pid: number): number {
   const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -125,7 +131,10 @@ async function main(): Promise<void> {
     const idlePid = idle.pid as number;
     const startupCpu = cpuSeconds(agentPid);
     const startupMs = Date.now() - spawnedAt;
-    console.log(`agent ready after ${startupMs} ms (${fmt(startupCpu)} CPU s of start-up); warming up for ${WARMUP_SECONDS} s`);
+    console.log(`agent ready after ${startupMs} ms (${fmt(startupCpu)} CPU s of start-up, RSS ${fmt(rssMb(agentPid))} MB); warming up for ${WARMUP_SECONDS} s`);
+    // The agent's RSS every 10 s until the end (where the peak is reached, and whether it settles).
+    const series: string[] = [];
+    const sampler = setInterval(() => series.push(fmt(rssMb(agentPid))), 10_000);
     await sleep(WARMUP_SECONDS * 1_000);
     console.log(`warm-up: ${fmt(cpuSeconds(agentPid) - startupCpu)} CPU s`);
     const before = { agent: cpuSeconds(agentPid), idle: cpuSeconds(idlePid), at: performance.now() };
@@ -135,6 +144,8 @@ async function main(): Promise<void> {
     const seconds = (performance.now() - before.at) / 1_000;
     const after = { agent: cpuSeconds(agentPid), idle: cpuSeconds(idlePid) };
     const metricsAfter = await metricsText(`${url}/metrics`);
+    clearInterval(sampler);
+    console.log(`agent RSS every 10 s from ready (MB): ${series.join(' ')}`);
     const rss = peakRssMb(agentPid);
     const baselineRss = peakRssMb(idlePid);
     const jsRss = peakRssMb(idleJs.pid as number);

@@ -2,7 +2,8 @@
  * Starting a part that needs the Kafka broker without making the service wait for it: `start()` returns
  * at once and the part's start is tried in the background, again and again with backoff, until it
  * succeeds (SECURITY.md, "Health": listeners come up first and readiness says not ready meanwhile).
- * `stop()` gives up trying, lets an attempt in progress settle for a moment, and stops the part.
+ * `stop()` gives up trying, lets an attempt in progress settle for a moment, and stops the part; an attempt
+ * that completes after that stops the part again itself, so nothing it started is left running.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from './errors.ts';
@@ -75,7 +76,11 @@ export class BackgroundStart implements Component {
     for (let attempt = 1; !signal.aborted; attempt++) {
       try {
         await this.#part.start();
-        if (signal.aborted) return; // stop() stops it
+        if (signal.aborted) {
+          // stop() gave up waiting for this attempt and stopped what had started by then: stop the rest.
+          await this.#part.stop().catch((err: unknown) => this.#log.warn('stop after a late start failed', { err }));
+          return;
+        }
         this.#started = true;
         if (attempt > 1) this.#log.info('started after waiting for its dependencies', { attempts: attempt });
         return;

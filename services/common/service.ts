@@ -86,8 +86,8 @@ export function loadServiceConfig<S extends Spec>(
  * authenticator (admin tokens, its store's application tokens) and the readiness probes of its store
  * and broker. Adopting both is one line: `createHttpServer({ ..., ...edgeOptions(deps) })`.
  */
-export function edgeOptions(deps: Pick<ServiceDeps, 'logger' | 'registry' | 'common'> & { store?: Store | undefined; bus?: Bus | undefined }): { auth: Authenticator; probes: Probe[] } {
-  return { auth: serviceAuth(deps), probes: dependencyProbes(deps) };
+export function edgeOptions(deps: Pick<ServiceDeps, 'logger' | 'registry' | 'common'> & { store?: Store | undefined; bus?: Bus | undefined }): { auth: Authenticator; probes: Probe[]; probeIntervalMs: number; probeTimeoutMs: number } {
+  return { auth: serviceAuth(deps), probes: dependencyProbes(deps), probeIntervalMs: deps.common.healthProbeIntervalMs, probeTimeoutMs: deps.common.healthProbeTimeoutMs };
 }
 
 export interface Infrastructure<N extends Need = Need> {

@@ -170,8 +170,6 @@ export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config
   // Authentication (an application's token, or an admin token, per listing) and readiness probes (SECURITY.md).
   const http = createHttpServer({
     ...edgeOptions({ ...deps, store }),
-    probeIntervalMs: deps.common.healthProbeIntervalMs,
-    probeTimeoutMs: deps.common.healthProbeTimeoutMs,
     host: config.httpHost,
     port: config.httpPort,
     registry,

@@ -184,8 +184,6 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
     registry,
     logger,
     ...edge,
-    probeIntervalMs: config.healthProbeIntervalMs,
-    probeTimeoutMs: config.healthProbeTimeoutMs,
     routes: httpRoutes(operations),
     // Ready once the flow topics are there and the producer is connected; the consumer's group may still
     // be joining (commands over HTTP and gRPC are taken meanwhile).

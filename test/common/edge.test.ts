@@ -92,6 +92,22 @@ test('a part started in the background: start returns at once, attempts repeat u
   await bg.stop();
   t.is(stops, 3, 'stopped after each failed attempt, and at the end');
 
+  // A stop while an attempt is still starting (a consumer joining its group): what it starts later is stopped too.
+  let running = false;
+  let release: () => void = () => undefined;
+  const slow = { name: 'slow', start: async () => {
+    await new Promise<void>((r) => (release = r));
+    running = true;
+  }, stop: async () => {
+    running = false;
+  } };
+  const bg3 = new BackgroundStart(slow, { logger: silentLogger, settleMs: 20 });
+  await bg3.start();
+  await bg3.stop();
+  release();
+  await sleep(20);
+  t.false(running, 'a start that completed after the stop was stopped');
+
   const never = { name: 'never', start: async () => {
     throw new Error('still down');
   }, stop: async () => undefined };
