@@ -9,18 +9,25 @@
  * - Admin token: on the first run (no admin token in the store yet) one is created and printed, once
  *   (SECURITY.md); the CLI and the console use it.
  * - Services: every entry of services/cli/services.ts, in one process sharing the store and the bus.
- * Ctrl-C (SIGINT) or SIGTERM stops everything, intake first.
+ * - Once up, it prints what runs where (each service's listeners, the console's URL, the broker and the
+ *   store) and how to send traces ({@link describeUp}).
+ * - `--demo` also registers a demo application and runs the demo shop's traffic (services/cli/demo/):
+ *   traced services calling each other on loopback, exporting to the collector, and a tail-sampling flow
+ *   for the application against the local bkdata-sim. It is loaded only then (it uses the OpenTelemetry
+ *   SDK, a development dependency).
+ * Ctrl-C (SIGINT) or SIGTERM stops everything, intake first (the demo before the collector).
  */
-import { brokersOf, kafkaSettings, startKafka, stopKafka } from '../local-kafka.ts';
+import { brokerLog, brokersOf, kafkaSettings, startKafka, stopKafka } from '../local-kafka.ts';
 import { ensureTopics } from '../topics.ts';
 import { ensureBootstrapAdminToken } from '../../common/auth.ts';
 import { commonSpec, loadConfig, validateCommon } from '../../common/config.ts';
-import { Lifecycle } from '../../common/lifecycle.ts';
+import { Lifecycle, type Component } from '../../common/lifecycle.ts';
 import { ConfigError, type ConfigProblem } from '../../common/errors.ts';
 import { openInfrastructure, type ServiceDeps, type ServiceModule } from '../../common/service.ts';
 import { topicsSpec } from '../../common/topics.ts';
 import type { Command } from '../command.ts';
 import { UP_SERVICES, type UpEntry } from '../services.ts';
+import type { CollectorService } from '../../collector/service.ts';
 import { adminTokenHelp } from './admin.ts';
 
 /**
@@ -52,10 +59,115 @@ export async function checkUpConfig(env: NodeJS.ProcessEnv, entries: readonly Up
   return planned;
 }
 
+/** A listener of a service, read from its config: what it serves and the config keys of its host and port. */
+interface Listener {
+  what: string;
+  host: string;
+  port: string;
+  /** Config key of a switch that turns the listener off. */
+  enabled?: string;
+  scheme?: 'http' | 'grpc';
+  path?: string;
+}
+
+/** The listeners of each service `up` runs (their hosts and ports as configured). */
+const LISTENERS: Record<string, readonly Listener[]> = {
+  console: [{ what: 'web console: applications, service map, traces, hosts, flows', host: 'host', port: 'port' }],
+  collector: [
+    { what: 'OTLP/gRPC trace receiver', host: 'otlpHost', port: 'grpcPort', enabled: 'grpcEnabled' },
+    { what: 'OTLP/HTTP trace receiver', host: 'otlpHost', port: 'httpPort', enabled: 'httpEnabled', path: '/v1/traces' },
+    { what: 'admin: application registry, /metrics, /readyz', host: 'adminHost', port: 'adminPort' },
+  ],
+  discovery: [{ what: 'topology API (endpoints, hosts, instances, nodes, relations)', host: 'httpHost', port: 'httpPort' }],
+  storage: [{ what: 'traces, spans and metrics API', host: 'httpHost', port: 'httpPort' }],
+  orchestrator: [
+    { what: 'flows API', host: 'host', port: 'httpPort' },
+    { what: 'flow commands over gRPC', host: 'host', port: 'grpcPort', scheme: 'grpc' },
+  ],
+  'bkdata-sim': [{ what: 'BKData API stand-in', host: 'host', port: 'port' }],
+  sampler: [{ what: 'tail sampling: /metrics, /healthz', host: 'httpHost', port: 'httpPort' }],
+  agent: [{ what: 'host agent admin: /metrics, /healthz', host: 'adminHost', port: 'adminPort' }],
+};
+
+/** A URL a local client reaches `host:port` at (a wildcard interface is reached on loopback). */
+export function localUrl(host: string, port: number, scheme: 'http' | 'grpc' = 'http', path = ''): string {
+  const h = host === '' || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `${scheme}://${h.includes(':') ? `[${h}]` : h}:${port}${path}`;
+}
+
+/** The OTLP endpoints of the collector's config (undefined for a listener that is off). */
+export function otlpEndpoints(collector: { otlpHost: string; grpcEnabled: boolean; grpcPort: number; httpEnabled: boolean; httpPort: number }, bound?: { grpc: number | undefined; http: number | undefined }): { grpcUrl: string | undefined; httpUrl: string | undefined } {
+  const grpc = bound?.grpc ?? collector.grpcPort;
+  const http = bound?.http ?? collector.httpPort;
+  return {
+    grpcUrl: collector.grpcEnabled ? localUrl(collector.otlpHost, grpc) : undefined,
+    httpUrl: collector.httpEnabled ? localUrl(collector.otlpHost, http, 'http', '/v1/traces') : undefined,
+  };
+}
+
+/** What `up` says once everything started, besides the services' own configs. */
+export interface UpSummaryContext {
+  brokers: string;
+  /** The local broker's log, when `up` runs the local broker. */
+  brokerLog?: string | undefined;
+  /** `pglite (<dir>)` or `postgresql`. */
+  store: string;
+}
+
+/**
+ * What runs where — every listener of every planned service (the console first, then the collector), the
+ * broker and the store — and how to send traces: the OTLP endpoints and how to get an application token.
+ */
+export function describeUp(planned: readonly { module: { name: string }; config: unknown }[], context: UpSummaryContext): string[] {
+  const order = (name: string): number => (name === 'console' ? 0 : name === 'collector' ? 1 : 2);
+  const rows: [string, string, string][] = [];
+  for (const { module, config } of [...planned].sort((a, b) => order(a.module.name) - order(b.module.name))) {
+    const c = config as Record<string, unknown>;
+    let first = true;
+    for (const l of LISTENERS[module.name] ?? []) {
+      if (l.enabled !== undefined && c[l.enabled] === false) continue;
+      const port = Number(c[l.port]);
+      const where = port === 0 ? `${localUrl(String(c[l.host]), 0, l.scheme).replace(/:0$/, '')}:(a free port)` : localUrl(String(c[l.host]), port, l.scheme, l.path);
+      rows.push([first ? module.name : '', where, l.what]);
+      first = false;
+    }
+  }
+  rows.push(['kafka', context.brokers, context.brokerLog ? `local broker (log: ${context.brokerLog})` : 'KAFKA_BROKERS']);
+  rows.push(['store', context.store, context.store.startsWith('pglite') ? 'embedded PGlite (DATABASE_URL for PostgreSQL)' : 'DATABASE_URL']);
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max(...rows.map((r) => r[1].length));
+  const lines = ['what runs where:', ...rows.map(([a, b, c]) => `  ${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`.trimEnd())];
+  const collector = planned.find((p) => p.module.name === 'collector')?.config as Parameters<typeof otlpEndpoints>[0] | undefined;
+  if (collector) {
+    const { grpcUrl, httpUrl } = otlpEndpoints(collector);
+    const endpoints = [grpcUrl ? `${grpcUrl} (OTLP/gRPC)` : '', httpUrl ? `${httpUrl} (OTLP/HTTP)` : ''].filter(Boolean).join(' or ');
+    lines.push(
+      '',
+      'send traces: point an OpenTelemetry SDK\'s OTLP trace exporter at',
+      `  ${endpoints}`,
+      '  with the application\'s token in the x-bk-token header (gRPC: metadata). Get a token by registering an application:',
+      '  npx bkstream apps create --biz 2 --app <name>   (prints the token once; with the admin token in BKSTREAM_ADMIN_TOKEN)',
+      '  or on the console\'s Applications page (sign in with the admin token); the console shows an SDK snippet.',
+    );
+  }
+  return lines;
+}
+
+/** `up`'s own options: `--demo`; anything else is a usage error. */
+function upOptions(args: readonly string[]): { demo: boolean } | { unknown: string } {
+  const unknown = args.find((a) => a !== '--demo');
+  return unknown === undefined ? { demo: args.includes('--demo') } : { unknown };
+}
+
 export const command: Command = {
   summary: 'run the whole pipeline locally (broker, topics, store, every service)',
-  usage: 'bkstream up',
-  async run(_args, baseEnv) {
+  usage: 'bkstream up [--demo]',
+  async run(args, baseEnv) {
+    const options = upOptions(args);
+    if ('unknown' in options) {
+      console.error(`bkstream up: unknown argument ${JSON.stringify(options.unknown)}\nusage: bkstream up [--demo]`);
+      return 2;
+    }
     const env = { ...baseEnv };
     // Every setting is checked before anything is started or opened, so one run lists every problem.
     await checkUpConfig({ ...env });
@@ -82,13 +194,45 @@ export const command: Command = {
       const store = (infra.deps as Partial<ServiceDeps>).store;
       const bootstrap = store ? await ensureBootstrapAdminToken(store) : undefined;
       if (bootstrap) console.log(`first run: ${adminTokenHelp(bootstrap)}`);
+      const running = new Map<string, Component>();
       for (const { module, config } of planned) {
         const service = await module.create({ ...infra.deps, env }, config);
         all.add(service);
         await all.start();
+        running.set(module.name, service);
         console.log(`started ${module.name}`);
       }
-      console.log(`bkstream is up (store: ${(infra.deps as ServiceDeps).store.driver}, brokers: ${env.KAFKA_BROKERS ?? ''}). Ctrl-C stops it.`);
+      const deps = infra.deps as ServiceDeps;
+      console.log('');
+      for (const line of describeUp(planned, {
+        brokers: env.KAFKA_BROKERS ?? '',
+        brokerLog: startedBroker ? brokerLog(settings) : undefined,
+        store: deps.store.driver === 'pglite' ? `pglite (${deps.common.dataDir}/pglite)` : deps.store.driver,
+      })) console.log(line);
+      console.log('');
+      if (options.demo) {
+        const collector = planned.find((p) => p.module.name === 'collector');
+        if (!collector) throw new Error('bkstream up --demo: the collector is not among the services');
+        const { createDemo } = await import('../demo/demo.ts');
+        const bound = (running.get('collector') as CollectorService | undefined)?.ports();
+        const demo = createDemo({
+          store: deps.store,
+          bus: deps.bus,
+          topicPrefix: config.topicPrefix,
+          otlp: otlpEndpoints(collector.config as Parameters<typeof otlpEndpoints>[0], bound),
+          // A real BKData (BKDATA_API_URL) gets no demo flow: only the local bkdata-sim does.
+          submitFlow: planned.some((p) => p.module.name === 'bkdata-sim'),
+          print: (line) => console.log(line),
+        });
+        all.add(demo);
+        await all.start();
+        const consoleConfig = planned.find((p) => p.module.name === 'console')?.config as { host: string; port: number } | undefined;
+        const app = demo.app();
+        if (consoleConfig && app) {
+          console.log(`demo: its service map: ${localUrl(consoleConfig.host, consoleConfig.port)}/#/apps/${app.application.bkBizId}/${app.application.appName}/map (sign in with the demo token, or the admin token for every page)`);
+        }
+      }
+      console.log(`bkstream is up (store: ${deps.store.driver}, brokers: ${env.KAFKA_BROKERS ?? ''}). Ctrl-C stops it.`);
     } catch (err) {
       await all.stop().catch(() => undefined);
       throw err;

@@ -35,6 +35,11 @@ export interface DemoOptions {
   exportDelayMs?: number;
   /** Error and latency shares of the shop (shop.ts). */
   behaviour?: Partial<ShopBehaviour>;
+  /**
+   * Whether to submit the tail-sampling flow. Default true; `up` submits it only when it runs the local
+   * bkdata-sim (never against a real BKData).
+   */
+  submitFlow?: boolean;
   /** How long the tail-sampling flow may take to end, ms. Default 120 000. */
   flowTimeoutMs?: number;
   /** How often the flow's state is read, ms. Default 500. */
@@ -113,6 +118,10 @@ export function createDemo(options: DemoOptions): Demo {
         traffic = new ShopTraffic(() => (shop as DemoShop).frontendUrl(), { requestsPerSecond: options.requestsPerSecond ?? 5, random: behaviour.random });
         await traffic.start();
         options.print(`demo: shop running on loopback (${Object.entries(shop.addresses()).map(([k, v]) => `${k} ${v}`).join(', ')}), ${options.requestsPerSecond ?? 5} requests/s`);
+        if (options.submitFlow === false) {
+          options.print('demo: no tail-sampling flow submitted (BKDATA_API_URL names a real BKData; the demo provisions only the local bkdata-sim)');
+          return;
+        }
         producer = options.bus.producer();
         await producer.start();
         const command = tailSamplingCommand(application);
