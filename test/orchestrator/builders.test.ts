@@ -10,6 +10,7 @@ import { normalizeAppName } from '../../services/orchestrator/kinds/kind.ts';
 import * as tail from '../../services/orchestrator/kinds/tail-sampling.ts';
 import * as metric from '../../services/orchestrator/kinds/virtual-metric.ts';
 import { checkGraph, findNode, isSameNode, needsUpdate, nodePayload, positions, sqlChanged, type NodeDef } from '../../services/orchestrator/nodes.ts';
+import { pythonJsonDumps } from '../../services/orchestrator/python-json.ts';
 
 const settings: FlowSettings = {
   operator: 'admin',
@@ -150,7 +151,6 @@ test('virtual metric names, params and graph', (t) => {
   t.regex(agg.sql as string, /sum\(IF\(kind='3' OR kind='5', 1, 0\)\) as bk_apm_request_count/);
   const avg = nodes[3]!.config({});
   t.deepEqual(avg.from_result_table_ids, ['2_bkapm_metric_Shop-Web.v2_agg']);
-  t.regex(avg.sql as string, /AS DOUBLE\) \/ sum\(bk_apm_count\)\) as bk_apm_apdex/);
   t.deepEqual(nodes[4]!.config({}).indexed_fields, [...metric.METRIC_DIMENSIONS]);
 });
 
@@ -219,4 +219,59 @@ test('virtual metric aggregation tables and result tables use the raw app name; 
   t.deepEqual(configs[2]!.from_result_table_ids, ['2_bkapm_metric_Shop-Web.v2_agg']);
   t.is(configs[4]!.name, 'bkapm_metric_Shop-Web.v2_avg_agg(tspider_storage)');
   t.is(configs[3]!.output_name, 'bkapm_metric_Shop-Web.v2_avg_agg');
+});
+
+/** The reference's SQL of the two aggregations (bkmonitor/dataflow/task/apm_metrics.py), line by line. */
+function referenceMetricSql(select: readonly string[], from: string): string {
+  const dims = ['apdex_type', 'bk_instance_id', 'kind', 'service_name', 'span_name', 'status_code', 'telemetry_sdk_language', 'telemetry_sdk_name', 'telemetry_sdk_version', 'target', 'peer_service', 'http_server_name', 'http_method', 'http_scheme', 'http_flavor', 'http_status_code', 'rpc_method', 'rpc_service', 'rpc_system', 'rpc_grpc_status_code', 'db_name', 'db_operation', 'db_system', 'messaging_system', 'messaging_destination', 'messaging_destination_kind', 'celery_action', 'celery_task_name'];
+  const dimLines = dims.map((d, i) => (i < dims.length - 1 ? `${d},` : d));
+  return [...select, ...dimLines, `from ${from}`, 'GROUP BY', ...dimLines].join('\n');
+}
+
+test('virtual metric SQL is the reference text byte for byte (lower-case from, its spacing), so an adopted node is not updated (errata §3)', (t) => {
+  const nodes = metric.virtualMetricNodes(shop, settings);
+  const agg = nodes[1]!.config({}).sql as string;
+  const avg = nodes[3]!.config({}).sql as string;
+  t.is(agg, referenceMetricSql([
+    'SELECT count(*) as bk_apm_count,',
+    'max(bk_apm_duration) as bk_apm_max_duration,',
+    'sum(bk_apm_duration) as bk_apm_sum_duration,',
+    "sum(IF(status_code='2', 1, 0)) as bk_apm_error_count,",
+    "sum(IF(apdex_type='frustrated', 1, 0)) as bk_apm_frustrated_count,",
+    "sum(IF(apdex_type='satisfied', 1, 0)) as bk_apm_satisfied_count,",
+    "sum(IF(apdex_type='tolerating', 1, 0)) as bk_apm_tolerating_count,",
+    "sum(IF(kind='2' OR kind='4', 1, 0)) as bk_apm_call_count,",
+    "sum(IF(kind='3' OR kind='5', 1, 0)) as bk_apm_request_count,",
+  ], '2_bkapm_virtual_metric_shop_web_v2'));
+  t.is(avg, referenceMetricSql([
+    'SELECT',
+    '(sum(bk_apm_sum_duration) / sum(bk_apm_count)) as bk_apm_avg_duration,',
+    '(sum(bk_apm_error_count) / sum(bk_apm_count)) as bk_apm_error_rate,',
+    '(cast((sum(bk_apm_satisfied_count)+sum(bk_apm_tolerating_count) * 0.5) AS DOUBLE)/sum(bk_apm_count)) as bk_apm_apdex,',
+  ], '2_bkapm_metric_Shop-Web.v2_agg'));
+  // The graph node the reference wrote needs no update.
+  t.false(needsUpdate(nodes[1]!.config({}), { ...nodes[1]!.config({}), sql: agg }));
+  t.true(needsUpdate(nodes[1]!.config({}), { ...nodes[1]!.config({}), sql: agg.replace('from ', 'FROM ') }), 'one byte off is a change');
+});
+
+test('tail sampling user_args is json.dumps text: ", " and ": " separators, non-ASCII escaped, conditions in the serializer\'s field order (errata §3)', (t) => {
+  const conditions = [
+    { value: ['5\u00e4\ud83d\ude00', 'a"b\\\n'], method: 'reg', key: 'attributes.http.url', extra: 'dropped' },
+    { key: 'status.code', method: 'eq', value: ['2'], condition: 'or' },
+  ] as unknown as tail.TailCondition[];
+  const nodes = tail.tailSamplingNodes(shop, { data_id: 1, tail_percentage: 25, tail_conditions: conditions }, settings, '2_bkapm_tail_shop_web_v2', 'apm_storage_id_1');
+  const userArgs = nodes[1]!.config({ source: 11 }).user_args;
+  t.is(
+    userArgs,
+    '{"input_table_id": "2_bkapm_tail_shop_web_v2", "output_table_id": "2_bkapm_tail_shop_web_v2_output", "trace_session_gap_min": 30, "trace_mark_timeout_min": 1440, ' +
+      '"sampling_conditions": [{"key": "attributes.http.url", "method": "reg", "value": ["5\\u00e4\\ud83d\\ude00", "a\\"b\\\\\\n"]}, {"condition": "or", "key": "status.code", "method": "eq", "value": ["2"]}], ' +
+      '"max_span_count": 10000, "random_sampling_ratio": 25}',
+  );
+  const none = tail.tailSamplingNodes(shop, { data_id: 1 }, settings, '2_bkapm_tail_shop_web_v2', 'x')[1]!.config({ source: 1 }).user_args;
+  t.regex(none as string, /"sampling_conditions": \[\], "max_span_count": 10000, "random_sampling_ratio": 100\}$/);
+});
+
+test('json.dumps text of values user_args may hold', (t) => {
+  t.is(pythonJsonDumps({ a: [], b: {}, c: null, d: true, e: 1.5, f: 1e-5, g: -2.5e-7, h: 0.0001, i: 2 ** 60, j: '\u007f\u0001~' }), '{"a": [], "b": {}, "c": null, "d": true, "e": 1.5, "f": 1e-05, "g": -2.5e-07, "h": 0.0001, "i": 1152921504606846976, "j": "\\u007f\\u0001~"}');
+  t.is(pythonJsonDumps({ skipped: undefined, kept: 1 }), '{"kept": 1}');
 });

@@ -8,6 +8,7 @@
 import type { Params } from '../bkdata-client.ts';
 import { cleanParamsOf, etlAccess, etlAssign, etlBranch, etlConf, etlFromJson, etlIterate } from '../clean.ts';
 import { configDiffers } from '../compare.ts';
+import { pythonJsonDumps } from '../python-json.ts';
 import type { FlowSettings } from '../config.ts';
 import type { Flow } from '../model.ts';
 import type { NodeDef } from '../nodes.ts';
@@ -309,6 +310,15 @@ const FLINK_OUTPUT_FIELDS: [string, string][] = [
 
 export const FLINK_DEFAULTS = { traceSessionGapMin: 30, traceMarkTimeoutMin: 1440, maxSpanCount: 10_000, randomSamplingRatio: 100 };
 
+/**
+ * A tail condition as the reference's request serializer hands it on (its declared fields in their
+ * order: `condition` when given, `key`, `method`, `value`; other keys dropped), so that `user_args` is
+ * the reference's text byte for byte.
+ */
+function samplingCondition(c: TailCondition): Record<string, unknown> {
+  return { ...(c.condition === undefined ? {} : { condition: c.condition }), key: c.key, method: c.method, value: c.value };
+}
+
 /** `{biz}_{table}` → [biz, table]. */
 function splitRt(rt: string): [string, string] {
   const i = rt.indexOf('_');
@@ -367,7 +377,7 @@ export function tailSamplingNodes(
     output_table_id: flinkRt,
     trace_session_gap_min: config.tail_trace_session_gap_min ?? FLINK_DEFAULTS.traceSessionGapMin,
     trace_mark_timeout_min: config.tail_trace_mark_timeout ?? FLINK_DEFAULTS.traceMarkTimeoutMin,
-    sampling_conditions: config.tail_conditions ?? [],
+    sampling_conditions: (config.tail_conditions ?? []).map(samplingCondition),
     max_span_count: FLINK_DEFAULTS.maxSpanCount,
     random_sampling_ratio: config.tail_percentage ?? FLINK_DEFAULTS.randomSamplingRatio,
   };
@@ -381,7 +391,7 @@ export function tailSamplingNodes(
       name: 'tail_sampling',
       code: settings.flinkCode.trim(),
       processing_name: flinkTable,
-      user_args: JSON.stringify(userArgs),
+      user_args: pythonJsonDumps(userArgs),
       programming_language: 'java',
       outputs: [
         {

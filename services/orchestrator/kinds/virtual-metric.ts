@@ -204,7 +204,7 @@ function aggSql(from: string): string {
     "sum(IF(kind='2' OR kind='4', 1, 0)) as bk_apm_call_count,",
     "sum(IF(kind='3' OR kind='5', 1, 0)) as bk_apm_request_count,",
     `${dims}`,
-    `FROM ${from}`,
+    `from ${from}`,
     'GROUP BY',
     dims,
   ].join('\n');
@@ -215,9 +215,9 @@ function avgSql(from: string): string {
     'SELECT',
     '(sum(bk_apm_sum_duration) / sum(bk_apm_count)) as bk_apm_avg_duration,',
     '(sum(bk_apm_error_count) / sum(bk_apm_count)) as bk_apm_error_rate,',
-    '(cast((sum(bk_apm_satisfied_count) + sum(bk_apm_tolerating_count) * 0.5) AS DOUBLE) / sum(bk_apm_count)) as bk_apm_apdex,',
+    '(cast((sum(bk_apm_satisfied_count)+sum(bk_apm_tolerating_count) * 0.5) AS DOUBLE)/sum(bk_apm_count)) as bk_apm_apdex,',
     `${dims}`,
-    `FROM ${from}`,
+    `from ${from}`,
     'GROUP BY',
     dims,
   ].join('\n');
@@ -226,7 +226,9 @@ function avgSql(from: string): string {
 /**
  * stream_source({biz}_bkapm_virtual_metric_{normalized app}) → realtime "聚合指标计算"
  * (`bkapm_metric_{raw app}_agg`, 60 s scroll window) → mysql storage, and → realtime "平均值指标计算"
- * (`..._avg_agg`) → mysql storage.
+ * (`..._avg_agg`) → mysql storage. The SQL texts are the reference's byte for byte (lower-case `from`, its
+ * spacing): a node whose SQL differs by a byte is updated and the dataflow restarted from the tail, so a
+ * dataflow the reference created is adopted without either.
  */
 export function virtualMetricNodes(id: FlowIdentity, settings: FlowSettings): NodeDef[] {
   const biz = id.bkBizId;
