@@ -22,6 +22,8 @@ export interface AdminRoutesOptions {
   auth: Authenticator;
   /** Forgets every cached token (TokenCache#clear). */
   clearTokens: () => void;
+  /** Flow commands were queued by an application change: publish them now. */
+  onFlowCommands: () => void;
   health: () => ExportHealth;
   logger: Logger;
 }
@@ -57,7 +59,7 @@ export function adminTokenRoutes(store: Store, auth: Authenticator, logger: Logg
 }
 
 export function adminRoutes(options: AdminRoutesOptions): Route[] {
-  const { store, auth, clearTokens, health, logger } = options;
+  const { store, auth, clearTokens, onFlowCommands, health, logger } = options;
   return [
     {
       method: 'POST',
@@ -70,9 +72,12 @@ export function adminRoutes(options: AdminRoutesOptions): Route[] {
         return json(200, { reloaded: true });
       },
     },
-    ...applicationRoutes(store, () => {
-      clearTokens();
-      auth.clear();
+    ...applicationRoutes(store, {
+      onTokenChange: () => {
+        clearTokens();
+        auth.clear();
+      },
+      onFlowCommands,
     }),
     ...adminTokenRoutes(store, auth, logger),
     {

@@ -59,6 +59,11 @@ export const receiverSpec = {
   producerQueueBytes: int({ env: 'COLLECTOR_PRODUCER_QUEUE_BYTES', default: 64 * MiB, min: 1024 * 1024, doc: 'span bytes accepted and not yet acknowledged by Kafka; more: UNAVAILABLE / 503' }),
   /** gzip record batches (true): spans compress ~5–15×, so the broker, disks and consumers' network carry that much less. */
   producerCompress: bool({ env: 'COLLECTOR_PRODUCER_COMPRESS', default: true, doc: 'gzip record batches sent to Kafka (spans compress 5–15×: less broker I/O, and less producer CPU per span than copying them raw through kafkajs)' }),
+  /**
+   * How often the flow commands queued by application changes are looked for (5 000 ms); the admin API's
+   * own changes go out at once. 0 = this collector does not publish them (another one does).
+   */
+  flowCommandsPollIntervalMs: int({ env: 'COLLECTOR_FLOW_COMMANDS_POLL_INTERVAL_MS', default: 5_000, min: 0, doc: 'how often flow commands queued by application changes (`bkstream apps` against the store) are looked for and published on flow.commands, ms; the admin API\'s own go out at once (0 = this collector publishes none)' }),
   /** Open breaker: time before one trial request goes to Kafka again (2 000 ms). */
   breakerResetMs: int({ env: 'COLLECTOR_BREAKER_RESET_MS', default: 2_000, min: 100, doc: 'after Kafka failures, how long requests fail fast before one trial, ms' }),
   /**

@@ -55,6 +55,7 @@ export function collectorMetrics(registry: Registry, probes: CollectorProbes) {
       },
     }),
     kafkaReady: gauge(registry, { name: 'bkstream_receiver_kafka_ready', help: '1 once the spans topic is known and the producer connected' }),
+    flowCommands: counter(registry, { name: 'bkstream_collector_flow_commands_total', help: 'Flow commands of application changes sent to flow.commands, by result (published, failed: left queued and retried)', labelNames: ['result'] }),
   };
 }
 

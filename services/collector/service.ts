@@ -24,6 +24,7 @@ import { topicName } from '../common/topics.ts';
 import { adminRoutes } from './admin.ts';
 import { findByTokenHash } from './applications.ts';
 import { receiverSpec, validateCollector, type CollectorConfig } from './config.ts';
+import { FlowCommandPublisher } from './flow-outbox.ts';
 import { collectorMetrics } from './metrics.ts';
 import { SpanBatcher } from './receiver/batcher.ts';
 import { isKafkaFailure } from './receiver/errors.ts';
@@ -117,6 +118,20 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
     partitions: () => exportService.partitions(),
     breaker,
   });
+  // Flow commands queued by application changes (the admin API's, or bkstream apps against the store), on a
+  // producer of their own: the spans' one belongs to the export service.
+  const flowCommands =
+    config.flowCommandsPollIntervalMs > 0
+      ? new FlowCommandPublisher({
+          store,
+          producer: bus.producer(),
+          codec: codecFor('FlowCommand'),
+          topic: topicName(config.topicPrefix, 'flowCommands'),
+          pollIntervalMs: config.flowCommandsPollIntervalMs,
+          logger,
+          counter: metrics.flowCommands,
+        })
+      : undefined;
   const exportService: ExportService = new ExportService({ topic, bus, producer, pipeline, tokens, batcher, breaker, metrics, maxInFlightBytes: config.maxInFlightBytes, throttle, logger: log });
   const grpc = config.grpcEnabled
     ? new GrpcReceiver({ host: config.otlpHost, port: config.grpcPort, maxMessageBytes: config.maxGrpcMessageBytes, handler: exportService, logger })
@@ -147,7 +162,7 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
     probeIntervalMs: config.healthProbeIntervalMs,
     probeTimeoutMs: config.healthProbeTimeoutMs,
     health: () => exportService.health(),
-    routes: adminRoutes({ store, auth: edge.auth, clearTokens: () => tokens.clear(), health: () => exportService.health(), logger: log }),
+    routes: adminRoutes({ store, auth: edge.auth, clearTokens: () => tokens.clear(), onFlowCommands: () => flowCommands?.wake(), health: () => exportService.health(), logger: log }),
   });
   const ports = (): ReturnType<CollectorService['ports']> => ({ grpc: grpc?.port(), http: http?.port(), admin: admin.port() });
 
@@ -166,6 +181,7 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
     log.info('stopped');
   });
   lifecycle.add({ name: 'admin', start: () => admin.start(), stop: () => admin.stop() });
+  if (flowCommands) lifecycle.add(flowCommands);
   lifecycle.onStop('breaker', () => breaker.shutdown());
   lifecycle.onStop(producer.name, () => producer.stop());
   // Intake and drain, within one deadline (COLLECTOR_SHUTDOWN_TIMEOUT_MS) shared by every part that waits

@@ -21,7 +21,8 @@ import { waitFor } from '../helpers/kafka.ts';
 const TOKEN = 'bkst_pipeline-test-token';
 const APP: Application = {
   id: 1, bkBizId: 2, appName: 'shop', appAlias: '', description: '', traceRetentionDays: 7, tokenHint: 'bkst_pipelin', tracesDataId: 0,
-  metricsDataId: 0, logsDataId: 0, profilesDataId: 0, rateLimitQps: 0, rateLimitBurst: 0, isEnabled: true, createdAt: new Date(0),
+  metricsDataId: 0, logsDataId: 0, profilesDataId: 0, rateLimitQps: 0, rateLimitBurst: 0,
+  tailSampling: false, tailSamplingConfig: {}, virtualMetric: false, provisionedFlows: [], isEnabled: true, createdAt: new Date(0),
 };
 
 function setup(t: { teardown(fn: () => void): void }, options: { maxQueuedBytes?: number; timeoutMs?: number } = {}) {

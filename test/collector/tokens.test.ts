@@ -47,6 +47,10 @@ const app: Application = {
   profilesDataId: 0,
   rateLimitQps: undefined,
   rateLimitBurst: undefined,
+  tailSampling: false,
+  tailSamplingConfig: {},
+  virtualMetric: false,
+  provisionedFlows: [],
   isEnabled: true,
   createdAt: new Date(0),
 };
