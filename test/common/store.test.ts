@@ -23,6 +23,8 @@ const DISCOVERED = [
 const ALL_TABLES = ['apm_application', 'apm_discover_rule', ...DISCOVERED, 'cmdb_host', 'bkdata_flow', 'bkdata_flow_step', 'schema_migrations',
   // orchestrator (0200, 0201)
   'bkdata_flow_command', 'bkdata_flow_outbox', 'bkdata_sim_object',
+  // collector (0301)
+  'apm_application_flow_outbox',
   // security (0500)
   'bkstream_admin_token'];
 
