@@ -1,42 +1,80 @@
 #!/usr/bin/env node
 /**
- * The `bkstream` command: `bkstream <command> [args]`; `bkstream help` lists the commands.
+ * The `bkstream` command: `bkstream <command> [args]`; `bkstream --help` lists the commands,
+ * `bkstream <command> --help` shows one. Exit codes (command.ts): 0 ok, 1 failure, 2 usage error.
  * Run through npm (`npm run up`, `npx bkstream ...`) so the project's Node 24 is used.
  */
-import { ConfigError } from '../common/errors.ts';
 import { COMMANDS } from './commands.ts';
+import { EXIT, runCommand, type CommandIo } from './command.ts';
 import { installWarningFilter } from '../common/process.ts';
 
 installWarningFilter();
 
-async function main(argv: string[]): Promise<number> {
-  const [name, ...args] = argv;
-  if (!name || name === 'help' || name === '--help' || name === '-h') {
-    console.log('usage: bkstream <command> [args]\n\ncommands:');
-    for (const [n, load] of Object.entries(COMMANDS)) {
-      const c = await load();
-      console.log(`  ${n.padEnd(10)} ${c.summary}\n  ${' '.repeat(10)} ${c.usage}`);
-    }
-    return name ? 0 : 2;
-  }
-  const load = COMMANDS[name];
-  if (!load) {
-    console.error(`bkstream: unknown command ${JSON.stringify(name)} (try: bkstream help)`);
-    return 2;
-  }
-  return (await load()).run(args, process.env);
+const IO: CommandIo = { out: (line) => console.log(line), err: (line) => console.error(line) };
+
+/** The text of `bkstream --help`. */
+export async function topHelp(): Promise<string> {
+  const rows: string[] = [];
+  for (const [name, load] of Object.entries(COMMANDS)) rows.push(`  ${name.padEnd(9)} ${(await load()).summary}`);
+  return [
+    'usage: bkstream <command> [args]',
+    '',
+    'commands:',
+    ...rows,
+    '',
+    '`bkstream <command> --help` (or -h) prints a command\'s usage and options, starting or connecting nothing.',
+    'Listings take --json: one JSON document on stdout, messages on stderr.',
+    '',
+    'exit codes:',
+    '  0  ok',
+    '  1  failure: the operation failed, or the broker, the store or a service could not be reached',
+    '  2  usage error: unknown command, subcommand or option, a missing or malformed argument, invalid configuration',
+  ].join('\n');
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof ConfigError) {
-      console.error(`bkstream: ${err.message}`);
-      process.exit(2);
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: CommandIo = IO): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined) {
+    io.err(await topHelp());
+    return EXIT.usage;
+  }
+  if (name === '--help' || name === '-h') {
+    io.out(await topHelp());
+    return EXIT.ok;
+  }
+  if (name === 'help') {
+    const [topic, ...extra] = args;
+    if (topic === undefined) {
+      io.out(await topHelp());
+      return EXIT.ok;
     }
-    console.error(`bkstream: ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(1);
-  },
-);
+    const load = Object.hasOwn(COMMANDS, topic) ? COMMANDS[topic] : undefined;
+    if (!load || extra.length > 0) {
+      io.err(`bkstream help: ${load ? `unexpected argument ${JSON.stringify(extra[0])}` : `unknown command ${JSON.stringify(topic)}`}\nsee bkstream --help`);
+      return EXIT.usage;
+    }
+    const command = await load();
+    io.out(command.help ? command.help() : `usage: ${command.usage}`);
+    return EXIT.ok;
+  }
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!load) {
+    io.err(`bkstream: unknown ${name.startsWith('-') ? 'option' : 'command'} ${JSON.stringify(name)}\nsee bkstream --help`);
+    return EXIT.usage;
+  }
+  return runCommand(name, await load(), args, env, io);
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2), process.env).then(
+    (code) => {
+      // A failed command may leave a client's reconnect timer behind: end now rather than wait for it.
+      if (code !== EXIT.ok) process.exit(code);
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(`bkstream: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(EXIT.failure);
+    },
+  );
+}

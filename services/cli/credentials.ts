@@ -6,6 +6,7 @@
  */
 import { readPrivateFile } from '../common/config.ts';
 import { BkError, ConfigError, errorMessage } from '../common/errors.ts';
+import { innermostMessage } from './messages.ts';
 
 /** The admin token of the environment, if any; throws ConfigError for a file that is missing or too open. */
 export function adminTokenOf(env: NodeJS.ProcessEnv): string | undefined {
@@ -46,7 +47,7 @@ export async function adminApiCall<T>(baseUrl: string, env: NodeJS.ProcessEnv, m
       signal: AbortSignal.timeout(10_000),
     });
   } catch (err) {
-    throw new BkError('unavailable', `cannot reach ${what} at ${baseUrl}: ${errorMessage(err)}`, true);
+    throw new BkError('unavailable', `cannot reach ${what} at ${baseUrl}: ${innermostMessage(err)}`, true);
   }
   const payload = (await res.json().catch(() => ({}))) as { error?: string; code?: string };
   if (!res.ok) throw new BkError(payload.code ?? `http_${res.status}`, `${payload.error ?? `HTTP ${res.status}`}${credentialsHint(res.status, env)}`, res.status >= 500);

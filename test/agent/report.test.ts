@@ -127,6 +127,6 @@ test('bkstream agent check runs every task of the example configuration once and
   t.regex(out, /"eventType":"static"/);
   t.regex(out, /tasks? run, 0 failed\n$/);
   const usage = await run(['agent', 'check']);
-  t.is(usage.code, 1);
-  t.regex(usage.err, /usage: bkstream agent check/);
+  t.is(usage.code, 2);
+  t.regex(usage.err, /^bkstream agent check: missing <main file>\nsee bkstream agent check --help\n$/);
 });

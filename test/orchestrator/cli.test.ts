@@ -15,7 +15,7 @@ test.serial('bkstream flows: submit, list, get, retry, breakers, usage and error
   const flows = (...args: string[]): Promise<number> => runFlows(args, env, (line) => out.push(line));
 
   t.is(await runFlows(['list'], { ORCHESTRATOR_URL: env.ORCHESTRATOR_URL }, (line) => out.push(line)), 1, 'no admin token: refused');
-  t.regex(out.pop() ?? '', /^error \(HTTP 401\): credentials required.*\(set BKSTREAM_ADMIN_TOKEN/);
+  t.regex(out.pop() ?? '', /^bkstream flows: the orchestrator answered HTTP 401: credentials required.*\(set BKSTREAM_ADMIN_TOKEN/);
 
   t.is(await flows('submit', 'create_or_update', 'virtual_metric', '4', 'cli-app', '--config', '{"data_id": 77}', '--operator', 'me'), 0);
   t.regex(out.pop() ?? '', /^accepted: command [0-9a-f-]{36}$/);
@@ -25,21 +25,31 @@ test.serial('bkstream flows: submit, list, get, retry, breakers, usage and error
   t.regex(out[0] ?? '', /^FLOW\s+STATUS\s+STEP\s+ATTEMPT\s+UPDATED\s+MESSAGE$/);
   t.regex(out[1] ?? '', /^4:cli-app:virtual_metric\s+success\s+done\s+0 /);
   out.length = 0;
+  t.is(await flows('list', '--type', 'virtual_metric', '--status', 'success', '--json'), 0);
+  t.like(JSON.parse(out.join('\n')), { count: 1, flows: [{ key: '4:cli-app:virtual_metric', status: 'success' }] });
+  out.length = 0;
+  t.is(await flows('list', '--status', 'bogus'), 2, 'a usage error, before anything is sent');
+  t.is(out.pop(), 'bkstream flows list: --status must be one of pending, running, waiting_dependency, success, stopped, deleted, config_deploy_failed, config_cleans_failed, config_cleans_start_failed, auth_failed, config_flow_failed, stop_failed, delete_failed (got "bogus")\nsee bkstream flows list --help');
 
   t.is(await flows('get', '4', 'cli-app', 'virtual_metric'), 0);
   t.is((JSON.parse(out.join('\n')) as { flow: { operator: string } }).flow.operator, 'me');
   out.length = 0;
 
   t.is(await flows('retry', '4', 'cli-app', 'virtual_metric'), 1, 'a successful flow cannot be retried');
-  t.regex(out.pop() ?? '', /^error \(HTTP 409\): flow 4:cli-app:virtual_metric is success/);
-  t.is(await flows('submit', 'explode', 'virtual_metric', '4', 'x'), 1);
-  t.regex(out.pop() ?? '', /HTTP 400.*action must be one of/);
+  t.regex(out.pop() ?? '', /^bkstream flows: the orchestrator answered HTTP 409: flow 4:cli-app:virtual_metric is success/);
+  t.is(await flows('submit', 'explode', 'virtual_metric', '4', 'x'), 2);
+  t.regex(out.pop() ?? '', /^bkstream flows submit: <action> must be one of create_or_update, stop, delete \(got "explode"\)\nsee bkstream flows submit --help$/);
 
   t.is(await flows('breakers'), 0);
   t.deepEqual(out.splice(0).map((l) => l.split(/\s+/)), [['access', 'closed'], ['databus', 'closed'], ['auth', 'closed'], ['dataflow', 'closed'], ['resourcecenter', 'closed']]);
+  t.is(await flows('breakers', '--json'), 0);
+  t.is((JSON.parse(out.splice(0).join('\n')) as Record<string, string>).access, 'closed');
   t.is(await flows('nonsense'), 2);
-  await t.throwsAsync(flows('get', '4'), { message: /usage:/ });
-  await t.throwsAsync(runFlows(['list'], { ORCHESTRATOR_URL: 'http://127.0.0.1:1' }, () => undefined), { message: /cannot reach the orchestrator at http:\/\/127.0.0.1:1/ });
+  t.regex(out.pop() ?? '', /^bkstream flows: unknown subcommand "nonsense" \(one of list, get, submit, retry, breakers\)/);
+  t.is(await flows('get', '4'), 2);
+  t.regex(out.pop() ?? '', /^bkstream flows get: missing <app_name>\nsee bkstream flows get --help$/);
+  t.is(await runFlows(['list'], { ORCHESTRATOR_URL: 'http://127.0.0.1:1' }, (line) => out.push(line)), 1);
+  t.regex(out.pop() ?? '', /^bkstream flows: cannot reach the orchestrator at http:\/\/127.0.0.1:1 \(set ORCHESTRATOR_URL\): /);
 });
 
 test('bkstream up: bkdata-sim only without BKDATA_API_URL, and the orchestrator pointed at it', async (t) => {

@@ -10,20 +10,14 @@
  * a running collector's admin API — which needs an admin token already (BKSTREAM_ADMIN_TOKEN /
  * BKSTREAM_ADMIN_TOKEN_FILE) — while `bkstream up` holds the embedded store.
  */
-import { parseArgs } from 'node:util';
 import { createAdminToken, listAdminTokens, revokeAdminToken, type AdminTokenInfo } from '../../common/auth.ts';
-import { BkError, errorMessage } from '../../common/errors.ts';
 import { generateKey } from '../../common/secrets.ts';
-import type { Command } from '../command.ts';
+import { printJson } from '../api.ts';
+import { defineCommand, defineGroup, type Command } from '../command.ts';
 import { adminApiCall } from '../credentials.ts';
 import { withStoreOrAdminApi } from '../local-store.ts';
 
-const USAGE = `bkstream admin token [--name <name>]
-bkstream admin tokens
-bkstream admin revoke --id <n> [--force]
-bkstream admin secret-key`;
-
-class UsageError extends Error {}
+const NOTES = 'They open the store (DATABASE_URL, or the embedded one under DATA_DIR), or — while a running `bkstream up` holds\nthe embedded store — go through its collector admin API (COLLECTOR_ADMIN_URL) with the admin token of the environment.';
 
 /** The lines that hand a new admin token over, once. */
 export function adminTokenHelp(token: string): string {
@@ -45,71 +39,58 @@ function table(tokens: readonly Listed[]): string {
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
 }
 
-async function token(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseArgs({ args, strict: true, options: { name: { type: 'string', default: 'admin' } } });
+const token = defineCommand({
+  name: 'admin token',
+  summary: 'create an admin token; printed once, stored as its hash',
+  options: { name: { type: 'string', default: 'admin', help: 'a name to recognise it by' } },
+  notes: NOTES,
+}, async ({ values }, env, print) => {
   const created = await withStoreOrAdminApi(env,
     (store) => createAdminToken(store, values.name),
     (url) => adminApiCall<AdminTokenInfo & { token: string }>(url, env, 'POST', '/api/v1/admin/tokens', { name: values.name }, "the collector's admin API"));
-  console.log(`created admin token ${created.id} (${created.name})`);
-  console.log(adminTokenHelp(created.token));
+  print(`created admin token ${created.id} (${created.name})`);
+  print(adminTokenHelp(created.token));
   return 0;
-}
+});
 
-async function tokens(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  parseArgs({ args, strict: true, options: {} });
+const tokens = defineCommand({
+  name: 'admin tokens',
+  summary: 'list admin tokens (hints, creation, last use, revocation)',
+  options: { json: { type: 'boolean', help: 'print the tokens (never their values) as JSON on stdout' } },
+  notes: NOTES,
+}, async ({ values }, env, print) => {
   const list = await withStoreOrAdminApi<Listed[]>(env,
     (store) => listAdminTokens(store),
     async (url) => (await adminApiCall<{ tokens: Listed[] }>(url, env, 'GET', '/api/v1/admin/tokens', undefined, "the collector's admin API")).tokens);
-  console.log(list.length === 0 ? 'no admin tokens (bkstream admin token --name <name>)' : table(list));
+  if (values.json) printJson(print, { tokens: list });
+  else print(list.length === 0 ? 'no admin tokens (bkstream admin token --name <name>)' : table(list));
   return 0;
-}
+});
 
-async function revoke(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseArgs({ args, strict: true, options: { id: { type: 'string' }, force: { type: 'boolean', default: false } } });
-  if (values.id === undefined || !/^\d+$/.test(values.id)) throw new UsageError('--id <n> is required (bkstream admin tokens lists them)');
-  const id = Number(values.id);
+const revoke = defineCommand({
+  name: 'admin revoke',
+  summary: 'revoke an admin token (not the last active one unless --force)',
+  options: {
+    id: { type: 'integer', value: 'n', required: true, help: 'the token\'s id (bkstream admin tokens lists them)' },
+    force: { type: 'boolean', help: 'revoke it even when it is the last active one' },
+  },
+  notes: NOTES,
+}, async ({ values }, env, print) => {
+  const id = values.id;
   const revoked = await withStoreOrAdminApi(env,
     (store) => revokeAdminToken(store, id, values.force),
     (url) => adminApiCall<Listed>(url, env, 'DELETE', `/api/v1/admin/tokens/${id}${values.force ? '?force=true' : ''}`, undefined, "the collector's admin API"));
-  console.log(`revoked admin token ${revoked.id} (${revoked.name}); other processes stop accepting it within 10 s`);
+  print(`revoked admin token ${revoked.id} (${revoked.name}); other processes stop accepting it within 10 s`);
   return 0;
-}
+});
 
-async function secretKey(args: string[]): Promise<number> {
-  parseArgs({ args, strict: true, options: {} });
-  console.log(generateKey());
+const secretKey = defineCommand({
+  name: 'admin secret-key',
+  summary: 'print a fresh key for BKSTREAM_SECRET_KEY',
+  options: {},
+}, async (_input, _env, print) => {
+  print(generateKey());
   return 0;
-}
+});
 
-const SUBCOMMANDS: Record<string, (args: string[], env: NodeJS.ProcessEnv) => Promise<number>> = {
-  token,
-  tokens,
-  revoke,
-  'secret-key': secretKey,
-};
-
-export const command: Command = {
-  summary: 'admin tokens (create, list, revoke) and secret keys',
-  usage: USAGE.split('\n')[0] ?? USAGE,
-  async run(args, env) {
-    const [sub, ...rest] = args;
-    const run = sub ? SUBCOMMANDS[sub] : undefined;
-    if (!run) {
-      console.error(`usage:\n${USAGE}`);
-      return 2;
-    }
-    try {
-      return await run(rest, env);
-    } catch (err) {
-      if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-        console.error(`bkstream admin ${sub}: ${errorMessage(err)}\nusage:\n${USAGE}`);
-        return 2;
-      }
-      if (err instanceof BkError && !err.retriable && err.code !== 'config_invalid') {
-        console.error(`bkstream admin ${sub}: ${err.message}`);
-        return 1;
-      }
-      throw err;
-    }
-  },
-};
+export const command: Command = defineGroup('admin', 'admin tokens (create, list, revoke) and secret keys', { token, tokens, revoke, 'secret-key': secretKey });

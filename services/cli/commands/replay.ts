@@ -1,11 +1,9 @@
 /** `bkstream replay --from <time> --to <time> [--topic spans]`: backfill through `spans.replay`. */
-import { parseArgs } from 'node:util';
-import { Bus } from '../../common/bus/index.ts';
-import { brokersOrLocal, commonSpec, loadConfig } from '../../common/config.ts';
+import { commonSpec, loadConfig } from '../../common/config.ts';
 import { ValidationError } from '../../common/errors.ts';
-import { createLogger } from '../../common/log.ts';
 import { topicName } from '../../common/topics.ts';
-import type { Command } from '../command.ts';
+import { cliBrokers, cliBus } from '../broker.ts';
+import { defineCommand, type Command } from '../command.ts';
 import { parseTime, replay, type ReplayProgress } from '../replay.ts';
 
 function progressPrinter(out: NodeJS.WriteStream): (p: ReplayProgress) => void {
@@ -25,24 +23,38 @@ function progressPrinter(out: NodeJS.WriteStream): (p: ReplayProgress) => void {
   };
 }
 
-export const command: Command = {
+export const command: Command = defineCommand({
+  name: 'replay',
   summary: 'copy a time range of a span topic into spans.replay (backfill)',
-  usage: 'bkstream replay --from <time> --to <time> [--topic spans]   (time: ISO 8601, epoch ms, now, -2h, -30m, -7d)',
-  async run(args, env) {
-    const { values } = parseArgs({ args, options: { from: { type: 'string' }, to: { type: 'string' }, topic: { type: 'string', default: 'spans' } } });
-    if (!values.from || !values.to) throw new ValidationError('replay needs --from and --to');
-    const config = loadConfig(commonSpec, { env });
-    const bus = new Bus({ brokers: brokersOrLocal(config.kafkaBrokers, env), clientId: 'bkstream-replay', logger: createLogger({ level: 'warn' }) });
-    const fromTopic = values.topic.includes('.') && values.topic.startsWith(`${config.topicPrefix}.`) ? values.topic : `${config.topicPrefix}.${values.topic}`;
-    const result = await replay({
-      bus,
-      fromTopic,
-      toTopic: topicName(config.topicPrefix, 'spansReplay'),
-      fromMs: parseTime(values.from),
-      toMs: parseTime(values.to),
-      onProgress: progressPrinter(process.stderr),
-    });
-    console.log(`replayed ${result.copied} records (${(result.bytes / 1e6).toFixed(1)} MB) from ${fromTopic} into ${topicName(config.topicPrefix, 'spansReplay')}`);
-    return 0;
+  options: {
+    from: { type: 'string', value: 'time', required: true, help: 'the first record\'s time, inclusive' },
+    to: { type: 'string', value: 'time', required: true, help: 'the end of the range, exclusive' },
+    topic: { type: 'string', default: 'spans', help: 'the topic to copy from, with or without the prefix' },
   },
-};
+  notes: 'A time is an ISO 8601 time (2026-11-21T10:00:00Z), epoch ms, now, or -2h / -30m / -7d back from now\n(`--from -2h` and `--from=-2h` both work). The broker is KAFKA_BROKERS (default the local one); progress goes to stderr.',
+}, async ({ values, usage }, env, print) => {
+  const time = (name: 'from' | 'to'): number => {
+    try {
+      return parseTime(values[name]);
+    } catch (err) {
+      if (err instanceof ValidationError) usage(`--${name}: ${err.message}`);
+      throw err;
+    }
+  };
+  const fromMs = time('from');
+  const toMs = time('to');
+  if (!(fromMs < toMs)) usage(`--from (${new Date(fromMs).toISOString()}) must be before --to (${new Date(toMs).toISOString()})`);
+  const config = loadConfig(commonSpec, { env });
+  const bus = await cliBus(cliBrokers(config, env), 'bkstream-replay');
+  const fromTopic = values.topic.includes('.') && values.topic.startsWith(`${config.topicPrefix}.`) ? values.topic : `${config.topicPrefix}.${values.topic}`;
+  const result = await replay({
+    bus,
+    fromTopic,
+    toTopic: topicName(config.topicPrefix, 'spansReplay'),
+    fromMs,
+    toMs,
+    onProgress: progressPrinter(process.stderr),
+  });
+  print(`replayed ${result.copied} records (${(result.bytes / 1e6).toFixed(1)} MB) from ${fromTopic} into ${topicName(config.topicPrefix, 'spansReplay')}`);
+  return 0;
+});

@@ -7,18 +7,18 @@
  * The reference's flag spellings (`-report.bk_data_id 1500512`, `-report.message.kind event`, ...) are
  * accepted too. Exit code 1 on any failure.
  */
-import { parseArgs } from 'node:util';
 import { loadAgentConfig } from '../../agent/config-engine.ts';
 import { DEFAULT_AGENT_CONFIG } from '../../agent/config.ts';
 import { HostIdentitySource } from '../../agent/host-identity.ts';
 import { prepareReport, reportRecords, validateReport } from '../../agent/report.ts';
 import { TASK_TYPES } from '../../agent/tasks/index.ts';
-import { Bus } from '../../common/bus/index.ts';
-import { brokersOrLocal, commonSpec, loadConfig } from '../../common/config.ts';
-import { ValidationError } from '../../common/errors.ts';
+import { commonSpec, loadConfig } from '../../common/config.ts';
+import { UnavailableError } from '../../common/errors.ts';
 import { silentLogger } from '../../common/log.ts';
 import { topicName } from '../../common/topics.ts';
-import type { Command } from '../command.ts';
+import { cliBrokers, cliBus } from '../broker.ts';
+import { defineCommand, type Command } from '../command.ts';
+import { innermostMessage } from '../messages.ts';
 
 /** The reference's flag names → ours. */
 const REFERENCE_FLAGS: Record<string, string> = {
@@ -47,95 +47,93 @@ export function normaliseReportArgs(args: readonly string[]): string[] {
   return out;
 }
 
-function int(name: string, v: string | undefined): number {
-  if (v === undefined || v === '') return 0;
-  if (!/^-?\d+$/.test(v)) throw new ValidationError(`--${name} must be an integer, got ${JSON.stringify(v)}`);
-  return Number(v);
-}
-
-export const command: Command = {
+const report = defineCommand({
+  name: 'report',
   summary: 'send one custom event or time-series report (bkmonitorbeat -report)',
-  usage: 'bkstream report --kind event|timeseries --data-id N [--body JSON] [--event-name/--event-content/--event-target/--event-timestamp] [--token T] [--http host:port] [--config bkmonitorbeat.yaml]',
-  async run(args, env) {
-    const { values } = parseArgs({
-      args: normaliseReportArgs(args),
-      options: {
-        type: { type: 'string' },
-        http: { type: 'string' },
-        token: { type: 'string' },
-        'data-id': { type: 'string' },
-        kind: { type: 'string' },
-        body: { type: 'string' },
-        'event-name': { type: 'string' },
-        'event-content': { type: 'string' },
-        'event-target': { type: 'string' },
-        'event-timestamp': { type: 'string' },
-        'agent-address': { type: 'string' },
-        config: { type: 'string' },
-      },
-    });
-    const kind = values.kind;
-    if (kind !== 'event' && kind !== 'timeseries') throw new ValidationError(`--kind must be event or timeseries, got ${JSON.stringify(kind ?? '')}`);
-    const type = values.type ?? (values.http ? 'http' : 'agent');
-    if (type !== 'agent' && type !== 'http') throw new ValidationError(`--type must be agent (Kafka) or http, got ${JSON.stringify(type)}`);
-    if (type === 'http' && !values.http) throw new ValidationError('--type http needs --http host:port (the bk-collector proxy)');
-    if (values['agent-address']) console.error('bkstream report: --agent-address (the GSE socket) is not used: reports go to Kafka');
-    const now = Date.now();
-    let doc: Record<string, unknown>;
-    try {
-      doc = prepareReport({
-        kind: kind,
-        dataId: int('data-id', values['data-id']),
-        now,
-        ...(values.body === undefined ? {} : { body: values.body }),
-        ...(values['event-name'] ? { eventName: values['event-name'] } : {}),
-        ...(values['event-content'] ? { eventContent: values['event-content'] } : {}),
-        ...(values['event-target'] ? { eventTarget: values['event-target'] } : {}),
-        eventTimestamp: int('event-timestamp', values['event-timestamp']),
-        ...(values.token ? { token: values.token } : {}),
-      });
-    } catch (err) {
-      console.error(`bkstream report: ${(err as Error).message}`);
-      return 1;
-    }
-    const problems = validateReport(kind, doc);
-    if (problems.length > 0) {
-      console.error(`bkstream report: the ${kind} message is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-      return 1;
-    }
-
-    if (type === 'http') {
-      const url = `http://${values.http}/v2/push/`;
-      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(doc) });
-      const text = await res.text();
-      if (res.status !== 200) {
-        console.error(`bkstream report: POST ${url} failed: ${res.status} ${res.statusText} ${text}`);
-        return 1;
-      }
-      console.log(text);
-      return 0;
-    }
-
-    const common = loadConfig(commonSpec, { env });
-    const loaded = loadAgentConfig(values.config ?? (env.AGENT_CONFIG || DEFAULT_AGENT_CONFIG), { types: TASK_TYPES });
-    const identity = new HostIdentitySource({ config: loaded.main, logger: silentLogger, ...(env.AGENT_HOST_IP ? { ipOverride: env.AGENT_HOST_IP } : {}) });
-    await identity.start();
-    identity.stop();
-    let records;
-    try {
-      records = reportRecords(kind, doc, identity.current(), { events: topicName(common.topicPrefix, 'events'), metrics: topicName(common.topicPrefix, 'metrics') }, now);
-    } catch (err) {
-      console.error(`bkstream report: ${(err as Error).message}`);
-      return 1;
-    }
-    const producer = new Bus({ brokers: brokersOrLocal(common.kafkaBrokers, env), clientId: 'bkstream-report', logger: silentLogger, retries: 3, connectionTimeoutMs: 3_000 }).producer({ idempotent: true });
-    try {
-      await producer.start();
-      for (const r of records) await producer.send(r.topic, [{ key: r.key, value: r.value, timestamp: r.timestamp }]);
-    } finally {
-      await producer.stop().catch(() => undefined);
-    }
-    console.log(`sent ${records.length} record${records.length === 1 ? '' : 's'} to ${[...new Set(records.map((r) => r.topic))].join(', ')}`);
-    return 0;
+  options: {
+    kind: { type: 'string', choices: ['event', 'timeseries'], required: true, help: 'what the message is' },
+    'data-id': { type: 'integer', value: 'n', default: 0, help: 'the data id it is reported under' },
+    body: { type: 'string', value: 'json', help: 'the message body (time series: {access_token, data: [...]})' },
+    'event-name': { type: 'string', value: 'text', help: 'an event\'s name' },
+    'event-content': { type: 'string', value: 'text', help: 'an event\'s content' },
+    'event-target': { type: 'string', value: 'text', help: 'an event\'s target' },
+    'event-timestamp': { type: 'integer', value: 'ms', default: 0, help: 'an event\'s time (default now)' },
+    token: { type: 'string', help: 'the access token' },
+    type: { type: 'string', choices: ['agent', 'http'], help: 'agent: to Kafka (the default); http: to the proxy at --http' },
+    http: { type: 'string', value: 'host:port', help: 'a bk-collector-style proxy to POST /v2/push/ to (implies --type http)' },
+    config: { type: 'string', value: 'file', help: 'the agent\'s main file, for the host identity (default AGENT_CONFIG or the example)' },
+    'agent-address': { type: 'string', value: 'address', help: 'the GSE socket of the reference: accepted, not used' },
   },
-};
+  notes: 'The reference\'s spellings (`-report.bk_data_id 1500512`, `-report.message.kind event`, …) are accepted too.\nExit code 1 when the message is invalid or cannot be sent.',
+}, async ({ values, usage }, env, print) => {
+  const kind = values.kind;
+  const type = values.type ?? (values.http ? 'http' : 'agent');
+  if (type === 'http' && !values.http) usage('--type http needs --http host:port (the bk-collector proxy)');
+  if (values['agent-address']) console.error('bkstream report: --agent-address (the GSE socket) is not used: reports go to Kafka');
+  const now = Date.now();
+  let doc: Record<string, unknown>;
+  try {
+    doc = prepareReport({
+      kind: kind,
+      dataId: values['data-id'],
+      now,
+      ...(values.body === undefined ? {} : { body: values.body }),
+      ...(values['event-name'] ? { eventName: values['event-name'] } : {}),
+      ...(values['event-content'] ? { eventContent: values['event-content'] } : {}),
+      ...(values['event-target'] ? { eventTarget: values['event-target'] } : {}),
+      eventTimestamp: values['event-timestamp'],
+      ...(values.token ? { token: values.token } : {}),
+    });
+  } catch (err) {
+    console.error(`bkstream report: ${(err as Error).message}`);
+    return 1;
+  }
+  const problems = validateReport(kind, doc);
+  if (problems.length > 0) {
+    console.error(`bkstream report: the ${kind} message is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    return 1;
+  }
+
+  if (type === 'http') {
+    const url = `http://${values.http}/v2/push/`;
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(doc), signal: AbortSignal.timeout(10_000) });
+      text = await res.text();
+    } catch (err) {
+      throw new UnavailableError(`cannot reach the proxy at ${url}: ${innermostMessage(err)}`, { cause: err });
+    }
+    if (res.status !== 200) {
+      console.error(`bkstream report: POST ${url} failed: ${res.status} ${res.statusText} ${text}`);
+      return 1;
+    }
+    print(text);
+    return 0;
+  }
+
+  const common = loadConfig(commonSpec, { env });
+  const loaded = loadAgentConfig(values.config ?? (env.AGENT_CONFIG || DEFAULT_AGENT_CONFIG), { types: TASK_TYPES });
+  const identity = new HostIdentitySource({ config: loaded.main, logger: silentLogger, ...(env.AGENT_HOST_IP ? { ipOverride: env.AGENT_HOST_IP } : {}) });
+  await identity.start();
+  identity.stop();
+  let records;
+  try {
+    records = reportRecords(kind, doc, identity.current(), { events: topicName(common.topicPrefix, 'events'), metrics: topicName(common.topicPrefix, 'metrics') }, now);
+  } catch (err) {
+    console.error(`bkstream report: ${(err as Error).message}`);
+    return 1;
+  }
+  const producer = (await cliBus(cliBrokers(common, env), 'bkstream-report', { retries: 3, connectionTimeoutMs: 3_000 })).producer({ idempotent: true });
+  try {
+    await producer.start();
+    for (const r of records) await producer.send(r.topic, [{ key: r.key, value: r.value, timestamp: r.timestamp }]);
+  } finally {
+    await producer.stop().catch(() => undefined);
+  }
+  print(`sent ${records.length} record${records.length === 1 ? '' : 's'} to ${[...new Set(records.map((r) => r.topic))].join(', ')}`);
+  return 0;
+});
+
+/** `bkstream report`, the reference's flag spellings turned into ours first. */
+export const command: Command = { ...report, run: (args, env, print) => report.run(normaliseReportArgs(args), env, print) };

@@ -2,60 +2,10 @@
  * `bkstream trace <trace_id> [--json]`: a trace from the storage API (STORAGE_URL, default
  * http://127.0.0.1:8083) as an indented waterfall — each span's offset from the trace start, its
  * duration, a bar on the trace's time line, and its service and name, children under their parent.
- * Also the HTTP helpers and duration parsing `traces` and `metrics` share.
  */
-import { parseArgs } from 'node:util';
-import type { Command } from '../command.ts';
-import { authHeaders, credentialsHint } from '../credentials.ts';
-
-const USAGE = 'bkstream trace <trace_id> [--json]';
-
-export interface Reply {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-/** GETs a storage API path; throws a clear error when the service cannot be reached. */
-export async function storageGet(env: NodeJS.ProcessEnv, path: string): Promise<Reply> {
-  const base = (env.STORAGE_URL ?? 'http://127.0.0.1:8083').replace(/\/+$/, '');
-  const headers = authHeaders(env);
-  let res: Response;
-  try {
-    res = await fetch(`${base}${path}`, { headers });
-  } catch (err) {
-    throw new Error(`cannot reach the storage service at ${base} (set STORAGE_URL): ${(err as Error).message}`);
-  }
-  const text = await res.text();
-  let body: Record<string, unknown>;
-  try {
-    body = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    body = { error: text.slice(0, 300) };
-  }
-  return { status: res.status, body };
-}
-
-/** Prints the API's error; returns the exit code 1. */
-export function failed(r: Reply, print: (line: string) => void, env: NodeJS.ProcessEnv = {}): number {
-  print(`error (HTTP ${r.status}): ${typeof r.body.error === 'string' ? r.body.error : JSON.stringify(r.body)}${credentialsHint(r.status, env)}`);
-  return 1;
-}
-
-const UNITS: Record<string, number> = { us: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600, d: 86_400 };
-
-/** `250ms`, `1.5s`, `30m`, `2h`, `7d`, `500us` (a bare number is `unit`) → seconds. */
-export function parseDuration(text: string, unit: keyof typeof UNITS, what: string): number {
-  const m = /^-?(\d+(?:\.\d+)?)(us|ms|s|m|h|d)?$/.exec(text.trim());
-  if (!m) throw new Error(`${what}: expected a duration such as 250ms, 30m, 2h or 7d, got ${JSON.stringify(text)}`);
-  return Number(m[1]) * (UNITS[m[2] ?? unit] as number);
-}
-
-/** µs as a short human duration. */
-export function formatUs(us: number): string {
-  if (us < 1_000) return `${us} µs`;
-  if (us < 1_000_000) return `${(us / 1_000).toFixed(us < 10_000 ? 2 : 1)} ms`;
-  return `${(us / 1_000_000).toFixed(2)} s`;
-}
+import { APIS, apiGet, printJson } from '../api.ts';
+import { defineCommand, runCommand, type Command, type Print } from '../command.ts';
+import { formatUs } from '../durations.ts';
 
 interface WaterfallSpan {
   span_id: string;
@@ -98,22 +48,20 @@ export function renderWaterfall(detail: Record<string, unknown>, width = 30): st
   return lines;
 }
 
-export async function runTrace(args: string[], env: NodeJS.ProcessEnv, print: (line: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
-  const [id] = positionals;
-  if (!id || positionals.length > 1) {
-    print(`usage: ${USAGE}`);
-    return 2;
-  }
-  const r = await storageGet(env, `/api/v1/traces/${encodeURIComponent(id)}`);
-  if (r.status !== 200) return failed(r, print, env);
-  if (values.json) print(JSON.stringify(r.body, null, 2));
+export const command: Command = defineCommand({
+  name: 'trace',
+  summary: 'show one trace as a waterfall (storage API at STORAGE_URL)',
+  args: ['<trace_id>'],
+  options: { json: { type: 'boolean', help: 'print the trace detail as JSON on stdout' } },
+  notes: 'The storage API is at STORAGE_URL (default http://127.0.0.1:8083); the admin token comes from BKSTREAM_ADMIN_TOKEN\nor BKSTREAM_ADMIN_TOKEN_FILE.',
+}, async ({ values, positionals }, env, print) => {
+  const r = await apiGet(APIS.storage, env, `/api/v1/traces/${encodeURIComponent(positionals[0] as string)}`);
+  if (values.json) printJson(print, r.body);
   else for (const line of renderWaterfall(r.body)) print(line);
   return 0;
-}
+});
 
-export const command: Command = {
-  summary: 'show one trace as a waterfall (storage API at STORAGE_URL)',
-  usage: USAGE,
-  run: (args, env) => runTrace(args, env, (line) => console.log(line)),
-};
+/** Runs `bkstream trace ...` as the CLI does, printing output and messages with `print`; returns the exit code. */
+export function runTrace(args: string[], env: NodeJS.ProcessEnv, print: Print): Promise<number> {
+  return runCommand('trace', command, args, env, { out: print, err: print });
+}
