@@ -114,3 +114,13 @@ test('tail sampling config checks conditions and ranges', (t) => {
   }
   t.throws(() => parseFlowConfig('tail_sampling', 'create_or_update', '{oops'), { message: /not valid JSON/ });
 });
+
+test('tail conditions: condition optional on the first (reference serializer: required=False), required after it (README, Differences, 10)', (t) => {
+  const first = { key: 'attributes.http.status_code', method: 'gte', value: ['500'] };
+  const ok = parseFlowConfig('tail_sampling', 'create_or_update', { data_id: 1, tail_conditions: [first, { condition: 'and', key: 'kind', method: 'eq', value: ['2'] }] });
+  t.deepEqual((ok as { tail_conditions: unknown[] }).tail_conditions[0], first, 'kept as given, without a condition');
+  const err = t.throws(() => parseFlowConfig('tail_sampling', 'create_or_update', { data_id: 1, tail_conditions: [first, { key: 'kind', method: 'eq', value: ['2'] }, { condition: null, key: 'kind', method: 'eq', value: ['3'] }] }), { instanceOf: ValidationError });
+  t.regex(err?.message ?? '', /config\.tail_conditions\[1\]\.condition is required after the first condition/);
+  t.regex(err?.message ?? '', /config\.tail_conditions\[2\]\.condition must be "and" or "or"/, 'null is not left out (the reference refuses null too)');
+  t.notRegex(err?.message ?? '', /tail_conditions\[0\]/);
+});

@@ -22,7 +22,11 @@ import { identityOf, maintainers, normalizeAppName, optionalInt, optionalObject,
 export const CONDITION_METHODS = ['gt', 'gte', 'lt', 'lte', 'eq', 'neq', 'reg', 'nreg'] as const;
 
 export interface TailCondition {
-  condition: 'and' | 'or';
+  /**
+   * How the condition joins the one before: `or` starts a new AND group. Optional, as in the reference, on
+   * the first condition (whose connector is ignored); required on the others (README, Differences, 10).
+   */
+  condition?: 'and' | 'or';
   key: string;
   method: (typeof CONDITION_METHODS)[number];
   value: string[];
@@ -85,11 +89,14 @@ function checkConditions(v: unknown, problems: string[]): void {
   v.forEach((c: unknown, i) => {
     const at = `config.tail_conditions[${i}]`;
     if (typeof c !== 'object' || c === null) {
-      problems.push(`${at} must be an object {condition, key, method, value}`);
+      problems.push(`${at} must be an object {condition?, key, method, value}`);
       return;
     }
     const cond = c as Record<string, unknown>;
-    if (cond.condition !== 'and' && cond.condition !== 'or') problems.push(`${at}.condition must be "and" or "or"`);
+    if (cond.condition === undefined) {
+      // The reference accepts it missing anywhere; its Flink job then fails to start on a later one.
+      if (i > 0) problems.push(`${at}.condition is required after the first condition ("and" or "or"): the Flink job refuses to start without it`);
+    } else if (cond.condition !== 'and' && cond.condition !== 'or') problems.push(`${at}.condition must be "and" or "or"`);
     if (typeof cond.key !== 'string' || cond.key === '') problems.push(`${at}.key must be a non-empty string`);
     if (!(CONDITION_METHODS as readonly unknown[]).includes(cond.method)) problems.push(`${at}.method must be one of ${CONDITION_METHODS.join(', ')}`);
     if (!Array.isArray(cond.value) || !cond.value.every((x) => typeof x === 'string')) problems.push(`${at}.value must be a list of strings`);
