@@ -147,8 +147,31 @@ test('bkstream up --demo: the demo app\'s spans reach Kafka and its tail-samplin
     const mine = read.spans().filter((s) => s.app_name === DEMO_APP.appName && s.bk_biz_id === DEMO_APP.bkBizId);
     return SHOP_SERVICES.every((name) => mine.some((s) => serviceOf(s) === name));
   }, 45_000, 200);
+  t.true(read.spans().filter((s) => s.app_name === DEMO_APP.appName).every((s) => s.resource['net.host.ip'] === '127.0.0.1'), 'the host agent\'s default host');
   t.true(demo.stats().requests > 0);
   await demo.stop();
   await demo.stop();
   t.is(demo.stats().requests, 0, 'stopped: nothing left running');
+});
+
+test('with a real BKData (no local bkdata-sim) the demo submits no flow, and its traffic still flows', async (t) => {
+  const receiver = await startReceiver(t);
+  const said: string[] = [];
+  const demo = createDemo({
+    store: receiver.store,
+    bus: receiver.bus,
+    topicPrefix: receiver.prefix,
+    otlp: { grpcUrl: undefined, httpUrl: receiver.httpUrl },
+    submitFlow: false,
+    requestsPerSecond: 20,
+    exportDelayMs: 100,
+    print: (line) => said.push(line),
+  });
+  t.teardown(() => demo.stop());
+  await demo.start();
+  t.is(demo.flow(), undefined);
+  t.true(said.some((l) => l.startsWith('demo: no tail-sampling flow submitted')));
+  await waitFor('spans exported over OTLP/HTTP alone', () => demo.stats().spans.exported > 20, 30_000, 100);
+  t.is(demo.stats().spans.failed, 0, demo.stats().spans.lastError);
+  await demo.stop();
 });

@@ -222,6 +222,8 @@ export const command: Command = {
           otlp: otlpEndpoints(collector.config as Parameters<typeof otlpEndpoints>[0], bound),
           // A real BKData (BKDATA_API_URL) gets no demo flow: only the local bkdata-sim does.
           submitFlow: planned.some((p) => p.module.name === 'bkdata-sim'),
+          // The spans' host is the one the host agent reports (its AGENT_HOST_IP, 127.0.0.1 by default).
+          ...(env.AGENT_HOST_IP ? { hostIp: env.AGENT_HOST_IP } : {}),
           print: (line) => console.log(line),
         });
         all.add(demo);

@@ -11,7 +11,6 @@
  * the collector (so it must stop after the demo: `up` adds the demo last), and the Kafka producer. Every
  * step runs even if one fails; idempotent; safe without start.
  */
-import { networkInterfaces } from 'node:os';
 import type { Bus, BusProducer } from '../../common/bus/index.ts';
 import type { Component } from '../../common/lifecycle.ts';
 import type { Store } from '../../common/store/index.ts';
@@ -44,6 +43,11 @@ export interface DemoOptions {
   flowTimeoutMs?: number;
   /** How often the flow's state is read, ms. Default 500. */
   flowPollMs?: number;
+  /**
+   * The host IP the spans say they ran on (resource `net.host.ip`, discovery's hosts). Default 127.0.0.1,
+   * the host agent's own default identity (AGENT_HOST_IP), so the map's host is the one the agent reports.
+   */
+  hostIp?: string;
   /** Where the demo says what it does (one line each). */
   print: (line: string) => void;
 }
@@ -62,14 +66,6 @@ export interface Demo extends Component {
   /** Each demo service's loopback address, once started. */
   addresses(): Record<string, string>;
   stats(): DemoStats;
-}
-
-/** The first non-internal IPv4 address of this machine (spans name the host they ran on), else 127.0.0.1. */
-export function hostAddress(): string {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return '127.0.0.1';
 }
 
 export function createDemo(options: DemoOptions): Demo {
@@ -111,7 +107,7 @@ export function createDemo(options: DemoOptions): Demo {
       registered = await ensureDemoApp(options.store);
       const { application, token } = registered;
       options.print(`demo: application ${application.bkBizId}/${application.appName} ${registered.created ? 'registered' : 'already registered, new token issued'}; its token (shown once): ${token}`);
-      telemetry = new DemoTelemetry({ ...options.otlp, token }, { exportDelayMs: options.exportDelayMs ?? 1_000, hostIp: hostAddress() });
+      telemetry = new DemoTelemetry({ ...options.otlp, token }, { exportDelayMs: options.exportDelayMs ?? 1_000, hostIp: options.hostIp ?? '127.0.0.1' });
       shop = new DemoShop(telemetry, behaviour);
       try {
         await shop.start();
