@@ -584,9 +584,17 @@ function pathPattern(path: string): RegExp {
 /** Each route with the pattern of its path, in the order they are matched. */
 export const COMPILED_ROUTES: readonly { route: SimRoute; pattern: RegExp }[] = ROUTES.map((route) => ({ route, pattern: pathPattern(route.path) }));
 
-/** A path parameter as the route sees it (percent-decoding throws URIError on a malformed one). */
+/** A path parameter as the route sees it; a malformed percent-encoding is the client's error (400). */
 export function decodePathParams(groups: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.fromEntries(Object.entries(groups).map(([k, v]) => [k, decodeURIComponent(v)]));
+  return Object.fromEntries(
+    Object.entries(groups).map(([k, v]) => {
+      try {
+        return [k, decodeURIComponent(v)];
+      } catch {
+        throw new ValidationError(`path parameter ${k} is not valid percent-encoding`);
+      }
+    }),
+  );
 }
 
 /**

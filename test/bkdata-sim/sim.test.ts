@@ -159,7 +159,7 @@ test('routing: any base path before /v3/, optional trailing slash, envelopes for
   t.deepEqual(await raw('GET', '/v3/v3/access/rawdata/'), [404, '{"result":false,"code":"1500404","message":"no API at /v3/v3/access/rawdata/","errors":null,"data":null}'], 'the base path ends at the first /v3/');
   t.deepEqual(await raw('GET', '/admin/v3/access/rawdata/'), [404, '{"error":"not found"}']);
   t.deepEqual(await raw('POST', '/admin/faults'), [405, '{"error":"method not allowed"}']);
-  t.deepEqual(await raw('PUT', '/v3/databus/cleans/%zz/'), [500, '{"error":"URI malformed"}']);
+  t.deepEqual(await raw('PUT', '/v3/databus/cleans/%zz/'), [400, '{"error":"path parameter processing_id is not valid percent-encoding","code":"invalid_argument"}'], 'a malformed path parameter is the client\'s error');
   const stats = sim.calls.stats();
   t.is(stats.byOutcome.unknown_route, 2, 'unknown API paths are counted, admin ones are not');
   t.is(stats.byApi.update_databus_cleans, 1, 'a malformed path parameter is no call');
