@@ -25,7 +25,7 @@ import { Lifecycle, type Component } from '../../common/lifecycle.ts';
 import { ConfigError, type ConfigProblem } from '../../common/errors.ts';
 import { openInfrastructure, type ServiceDeps, type ServiceModule } from '../../common/service.ts';
 import { topicsSpec } from '../../common/topics.ts';
-import type { Command } from '../command.ts';
+import { helpText, parseCommand, usageLine, type Command, type CommandSpec } from '../command.ts';
 import { UP_SERVICES, type UpEntry } from '../services.ts';
 import type { CollectorService } from '../../collector/service.ts';
 import { adminTokenHelp } from './admin.ts';
@@ -153,21 +153,20 @@ export function describeUp(planned: readonly { module: { name: string }; config:
   return lines;
 }
 
-/** `up`'s own options: `--demo`; anything else is a usage error. */
-function upOptions(args: readonly string[]): { demo: boolean } | { unknown: string } {
-  const unknown = args.find((a) => a !== '--demo');
-  return unknown === undefined ? { demo: args.includes('--demo') } : { unknown };
-}
+/** `up`'s own options: `--demo`; anything else is a usage error, `--help` prints the usage (command.ts). */
+const UP_SPEC = {
+  name: 'up',
+  summary: 'run the whole pipeline locally (broker, topics, store, every service)',
+  options: { demo: { type: 'boolean', help: 'also run the demo shop: an application, traced services and their traffic' } },
+  notes: 'KAFKA_BROKERS (default: a local broker started here), DATABASE_URL (default: embedded PGlite under DATA_DIR) and\nevery service\'s settings are checked before anything starts; Ctrl-C stops everything, intake first.',
+} as const satisfies CommandSpec;
 
 export const command: Command = {
-  summary: 'run the whole pipeline locally (broker, topics, store, every service)',
-  usage: 'bkstream up [--demo]',
+  summary: UP_SPEC.summary,
+  usage: usageLine(UP_SPEC),
+  help: () => helpText(UP_SPEC),
   async run(args, baseEnv) {
-    const options = upOptions(args);
-    if ('unknown' in options) {
-      console.error(`bkstream up: unknown argument ${JSON.stringify(options.unknown)}\nusage: bkstream up [--demo]`);
-      return 2;
-    }
+    const options = parseCommand(UP_SPEC, args).values;
     const env = { ...baseEnv };
     // Every setting is checked before anything is started or opened, so one run lists every problem.
     await checkUpConfig({ ...env });
