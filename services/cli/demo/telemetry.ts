@@ -71,9 +71,9 @@ function exporterFor(target: OtlpTarget, protocol: Protocol): SpanExporter {
   if (useGrpc) {
     const metadata = new GrpcMetadata();
     metadata.set('x-bk-token', target.token);
-    return new GrpcExporter({ url: target.grpcUrl, metadata, timeoutMillis: 10_000 });
+    return new GrpcExporter({ url: target.grpcUrl, metadata, timeoutMillis: 5_000 });
   }
-  return new ProtoExporter({ url: target.httpUrl, headers: { 'x-bk-token': target.token }, timeoutMillis: 10_000 });
+  return new ProtoExporter({ url: target.httpUrl, headers: { 'x-bk-token': target.token }, timeoutMillis: 5_000 });
 }
 
 /** One demo service's identity. */

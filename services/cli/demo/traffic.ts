@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export const MAX_IN_FLIGHT = 32;
 
 /** How long `stop()` waits for requests in flight, ms. */
-const STOP_WAIT_MS = 6_000;
+const STOP_WAIT_MS = 3_000;
 
 export interface TrafficCounts {
   sent: number;
