@@ -6,10 +6,11 @@
  *
  * Errors are mapped onto the taxonomy of services/common/errors.ts, which is what the per-family
  * breakers and the step retries act on:
- * - network failures, timeouts, HTTP 5xx and 429, and a 2xx body that is not an envelope →
+ * - network failures, timeouts, HTTP 5xx and 429, and a 2xx body that is not JSON →
  *   {@link BkdataApiError} with `retriable: true` (the dependency is unwell; counts against its breaker);
- * - HTTP 4xx and `result=false` → `retriable: false` (a business error: never retried as such and never
- *   counted against the breaker).
+ * - HTTP 4xx, an envelope whose `result` is falsy and whose `code` is not 0 (the reference's test: a body
+ *   without `result` is a success), and the permission centre's codes → `retriable: false` (a business
+ *   error: never retried as such and never counted against the breaker).
  *
  * There are no retries here: retries and breakers belong to the caller (reference: "no retries at
  * client level").
@@ -181,13 +182,14 @@ export class BkdataClient {
       const code = (err as { cause?: { code?: string } }).cause?.code;
       throw new BkdataApiError(api, `request failed${code ? ` (${code})` : ''}: ${(err as Error).message}`, true, { cause: err });
     }
-    let envelope: { result?: unknown; code?: unknown; message?: unknown; data?: unknown } | undefined;
+    let parsed: unknown;
+    let isJson = true;
     try {
-      const parsed: unknown = JSON.parse(text);
-      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) envelope = parsed;
+      parsed = JSON.parse(text);
     } catch {
-      envelope = undefined;
+      isJson = false;
     }
+    const envelope = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as { result?: unknown; code?: unknown; message?: unknown; data?: unknown }) : undefined;
     const bkCode = envelope?.code === undefined || envelope.code === null ? undefined : asText(envelope.code);
     const message = typeof envelope?.message === 'string' && envelope.message !== '' ? envelope.message : text.slice(0, 200);
     if (res.status >= 500 || res.status === 429) {
@@ -196,12 +198,39 @@ export class BkdataClient {
     if (res.status >= 400) {
       throw new BkdataApiError(api, `HTTP ${res.status}: ${message}`, false, { httpStatus: res.status, ...(bkCode ? { bkCode } : {}) });
     }
-    if (!envelope || !('result' in envelope)) {
+    if (!isJson) {
       throw new BkdataApiError(api, `HTTP ${res.status} without a BKData envelope: ${text.slice(0, 200)}`, true, { httpStatus: res.status });
     }
-    if (envelope.result !== true) {
-      throw new BkdataApiError(api, `result=false (code ${bkCode ?? '?'}): ${message}`, false, { httpStatus: res.status, ...(bkCode ? { bkCode } : {}) });
+    // JSON that is not an object is the answer itself (the reference hands it on as it is).
+    if (!envelope) return parsed as T;
+    if (bkCode !== undefined && PERMISSION_DENIED_CODES.has(bkCode)) {
+      throw new BkdataApiError(api, `permission denied (code ${bkCode}): ${message}`, false, { httpStatus: res.status, bkCode });
+    }
+    if (isEnvelopeError(envelope)) {
+      throw new BkdataApiError(api, `result=${JSON.stringify(envelope.result ?? null)} (code ${bkCode ?? '?'}): ${message}`, false, { httpStatus: res.status, ...(bkCode ? { bkCode } : {}) });
     }
     return envelope.data as T;
   }
+}
+
+/** Codes of the permission centre's "no permission" answer: errors whatever `result` says (reference `APIPermissionDeniedCodeList`). */
+const PERMISSION_DENIED_CODES = new Set(['9900403', '35999999']);
+
+/** Python's truth value of a JSON value. */
+function pyTruthy(v: unknown): boolean {
+  if (v === null || v === undefined || v === false || v === 0 || v === '') return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === 'object') return Object.keys(v).length > 0;
+  return true;
+}
+
+/**
+ * Whether an envelope is a failure, as the reference reads it (`not result.get("result", True) and
+ * result.get("code", -1) != 0`): `result` falsy **and** `code` not 0. A body without `result` is a
+ * success; `result=false` with code 0 is too; a code `"0"` (text) is not 0.
+ */
+export function isEnvelopeError(envelope: Readonly<Record<string, unknown>>): boolean {
+  const result = 'result' in envelope ? envelope.result : true;
+  const code = 'code' in envelope ? envelope.code : -1;
+  return !pyTruthy(result) && code !== 0 && code !== false;
 }

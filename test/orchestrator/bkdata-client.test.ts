@@ -10,7 +10,7 @@ import { silentLogger } from '../../services/common/log.ts';
 import { createHttpServer } from '../../services/common/http.ts';
 import { createRegistry } from '../../services/common/metrics.ts';
 import { matchRoute } from '../../services/bkdata-sim/api.ts';
-import { BKDATA_APIS, BkdataApiError, BkdataClient, type ApiName } from '../../services/orchestrator/bkdata-client.ts';
+import { BKDATA_APIS, BkdataApiError, BkdataClient, isEnvelopeError, type ApiName } from '../../services/orchestrator/bkdata-client.ts';
 import { startSim } from './kit.ts';
 
 function client(baseUrl: string, timeoutMs = 5_000): BkdataClient {
@@ -104,4 +104,35 @@ test('through a breaker: business errors never open it (they count as answers), 
   const before = sim.calls.stats().total;
   await t.throwsAsync(call('get_databus_cleans', { raw_data_id: 1 }), { message: /circuit breaker databus is open/ });
   t.is(sim.calls.stats().total, before, 'no call reached the API while open');
+});
+
+test('an envelope is an error only when result is falsy and code is not 0; a body without result is a success (reference APIResource; errata §4)', async (t) => {
+  t.false(isEnvelopeError({ code: '1500200', data: 1 }), 'no result: success');
+  t.false(isEnvelopeError({ data: 1 }));
+  t.false(isEnvelopeError({ result: false, code: 0 }), 'result false with code 0: success');
+  t.true(isEnvelopeError({ result: false }), 'no code counts as -1');
+  t.true(isEnvelopeError({ result: false, code: '0' }), 'the text "0" is not 0');
+  for (const falsy of [null, 0, '', [], {}]) t.true(isEnvelopeError({ result: falsy, code: 1 }), JSON.stringify(falsy));
+  t.false(isEnvelopeError({ result: 'ok', code: 1 }), 'a truthy result wins over the code');
+
+  const bodies: Record<string, string> = {
+    noResult: JSON.stringify({ code: 0, message: '', data: [{ resource_group_id: 'a' }] }),
+    falseCodeZero: JSON.stringify({ result: false, code: 0, data: 'kept' }),
+    falseNoCode: JSON.stringify({ result: false, message: 'refused' }),
+    list: JSON.stringify([{ resource_group_id: 'b' }]),
+    permission: JSON.stringify({ result: true, code: '9900403', message: 'no permission', data: null }),
+  };
+  const server = createHttpServer({ port: 0, registry: createRegistry(), health: () => ({ ok: true }), logger: silentLogger, routes: [{ method: 'GET', path: /^\/v3\//, handle: (req) => ({ status: 200, body: bodies[req.query.get('case') ?? ''] ?? '' }) }] });
+  await server.start();
+  t.teardown(() => server.stop());
+  const c = client(`http://127.0.0.1:${server.port()}`);
+  t.deepEqual(await c.request('query_resource_list', { case: 'noResult' }), [{ resource_group_id: 'a' }]);
+  t.is(await c.request('query_resource_list', { case: 'falseCodeZero' }), 'kept');
+  t.deepEqual(await c.request('query_resource_list', { case: 'list' }), [{ resource_group_id: 'b' }], 'JSON that is no object is the answer');
+  const refused = await t.throwsAsync(c.request('query_resource_list', { case: 'falseNoCode' }), { instanceOf: BkdataApiError });
+  t.false(isRetriable(refused));
+  t.regex(refused?.message ?? '', /result=false \(code \?\): refused/);
+  const denied = await t.throwsAsync(c.request('query_resource_list', { case: 'permission' }), { instanceOf: BkdataApiError });
+  t.false(isRetriable(denied), 'the permission centre\'s code is a business error even with result=true');
+  t.is(denied?.bkCode, '9900403');
 });
