@@ -6,7 +6,7 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { checkUpConfig, describeUp, localUrl, otlpEndpoints } from '../../services/cli/commands/up.ts';
+import { checkUpConfig, describeUp, localUrl, otlpEndpoints, withBoundPorts } from '../../services/cli/commands/up.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CONTEXT = { brokers: '127.0.0.1:9092', brokerLog: '/x/.bkstream/kafka/run-9092/logs/server.log', store: 'pglite (./data/pglite)' };
@@ -51,6 +51,23 @@ test('ports and hosts as configured: a wildcard interface is reached on loopback
   t.notRegex(text, /bkdata-sim/, 'a real BKData: no stand-in');
   t.regex(text, /kafka +kafka-1:9092 +KAFKA_BROKERS/);
   t.regex(text, /\n {2}http:\/\/127\.0\.0\.1:5318\/v1\/traces \(OTLP\/HTTP\)\n/);
+});
+
+test('ports configured as 0: the summary names the ports the running services bound, where they tell them', async (t) => {
+  const planned = await checkUpConfig({ CONSOLE_PORT: '0', COLLECTOR_OTLP_GRPC_PORT: '0', COLLECTOR_OTLP_HTTP_PORT: '0', ORCH_HTTP_PORT: '0', DISCOVERY_HTTP_PORT: '0' });
+  const running = new Map<string, unknown>([
+    ['console', { port: () => 40080 }],
+    ['collector', { ports: () => ({ grpc: 40317, http: 40318, admin: 4310 }) }],
+    ['orchestrator', { httpPort: () => 40082, grpcPort: () => 50051 }],
+    ['discovery', { name: 'discovery' }],
+  ]);
+  const text = describeUp(withBoundPorts(planned, running), CONTEXT).join('\n');
+  t.regex(text, /console +http:\/\/127\.0\.0\.1:40080 /);
+  t.regex(text, /collector +http:\/\/127\.0\.0\.1:40317 /);
+  t.regex(text, /http:\/\/127\.0\.0\.1:40318\/v1\/traces +OTLP\/HTTP/);
+  t.regex(text, /orchestrator +http:\/\/127\.0\.0\.1:40082 /);
+  t.regex(text, /discovery +http:\/\/127\.0\.0\.1:\(a free port\) /, 'a service that does not tell its port');
+  t.is((planned.find((p) => p.module.name === 'console')?.config as { port: number }).port, 0, 'the planned configs are left as they were');
 });
 
 test('OTLP endpoints: the bound ports win over configured 0; localUrl normalises hosts', (t) => {

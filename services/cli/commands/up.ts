@@ -68,26 +68,49 @@ interface Listener {
   enabled?: string;
   scheme?: 'http' | 'grpc';
   path?: string;
+  /** The port the running service bound (its port accessor), for a port configured as 0. */
+  bound?: (service: Record<string, unknown>) => unknown;
 }
+
+/** Calls a running service's port accessor `name` (e.g. `port`, `httpPort`), if it has one. */
+const call = (name: string) => (service: Record<string, unknown>): unknown => (typeof service[name] === 'function' ? (service[name] as () => unknown)() : undefined);
+const collectorPort = (which: 'grpc' | 'http' | 'admin') => (service: Record<string, unknown>): unknown => (call('ports')(service) as Record<string, unknown> | undefined)?.[which];
 
 /** The listeners of each service `up` runs (their hosts and ports as configured). */
 const LISTENERS: Record<string, readonly Listener[]> = {
-  console: [{ what: 'web console: applications, service map, traces, hosts, flows', host: 'host', port: 'port' }],
+  console: [{ what: 'web console: applications, service map, traces, hosts, flows', host: 'host', port: 'port', bound: call('port') }],
   collector: [
-    { what: 'OTLP/gRPC trace receiver', host: 'otlpHost', port: 'grpcPort', enabled: 'grpcEnabled' },
-    { what: 'OTLP/HTTP trace receiver', host: 'otlpHost', port: 'httpPort', enabled: 'httpEnabled', path: '/v1/traces' },
-    { what: 'admin: application registry, /metrics, /readyz', host: 'adminHost', port: 'adminPort' },
+    { what: 'OTLP/gRPC trace receiver', host: 'otlpHost', port: 'grpcPort', enabled: 'grpcEnabled', bound: collectorPort('grpc') },
+    { what: 'OTLP/HTTP trace receiver', host: 'otlpHost', port: 'httpPort', enabled: 'httpEnabled', path: '/v1/traces', bound: collectorPort('http') },
+    { what: 'admin: application registry, /metrics, /readyz', host: 'adminHost', port: 'adminPort', bound: collectorPort('admin') },
   ],
   discovery: [{ what: 'topology API (endpoints, hosts, instances, nodes, relations)', host: 'httpHost', port: 'httpPort' }],
   storage: [{ what: 'traces, spans and metrics API', host: 'httpHost', port: 'httpPort' }],
   orchestrator: [
-    { what: 'flows API', host: 'host', port: 'httpPort' },
-    { what: 'flow commands over gRPC', host: 'host', port: 'grpcPort', scheme: 'grpc' },
+    { what: 'flows API', host: 'host', port: 'httpPort', bound: call('httpPort') },
+    { what: 'flow commands over gRPC', host: 'host', port: 'grpcPort', scheme: 'grpc', bound: call('grpcPort') },
   ],
-  'bkdata-sim': [{ what: 'BKData API stand-in', host: 'host', port: 'port' }],
+  'bkdata-sim': [{ what: 'BKData API stand-in', host: 'host', port: 'port', bound: call('port') }],
   sampler: [{ what: 'tail sampling: /metrics, /healthz', host: 'httpHost', port: 'httpPort' }],
-  agent: [{ what: 'host agent admin: /metrics, /healthz', host: 'adminHost', port: 'adminPort' }],
+  agent: [{ what: 'host agent admin: /metrics, /healthz', host: 'adminHost', port: 'adminPort', bound: call('adminPort') }],
 };
+
+/**
+ * The planned services' configs with the ports their running services bound in place of ports configured
+ * as 0 (for services that tell theirs), so the summary and links name real addresses.
+ */
+export function withBoundPorts<P extends { module: { name: string }; config: unknown }>(planned: readonly P[], running: ReadonlyMap<string, unknown>): P[] {
+  return planned.map((p) => {
+    const service = running.get(p.module.name);
+    if (typeof service !== 'object' || service === null) return p;
+    const config = { ...(p.config as Record<string, unknown>) };
+    for (const l of LISTENERS[p.module.name] ?? []) {
+      const port = l.bound?.(service as Record<string, unknown>);
+      if (config[l.port] === 0 && typeof port === 'number' && port > 0) config[l.port] = port;
+    }
+    return { ...p, config };
+  });
+}
 
 /** A URL a local client reaches `host:port` at (a wildcard interface is reached on loopback). */
 export function localUrl(host: string, port: number, scheme: 'http' | 'grpc' = 'http', path = ''): string {
@@ -202,8 +225,9 @@ export const command: Command = {
         console.log(`started ${module.name}`);
       }
       const deps = infra.deps as ServiceDeps;
+      const listening = withBoundPorts(planned, running);
       console.log('');
-      for (const line of describeUp(planned, {
+      for (const line of describeUp(listening, {
         brokers: env.KAFKA_BROKERS ?? '',
         brokerLog: startedBroker ? brokerLog(settings) : undefined,
         store: deps.store.driver === 'pglite' ? `pglite (${deps.common.dataDir}/pglite)` : deps.store.driver,
@@ -227,7 +251,7 @@ export const command: Command = {
         });
         all.add(demo);
         await all.start();
-        const consoleConfig = planned.find((p) => p.module.name === 'console')?.config as { host: string; port: number } | undefined;
+        const consoleConfig = listening.find((p) => p.module.name === 'console')?.config as { host: string; port: number } | undefined;
         const app = demo.app();
         if (consoleConfig && app) {
           console.log(`demo: its service map: ${localUrl(consoleConfig.host, consoleConfig.port)}/#/apps/${app.application.bkBizId}/${app.application.appName}/map (sign in with the demo token, or the admin token for every page)`);
