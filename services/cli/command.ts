@@ -272,6 +272,7 @@ export function defineGroup(name: string, summary: string, subcommands: Readonly
       if (sub === undefined) throw new UsageError(name, `missing subcommand (one of ${Object.keys(subcommands).join(', ')})`);
       if (sub === '--help' || sub === '-h') throw new HelpRequest(help());
       const command = Object.hasOwn(subcommands, sub) ? subcommands[sub] : undefined;
+      if (!command && sub.startsWith('-')) throw new UsageError(name, `unknown option ${sub} (the subcommand comes first: one of ${Object.keys(subcommands).join(', ')})`);
       if (!command) throw new UsageError(name, `unknown subcommand ${JSON.stringify(sub)} (one of ${Object.keys(subcommands).join(', ')})`);
       return command.run(rest, env, print);
     },

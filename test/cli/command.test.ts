@@ -108,6 +108,8 @@ test('groups: subcommands dispatched, missing and unknown ones named, --help lis
   t.deepEqual(err.splice(0), ['bkstream g: missing subcommand (one of list)\nsee bkstream g --help']);
   t.is(await runCommand('g', group, ['frob'], {}, io), EXIT.usage);
   t.deepEqual(err.splice(0), ['bkstream g: unknown subcommand "frob" (one of list)\nsee bkstream g --help']);
+  t.is(await runCommand('g', group, ['--json', 'list'], {}, io), EXIT.usage);
+  t.deepEqual(err.splice(0), ['bkstream g: unknown option --json (the subcommand comes first: one of list)\nsee bkstream g --help']);
   t.is(await runCommand('g', group, ['list', '--all'], {}, io), EXIT.usage);
   t.deepEqual(err.splice(0), ['bkstream g list: unknown option --all\nsee bkstream g list --help']);
 
