@@ -94,10 +94,12 @@ export function parseMavenTransfer(line: string): MavenTransfer | undefined {
 
 const megabytes = (bytes: number): string => `${(bytes / 1_000_000).toFixed(1)} MB`;
 
+const COPYING = /^(?:\[INFO\]\s+)?Copying (\S+\.jar) to /;
+
 /**
- * Condenses mvn's transfer lines into progress messages: at most one per `intervalMs` (the newest file,
- * how many files and bytes so far), and a last one from {@link MavenProgress.finish}. Nothing is said
- * when mvn downloads nothing (everything already in ~/.m2).
+ * Condenses mvn's output into progress messages: at most one per `intervalMs` — the file mvn downloaded
+ * last with the files, jars and bytes so far, or, once everything is in ~/.m2, the jar it copied into the
+ * lib directory last with how many so far — and the totals from {@link MavenProgress.finish}.
  */
 export class MavenProgress {
   readonly #report: ProgressListener;
@@ -106,6 +108,7 @@ export class MavenProgress {
   #files = 0;
   #jars = 0;
   #bytes = 0;
+  #copied = 0;
   #lastAt: number | undefined;
   #pending: string | undefined;
 
@@ -118,24 +121,30 @@ export class MavenProgress {
   /** Feeds one line of mvn's output. */
   line(line: string): void {
     const t = parseMavenTransfer(line);
-    if (!t?.done) return;
-    this.#files++;
-    if (t.file.endsWith('.jar')) this.#jars++;
-    this.#bytes += t.bytes ?? 0;
-    this.#pending = `downloaded ${t.file} (${this.#summary()})`;
+    if (t?.done) {
+      this.#files++;
+      if (t.file.endsWith('.jar')) this.#jars++;
+      this.#bytes += t.bytes ?? 0;
+      this.#pending = `downloaded ${t.file} (${this.#downloads()} so far)`;
+    } else {
+      const copy = COPYING.exec(line.trim());
+      if (!copy) return;
+      this.#copied++;
+      this.#pending = `copied ${copy[1] ?? ''} (${this.#copied} jars so far)`;
+    }
     const now = this.#now();
     if (this.#lastAt === undefined || now - this.#lastAt >= this.#intervalMs) this.#flush(now);
   }
 
-  /** Reports the totals, if anything was downloaded. */
+  /** Reports the totals, if anything was downloaded or copied. */
   finish(): void {
-    if (this.#files === 0) return;
     this.#pending = undefined;
-    this.#report(`downloads done: ${this.#summary()}`);
+    const parts = [this.#files > 0 ? `${this.#downloads()} downloaded` : '', this.#copied > 0 ? `${this.#copied} jars in place` : ''].filter(Boolean);
+    if (parts.length > 0) this.#report(`done: ${parts.join(', ')}`);
   }
 
-  #summary(): string {
-    return `${this.#files} files, ${this.#jars} jars, ${megabytes(this.#bytes)} so far`;
+  #downloads(): string {
+    return `${this.#files} files, ${this.#jars} jars, ${megabytes(this.#bytes)}`;
   }
 
   #flush(now: number): void {
@@ -197,8 +206,8 @@ export function installKafka(s: KafkaSettings = kafkaSettings()): string {
 
 /**
  * {@link installKafka} telling `progress` what happens: that mvn starts resolving, which file it
- * downloaded last and how many so far (condensed by {@link MavenProgress}), and the totals. Silent when
- * the jars are installed already. mvn's whole output goes to the install log as before.
+ * downloaded (or, from ~/.m2, copied) last and how many so far (condensed by {@link MavenProgress}), and
+ * the totals. Silent when the jars are installed already. mvn's whole output goes to the install log.
  */
 export async function installKafkaWithProgress(s: KafkaSettings, progress: ProgressListener, intervalMs = INSTALL_PROGRESS_INTERVAL_MS): Promise<string> {
   const lib = libDir(s);

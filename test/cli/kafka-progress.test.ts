@@ -26,7 +26,7 @@ test('mvn transfer lines are parsed: file, size in bytes, done or not', (t) => {
   t.is(parseMavenTransfer(''), undefined);
 });
 
-test('progress is condensed: at most one line per interval, then the totals; nothing when nothing downloads', (t) => {
+test('progress is condensed: at most one line per interval, then the totals; copies counted when everything is cached; nothing else is said', (t) => {
   const said: string[] = [];
   let now = 0;
   const p = new MavenProgress((m) => said.push(m), 1_000, () => now);
@@ -40,13 +40,20 @@ test('progress is condensed: at most one line per interval, then the totals; not
   t.deepEqual(said, [
     'downloaded a-1.pom (1 files, 0 jars, 0.0 MB so far)',
     'downloaded b-2.jar (3 files, 2 jars, 4.0 MB so far)',
-    'downloads done: 3 files, 2 jars, 4.0 MB so far',
+    'done: 3 files, 2 jars, 4.0 MB downloaded',
   ]);
   const quiet: string[] = [];
   const q = new MavenProgress((m) => quiet.push(m));
   q.line('[INFO] --- maven-dependency-plugin:3.6.0:copy-dependencies (default-cli) @ local-kafka-broker ---');
   q.finish();
   t.deepEqual(quiet, []);
+  // Everything in ~/.m2 already: mvn only copies the jars into the lib directory.
+  const copies: string[] = [];
+  const c = new MavenProgress((m) => copies.push(m), 0);
+  c.line('[INFO] Copying kafka-clients-3.9.2.jar to /x/lib/kafka-clients-3.9.2.jar');
+  c.line('[INFO] Copying kafka_2.13-3.9.2.jar to /x/lib/kafka_2.13-3.9.2.jar');
+  c.finish();
+  t.deepEqual(copies, ['copied kafka-clients-3.9.2.jar (1 jars so far)', 'copied kafka_2.13-3.9.2.jar (2 jars so far)', 'done: 2 jars in place']);
 });
 
 test.serial('the first install reports mvn\'s downloads; once installed it is silent', async (t) => {
@@ -67,7 +74,7 @@ test.serial('the first install reports mvn\'s downloads; once installed it is si
     'for f in kafka-clients-3.9.2 kafka_2.13-3.9.2 scala-library-2.13.15; do',
     '  echo "Downloading from central: https://repo.maven.apache.org/maven2/x/$f.jar"',
     '  echo "Downloaded from central: https://repo.maven.apache.org/maven2/x/$f.jar (2.5 MB at 9 MB/s)"',
-    '  : > "$out/$f.jar"',
+    '  : > "$out/$f.jar"; echo "[INFO] Copying $f.jar to $out/$f.jar"',
     'done',
     'echo "[INFO] BUILD SUCCESS"',
   ].join('\n'));
@@ -84,9 +91,12 @@ test.serial('the first install reports mvn\'s downloads; once installed it is si
   t.regex(said[0] ?? '', /^resolving the Kafka 3\.9\.2 broker jars with mvn \(first run; .*install-3\.9\.2\.log\)$/);
   t.deepEqual(said.slice(1), [
     'downloaded kafka-clients-3.9.2.jar (1 files, 1 jars, 2.5 MB so far)',
+    'copied kafka-clients-3.9.2.jar (1 jars so far)',
     'downloaded kafka_2.13-3.9.2.jar (2 files, 2 jars, 5.0 MB so far)',
+    'copied kafka_2.13-3.9.2.jar (2 jars so far)',
     'downloaded scala-library-2.13.15.jar (3 files, 3 jars, 7.5 MB so far)',
-    'downloads done: 3 files, 3 jars, 7.5 MB so far',
+    'copied scala-library-2.13.15.jar (3 jars so far)',
+    'done: 3 files, 3 jars, 7.5 MB downloaded, 3 jars in place',
   ]);
   t.regex(readFileSync(join(home, 'kafka', 'install-3.9.2.log'), 'utf8'), /BUILD SUCCESS/, 'mvn\'s whole output is in the install log');
   const again: string[] = [];
