@@ -53,8 +53,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
       io.err(`bkstream help: ${load ? `unexpected argument ${JSON.stringify(extra[0])}` : `unknown command ${JSON.stringify(topic)}`}\nsee bkstream --help`);
       return EXIT.usage;
     }
-    const command = await load();
-    io.out(command.help ? command.help() : `usage: ${command.usage}`);
+    io.out((await load()).help());
     return EXIT.ok;
   }
   const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;

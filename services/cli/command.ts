@@ -28,7 +28,7 @@ export interface Command {
   /** The usage line(s), e.g. `bkstream traces <app> [--biz <n>] …`. */
   readonly usage: string;
   /** The full `--help` text. */
-  help?(): string;
+  help(): string;
   /** A command made of subcommands (defineGroup) lists them here. */
   readonly subcommands?: Readonly<Record<string, Command>>;
   /** Runs it with `args` (after the command's own name); returns the exit code or throws (see runCommand). */
@@ -119,11 +119,31 @@ function placeholder(name: string, o: OptionSpec): string {
   return `--${name} <${o.value ?? name}>`;
 }
 
-/** The usage line of a spec: `bkstream traces <app> [--biz <n>] … [--json]`. */
-export function usageLine(spec: CommandSpec): string {
+function usageParts(spec: CommandSpec): string[] {
   const parts = [`bkstream ${spec.name}`, ...(spec.args ?? [])];
   for (const [name, o] of Object.entries(spec.options)) parts.push(o.required ? placeholder(name, o) : `[${placeholder(name, o)}]${o.multiple ? '…' : ''}`);
-  return parts.join(' ');
+  return parts;
+}
+
+/** The usage line of a spec: `bkstream traces <app> [--biz <n>] … [--json]`. */
+export function usageLine(spec: CommandSpec): string {
+  return usageParts(spec).join(' ');
+}
+
+/** Width the usage of `--help` is wrapped at, characters. */
+const USAGE_WIDTH = 110;
+
+/** `usage: bkstream …` wrapped at USAGE_WIDTH, continuation lines under the first argument. */
+function wrappedUsage(spec: CommandSpec): string {
+  const [head, ...rest] = usageParts(spec);
+  const lines = [`usage: ${head ?? ''}`];
+  const indent = ' '.repeat(`usage: bkstream ${spec.name} `.length);
+  for (const part of rest) {
+    const last = lines[lines.length - 1] as string;
+    if (last.length + 1 + part.length > USAGE_WIDTH && last.trim().length > 0 && last !== `usage: ${head ?? ''}`) lines.push(`${indent}${part}`);
+    else lines[lines.length - 1] = `${last} ${part}`;
+  }
+  return lines.join('\n');
 }
 
 /** The `--help` text of a spec. */
@@ -140,7 +160,7 @@ export function helpText(spec: CommandSpec): string {
   rows.push([HELP_OPTION, 'print this help and exit']);
   const width = Math.min(34, Math.max(...rows.map(([h]) => h.length)) + 2);
   const lines = rows.map(([h, text]) => (h.length + 2 > width ? `${h}\n${' '.repeat(width)}${text}` : `${h.padEnd(width)}${text}`));
-  return [`usage: ${usageLine(spec)}`, '', spec.summary, '', 'options:', ...lines, ...(spec.notes ? ['', spec.notes] : [])].join('\n');
+  return [wrappedUsage(spec), '', spec.summary, '', 'options:', ...lines, ...(spec.notes ? ['', spec.notes] : [])].join('\n');
 }
 
 /** Whether `token` is an option word (not a value that happens to start with `-`, such as `-2h`). */

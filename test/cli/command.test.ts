@@ -68,7 +68,10 @@ test('values that start with - are taken in both spellings (node parseArgs alone
 test('--help and -h anywhere print the usage instead of running', (t) => {
   for (const args of [['--help'], ['-h'], ['shop', '--json', '-h'], ['--bogus', '--help'], ['--from', '-1h', '--help']]) {
     const err = t.throws(() => parseCommand(SPEC, args), { instanceOf: HelpRequest }, args.join(' '));
-    t.regex(err?.text ?? '', /^usage: bkstream thing do <app> \[extra\] \[--from <time>\] \[--to <time>\] \[--n <n>\] \[--status <status>\] \[--match <match>\]… \[--json\]\n/);
+    const [usage = ''] = (err?.text ?? '').split('\n\n');
+    t.is(usage.replace(/\n +/g, ' '), 'usage: bkstream thing do <app> [extra] [--from <time>] [--to <time>] [--n <n>] [--status <status>] [--match <match>]… [--json]');
+    t.true(usage.split('\n').every((l) => l.length <= 110), 'wrapped');
+    t.regex(usage, /\n {25}\S/, 'continued under the first argument');
     t.regex(err?.text ?? '', /--status <status> +only this status \(one of running, success, failed, stopped\)/);
     t.regex(err?.text ?? '', /-n, --n <n> +how many \(default 20\)/);
     t.regex(err?.text ?? '', /-h, --help +print this help and exit/);

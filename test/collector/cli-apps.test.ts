@@ -50,6 +50,12 @@ test('apps create prints the token once and stores its hash; list shows the hint
   t.regex(list.stdout, new RegExp(`2\\s+shop\\s+${token.slice(0, 12)}…\\s+1500001\\s+50/s burst 80`));
   t.false(list.stdout.includes(token), 'the token is never shown again');
 
+  const json = await bkstream(['apps', 'list', '--json'], env);
+  t.is(json.code, 0, json.stderr);
+  const listed = (JSON.parse(json.stdout) as { applications: { bkBizId: number; appName: string; tokenHint: string }[] }).applications;
+  t.like(listed[0], { bkBizId: 2, appName: 'shop', tokenHint: token.slice(0, 12) });
+  t.false(json.stdout.includes(token), 'nor in JSON');
+
   const again = await bkstream(['apps', 'create', '--biz', '2', '--app', 'shop'], env);
   t.is(again.code, 1);
   t.regex(again.stderr, /already exists/);

@@ -4,8 +4,8 @@
  *
  *   bkstream apps create --biz <id> --app <name> [options]   register; prints the token once
  *   bkstream apps update --biz <id> --app <name> [options]   change the options given
- *   bkstream apps show --biz <id> --app <name>               one application
- *   bkstream apps list [--biz <id>]                          registered applications (token hints only)
+ *   bkstream apps show --biz <id> --app <name> [--json]      one application
+ *   bkstream apps list [--biz <id>] [--json]                 registered applications (token hints only)
  *   bkstream apps rotate-token --biz <id> --app <name>       issue a new token; the old one stops working
  *   bkstream apps delete --biz <id> --app <name> --yes       delete it: its token stops working, its flows are deleted
  *
@@ -15,8 +15,6 @@
  * "Applications drive their flows"). Both ways to the registry — the store, or a running collector's
  * admin API — run the same code.
  */
-import { parseArgs } from 'node:util';
-import { BkError, errorMessage } from '../../common/errors.ts';
 import type { Store } from '../../common/store/index.ts';
 import {
   createApplication,
@@ -31,51 +29,40 @@ import {
   type NewApplication,
 } from '../../collector/applications.ts';
 import type { QueuedCommand } from '../../collector/flow-outbox.ts';
-import type { Command } from '../command.ts';
+import { printJson } from '../api.ts';
+import { defineCommand, defineGroup, type Command, type OptionSpec } from '../command.ts';
 import { adminApiCall } from '../credentials.ts';
 import { withStoreOrAdminApi } from '../local-store.ts';
 
-const SETTINGS = `[--alias <text>] [--description <text>] [--retention-days <n>]
-                      [--traces-data-id <n>] [--metrics-data-id <n>] [--logs-data-id <n>] [--profiles-data-id <n>]
-                      [--qps <n>] [--burst <n>]
-                      [--tail-sampling on|off] [--tail-percentage <0-100>] [--tail-session-gap-min <n>]
-                      [--tail-mark-timeout <n>] [--tail-conditions <json list>] [--virtual-metric on|off]`;
+const NOTES = [
+  'The registry is the store (DATABASE_URL, or the embedded one under DATA_DIR), or — while a running `bkstream up` holds the',
+  'embedded store — its collector admin API (COLLECTOR_ADMIN_URL) with the admin token of the environment.',
+].join('\n');
 
-const USAGE = `bkstream apps create --biz <id> --app <name> ${SETTINGS}
-bkstream apps update --biz <id> --app <name> ${SETTINGS}
-bkstream apps show --biz <id> --app <name>
-bkstream apps list [--biz <id>]
-bkstream apps rotate-token --biz <id> --app <name>
-bkstream apps delete --biz <id> --app <name> --yes
+const SETTINGS_NOTES = [
+  'update changes only the options given; "default" as --qps, --burst or a --tail-* number goes back to the',
+  'default. --tail-conditions is a JSON list of {"condition": "and"|"or", "key", "method":',
+  'gt|gte|lt|lte|eq|neq|reg|nreg, "value": [strings]}. Tail sampling needs --traces-data-id, virtual',
+  'metrics --metrics-data-id (and a business id > 0).',
+  NOTES,
+].join('\n');
 
-update changes only the options given; "default" as --qps, --burst or a --tail-* number goes back to the
-default. --tail-conditions is a JSON list of {"condition": "and"|"or", "key", "method":
-gt|gte|lt|lte|eq|neq|reg|nreg, "value": [strings]}. Tail sampling needs --traces-data-id, virtual
-metrics --metrics-data-id (and a business id > 0).`;
+/** Throws the subcommand's usage error (command.ts). */
+type Usage = (message: string) => never;
 
-class UsageError extends Error {}
-
-function integer(name: string, value: string | undefined): number | undefined {
+/** An integer, or `default` (null: back to the default). */
+function integerOrDefault(name: string, value: string | undefined, usage: Usage): number | null | undefined {
   if (value === undefined) return undefined;
-  if (!/^-?\d+$/.test(value.trim())) throw new UsageError(`--${name} must be an integer, got ${JSON.stringify(value)}`);
+  if (value.trim() === 'default') return null;
+  if (!/^-?\d+$/.test(value.trim())) usage(`--${name} must be an integer or default (got ${JSON.stringify(value)})`);
   return Number(value);
 }
 
-/** An integer, or `default` (null: back to the default). */
-function integerOrDefault(name: string, value: string | undefined): number | null | undefined {
-  return value?.trim() === 'default' ? null : integer(name, value);
-}
-
-function onOff(name: string, value: string | undefined): boolean | undefined {
+function onOff(name: string, value: string | undefined, usage: Usage): boolean | undefined {
   if (value === undefined) return undefined;
   if (value === 'on' || value === 'true') return true;
   if (value === 'off' || value === 'false') return false;
-  throw new UsageError(`--${name} must be on or off, got ${JSON.stringify(value)}`);
-}
-
-function required(name: string, value: string | undefined): string {
-  if (value === undefined || value === '') throw new UsageError(`--${name} is required`);
-  return value;
+  return usage(`--${name} must be on or off (got ${JSON.stringify(value)})`);
 }
 
 function tokenHelp(token: string): string {
@@ -207,159 +194,160 @@ function withRegistry<T>(env: NodeJS.ProcessEnv, fn: (registry: AppsRegistry) =>
   return withStoreOrAdminApi(env, (store) => fn(storeRegistry(store, env)), (url) => fn(httpRegistry(url, env)));
 }
 
-const IDENTITY_OPTIONS = { biz: { type: 'string' }, app: { type: 'string' } } as const;
+const IDENTITY_OPTIONS = {
+  biz: { type: 'integer', value: 'id', required: true, help: 'the business id (bk_biz_id)' },
+  app: { type: 'string', value: 'name', required: true, help: 'the application name' },
+} as const satisfies Record<string, OptionSpec>;
 
 const SETTING_OPTIONS = {
-  alias: { type: 'string' },
-  description: { type: 'string' },
-  'retention-days': { type: 'string' },
-  'traces-data-id': { type: 'string' },
-  'metrics-data-id': { type: 'string' },
-  'logs-data-id': { type: 'string' },
-  'profiles-data-id': { type: 'string' },
-  qps: { type: 'string' },
-  burst: { type: 'string' },
-  'tail-sampling': { type: 'string' },
-  'tail-percentage': { type: 'string' },
-  'tail-session-gap-min': { type: 'string' },
-  'tail-mark-timeout': { type: 'string' },
-  'tail-conditions': { type: 'string' },
-  'virtual-metric': { type: 'string' },
-} as const;
+  alias: { type: 'string', value: 'text', help: 'a display name' },
+  description: { type: 'string', value: 'text', help: 'a description' },
+  'retention-days': { type: 'integer', value: 'n', help: 'how long its traces are kept, days' },
+  'traces-data-id': { type: 'integer', value: 'n', help: 'the BKData data id of its traces' },
+  'metrics-data-id': { type: 'integer', value: 'n', help: 'the BKData data id of its metrics' },
+  'logs-data-id': { type: 'integer', value: 'n', help: 'the BKData data id of its logs' },
+  'profiles-data-id': { type: 'integer', value: 'n', help: 'the BKData data id of its profiles' },
+  qps: { type: 'string', value: 'n|default', help: 'export requests per second its token may make (default: the receiver\'s COLLECTOR_RATE_LIMIT_QPS)' },
+  burst: { type: 'string', value: 'n|default', help: 'the rate limit\'s burst' },
+  'tail-sampling': { type: 'string', value: 'on|off', help: 'its tail-sampling flow' },
+  'tail-percentage': { type: 'string', value: '0-100|default', help: 'the share of traces tail sampling keeps, %' },
+  'tail-session-gap-min': { type: 'string', value: 'n|default', help: 'tail sampling\'s trace session gap, min' },
+  'tail-mark-timeout': { type: 'string', value: 'n|default', help: 'tail sampling\'s trace mark timeout' },
+  'tail-conditions': { type: 'string', value: 'json list', help: 'tail sampling\'s conditions' },
+  'virtual-metric': { type: 'string', value: 'on|off', help: 'its virtual-metric flow' },
+} as const satisfies Record<string, OptionSpec>;
 
-type SettingValues = { [K in keyof typeof SETTING_OPTIONS]?: string | undefined };
-
-function identity(values: { biz?: string | undefined; app?: string | undefined }): [number, string] {
-  return [integer('biz', required('biz', values.biz)) as number, required('app', values.app)];
-}
+type SettingValues = { [K in keyof typeof SETTING_OPTIONS]?: (K extends 'retention-days' | `${string}-data-id` ? number : string) | undefined };
 
 /** The settings given on the command line, as a change (null = back to the default). */
-function settingsOf(values: SettingValues): ApplicationUpdate {
+function settingsOf(values: SettingValues, usage: Usage): ApplicationUpdate {
   const out: Record<string, unknown> = {};
   const set = (key: string, value: unknown): void => {
     if (value !== undefined) out[key] = value;
   };
   set('appAlias', values.alias);
   set('description', values.description);
-  set('traceRetentionDays', integer('retention-days', values['retention-days']));
-  set('tracesDataId', integer('traces-data-id', values['traces-data-id']));
-  set('metricsDataId', integer('metrics-data-id', values['metrics-data-id']));
-  set('logsDataId', integer('logs-data-id', values['logs-data-id']));
-  set('profilesDataId', integer('profiles-data-id', values['profiles-data-id']));
-  set('rateLimitQps', integerOrDefault('qps', values.qps));
-  set('rateLimitBurst', integerOrDefault('burst', values.burst));
-  set('tailSampling', onOff('tail-sampling', values['tail-sampling']));
-  set('virtualMetric', onOff('virtual-metric', values['virtual-metric']));
+  set('traceRetentionDays', values['retention-days']);
+  set('tracesDataId', values['traces-data-id']);
+  set('metricsDataId', values['metrics-data-id']);
+  set('logsDataId', values['logs-data-id']);
+  set('profilesDataId', values['profiles-data-id']);
+  set('rateLimitQps', integerOrDefault('qps', values.qps, usage));
+  set('rateLimitBurst', integerOrDefault('burst', values.burst, usage));
+  set('tailSampling', onOff('tail-sampling', values['tail-sampling'], usage));
+  set('virtualMetric', onOff('virtual-metric', values['virtual-metric'], usage));
   const tail: Record<string, unknown> = {};
   const setTail = (key: string, value: unknown): void => {
     if (value !== undefined) tail[key] = value;
   };
-  setTail('tail_percentage', integerOrDefault('tail-percentage', values['tail-percentage']));
-  setTail('tail_trace_session_gap_min', integerOrDefault('tail-session-gap-min', values['tail-session-gap-min']));
-  setTail('tail_trace_mark_timeout', integerOrDefault('tail-mark-timeout', values['tail-mark-timeout']));
+  setTail('tail_percentage', integerOrDefault('tail-percentage', values['tail-percentage'], usage));
+  setTail('tail_trace_session_gap_min', integerOrDefault('tail-session-gap-min', values['tail-session-gap-min'], usage));
+  setTail('tail_trace_mark_timeout', integerOrDefault('tail-mark-timeout', values['tail-mark-timeout'], usage));
   const conditions = values['tail-conditions'];
   if (conditions !== undefined) {
     try {
       tail.tail_conditions = JSON.parse(conditions) as unknown;
     } catch {
-      throw new UsageError('--tail-conditions must be a JSON list of {"condition", "key", "method", "value"}');
+      usage('--tail-conditions must be a JSON list of {"condition", "key", "method", "value"}');
     }
   }
   if (Object.keys(tail).length > 0) out.tailSamplingConfig = tail;
   return out;
 }
 
-async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseArgs({ args, strict: true, options: { ...IDENTITY_OPTIONS, ...SETTING_OPTIONS } });
-  const [bkBizId, appName] = identity(values);
-  const settings = settingsOf(values);
+const create = defineCommand({
+  name: 'apps create',
+  summary: 'register an application; prints its token once',
+  options: { ...IDENTITY_OPTIONS, ...SETTING_OPTIONS },
+  notes: SETTINGS_NOTES,
+}, async ({ values, usage }, env, print) => {
+  const { biz: bkBizId, app: appName } = values;
+  const settings = settingsOf(values, usage);
   for (const key of ['rateLimitQps', 'rateLimitBurst'] as const) if (settings[key] === null) delete settings[key];
   const tail = settings.tailSamplingConfig;
   if (tail) for (const [k, v] of Object.entries(tail)) if (v === null) delete tail[k];
   const app = { ...settings, bkBizId, appName } as NewApplication;
   const { result, via } = await withRegistry(env, async (registry) => ({ result: await registry.create(app), via: registry.via }));
-  console.log(`registered application ${result.application.bkBizId}/${result.application.appName} (id ${result.application.id})`);
-  console.log(tokenHelp(result.token));
-  console.log(commandsHelp(result.flowCommands, via));
+  print(`registered application ${result.application.bkBizId}/${result.application.appName} (id ${result.application.id})`);
+  print(tokenHelp(result.token));
+  print(commandsHelp(result.flowCommands, via));
   return 0;
-}
+});
 
-async function update(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseArgs({ args, strict: true, options: { ...IDENTITY_OPTIONS, ...SETTING_OPTIONS } });
-  const [bkBizId, appName] = identity(values);
-  const change = settingsOf(values);
-  if (Object.keys(change).length === 0) throw new UsageError('nothing to change: give at least one option');
+const update = defineCommand({
+  name: 'apps update',
+  summary: 'change the options given (the flow commands the change calls for are queued)',
+  options: { ...IDENTITY_OPTIONS, ...SETTING_OPTIONS },
+  notes: SETTINGS_NOTES,
+}, async ({ values, usage }, env, print) => {
+  const { biz: bkBizId, app: appName } = values;
+  const change = settingsOf(values, usage);
+  if (Object.keys(change).length === 0) usage('nothing to change: give at least one option');
   const { result, via } = await withRegistry(env, async (registry) => ({ result: await registry.update(bkBizId, appName, change), via: registry.via }));
-  console.log(`updated application ${bkBizId}/${appName}`);
-  console.log(details(result.application));
-  console.log(commandsHelp(result.flowCommands, via));
+  print(`updated application ${bkBizId}/${appName}`);
+  print(details(result.application));
+  print(commandsHelp(result.flowCommands, via));
   return 0;
-}
+});
 
-async function show(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseArgs({ args, strict: true, options: IDENTITY_OPTIONS });
-  const [bkBizId, appName] = identity(values);
-  console.log(details(await withRegistry(env, (registry) => registry.show(bkBizId, appName))));
+const show = defineCommand({
+  name: 'apps show',
+  summary: 'one application: settings, data ids, rate limit, flow switches',
+  options: { ...IDENTITY_OPTIONS, json: { type: 'boolean', help: 'print the application as JSON on stdout' } },
+  notes: NOTES,
+}, async ({ values }, env, print) => {
+  const application = await withRegistry(env, (registry) => registry.show(values.biz, values.app));
+  if (values.json) printJson(print, { application });
+  else print(details(application));
   return 0;
-}
+});
 
-async function remove(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseArgs({ args, strict: true, options: { ...IDENTITY_OPTIONS, yes: { type: 'boolean' } } });
-  const [bkBizId, appName] = identity(values);
-  if (!values.yes) throw new UsageError(`deleting ${bkBizId}/${appName} revokes its token and deletes its BKData flows: add --yes to go ahead`);
+const remove = defineCommand({
+  name: 'apps delete',
+  summary: 'delete an application: its token stops working, its flows are deleted',
+  options: { ...IDENTITY_OPTIONS, yes: { type: 'boolean', help: 'go ahead (required)' } },
+  notes: NOTES,
+}, async ({ values, usage }, env, print) => {
+  const { biz: bkBizId, app: appName } = values;
+  if (!values.yes) usage(`deleting ${bkBizId}/${appName} revokes its token and deletes its BKData flows: add --yes to go ahead`);
   const { result, via } = await withRegistry(env, async (registry) => ({ result: await registry.delete(bkBizId, appName), via: registry.via }));
-  console.log(`deleted application ${bkBizId}/${appName}; its token is refused once receivers' token caches expire (at once on the collector that made the change)`);
-  console.log(commandsHelp(result.flowCommands, via));
+  print(`deleted application ${bkBizId}/${appName}; its token is refused once receivers' token caches expire (at once on the collector that made the change)`);
+  print(commandsHelp(result.flowCommands, via));
   return 0;
-}
+});
 
-async function list(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseArgs({ args, strict: true, options: { biz: { type: 'string' } } });
-  const apps = await withRegistry(env, (registry) => registry.list(integer('biz', values.biz)));
-  console.log(apps.length === 0 ? 'no applications registered (bkstream apps create --biz <id> --app <name>)' : table(apps));
+const list = defineCommand({
+  name: 'apps list',
+  summary: 'registered applications (token hints only)',
+  options: {
+    biz: { type: 'integer', value: 'id', help: 'only this business\'s applications' },
+    json: { type: 'boolean', help: 'print the applications as JSON on stdout' },
+  },
+  notes: NOTES,
+}, async ({ values }, env, print) => {
+  const apps = await withRegistry(env, (registry) => registry.list(values.biz));
+  if (values.json) printJson(print, { applications: apps });
+  else print(apps.length === 0 ? 'no applications registered (bkstream apps create --biz <id> --app <name>)' : table(apps));
   return 0;
-}
+});
 
-async function rotate(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values } = parseArgs({ args, strict: true, options: IDENTITY_OPTIONS });
-  const [biz, name] = identity(values);
-  const { application, token } = await withRegistry(env, (registry) => registry.rotate(biz, name));
-  console.log(`new token for ${application.bkBizId}/${application.appName}; the previous one is refused once receivers' token caches expire (or after POST /-/reload)`);
-  console.log(tokenHelp(token));
+const rotate = defineCommand({
+  name: 'apps rotate-token',
+  summary: 'issue a new token; the old one stops working',
+  options: IDENTITY_OPTIONS,
+  notes: NOTES,
+}, async ({ values }, env, print) => {
+  const { application, token } = await withRegistry(env, (registry) => registry.rotate(values.biz, values.app));
+  print(`new token for ${application.bkBizId}/${application.appName}; the previous one is refused once receivers' token caches expire (or after POST /-/reload)`);
+  print(tokenHelp(token));
   return 0;
-}
+});
 
-const SUBCOMMANDS: Record<string, (args: string[], env: NodeJS.ProcessEnv) => Promise<number>> = {
+export const command: Command = defineGroup('apps', 'register OTLP applications, issue their tokens and switch their BKData flows', {
   create,
   update,
   show,
   list,
   'rotate-token': rotate,
   delete: remove,
-};
-
-export const command: Command = {
-  summary: 'register OTLP applications, issue their tokens and switch their BKData flows',
-  usage: USAGE.split('\n')[0] ?? USAGE,
-  async run(args, env) {
-    const [sub, ...rest] = args;
-    const run = sub ? SUBCOMMANDS[sub] : undefined;
-    if (!run) {
-      console.error(`usage:\n${USAGE}`);
-      return 2;
-    }
-    try {
-      return await run(rest, env);
-    } catch (err) {
-      if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-        console.error(`bkstream apps ${sub}: ${errorMessage(err)}\nusage:\n${USAGE}`);
-        return 2;
-      }
-      if (err instanceof BkError && !err.retriable && err.code !== 'config_invalid') {
-        console.error(`bkstream apps ${sub}: ${err.message}`);
-        return 1;
-      }
-      throw err;
-    }
-  },
-};
+}, 'The token is printed once and stored only as its SHA-256 hash: it cannot be shown again, only rotated.');
