@@ -16,6 +16,7 @@
  * client level").
  */
 import { BkError, isRetriable } from '../common/errors.ts';
+import { SerializerError, serializeRequest } from './bkdata-serializers.ts';
 
 export const FAMILIES = ['access', 'databus', 'auth', 'dataflow', 'resourcecenter'] as const;
 /** An API family: one circuit breaker each. */
@@ -131,16 +132,20 @@ export class BkdataClient {
 
   /** The full URL of an API call (placeholders filled, GET parameters in the query string). */
   url(api: ApiName, params: Params): string {
+    return this.#urlOf(api, this.payload(api, params));
+  }
+
+  #urlOf(api: ApiName, payload: Params): string {
     const def = BKDATA_APIS[api];
     const path = def.path.replace(/\{(\w+)\}/g, (_, name: string) => {
-      const v = params[name];
+      const v = payload[name];
       if (v === undefined || v === null || v === '') throw new BkdataApiError(api, `parameter ${name} is required by ${def.path}`, false);
       return encodeURIComponent(asText(v));
     });
     const url = `${this.#base}${path}`;
     if (def.method !== 'GET') return url;
     const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(this.#withCommon(params))) {
+    for (const [k, v] of Object.entries(payload)) {
       if (v === undefined || v === null) continue;
       q.append(k, asText(v));
     }
@@ -148,19 +153,28 @@ export class BkdataClient {
     return qs ? `${url}?${qs}` : url;
   }
 
-  #withCommon(params: Params): Params {
-    return {
-      bk_app_code: this.#options.appCode,
-      bk_username: this.#options.username,
-      bkdata_authentication_method: 'user',
-      ...params,
-    };
+  /**
+   * What a call sends (query string or JSON body), as the reference's API layer makes it: the parameters
+   * through the API's request serializer (bkdata-serializers.ts: undeclared fields dropped, values coerced,
+   * defaults such as `appenv` added), then `bk_username` (the call's, which survives its serializer, or
+   * the operator) and `bk_app_code`. A value the serializer refuses is a business error of the call.
+   */
+  payload(api: ApiName, params: Params): Params {
+    let serialized: Params;
+    try {
+      serialized = serializeRequest(api, params);
+    } catch (err) {
+      if (err instanceof SerializerError) throw new BkdataApiError(api, `invalid parameters: ${err.message}`, false, { cause: err });
+      throw err;
+    }
+    return { ...serialized, bk_username: params.bk_username ?? this.#options.username, bk_app_code: this.#options.appCode };
   }
 
   /** One call; resolves with the envelope's `data`. `signal` cancels it (the breaker's timeout). */
   async request<T = unknown>(api: ApiName, params: Params = {}, signal?: AbortSignal): Promise<T> {
     const def = BKDATA_APIS[api];
-    const url = this.url(api, params);
+    const payload = this.payload(api, params);
+    const url = this.#urlOf(api, payload);
     const timeout = AbortSignal.timeout(this.#options.timeoutMs);
     const headers: Record<string, string> = { accept: 'application/json', [SENT_AT_HEADER]: String(Date.now()) };
     if (this.#options.appSecret) {
@@ -169,7 +183,7 @@ export class BkdataClient {
     let body: string | undefined;
     if (def.method !== 'GET') {
       headers['content-type'] = 'application/json';
-      body = JSON.stringify(this.#withCommon(params));
+      body = JSON.stringify(payload);
     }
     let res: Response;
     let text: string;

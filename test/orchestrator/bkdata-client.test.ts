@@ -11,6 +11,10 @@ import { createHttpServer } from '../../services/common/http.ts';
 import { createRegistry } from '../../services/common/metrics.ts';
 import { matchRoute } from '../../services/bkdata-sim/api.ts';
 import { BKDATA_APIS, BkdataApiError, BkdataClient, isEnvelopeError, type ApiName } from '../../services/orchestrator/bkdata-client.ts';
+import { SERIALIZER_APIS } from '../../services/orchestrator/bkdata-serializers.ts';
+import type { FlowSettings } from '../../services/orchestrator/config.ts';
+import * as tail from '../../services/orchestrator/kinds/tail-sampling.ts';
+import * as metric from '../../services/orchestrator/kinds/virtual-metric.ts';
 import { startSim } from './kit.ts';
 
 function client(baseUrl: string, timeoutMs = 5_000): BkdataClient {
@@ -31,7 +35,7 @@ test('URLs: placeholders filled, GET parameters in the query string, base path k
   t.is(c.url('update_deploy_plan', { raw_data_id: 5 }), 'http://127.0.0.1:1/api/bk-base/prod/v3/access/deploy_plan/5');
   t.is(
     c.url('get_databus_cleans', { raw_data_id: 5 }),
-    'http://127.0.0.1:1/api/bk-base/prod/v3/databus/cleans/?bk_app_code=bk_monitorv3&bk_username=admin&bkdata_authentication_method=user&raw_data_id=5',
+    'http://127.0.0.1:1/api/bk-base/prod/v3/databus/cleans/?bkdata_authentication_method=user&appenv=ieod&raw_data_id=5&bk_username=admin&bk_app_code=bk_monitorv3',
   );
   t.throws(() => c.url('get_data_flow', {}), { instanceOf: BkdataApiError, message: /flow_id is required/ });
 });
@@ -135,4 +139,71 @@ test('an envelope is an error only when result is falsy and code is not 0; a bod
   const denied = await t.throwsAsync(c.request('query_resource_list', { case: 'permission' }), { instanceOf: BkdataApiError });
   t.false(isRetriable(denied), 'the permission centre\'s code is a business error even with result=true');
   t.is(denied?.bkCode, '9900403');
+});
+
+const flowSettings = { operator: 'admin', maintainers: [], defaultBkBizId: 2, virtualMetricProjectId: 1, tailSamplingProjectId: 1 } as unknown as FlowSettings;
+const shop = { bkBizId: 2, appName: 'shop' };
+
+test('every API has an entry in the serializer table', (t) => {
+  t.deepEqual([...SERIALIZER_APIS].sort(), Object.keys(BKDATA_APIS).sort());
+});
+
+test('requests are sent as the reference serializers make them: undeclared fields dropped, values coerced, defaults added (errata §4)', (t) => {
+  const c = client('http://127.0.0.1:1/');
+  const deploy = c.payload('access_deploy_plan', tail.deployParams(shop, { data_id: 1_500_001, app_creator: 'bob' }, flowSettings));
+  t.false('operator' in deploy, 'operator is not declared');
+  t.false('permission' in deploy, 'permission is not declared');
+  t.is(deploy.data_scenario_id, '47', 'a CharField');
+  t.is(deploy.appenv, 'ieod');
+  t.is(deploy.bkdata_authentication_method, 'user');
+  t.is((deploy.access_raw_data as Record<string, unknown>).preassigned_data_id, 1_500_001);
+  t.deepEqual(Object.keys(deploy.access_raw_data as object), ['raw_data_name', 'raw_data_alias', 'maintainer', 'data_source', 'data_encoding', 'sensitivity', 'description', 'tags', 'data_source_tags', 'data_region', 'preassigned_data_id']);
+  t.is(c.payload('update_deploy_plan', { raw_data_id: 9, ...tail.deployParams(shop, { data_id: 9 }, flowSettings) }).raw_data_id, '9');
+
+  const kafka = c.payload('access_deploy_plan', metric.deployParams(shop, { data_id: 9, kafka: { partitions: 3, use_sasl: false } }, flowSettings));
+  const conf = kafka.access_conf_info as { collection_model: Record<string, unknown>; resource: { scope: Record<string, unknown>[] } };
+  t.is(conf.resource.scope[0]!.tasks, '3', 'Kafka tasks as text');
+  t.is(conf.resource.scope[0]!.use_sasl, false);
+  t.deepEqual(conf.collection_model, { collection_type: 'incr', start_at: 1, period: '1' });
+
+  const clean = c.payload('databus_cleans', metric.cleanParams(shop, flowSettings, 77));
+  t.is(clean.pe_config, '', 'pe_config added');
+  t.is(clean.raw_data_id, '77', 'raw_data_id as text');
+  t.is(clean.appenv, 'ieod');
+  const update = c.payload('update_databus_cleans', { ...tail.cleanParams(shop, flowSettings, 77), processing_id: '2_bkapm_tail_shop' });
+  t.is(update.pe_config, '');
+  t.is(update.processing_id, '2_bkapm_tail_shop');
+
+  t.deepEqual(c.payload('restart_data_flow', { flow_id: '7', consuming_mode: 'continue', cluster_group: 'default_inland', extra: 1 }), {
+    bkdata_authentication_method: 'user',
+    appenv: 'ieod',
+    flow_id: 7,
+    consuming_mode: 'continue',
+    cluster_group: 'default_inland',
+    bk_username: 'admin',
+    bk_app_code: 'bk_monitorv3',
+  });
+  t.deepEqual(c.payload('auth_projects_data_check', { project_id: 1, result_table_id: '2_x' }).action_id, 'result_table.query_data', 'default');
+  const node = c.payload('add_data_flow_node', { flow_id: 7, from_links: [], node_type: 'realtime', config: { counter: null, sql: ' kept as is ' }, frontend_info: { x: 100, y: 100 } });
+  t.deepEqual(node.config, { counter: null, sql: ' kept as is ' }, 'a node config is a DictField: untouched');
+  t.deepEqual(c.payload('update_resource_set', { resource_set_id: 'r', bk_username: 'admin', authorized_projects: [1] }), { resource_set_id: 'r', bk_username: 'admin', authorized_projects: [1], bk_app_code: 'bk_monitorv3' }, 'no serializer: as it is, no appenv');
+
+  const bad = t.throws(() => c.payload('get_data_flow', { flow_id: 'seven' }), { instanceOf: BkdataApiError });
+  t.false(isRetriable(bad));
+  t.regex(bad?.message ?? '', /invalid parameters: flow_id: a valid integer is required/);
+});
+
+test('serialized requests reach bkdata-sim and it takes them (text ids, no operator)', async (t) => {
+  const sim = await startSim(t);
+  const c = client(sim.url());
+  const { raw_data_id } = await c.request<{ raw_data_id: number }>('access_deploy_plan', tail.deployParams(shop, { data_id: 4242 }, flowSettings));
+  t.is(raw_data_id, 4242);
+  const sent = sim.calls.entries().at(-1)?.params ?? {};
+  t.is(sent.appenv, 'ieod');
+  t.is(sent.data_scenario_id, '47');
+  t.false('operator' in sent);
+  const created = await c.request<{ result_table_id: string }>('databus_cleans', tail.cleanParams(shop, flowSettings, raw_data_id));
+  t.is(created.result_table_id, '2_bkapm_tail_shop');
+  t.is(sim.calls.entries().at(-1)?.params.raw_data_id, '4242');
+  t.is(sim.state.cleans.get('2_bkapm_tail_shop')?.raw_data_id, 4242, 'the text id names the raw data');
 });
