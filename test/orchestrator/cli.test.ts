@@ -28,6 +28,10 @@ test.serial('bkstream flows: submit, list, get, retry, breakers, usage and error
   t.is(await flows('list', '--type', 'virtual_metric', '--status', 'success', '--json'), 0);
   t.like(JSON.parse(out.join('\n')), { count: 1, flows: [{ key: '4:cli-app:virtual_metric', status: 'success' }] });
   out.length = 0;
+  t.is(await flows('list', '--type', 'virtual_metric', '--offset', '1'), 0);
+  t.deepEqual(out.splice(0).slice(1), [], 'past the only flow');
+  t.is(await flows('list', '--limit', '0'), 2);
+  t.is(out.pop(), 'bkstream flows list: --limit must be from 1 to 1000 (got 0)\nsee bkstream flows list --help');
   t.is(await flows('list', '--status', 'bogus'), 2, 'a usage error, before anything is sent');
   t.is(out.pop(), 'bkstream flows list: --status must be one of pending, running, waiting_dependency, success, stopped, deleted, config_deploy_failed, config_cleans_failed, config_cleans_start_failed, auth_failed, config_flow_failed, stop_failed, delete_failed (got "bogus")\nsee bkstream flows list --help');
 

@@ -3,7 +3,7 @@
  * http://127.0.0.1:8082), with the admin token of the environment (credentials.ts). Passwords in flow
  * configs are never printed (masked).
  *
- *   bkstream flows list [--status S] [--type tail_sampling|virtual_metric] [--biz N] [--app NAME] [--json]
+ *   bkstream flows list [--status S] [--type tail_sampling|virtual_metric] [--biz N] [--app NAME] [--limit N] [--offset N] [--json]
  *   bkstream flows get <bk_biz_id> <app_name> <flow_type>
  *   bkstream flows submit <create_or_update|stop|delete> <flow_type> <bk_biz_id> <app_name> [--config JSON] [--operator NAME]
  *   bkstream flows retry <bk_biz_id> <app_name> <flow_type>
@@ -60,16 +60,20 @@ const list = defineCommand({
     type: { type: 'string', choices: FLOW_TYPES, help: 'only flows of this type' },
     biz: { type: 'integer', value: 'bk_biz_id', help: 'only flows of this business' },
     app: { type: 'string', value: 'app_name', help: 'only flows of this application' },
+    limit: { type: 'integer', value: 'n', default: 100, help: 'at most this many flows (up to 1000)' },
+    offset: { type: 'integer', value: 'n', default: 0, help: 'skip this many first' },
     json: JSON_OPTION,
   },
   notes: NOTES,
-}, async ({ values }, env, print) => {
-  const q = new URLSearchParams();
+}, async ({ values, usage }, env, print) => {
+  if (values.limit < 1 || values.limit > 1000) usage(`--limit must be from 1 to 1000 (got ${values.limit})`);
+  if (values.offset < 0) usage(`--offset must not be negative (got ${values.offset})`);
+  const q = new URLSearchParams({ limit: String(values.limit), offset: String(values.offset) });
   if (values.status !== undefined) q.set('status', values.status);
   if (values.type !== undefined) q.set('flow_type', values.type);
   if (values.biz !== undefined) q.set('bk_biz_id', String(values.biz));
   if (values.app !== undefined) q.set('app_name', values.app);
-  const r = expectStatus(API, await apiCall(API, env, 'GET', `/api/v1/flows${q.size > 0 ? `?${q.toString()}` : ''}`), env);
+  const r = expectStatus(API, await apiCall(API, env, 'GET', `/api/v1/flows?${q.toString()}`), env);
   if (values.json) printJson(print, r.body);
   else for (const line of table(r.body.flows as FlowRow[])) print(line);
   return 0;
