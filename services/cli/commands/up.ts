@@ -236,7 +236,11 @@ export const command: Command = {
       if (options.demo) {
         const collector = planned.find((p) => p.module.name === 'collector');
         if (!collector) throw new Error('bkstream up --demo: the collector is not among the services');
-        const { createDemo } = await import('../demo/demo.ts');
+        // The demo runs on the OpenTelemetry SDK, a development dependency (npm ci installs it; --omit=dev does not).
+        const { createDemo } = await import('../demo/demo.ts').catch((err: unknown) => {
+          if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+          throw new Error(`bkstream up --demo needs the OpenTelemetry SDK, a development dependency: run npm ci without --omit=dev (${(err as Error).message})`);
+        });
         const bound = (running.get('collector') as CollectorService | undefined)?.ports();
         const demo = createDemo({
           store: deps.store,
