@@ -52,12 +52,12 @@ const report = defineCommand({
   summary: 'send one custom event or time-series report (bkmonitorbeat -report)',
   options: {
     kind: { type: 'string', choices: ['event', 'timeseries'], required: true, help: 'what the message is' },
-    'data-id': { type: 'integer', value: 'n', default: 0, help: 'the data id it is reported under' },
+    'data-id': { type: 'integer', value: 'n', help: 'the data id it is reported under' },
     body: { type: 'string', value: 'json', help: 'the message body (time series: {access_token, data: [...]})' },
     'event-name': { type: 'string', value: 'text', help: 'an event\'s name' },
     'event-content': { type: 'string', value: 'text', help: 'an event\'s content' },
     'event-target': { type: 'string', value: 'text', help: 'an event\'s target' },
-    'event-timestamp': { type: 'integer', value: 'ms', default: 0, help: 'an event\'s time (default now)' },
+    'event-timestamp': { type: 'integer', value: 'ms', help: 'an event\'s time, ms since the epoch (default the body\'s, or now)' },
     token: { type: 'string', help: 'the access token' },
     type: { type: 'string', choices: ['agent', 'http'], help: 'agent: to Kafka (the default); http: to the proxy at --http' },
     http: { type: 'string', value: 'host:port', help: 'a bk-collector-style proxy to POST /v2/push/ to (implies --type http)' },
@@ -75,13 +75,13 @@ const report = defineCommand({
   try {
     doc = prepareReport({
       kind: kind,
-      dataId: values['data-id'],
+      dataId: values['data-id'] ?? 0,
       now,
       ...(values.body === undefined ? {} : { body: values.body }),
       ...(values['event-name'] ? { eventName: values['event-name'] } : {}),
       ...(values['event-content'] ? { eventContent: values['event-content'] } : {}),
       ...(values['event-target'] ? { eventTarget: values['event-target'] } : {}),
-      eventTimestamp: values['event-timestamp'],
+      eventTimestamp: values['event-timestamp'] ?? 0,
       ...(values.token ? { token: values.token } : {}),
     });
   } catch (err) {
