@@ -28,7 +28,8 @@ export type TailSamplingKey = (typeof TAIL_SAMPLING_KEYS)[number];
 export const CONDITION_METHODS = ['gt', 'gte', 'lt', 'lte', 'eq', 'neq', 'reg', 'nreg'] as const;
 
 export interface TailCondition {
-  condition: 'and' | 'or';
+  /** How it joins the conditions before it; optional on the first one. */
+  condition?: 'and' | 'or';
   key: string;
   method: (typeof CONDITION_METHODS)[number];
   value: string[];
@@ -95,11 +96,14 @@ export function checkTailSamplingConfig(value: unknown, problems: string[], at =
   conditions.forEach((c: unknown, i) => {
     const where = `${at}.tail_conditions[${i}]`;
     if (typeof c !== 'object' || c === null || Array.isArray(c)) {
-      problems.push(`${where} must be an object {condition, key, method, value}`);
+      problems.push(`${where} must be an object {condition?, key, method, value}`);
       return;
     }
     const cond = c as Record<string, unknown>;
-    if (cond.condition !== 'and' && cond.condition !== 'or') problems.push(`${where}.condition must be "and" or "or"`);
+    // The first condition's connector is ignored, and may be left out (as the orchestrator and the reference take it).
+    if (cond.condition === undefined) {
+      if (i > 0) problems.push(`${where}.condition is required after the first condition ("and" or "or")`);
+    } else if (cond.condition !== 'and' && cond.condition !== 'or') problems.push(`${where}.condition must be "and" or "or"`);
     if (typeof cond.key !== 'string' || cond.key === '') problems.push(`${where}.key must be a non-empty string`);
     if (!(CONDITION_METHODS as readonly unknown[]).includes(cond.method)) problems.push(`${where}.method must be one of ${CONDITION_METHODS.join(', ')}`);
     if (!Array.isArray(cond.value) || !cond.value.every((x) => typeof x === 'string')) problems.push(`${where}.value must be a list of strings`);

@@ -62,8 +62,11 @@ test('the tail-sampling keys and the switches are checked, every problem named',
     'tail_sampling_config.tail_conditions[0].key must be a non-empty string',
     'tail_sampling_config.tail_conditions[0].method must be one of gt, gte, lt, lte, eq, neq, reg, nreg',
     'tail_sampling_config.tail_conditions[0].value must be a list of strings',
-    'tail_sampling_config.tail_conditions[1] must be an object {condition, key, method, value}',
+    'tail_sampling_config.tail_conditions[1] must be an object {condition?, key, method, value}',
   ]);
+  const connectors: string[] = [];
+  checkTailSamplingConfig({ tail_conditions: [{ key: 'a', method: 'eq', value: ['1'] }, { key: 'b', method: 'eq', value: ['2'] }] }, connectors);
+  t.deepEqual(connectors, ['tail_sampling_config.tail_conditions[1].condition is required after the first condition ("and" or "or")'], 'the first connector may be left out');
   const switches: string[] = [];
   checkFlowSettings({ ...BASE, bkBizId: -5, tracesDataId: 0, metricsDataId: 0, tailSampling: true, virtualMetric: true }, switches);
   t.deepEqual(switches, [
@@ -84,7 +87,7 @@ test("every command an application plans is accepted by the orchestrator's comma
       tail_trace_session_gap_min: 5,
       tail_trace_mark_timeout: 10,
       tail_conditions: [
-        { condition: 'and' as const, key: 'span_name', method: 'reg' as const, value: ['^GET'] },
+        { key: 'span_name', method: 'reg' as const, value: ['^GET'] },
         { condition: 'or' as const, key: 'elapsed_time', method: 'gt' as const, value: ['1000000'] },
       ],
     },
