@@ -6,7 +6,9 @@
  * Query parameters: any key column of the table (or a further filter column it declares) as an
  * exact-match filter (`service_name=order-svc`; the value `null` matches NULL), `page` (from 1) and
  * `page_size` (default 100). Only rows inside the table's retention are listed (the app's trace
- * retention; 180 days for nodes), newest first. The answer is `{ total, page, page_size, items }`.
+ * retention; 180 days for nodes), newest first. The answer is `{ total, page, page_size, items }`; an
+ * application that is not registered (apm_application) is a 404 `{error: "no application <app> in
+ * business <biz>"}`, as an unknown listing is.
  */
 import { NotFoundError, ValidationError } from '../common/errors.ts';
 import type { HttpRequest, HttpResponse, Route } from '../common/http.ts';
@@ -70,11 +72,11 @@ export function queryRoutes(options: ApiOptions): Route[] {
     const page = positiveInt(req.query, 'page', 1, 1_000_000);
     const pageSize = positiveInt(req.query, 'page_size', Math.min(DEFAULT_PAGE_SIZE, options.maxPageSize), options.maxPageSize);
 
-    let days = options.topoNodeRetentionDays;
-    if (listing.retention === 'app') {
-      const { rows } = await options.db.query<{ days: number }>('SELECT trace_retention_days AS days FROM apm_application WHERE bk_biz_id = $1 AND app_name = $2', [bkBizId, appName]);
-      days = rows[0]?.days ?? options.defaultRetentionDays;
-    }
+    // An application that is not registered has nothing to list: 404 naming it, not an empty page.
+    const { rows: apps } = await options.db.query<{ days: number }>('SELECT trace_retention_days AS days FROM apm_application WHERE bk_biz_id = $1 AND app_name = $2', [bkBizId, appName]);
+    const registered = apps[0];
+    if (!registered) throw new NotFoundError(`no application ${appName} in business ${bkBizId}`);
+    const days = listing.retention === 'app' ? registered.days : options.topoNodeRetentionDays;
     const params: unknown[] = [bkBizId, appName, new Date(now() - days * 86_400_000)];
     const where = ['bk_biz_id = $1', 'app_name = $2', 'last_seen >= $3'];
     for (const [name, raw] of req.query) {

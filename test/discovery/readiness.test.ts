@@ -33,6 +33,8 @@ async function discoveryOn(t: Parameters<typeof ownBroker>[0], brokers: string[]
   const service = await createDiscovery({ env, logger: silentLogger, registry, store, bus, common: loadConfig(commonSpec, { env }) });
   t.teardown(() => service.stop());
   await service.start();
+  // The query API answers for registered applications only.
+  await store.query("INSERT INTO apm_application (bk_biz_id, app_name) VALUES (2, 'shop') ON CONFLICT DO NOTHING");
   return { service, url: `http://127.0.0.1:${service.http.port()}` };
 }
 

@@ -71,7 +71,8 @@ test.serial('spans produced to `spans` become rows in every table, and the query
   // The two traces' roots are 5 ms apart, inside the touch interval: whichever came first was written.
   t.true([at + 1_000, at + 6_000].map((us) => Math.floor(us / 1000)).includes(last[0]?.last_seen.getTime() ?? 0), 'last_seen is an event time (span end_time), not the wall clock');
 
-  // Query API.
+  // Query API (of a registered application; the app's trace retention, 7 days here).
+  await store.query("INSERT INTO apm_application (bk_biz_id, app_name, trace_retention_days) VALUES (2, 'shop', 7)");
   const endpoints = await get(run, '/api/v1/apps/2/shop/endpoints?service_name=gateway&page_size=2');
   t.is(endpoints.status, 200);
   t.is(endpoints.body.total, 3);
@@ -79,12 +80,14 @@ test.serial('spans produced to `spans` become rows in every table, and the query
   t.is((await get(run, '/api/v1/apps/2/shop/endpoints?service_name=gateway&page_size=2&page=2')).body.items instanceof Array, true);
   t.is((await get(run, '/api/v1/apps/2/shop/nodes?topo_key=billing')).body.total, 1);
   t.is((await get(run, '/api/v1/apps/2/shop/hosts?bk_host_id=null')).body.total, 3);
-  t.is((await get(run, '/api/v1/apps/2/other/endpoints')).body.total, 0);
+  const unknown = await get(run, '/api/v1/apps/2/other/endpoints');
+  t.is(unknown.status, 404, 'an application that is not registered');
+  t.deepEqual(unknown.body, { error: 'no application other in business 2', code: 'not_found' });
   t.is((await get(run, '/api/v1/apps/2/shop/endpoints?color=red')).status, 400);
   t.is((await get(run, '/api/v1/apps/2/shop/colors')).status, 404);
   await store.query("UPDATE apm_endpoint SET last_seen = last_seen - interval '8 days' WHERE service_name = 'gateway'");
   t.is((await get(run, '/api/v1/apps/2/shop/endpoints?service_name=gateway')).body.total, 0, 'rows older than the retention (default 7 days) are not listed');
-  await store.query("INSERT INTO apm_application (bk_biz_id, app_name, trace_retention_days) VALUES (2, 'shop', 30)");
+  await store.query("UPDATE apm_application SET trace_retention_days = 30 WHERE bk_biz_id = 2 AND app_name = 'shop'");
   t.is((await get(run, '/api/v1/apps/2/shop/endpoints?service_name=gateway')).body.total, 3, 'the app\'s own retention applies');
   t.is((await get(run, '/healthz')).status, 200);
   const metrics = (await get(run, '/metrics')).body.text as string;
