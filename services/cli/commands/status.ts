@@ -186,7 +186,7 @@ async function discoverySection(env: NodeJS.ProcessEnv): Promise<DiscoverySectio
         const body = await get(APIS.discovery, env, `/api/v1/apps/${a.bk_biz_id}/${encodeURIComponent(a.app_name)}/${listing}?page_size=1`);
         counts[listing] = Number(body.total);
       }
-      return { bk_biz_id: a.bk_biz_id, app_name: a.app_name, counts };
+      return { bk_biz_id: Number(a.bk_biz_id), app_name: a.app_name, counts };
     }));
     return { reachable: true, url, applications, ...(apps.length > MAX_APPS ? { truncated: true } : {}) };
   } catch (err) {
@@ -292,7 +292,8 @@ export function renderStatus(r: StatusReport): string[] {
     const width = Math.max(...k.topics.map((t) => t.topic.length));
     for (const t of k.topics) line('topic', `${t.topic.padEnd(width)}  ${t.exists ? `${t.partitions ?? '?'} partitions` : 'MISSING'}`);
     const gw = Math.max(0, ...k.groups.map((g) => g.group.length));
-    for (const g of k.groups) line('group', `${g.group.padEnd(gw)}  ${g.topic}  ${g.lag === null ? `lag unknown: ${g.error ?? ''}` : `lag ${g.lag}`}`);
+    const tw = Math.max(0, ...k.groups.map((g) => g.topic.length));
+    for (const g of k.groups) line('group', `${g.group.padEnd(gw)}  ${g.topic.padEnd(tw)}  ${g.lag === null ? `lag unknown: ${g.error ?? ''}` : `lag ${g.lag}`}`);
     if (k.absent_groups.length > 0) line('group', `not on the broker (service not started, or sink off): ${k.absent_groups.join(', ')}`);
   }
   const s = r.store;
