@@ -214,7 +214,9 @@ export function parseCommand<const O extends Readonly<Record<string, OptionSpec>
   } catch (err) {
     const code = (err as { code?: string }).code;
     const message = errorMessage(err);
-    const option = /Option '(-[^ ']+)/.exec(message)?.[1] ?? /option '([^']+)'/i.exec(message)?.[1];
+    // "Unknown option '--x'", "Option '-n, --n <value>' argument missing": the long name when there is one.
+    const quoted = /option '([^']+)'/i.exec(message)?.[1] ?? '';
+    const option = /--[^\s,<]+/.exec(quoted)?.[0] ?? /-[^\s,<]+/.exec(quoted)?.[0];
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return fail(`unknown option ${option ?? message}`);
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       return fail(/does not take an argument/.test(message) ? `${option ?? 'a flag'} takes no value` : `${option ?? 'an option'} needs a value`);

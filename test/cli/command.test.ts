@@ -61,6 +61,7 @@ test('values that start with - are taken in both spellings (node parseArgs alone
   // an option word after an option that needs a value is not swallowed as its value
   t.is(usageError(() => parseCommand(SPEC, ['a', '--from', '--json'])), '--from needs a value');
   t.is(usageError(() => parseCommand(SPEC, ['a', '--from'])), '--from needs a value');
+  t.is(usageError(() => parseCommand(SPEC, ['a', '-n'])), '--n needs a value', 'the long name of a short option');
   // after --, everything is positional
   t.deepEqual(parseCommand(SPEC, ['a', '--', '--weird']).positionals, ['a', '--weird']);
 });
