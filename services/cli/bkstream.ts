@@ -4,6 +4,8 @@
  * `bkstream <command> --help` shows one. Exit codes (command.ts): 0 ok, 1 failure, 2 usage error.
  * Run through npm (`npm run up`, `npx bkstream ...`) so the project's Node 24 is used.
  */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { COMMANDS } from './commands.ts';
 import { EXIT, runCommand, type CommandIo } from './command.ts';
 import { installWarningFilter } from '../common/process.ts';
@@ -11,6 +13,11 @@ import { installWarningFilter } from '../common/process.ts';
 installWarningFilter();
 
 const IO: CommandIo = { out: (line) => console.log(line), err: (line) => console.error(line) };
+
+/** The project's version (package.json), printed by `bkstream --version`. */
+export function version(): string {
+  return (JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+}
 
 /** The text of `bkstream --help`. */
 export async function topHelp(): Promise<string> {
@@ -23,6 +30,7 @@ export async function topHelp(): Promise<string> {
     ...rows,
     '',
     '`bkstream <command> --help` (or -h) prints a command\'s usage and options, starting or connecting nothing.',
+    '`bkstream --version` prints the version.',
     'Listings take --json: one JSON document on stdout, messages on stderr.',
     '',
     'exit codes:',
@@ -40,6 +48,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
   }
   if (name === '--help' || name === '-h') {
     io.out(await topHelp());
+    return EXIT.ok;
+  }
+  if (name === '--version' || name === '-V') {
+    if (args.length > 0) {
+      io.err(`bkstream: unexpected argument ${JSON.stringify(args[0])} after ${name}\nsee bkstream --help`);
+      return EXIT.usage;
+    }
+    io.out(`bkstream ${version()}`);
     return EXIT.ok;
   }
   if (name === 'help') {

@@ -69,7 +69,7 @@ async function everyCommand(): Promise<string[][]> {
   return paths;
 }
 
-test('bkstream --help lists every command and the exit codes; a bare bkstream is a usage error', async (t) => {
+test('bkstream --help lists every command and the exit codes; --version; a bare bkstream is a usage error', async (t) => {
   for (const argv of [['--help'], ['-h'], ['help']]) {
     const r = await cli(argv);
     t.is(r.code, 0, argv.join(' '));
@@ -82,6 +82,9 @@ test('bkstream --help lists every command and the exit codes; a bare bkstream is
   t.is(bare.code, 2);
   t.regex(bare.err, /^usage: bkstream <command>/);
   t.is((await cli(['help', 'flows'])).out.split('\n')[0], 'usage: bkstream flows <subcommand> [options]');
+  const v = await cli(['--version']);
+  t.is(v.code, 0);
+  t.regex(v.out, /^bkstream \d+\.\d+\.\d+$/);
 });
 
 test('unknown commands, options and subcommands are usage errors naming the word', async (t) => {
