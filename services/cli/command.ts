@@ -138,10 +138,16 @@ function wrappedUsage(spec: CommandSpec): string {
   const [head, ...rest] = usageParts(spec);
   const lines = [`usage: ${head ?? ''}`];
   const indent = ' '.repeat(`usage: bkstream ${spec.name} `.length);
+  let onLine = 0; // arguments on the current line: a line takes at least one, however long
   for (const part of rest) {
     const last = lines[lines.length - 1] as string;
-    if (last.length + 1 + part.length > USAGE_WIDTH && last.trim().length > 0 && last !== `usage: ${head ?? ''}`) lines.push(`${indent}${part}`);
-    else lines[lines.length - 1] = `${last} ${part}`;
+    if (onLine > 0 && last.length + 1 + part.length > USAGE_WIDTH) {
+      lines.push(`${indent}${part}`);
+      onLine = 1;
+    } else {
+      lines[lines.length - 1] = `${last} ${part}`;
+      onLine++;
+    }
   }
   return lines.join('\n');
 }
@@ -164,10 +170,10 @@ export function helpText(spec: CommandSpec): string {
 }
 
 /** Whether `token` is an option word (not a value that happens to start with `-`, such as `-2h`). */
-function isOptionWord(token: string, options: Readonly<Record<string, OptionSpec>>, shorts: ReadonlyMap<string, string>): boolean {
+function isOptionWord(token: string, shorts: ReadonlyMap<string, string>): boolean {
   if (token === '--' || token === '-h' || /^--[A-Za-z]/.test(token)) return true;
-  const short = /^-([A-Za-z])$/.exec(token);
-  return short !== null && shorts.has(short[1] as string) && Object.hasOwn(options, shorts.get(short[1] as string) as string);
+  const short = /^-([A-Za-z])$/.exec(token)?.[1];
+  return short !== undefined && shorts.has(short);
 }
 
 /**
@@ -193,7 +199,7 @@ export function parseCommand<const O extends Readonly<Record<string, OptionSpec>
     const name = long ?? (short !== undefined ? shorts.get(short) : undefined);
     const option = name !== undefined && Object.hasOwn(spec.options, name) ? spec.options[name] : undefined;
     const next = args[i + 1];
-    if (option && option.type !== 'boolean' && next !== undefined && next.startsWith('-') && !isOptionWord(next, spec.options, shorts)) {
+    if (option && option.type !== 'boolean' && next !== undefined && next.startsWith('-') && !isOptionWord(next, shorts)) {
       tokens.push(`--${name}=${next}`);
       i++;
       continue;
