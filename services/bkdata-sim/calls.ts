@@ -18,6 +18,10 @@ export interface CallRecord {
   at: number;
   /** `X-Bkstream-Sent-At` of the request (when the client sent it), if any. */
   sentAt: number | undefined;
+  /** `X-Bk-Tenant-Id` of the request (the caller's tenant), if any. */
+  tenant?: string | undefined;
+  /** `blueking-language` of the request, if any. */
+  language?: string | undefined;
   params: Record<string, unknown>;
 }
 

@@ -14,6 +14,14 @@ import type { SimState } from './state.ts';
 
 /** Header carrying the time (ms since the epoch) a client sent a request; recorded with each call. */
 export const SENT_AT_HEADER = 'x-bkstream-sent-at';
+/** Headers BlueKing's API layer sends with every request (tenant, language); recorded with each call. */
+export const TENANT_HEADER = 'x-bk-tenant-id';
+export const LANGUAGE_HEADER = 'blueking-language';
+
+function header(req: HttpRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
 
 /** What the BKData routes work on. */
 export interface ApiDeps {
@@ -39,8 +47,10 @@ type Recorder = (api: string, family: string, write: boolean, outcome: CallOutco
 function recorder(parts: ApiDeps, req: HttpRequest, at: number): Recorder {
   const sentHeader = Number(req.headers[SENT_AT_HEADER]);
   const sentAt = Number.isFinite(sentHeader) && sentHeader > 0 ? sentHeader : undefined;
+  const tenant = header(req, TENANT_HEADER);
+  const language = header(req, LANGUAGE_HEADER);
   return (api, family, write, outcome, params) => {
-    parts.calls.record({ api, family, method: req.method, path: req.path, write, outcome, at, sentAt, params });
+    parts.calls.record({ api, family, method: req.method, path: req.path, write, outcome, at, sentAt, tenant, language, params });
     parts.metrics.calls.inc({ api, outcome });
   };
 }

@@ -109,7 +109,19 @@ export interface BkdataClientOptions {
   username: string;
   /** Per-request timeout, ms. */
   timeoutMs: number;
+  /** Sent in `X-Bk-Tenant-Id` with every request (reference: the tenant id, `system` when single-tenant). Default `system`. */
+  tenantId?: string | undefined;
+  /** Sent in `blueking-language` with every request (reference: the active language, `zh-hans` by default); empty: no header. Default `zh-hans`. */
+  language?: string | undefined;
 }
+
+/** The tenant of a single-tenant BlueKing (reference `DEFAULT_TENANT_ID`). */
+export const DEFAULT_TENANT_ID = 'system';
+/** The reference's `LANGUAGE_CODE`. */
+export const DEFAULT_LANGUAGE = 'zh-hans';
+/** Headers the reference's API layer puts on every request: the tenant and the language. */
+export const TENANT_HEADER = 'X-Bk-Tenant-Id';
+export const LANGUAGE_HEADER = 'blueking-language';
 
 /** A parameter as text: strings as they are, numbers and booleans printed, anything else as JSON. */
 function asText(v: unknown): string {
@@ -176,7 +188,9 @@ export class BkdataClient {
     const payload = this.payload(api, params);
     const url = this.#urlOf(api, payload);
     const timeout = AbortSignal.timeout(this.#options.timeoutMs);
-    const headers: Record<string, string> = { accept: 'application/json', [SENT_AT_HEADER]: String(Date.now()) };
+    const headers: Record<string, string> = { accept: 'application/json', [SENT_AT_HEADER]: String(Date.now()), [TENANT_HEADER]: this.#options.tenantId ?? DEFAULT_TENANT_ID };
+    const language = this.#options.language ?? DEFAULT_LANGUAGE;
+    if (language !== '') headers[LANGUAGE_HEADER] = language;
     if (this.#options.appSecret) {
       headers['X-Bkapi-Authorization'] = JSON.stringify({ bk_app_code: this.#options.appCode, bk_app_secret: this.#options.appSecret, bk_username: this.#options.username });
     }

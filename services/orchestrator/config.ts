@@ -21,6 +21,8 @@ export const orchestratorSpec = {
   bkdataApiUrl: url({ env: 'BKDATA_API_URL', protocols: ['http', 'https'], doc: 'BKData API base URL [BKDATA_API_BASE_URL], e.g. `http://127.0.0.1:8090/` (bkdata-sim)' }),
   bkdataAppCode: str({ env: 'BKDATA_APP_CODE', default: 'bk_monitorv3', doc: 'sent as `bk_app_code` with every request' }),
   bkdataAppSecret: optionalSecret({ env: 'BKDATA_APP_SECRET', doc: 'when set, sent in the `X-Bkapi-Authorization` header (masked in every log line)' }),
+  bkdataTenantId: str({ env: 'BKDATA_TENANT_ID', default: 'system', doc: 'tenant sent in the `X-Bk-Tenant-Id` header of every request (the reference\'s `bk_tenant_id`; `system` outside multi-tenant mode)' }),
+  bkdataLanguage: str({ env: 'BKDATA_LANGUAGE', default: 'zh-hans', doc: '[LANGUAGE_CODE] language sent in the `blueking-language` header of every request (e.g. `en`)' }),
   bkdataTimeoutMs: int({ env: 'BKDATA_TIMEOUT_MS', default: 10_000, min: 1, doc: 'timeout of one BKData call, ms (the reference waits 300 s)' }),
 
   operator: str({ env: 'BKDATA_OPERATOR', default: 'admin', doc: '[APM_APP_BKDATA_OPERATOR] bk_username of the requests, admin of created resources' }),

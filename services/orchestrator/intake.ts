@@ -9,6 +9,7 @@ import { ValidationError } from '../common/errors.ts';
 import { SecretError, sealSecrets, type SecretBox } from '../common/secrets.ts';
 import type { Logger } from '../common/log.ts';
 import type { FlowAction, FlowType } from '../common/records.ts';
+import { checkApplication, UnknownApplicationError, type ApplicationRegistry } from './applications.ts';
 import type { CommandOutcome, FlowStore } from './flow-store.ts';
 import { FLOW_KINDS, FLOW_TYPES, kindOf, planOf } from './kinds/index.ts';
 import { isPositiveInt, optionalString } from './kinds/kind.ts';
@@ -113,16 +114,22 @@ export class CommandIntake {
   readonly #log: Logger;
   readonly #commands: OrchestratorMetrics['commands'];
   readonly #secrets: SecretBox;
+  readonly #applications: ApplicationRegistry | undefined;
 
-  constructor(flows: FlowStore, onAccepted: () => void, metrics: Pick<OrchestratorMetrics, 'commands'>, logger: Logger, secrets: SecretBox) {
+  /** `applications`: refuse flows of applications it does not hold (applications.ts); undefined = no check. */
+  constructor(flows: FlowStore, onAccepted: () => void, metrics: Pick<OrchestratorMetrics, 'commands'>, logger: Logger, secrets: SecretBox, applications?: ApplicationRegistry) {
     this.#flows = flows;
     this.#onAccepted = onAccepted;
     this.#log = logger.child({ component: 'intake' });
     this.#commands = metrics.commands;
     this.#secrets = secrets;
+    this.#applications = applications;
   }
 
-  /** Validates and applies a command (its secrets sealed); throws ValidationError for bad input. */
+  /**
+   * Validates and applies a command (its secrets sealed); throws ValidationError for bad input and
+   * UnknownApplicationError (`not_found`) for a flow of an application that is not registered.
+   */
   async submit(input: unknown, source: CommandSource): Promise<{ outcome: CommandOutcome; command: Command; flow: Flow | undefined }> {
     let command: Command;
     try {
@@ -131,6 +138,18 @@ export class CommandIntake {
     } catch (err) {
       this.#commands.inc({ source, outcome: 'invalid' });
       throw err;
+    }
+    if (this.#applications) {
+      const cmd = command;
+      try {
+        await checkApplication(this.#applications, cmd, async () => (await this.#flows.get(cmd)) !== undefined);
+      } catch (err) {
+        if (err instanceof UnknownApplicationError) {
+          this.#commands.inc({ source, outcome: 'unknown_application' });
+          this.#log.warn('flow command refused: unknown application', { source, command_id: cmd.command_id, action: cmd.action, flow_type: cmd.flow_type, bk_biz_id: cmd.bk_biz_id, app_name: cmd.app_name });
+        }
+        throw err;
+      }
     }
     const first = planOf(command.flow_type, DESIRED_OF[command.action])[0]?.name ?? DONE_STEP;
     const { outcome, flow } = await this.#flows.applyCommand(command, first);

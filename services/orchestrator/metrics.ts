@@ -6,7 +6,7 @@
 import { counter, gauge, histogram, type Counter, type Gauge, type Histogram, type Registry } from '../common/metrics.ts';
 
 export interface OrchestratorMetrics {
-  /** Flow commands by source (kafka, http, grpc) and outcome (accepted, duplicate, stale, invalid). */
+  /** Flow commands by source (kafka, http, grpc) and outcome (accepted, duplicate, stale, invalid, unknown_application). */
   commands: Counter<'source' | 'outcome'>;
   /** Flow status transitions by flow type and new status. */
   transitions: Counter<'flow_type' | 'status'>;
@@ -26,7 +26,7 @@ export interface OrchestratorMetrics {
 
 export function orchestratorMetrics(registry: Registry): OrchestratorMetrics {
   return {
-    commands: counter(registry, { name: 'bkstream_flow_commands_total', help: 'Flow commands by source and outcome (accepted, duplicate, stale, invalid)', labelNames: ['source', 'outcome'] }),
+    commands: counter(registry, { name: 'bkstream_flow_commands_total', help: 'Flow commands by source and outcome (accepted, duplicate, stale, invalid, unknown_application)', labelNames: ['source', 'outcome'] }),
     transitions: counter(registry, { name: 'bkstream_flow_transitions_total', help: 'Flow status transitions by flow type and new status', labelNames: ['flow_type', 'status'] }),
     stepAttempts: counter(registry, { name: 'bkstream_flow_step_attempts_total', help: 'Step attempts by step and outcome', labelNames: ['step', 'outcome'] }),
     stepSeconds: histogram(registry, { name: 'bkstream_flow_step_seconds', help: 'Duration of step attempts', labelNames: ['step'] }),

@@ -21,6 +21,7 @@ import { maskingLogger, secretBoxOf } from '../common/secrets.ts';
 import { defineService, edgeOptions, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
 import { guardStore } from '../common/store-guard.ts';
 import { topicName } from '../common/topics.ts';
+import { storeApplications, type ApplicationRegistry } from './applications.ts';
 import { createBreakers, GuardedBkdataApi, type Breakers } from './bkdata-api.ts';
 import { BkdataClient, FAMILIES } from './bkdata-client.ts';
 import { flowSettings, instanceIdOf, orchestratorSpec, validateOrchestrator, type OrchestratorConfig } from './config.ts';
@@ -53,7 +54,10 @@ export interface OrchestratorParts {
 
 export type Orchestrator = Lifecycle & OrchestratorParts;
 
-export type OrchestratorDeps = Pick<ServiceDeps<'store' | 'bus'>, 'logger' | 'registry' | 'store' | 'bus'>;
+export type OrchestratorDeps = Pick<ServiceDeps<'store' | 'bus'>, 'logger' | 'registry' | 'store' | 'bus'> & {
+  /** Where applications are registered (flows of others are refused; applications.ts); default the store's apm_application. */
+  applications?: ApplicationRegistry;
+};
 
 /** Builds the orchestrator on `deps`; `start()` brings it up. */
 export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorConfig): Orchestrator {
@@ -90,6 +94,8 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
     appSecret: config.bkdataAppSecret,
     username: config.operator,
     timeoutMs: config.bkdataTimeoutMs,
+    tenantId: config.bkdataTenantId,
+    language: config.bkdataLanguage,
   });
   const api = new GuardedBkdataApi(client, breakers, metrics);
   const producer = bus.producer();
@@ -133,7 +139,7 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
     runner.wake();
     publisher.wake();
   };
-  const intake = new CommandIntake(flows, wakeAll, metrics, logger, secrets);
+  const intake = new CommandIntake(flows, wakeAll, metrics, logger, secrets, deps.applications ?? storeApplications(store));
   const operations = new FlowOperations(flows, intake, breakerState, wakeAll);
 
   // A breaker letting a probe through wakes one waiting flow; a closed breaker wakes them all.

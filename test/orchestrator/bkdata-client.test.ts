@@ -207,3 +207,19 @@ test('serialized requests reach bkdata-sim and it takes them (text ids, no opera
   t.is(sim.calls.entries().at(-1)?.params.raw_data_id, '4242');
   t.is(sim.state.cleans.get('2_bkapm_tail_shop')?.raw_data_id, 4242, 'the text id names the raw data');
 });
+
+test('every request carries the tenant and language headers of the reference (X-Bk-Tenant-Id, blueking-language)', async (t) => {
+  const sim = await startSim(t);
+  await client(sim.url()).request('query_resource_list');
+  await client(sim.url()).request('get_data_flow_list', { project_id: 1 });
+  for (const call of sim.calls.entries()) {
+    t.is(call.tenant, 'system', `${call.api}: the single-tenant default`);
+    t.is(call.language, 'zh-hans', `${call.api}: the reference's LANGUAGE_CODE`);
+  }
+  const other = new BkdataClient({ baseUrl: sim.url(), appCode: 'bk_monitorv3', username: 'admin', timeoutMs: 5_000, tenantId: 'tenant-a', language: '' });
+  await other.request('databus_cleans', { bk_biz_id: 2, raw_data_id: 1, json_config: '{}', fields: [], clean_config_name: 'c', result_table_name: 't', result_table_name_alias: 't' }).catch(() => undefined);
+  const last = sim.calls.entries().at(-1);
+  t.is(last?.api, 'databus_cleans');
+  t.is(last?.tenant, 'tenant-a');
+  t.is(last?.language, undefined, 'an empty language sends no header');
+});

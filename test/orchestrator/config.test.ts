@@ -34,6 +34,9 @@ test('orchestrator defaults are the reference values', (t) => {
   t.is(c.flowClusterGroup, 'default_inland');
   t.is(c.stopMaxPolls, 300);
   t.false(c.requiredTempConvertNode);
+  t.is(c.bkdataTenantId, 'system', 'the reference\'s DEFAULT_TENANT_ID');
+  t.is(c.bkdataLanguage, 'zh-hans', 'the reference\'s LANGUAGE_CODE');
+  t.is(loadConfig(orchestratorSpec, { env: { BKDATA_API_URL: 'http://x/', BKDATA_TENANT_ID: 'tenant-a', BKDATA_LANGUAGE: 'en' } }).bkdataLanguage, 'en');
   t.regex(flowSettings(c).flinkCode, /public class CodeTransform/, 'the bundled Flink job (flink/tail-sampling) is read');
 });
 

@@ -10,6 +10,7 @@ import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry, type Registry } from '../../services/common/metrics.ts';
 import type { Store } from '../../services/common/store/index.ts';
 import { topicName } from '../../services/common/topics.ts';
+import { ANY_APPLICATION, type ApplicationRegistry } from '../../services/orchestrator/applications.ts';
 import type { FlowKey, Flow } from '../../services/orchestrator/model.ts';
 import { createOrchestrator, orchestratorService, type Orchestrator } from '../../services/orchestrator/service.ts';
 import { brokerKit, uniqueName, waitFor, type BrokerKit } from '../helpers/kafka.ts';
@@ -70,11 +71,13 @@ export interface OrchestratorUnderTest {
 
 export async function startOrchestrator(
   t: ExecutionContext,
-  deps: { store: Store; bus: Bus; sim: BkdataSim; prefix: string; env?: Record<string, string>; registry?: Registry },
+  deps: { store: Store; bus: Bus; sim: BkdataSim; prefix: string; env?: Record<string, string>; registry?: Registry; applications?: ApplicationRegistry },
 ): Promise<OrchestratorUnderTest> {
   const registry = deps.registry ?? createRegistry();
   const config = orchestratorService.config({ ...fastEnv(deps.sim, deps.env), TOPIC_PREFIX: deps.prefix });
-  const orch = createOrchestrator({ store: deps.store, bus: deps.bus, logger: silentLogger, registry }, config);
+  // Tests of the flows themselves use any application name; test/orchestrator/applications.test.ts checks the registry.
+  const applications = deps.applications ?? ANY_APPLICATION;
+  const orch = createOrchestrator({ store: deps.store, bus: deps.bus, logger: silentLogger, registry, applications }, config);
   t.teardown(() => orch.stop());
   await orch.start();
   return { orch, registry, prefix: deps.prefix };

@@ -81,6 +81,8 @@ test.serial('flow-config passwords: sealed at rest, sent to BKData, never return
   const orch = createOrchestrator({ store, bus: kit.bus, logger: createLogger({ level: 'debug', stream }), registry }, config);
   t.teardown(() => orch.stop());
   await orch.start();
+  // This orchestrator reads the store's application registry (no test double): the applications are registered.
+  for (const appName of ['secret-tail', 'secret-metric']) await createApplication(store, { bkBizId: 2, appName });
   const tail = tailCommand('secret-tail', { es_cluster: { cluster_id: 7, cluster_name: 'es7', host: 'es.internal', port: 9200, username: 'elastic', password: ES_PASSWORD } });
   const metric = metricCommand('secret-metric', { kafka: { host: 'kafka.internal', port: 9092, username: 'u', password: KAFKA_PASSWORD, use_sasl: true } });
   const base = `http://127.0.0.1:${orch.httpPort()}`;
