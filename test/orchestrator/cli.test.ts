@@ -68,3 +68,19 @@ test('bkstream up: bkdata-sim only without BKDATA_API_URL, and the orchestrator 
   t.deepEqual(orch?.env?.({ BKDATA_SIM_PORT: '9999' }), { BKDATA_API_URL: 'http://127.0.0.1:9999/' });
   t.deepEqual(orch?.env?.({ BKDATA_API_URL: 'https://paas.example/' }), {});
 });
+
+test('bkstream up: every service, the console after the APIs it proxies and pointed at their ports', async (t) => {
+  const named = await Promise.all(UP_SERVICES.map(async (entry) => ({ entry, name: (await entry.module()).name })));
+  const names = named.map((n) => n.name);
+  t.deepEqual([...names].sort(), ['agent', 'bkdata-sim', 'collector', 'console', 'discovery', 'orchestrator', 'sampler', 'storage']);
+  for (const api of ['discovery', 'storage', 'orchestrator']) t.true(names.indexOf(api) < names.indexOf('console'), `${api} before the console`);
+  t.is(names.at(-1), 'agent', 'the intakes last (stopped first)');
+  const consoleEnv = named.find((n) => n.name === 'console')?.entry.env;
+  const env = consoleEnv?.({ DISCOVERY_HTTP_PORT: '9181', STORAGE_HTTP_HOST: '0.0.0.0', ORCH_HOST: '::1', COLLECTOR_OTLP_HTTP_PORT: '5318' }) ?? {};
+  t.is(env.CONSOLE_DISCOVERY_URL, 'http://127.0.0.1:9181');
+  t.is(env.CONSOLE_STORAGE_URL, 'http://127.0.0.1:8083', 'a wildcard interface is reached on loopback');
+  t.is(env.CONSOLE_ORCHESTRATOR_URL, 'http://[::1]:8082');
+  t.is(env.CONSOLE_COLLECTOR_ADMIN_URL, 'http://127.0.0.1:4310');
+  t.is(env.CONSOLE_OTLP_HTTP_URL, 'http://127.0.0.1:5318/v1/traces');
+  t.is(consoleEnv?.({ CONSOLE_STORAGE_URL: 'http://127.0.0.2:1' }).CONSOLE_STORAGE_URL, 'http://127.0.0.2:1', 'an explicit URL is kept');
+});
