@@ -159,8 +159,6 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
     registry,
     logger,
     ...edge,
-    probeIntervalMs: config.healthProbeIntervalMs,
-    probeTimeoutMs: config.healthProbeTimeoutMs,
     health: () => exportService.health(),
     routes: adminRoutes({ store, auth: edge.auth, clearTokens: () => tokens.clear(), onFlowCommands: () => flowCommands?.wake(), health: () => exportService.health(), logger: log }),
   });
