@@ -215,6 +215,14 @@ storeContract('400 naming the bad field or parameter, 404 for an unknown applica
   const unknown = await a.get(`/api/v1/apps/${BIZ}/ghost/spans`);
   t.is(unknown.status, 404);
   t.regex(String(unknown.body.error), /no application ghost in business 2/);
+  // every per-application route, GET and POST alike: a 404 naming the application, never an empty 200
+  for (const [method, path] of [['get', 'traces'], ['post', 'traces'], ['post', 'spans'], ['get', 'traces/T1'], ['get', 'options?fields=span_name'], ['post', 'aggregate']] as const) {
+    const r = method === 'get' ? await a.get(`/api/v1/apps/${BIZ}/ghost/${path}`) : await a.post(`/api/v1/apps/${BIZ}/ghost/${path}`, {});
+    t.is(r.status, 404, `${method} ${path}`);
+    t.deepEqual(r.body, { error: 'no application ghost in business 2', code: 'not_found' }, `${method} ${path}`);
+  }
+  await store.query('DELETE FROM apm_application WHERE bk_biz_id = $1 AND app_name = $2', [BIZ, APP]);
+  t.is((await a.get(`${SPANS}`)).status, 404, 'a deleted application is unknown at once (this API reads the registry with ttlMs 0)');
 });
 
 test('retention clamping: get_retention_time_range at each boundary', (t) => {
