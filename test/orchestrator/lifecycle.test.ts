@@ -4,6 +4,7 @@
  * budget ends in the step status.
  */
 import test from 'ava';
+import { createApplication } from '../../services/collector/applications.ts';
 import { commonSpec, loadConfig } from '../../services/common/config.ts';
 import { ConfigError } from '../../services/common/errors.ts';
 import { silentLogger } from '../../services/common/log.ts';
@@ -30,6 +31,7 @@ test.serial('service lifecycle: config errors, stop without start, start → pro
   const orch = (await createService(orchestratorService, deps({ ...fastEnv(sim), TOPIC_PREFIX: prefix }))) as Orchestrator;
   await orch.start();
   const cmd = tailCommand('lifecycle-app');
+  await createApplication(store, { bkBizId: 2, appName: 'lifecycle-app' }); // the service reads the store's application registry
   await orch.operations.submit(cmd, 'http');
   t.is((await waitForFlow(orch, keyOf(cmd), ['success'])).status, 'success');
   await orch.stop();
