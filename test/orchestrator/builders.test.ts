@@ -11,6 +11,7 @@ import * as tail from '../../services/orchestrator/kinds/tail-sampling.ts';
 import * as metric from '../../services/orchestrator/kinds/virtual-metric.ts';
 import { checkGraph, findNode, isSameNode, needsUpdate, nodePayload, positions, sqlChanged, type NodeDef } from '../../services/orchestrator/nodes.ts';
 import { pythonJsonDumps } from '../../services/orchestrator/python-json.ts';
+import { referenceAggSql, referenceAvgSql } from './reference-texts.ts';
 
 const settings: FlowSettings = {
   operator: 'admin',
@@ -221,34 +222,12 @@ test('virtual metric aggregation tables and result tables use the raw app name; 
   t.is(configs[3]!.output_name, 'bkapm_metric_Shop-Web.v2_avg_agg');
 });
 
-/** The reference's SQL of the two aggregations (bkmonitor/dataflow/task/apm_metrics.py), line by line. */
-function referenceMetricSql(select: readonly string[], from: string): string {
-  const dims = ['apdex_type', 'bk_instance_id', 'kind', 'service_name', 'span_name', 'status_code', 'telemetry_sdk_language', 'telemetry_sdk_name', 'telemetry_sdk_version', 'target', 'peer_service', 'http_server_name', 'http_method', 'http_scheme', 'http_flavor', 'http_status_code', 'rpc_method', 'rpc_service', 'rpc_system', 'rpc_grpc_status_code', 'db_name', 'db_operation', 'db_system', 'messaging_system', 'messaging_destination', 'messaging_destination_kind', 'celery_action', 'celery_task_name'];
-  const dimLines = dims.map((d, i) => (i < dims.length - 1 ? `${d},` : d));
-  return [...select, ...dimLines, `from ${from}`, 'GROUP BY', ...dimLines].join('\n');
-}
-
 test('virtual metric SQL is the reference text byte for byte (lower-case from, its spacing), so an adopted node is not updated (errata §3)', (t) => {
   const nodes = metric.virtualMetricNodes(shop, settings);
   const agg = nodes[1]!.config({}).sql as string;
   const avg = nodes[3]!.config({}).sql as string;
-  t.is(agg, referenceMetricSql([
-    'SELECT count(*) as bk_apm_count,',
-    'max(bk_apm_duration) as bk_apm_max_duration,',
-    'sum(bk_apm_duration) as bk_apm_sum_duration,',
-    "sum(IF(status_code='2', 1, 0)) as bk_apm_error_count,",
-    "sum(IF(apdex_type='frustrated', 1, 0)) as bk_apm_frustrated_count,",
-    "sum(IF(apdex_type='satisfied', 1, 0)) as bk_apm_satisfied_count,",
-    "sum(IF(apdex_type='tolerating', 1, 0)) as bk_apm_tolerating_count,",
-    "sum(IF(kind='2' OR kind='4', 1, 0)) as bk_apm_call_count,",
-    "sum(IF(kind='3' OR kind='5', 1, 0)) as bk_apm_request_count,",
-  ], '2_bkapm_virtual_metric_shop_web_v2'));
-  t.is(avg, referenceMetricSql([
-    'SELECT',
-    '(sum(bk_apm_sum_duration) / sum(bk_apm_count)) as bk_apm_avg_duration,',
-    '(sum(bk_apm_error_count) / sum(bk_apm_count)) as bk_apm_error_rate,',
-    '(cast((sum(bk_apm_satisfied_count)+sum(bk_apm_tolerating_count) * 0.5) AS DOUBLE)/sum(bk_apm_count)) as bk_apm_apdex,',
-  ], '2_bkapm_metric_Shop-Web.v2_agg'));
+  t.is(agg, referenceAggSql('2_bkapm_virtual_metric_shop_web_v2'));
+  t.is(avg, referenceAvgSql('2_bkapm_metric_Shop-Web.v2_agg'));
   // The graph node the reference wrote needs no update.
   t.false(needsUpdate(nodes[1]!.config({}), { ...nodes[1]!.config({}), sql: agg }));
   t.true(needsUpdate(nodes[1]!.config({}), { ...nodes[1]!.config({}), sql: agg.replace('from ', 'FROM ') }), 'one byte off is a change');

@@ -7,85 +7,28 @@
  * dataflow with the kind's node graph; run again it changes nothing in BKData; stop, then delete, take
  * it down.
  */
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ROUTES, bkdataCodeOf, type SimTiming } from '../../services/bkdata-sim/api.ts';
-import { defaultFaults } from '../../services/bkdata-sim/faults.ts';
-import { SimState } from '../../services/bkdata-sim/state.ts';
+import type { SimState } from '../../services/bkdata-sim/state.ts';
 import { loadConfig } from '../../services/common/config.ts';
 import { ValidationError } from '../../services/common/errors.ts';
-import { BKDATA_APIS, BkdataApiError, type ApiName, type Params } from '../../services/orchestrator/bkdata-client.ts';
+import { BKDATA_APIS, type Params } from '../../services/orchestrator/bkdata-client.ts';
 import { deepEqual } from '../../services/orchestrator/compare.ts';
 import { flowSettings, orchestratorSpec } from '../../services/orchestrator/config.ts';
 import { parseCommand, parseFlowConfig } from '../../services/orchestrator/intake.ts';
 import { FLOW_KINDS, FLOW_TYPES, kindOf, planOf } from '../../services/orchestrator/kinds/index.ts';
-import { identityOf, type FlowKind, type StepContext, type StepDef } from '../../services/orchestrator/kinds/kind.ts';
-import { FAILURE_STATUSES, type Desired, type Flow } from '../../services/orchestrator/model.ts';
+import { identityOf, type FlowKind, type StepDef } from '../../services/orchestrator/kinds/kind.ts';
+import { FAILURE_STATUSES, type Desired } from '../../services/orchestrator/model.ts';
 import { checkGraph } from '../../services/orchestrator/nodes.ts';
 import { DELETE_PLAN, STOP_PLAN } from '../../services/orchestrator/steps/teardown.ts';
+import { memoryBkdata, runPlan, sampleFlow } from './memory-bkdata.ts';
 
 const settings = flowSettings(loadConfig(orchestratorSpec, { env: { BKDATA_API_URL: 'http://127.0.0.1:8090/' } }));
 /** The config every kind accepts: a data id (the key every kind has); the rest has defaults. */
 const MINIMAL_CONFIG = { data_id: 1_700_001 };
 /** The shared create steps, in the order they depend on each other (each kind's plan keeps this order). */
 const SHARED_CREATE_ORDER = ['deploy_data_source', 'clean_config', 'start_clean', 'authorize_project', 'ensure_dataflow', 'sync_nodes', 'start_dataflow'];
-
-function sampleFlow(kind: FlowKind, appName = 'conformance-app'): Flow {
-  const now = new Date();
-  return {
-    id: 1, bk_biz_id: 2, app_name: appName, flow_type: kind.type, desired: 'running', config: { ...MINIMAL_CONFIG },
-    command_id: 'c1', command_requested_at: 1, operator: 'tester', status: 'pending', step: '', attempt: 0, next_attempt_at: null,
-    message: '', waiting_on: null, is_finished: false, finished_time: null, project_id: null, deploy_bk_biz_id: null,
-    deploy_data_id: null, deploy_config: null, databus_clean_id: null, databus_clean_config: null,
-    databus_clean_result_table_id: null, flow_id: null, state: {}, process_info: [], last_process_time: null, lease_owner: null,
-    lease_expires_at: null, created_at: now, updated_at: now,
-  };
-}
-
-/** BKData in memory: bkdata-sim's route handlers on one state, with calls recorded by API name. */
-function memoryBkdata() {
-  const state = new SimState();
-  const timing: SimTiming = { cleanStartDelayMs: 0, flowStartDelayMs: 0, flowStopDelayMs: 0 };
-  const calls: ApiName[] = [];
-  const call = async <T>(api: ApiName, params: Params = {}): Promise<T> => {
-    const route = ROUTES.find((r) => r.name === api);
-    if (!route) throw new Error(`bkdata-sim has no API ${api}`);
-    calls.push(api);
-    try {
-      return route.handle({ state, now: Date.now(), timing, faults: defaultFaults() }, structuredClone(params)) as T;
-    } catch (err) {
-      const bkCode = bkdataCodeOf(err);
-      if (bkCode === undefined) throw err;
-      throw new BkdataApiError(api, (err as Error).message, false, { bkCode });
-    }
-  };
-  return { state, calls, call };
-}
-
-/** Runs a plan's steps on `flow` until the last one advances; polls run again at once. */
-async function runPlan(t: ExecutionContext, plan: readonly StepDef[], kind: FlowKind, flow: Flow, call: StepContext['call']): Promise<void> {
-  const ctx: StepContext = {
-    flow,
-    kind,
-    settings,
-    limits: { fetchStatusThreshold: 10, cleanPollIntervalMs: 0, virtualMetricCleanRetries: 3, stopPollIntervalMs: 0, stopMaxPolls: 10 },
-    call,
-    log: () => undefined,
-    checkpoint: async () => undefined,
-    reveal: (doc) => doc,
-    conceal: (doc) => doc,
-    now: Date.now,
-  };
-  for (const step of plan) {
-    flow.step = step.name;
-    for (let attempt = 0; ; attempt++) {
-      const r = await step.run(ctx);
-      if (r.kind === 'advance') break;
-      if (r.kind === 'fail' || attempt > 20) return void t.fail(`${kind.type} ${step.name}: ${r.kind === 'fail' ? r.message : 'never advanced'}`);
-    }
-  }
-}
 
 /** BKData's objects, to compare before and after. */
 function snapshot(state: SimState): unknown {
@@ -139,7 +82,7 @@ const badConfig = test.macro((t, kind: FlowKind) => {
 });
 
 const builders = test.macro((t, kind: FlowKind) => {
-  const flow = sampleFlow(kind);
+  const flow = sampleFlow(kind, MINIMAL_CONFIG);
   const id = identityOf(flow);
   const deploy = kind.deployParams(flow, settings);
   t.true(deepEqual(deploy, kind.deployParams(flow, settings)), 'deterministic: no needless update_deploy_plan');
@@ -159,15 +102,15 @@ const builders = test.macro((t, kind: FlowKind) => {
   t.is(update?.api, 'update_databus_cleans');
   t.truthy(update?.params.processing_id);
 
-  t.is(kind.flowName(id, settings), kind.flowName(identityOf(sampleFlow(kind)), settings));
-  t.not(kind.flowName(id, settings), kind.flowName(identityOf(sampleFlow(kind, 'other-app')), settings));
+  t.is(kind.flowName(id, settings), kind.flowName(identityOf(sampleFlow(kind, MINIMAL_CONFIG)), settings));
+  t.not(kind.flowName(id, settings), kind.flowName(identityOf(sampleFlow(kind, MINIMAL_CONFIG, 'other-app')), settings));
   t.true(kind.projectId(settings) > 0);
 });
 
 const lifecycle = test.macro(async (t, kind: FlowKind) => {
   const bkdata = memoryBkdata();
-  const flow = sampleFlow(kind);
-  await runPlan(t, planOf(kind.type, 'running'), kind, flow, bkdata.call);
+  const flow = sampleFlow(kind, MINIMAL_CONFIG);
+  await runPlan(t, planOf(kind.type, 'running'), kind, flow, bkdata.call, settings);
   t.truthy(flow.deploy_data_id);
   t.truthy(flow.databus_clean_result_table_id);
   const df = bkdata.state.flows.get(flow.flow_id as number);
@@ -186,13 +129,13 @@ const lifecycle = test.macro(async (t, kind: FlowKind) => {
   // virtual metric's reference clean start does, but creates and updates nothing).
   const before = snapshot(bkdata.state);
   const mark = bkdata.calls.length;
-  await runPlan(t, planOf(kind.type, 'running'), kind, flow, bkdata.call);
+  await runPlan(t, planOf(kind.type, 'running'), kind, flow, bkdata.call, settings);
   t.deepEqual(snapshot(bkdata.state), before);
   t.deepEqual(bkdata.calls.slice(mark).filter((api) => BKDATA_APIS[api].write && api !== 'start_databus_cleans'), []);
 
   const takeDown = async (desired: Desired): Promise<void> => {
     flow.desired = desired;
-    await runPlan(t, planOf(kind.type, desired), kind, flow, bkdata.call);
+    await runPlan(t, planOf(kind.type, desired), kind, flow, bkdata.call, settings);
   };
   await takeDown('stopped');
   t.is(bkdata.state.flows.get(df?.flow_id as number)?.target, 'no-start');
