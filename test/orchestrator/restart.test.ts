@@ -7,6 +7,7 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createApplication } from '../../services/collector/applications.ts';
 import { codecFor } from '../../services/common/avro/index.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import type { FlowCommand } from '../../services/common/records.ts';
@@ -57,6 +58,12 @@ test('an orchestrator killed mid-step resumes every flow at its step after a res
   t.teardown(() => kill(child));
 
   const apps = ['kill-a', 'kill-b', 'kill-c'];
+  // The orchestrator reads the store's application registry: the applications are registered first.
+  const registryStore = createStore({ databaseUrl, logger: silentLogger, poolSize: 1 });
+  await registryStore.start();
+  await registryStore.migrate();
+  for (const app of apps) await createApplication(registryStore, { bkBizId: 2, appName: app });
+  await registryStore.stop();
   const codec = codecFor('FlowCommand');
   const commands: FlowCommand[] = apps.map((app, i) => ({
     command_id: uniqueName('cmd'),
