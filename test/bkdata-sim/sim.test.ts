@@ -164,3 +164,32 @@ test('routing: any base path before /v3/, optional trailing slash, envelopes for
   t.is(stats.byOutcome.unknown_route, 2, 'unknown API paths are counted, admin ones are not');
   t.is(stats.byApi.update_databus_cleans, 1, 'a malformed path parameter is no call');
 });
+
+test('requests as the reference serialises them are taken (ids as text, appenv, pe_config), and the tenant and language headers are recorded', async (t) => {
+  const sim = await startSim(t);
+  const base = sim.url().replace(/\/$/, '');
+  const send = async (method: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ result: boolean; data: unknown }> => {
+    const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    return (await res.json()) as { result: boolean; data: unknown };
+  };
+  const common = { bkdata_authentication_method: 'user', appenv: 'ieod', bk_username: 'admin', bk_app_code: 'bk_monitorv3' };
+  const raw = await send('POST', '/v3/access/deploy_plan/', {
+    ...common,
+    data_scenario: 'queue',
+    data_scenario_id: '47',
+    bk_biz_id: 2,
+    access_raw_data: { raw_data_name: 'kafka_raw', maintainer: 'admin' },
+    access_conf_info: { resource: { type: 'kafka', scope: [{ master: '127.0.0.1:9092', topic: 't', tasks: '3', use_sasl: false }] } },
+  }, { 'X-Bk-Tenant-Id': 'system', 'blueking-language': 'zh-hans' });
+  t.true(raw.result);
+  const rawId = (raw.data as { raw_data_id: number }).raw_data_id;
+  const clean = await send('POST', '/v3/databus/cleans/', { ...common, raw_data_id: String(rawId), json_config: '{}', pe_config: '', bk_biz_id: 2, clean_config_name: 'c', result_table_name: 'tbl', result_table_name_alias: 'tbl', fields: [{ field_name: 'a' }], description: '' }, { 'X-Bk-Tenant-Id': 'tenant-a' });
+  t.true(clean.result, 'raw_data_id as text names the raw data');
+  t.is(sim.state.cleans.get('2_tbl')?.raw_data_id, rawId);
+  t.false('appenv' in (sim.state.cleans.get('2_tbl')?.params ?? {}), 'caller fields are not part of the stored config');
+  const [deploy, cleanCall] = sim.calls.entries();
+  t.is(deploy?.tenant, 'system');
+  t.is(deploy?.language, 'zh-hans');
+  t.is(cleanCall?.tenant, 'tenant-a');
+  t.is(cleanCall?.language, undefined, 'no header, nothing recorded');
+});
