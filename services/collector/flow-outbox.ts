@@ -66,7 +66,7 @@ export async function queuedCommands(db: Queryable): Promise<QueuedCommand[]> {
 export interface FlowCommandPublisherOptions {
   store: Queryable;
   /** A producer of its own (started when there is something to send). */
-  producer: BusProducer;
+  producer: Pick<BusProducer, 'start' | 'stop' | 'send'>;
   codec: Codec<FlowCommand>;
   /** `<prefix>.flow.commands`. */
   topic: string;
@@ -80,6 +80,9 @@ export interface FlowCommandPublisherOptions {
   /** How long claimed commands stay this publisher's before another may send them, ms. Default 30 000. */
   claimMs?: number;
 }
+
+/** How long a stop waits for a send in progress (Kafka may be away: its commands stay queued, sent again later). */
+const STOP_WAIT_MS = 2_000;
 
 /** Drains the outbox to flow.commands: at once when woken (an admin API change), else every poll interval. */
 export class FlowCommandPublisher implements Component {
@@ -117,7 +120,8 @@ export class FlowCommandPublisher implements Component {
       this.#running = false;
       this.#stopped.abort();
       this.wake();
-      await this.#loop;
+      const timer = sleep(STOP_WAIT_MS, undefined, { ref: false });
+      await Promise.race([this.#loop, timer]);
     }
     await this.#o.producer.stop().catch((err: unknown) => this.#log.warn('stopping the flow-command producer failed', { err: errorMessage(err) }));
   }
