@@ -17,7 +17,8 @@ import type { FlowCommand } from '../../services/common/records.ts';
 import { topicName } from '../../services/common/topics.ts';
 import { createApplication, deleteApplication } from '../../services/collector/applications.ts';
 import { createCollector } from '../../services/collector/service.ts';
-import { storeApplications } from '../../services/orchestrator/applications.ts';
+import { checkApplication, storeApplications, UnknownApplicationError, type ApplicationRegistry } from '../../services/orchestrator/applications.ts';
+import type { Command } from '../../services/orchestrator/model.ts';
 import { flowServiceDefinition } from '../../services/orchestrator/grpc-api.ts';
 import { jsonHeaders, TEST_ADMIN_TOKEN } from '../common/auth-kit.ts';
 import { brokerKit, brokers, uniqueName, waitFor } from '../helpers/kafka.ts';
@@ -38,6 +39,19 @@ async function commandsCounted(registry: ReturnType<typeof createRegistry>, sour
   const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'bkstream_flow_commands_total');
   return Number(metric?.values.find((v) => v.labels.source === source && v.labels.outcome === outcome)?.value ?? 0);
 }
+
+test('the rule: create_or_update needs a registered application; stop and delete need it or the flow', async (t) => {
+  const registry: ApplicationRegistry = { isRegistered: async (biz, app) => biz === 2 && app === 'known' };
+  const command = (app: string, action: Command['action']): Command => ({ command_id: 'c', action, flow_type: 'tail_sampling', bk_biz_id: 2, app_name: app, config: {}, operator: '', requested_at: 0 });
+  const noFlow = async (): Promise<boolean> => false;
+  const aFlow = async (): Promise<boolean> => true;
+  for (const action of ['create_or_update', 'stop', 'delete'] as const) await t.notThrowsAsync(checkApplication(registry, command('known', action), noFlow), action);
+  await t.throwsAsync(checkApplication(registry, command('ghost', 'create_or_update'), aFlow), { instanceOf: UnknownApplicationError, message: /^no application ghost in business 2: flows run for registered applications only/ }, 'an existing flow does not make a new create_or_update acceptable');
+  for (const action of ['stop', 'delete'] as const) {
+    await t.notThrowsAsync(checkApplication(registry, command('ghost', action), aFlow), `${action} of a deleted application's flow`);
+    await t.throwsAsync(checkApplication(registry, command('ghost', action), noFlow), { instanceOf: UnknownApplicationError, message: `no application ghost in business 2 and no tail_sampling flow of it to ${action}` });
+  }
+});
 
 test.serial('HTTP and gRPC: a flow of an application that is not registered is refused with 404 / NOT_FOUND naming it', async (t) => {
   const { store, orch, registry } = await setupRegistered(t);
