@@ -34,6 +34,7 @@ import { createStore } from '../services/common/store/index.ts';
 import { topicName, type TopicKey } from '../services/common/topics.ts';
 import { FAMILIES } from '../services/orchestrator/bkdata-client.ts';
 import { isTerminal } from '../services/orchestrator/model.ts';
+import { createApplication } from '../services/collector/applications.ts';
 import { createOrchestrator, orchestratorService } from '../services/orchestrator/service.ts';
 import { installWarningFilter } from '../services/common/process.ts';
 
@@ -126,7 +127,11 @@ async function run(name: string, bus: Bus, sim: SimControl, faults: Record<strin
   const store = createStore({ databaseUrl: process.env.DATABASE_URL, dataDir: 'memory://', logger });
   await store.start();
   await store.migrate();
-  if (process.env.DATABASE_URL) await store.exec('TRUNCATE bkdata_flow, bkdata_flow_command, bkdata_flow_outbox CASCADE');
+  if (process.env.DATABASE_URL) await store.exec('TRUNCATE bkdata_flow, bkdata_flow_command, bkdata_flow_outbox, apm_application CASCADE');
+  // Flows belong to registered applications (the orchestrator refuses others): register them first, as the
+  // collector's registry does, without flow switches (the commands below are the flows).
+  const cmds = commands(prefix);
+  for (const c of cmds) await createApplication(store, { bkBizId: c.bk_biz_id, appName: c.app_name });
   const registry = createRegistry();
   await sim.admin('POST', '/admin/reset');
   await sim.admin('DELETE', '/admin/outages');
@@ -149,7 +154,6 @@ async function run(name: string, bus: Bus, sim: SimControl, faults: Record<strin
   await producer.start();
   const codec = codecFor('FlowCommand');
   const started = performance.now();
-  const cmds = commands(prefix);
   await producer.send(topicName(prefix, 'flowCommands'), cmds.map((c) => ({ key: `${c.bk_biz_id}:${c.app_name}:${c.flow_type}`, value: codec.encode(c) })));
 
   let outageInfo: RunResult['outage'];
