@@ -63,6 +63,8 @@ const SPANS = Number(process.env.BENCH_STORAGE_SPANS ?? 500_000);
 const STORED = Number(process.env.BENCH_STORAGE_STORED ?? 10_000_000);
 const QUERIES = Number(process.env.BENCH_STORAGE_QUERIES ?? 200);
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+/** The admin token the service is started with (BKSTREAM_ADMIN_TOKEN) and the queries send. */
+const BENCH_ADMIN_TOKEN = `bkadm_bench-${randomBytes(16).toString('hex')}`;
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const PARTITIONS = 12;
 const SPANS_PER_RECORD = 100;
@@ -337,6 +339,8 @@ async function main(): Promise<void> {
       STORAGE_FLUSH_MAX_ROWS: String(FLUSH_ROWS), STORAGE_FLUSH_CONCURRENCY: String(CONCURRENCY), STORAGE_CONSUME_REPLAY: 'false',
       STORAGE_SPANS_GROUP_ID: `${prefix}-spans`, STORAGE_METRICS_GROUP_ID: `${prefix}-metrics`, STORAGE_EVENTS_GROUP_ID: `${prefix}-events`,
       STORAGE_MAX_IN_FLIGHT_RECORDS: '5000',
+      // The query API needs a token (SECURITY.md): the queries below are the application's own, sent with the admin token.
+      BKSTREAM_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
     };
     const registry = createRegistry();
     const service = await createStorage({ env, logger: quiet, registry, store, bus: new Bus({ brokers, clientId: 'bench-storage-svc', logger: quiet, registry }), common: loadConfig(commonSpec, { env }) });
@@ -379,7 +383,8 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${service.http.port()}/api/v1/apps/${BIZ}/${APP}`;
     const filled = Math.floor(Math.max(0, STORED - stored) / 8);
     const call = async (path: string, body?: unknown): Promise<void> => {
-      const res = await fetch(`${base}${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const auth = { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` };
+      const res = await fetch(`${base}${path}`, body === undefined ? { headers: auth } : { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
       const text = await res.text();
       if (res.status !== 200) throw new Error(`${path}: HTTP ${res.status} ${text.slice(0, 300)}`);
     };

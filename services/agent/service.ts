@@ -16,7 +16,7 @@ import { brokersOrLocal } from '../common/config.ts';
 import { ConfigError, type ConfigProblem } from '../common/errors.ts';
 import { createHttpServer, json } from '../common/http.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
-import { defineService, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
+import { defineService, edgeOptions, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
 import { topicName } from '../common/topics.ts';
 import { Agent } from './agent.ts';
 import { formatCheckReport, type CheckReport } from './check-mode.ts';
@@ -156,7 +156,11 @@ export async function createAgentService(deps: ServiceDeps<never>, config: Agent
     stop: () => core.stop(Math.max(1_000, core.loaded.main.cleanUpTimeoutMs)),
   });
 
+  // POST /-/reload needs an admin token (SECURITY.md): BKSTREAM_ADMIN_TOKEN, or one of the store's when the
+  // agent runs beside a database (bkstream up). No readiness probes: Kafka being away is not ill health.
+  const { auth } = edgeOptions(deps);
   const admin = createHttpServer({
+    auth,
     host: config.adminHost,
     port: config.adminPort,
     registry: deps.registry,

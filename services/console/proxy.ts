@@ -11,7 +11,7 @@ import type { ConsoleMetrics } from './metrics.ts';
 
 export const UPSTREAMS = ['discovery', 'storage', 'orchestrator', 'collector'] as const;
 export type UpstreamName = (typeof UPSTREAMS)[number];
-type Method = 'GET' | 'POST' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 const APP = String.raw`/apps/-?\d+/[^/]+`;
 const FLOW = String.raw`/flows/-?\d+/[^/]+/[a-z_]+`;
@@ -30,7 +30,7 @@ export const PROXY_ROUTES: Readonly<Record<UpstreamName, readonly [Method, RegEx
     allow('GET', '/events'),
   ],
   orchestrator: [allow('GET', '/flows'), allow('POST', '/flows'), allow('GET', FLOW), allow('POST', `${FLOW}/retry`), allow('GET', '/breakers')],
-  collector: [allow('GET', '/apps'), allow('POST', '/apps'), allow('POST', `${APP}/rotate-token`), allow('DELETE', APP)],
+  collector: [allow('GET', '/apps'), allow('POST', '/apps'), allow('GET', APP), allow('PATCH', APP), allow('POST', `${APP}/rotate-token`), allow('DELETE', APP)],
 };
 
 /** Whether the console forwards `method path` (path after `/api/v1`) to `upstream`. */
@@ -115,7 +115,7 @@ export class Proxy {
       else metrics.proxied.inc({ upstream, method, code: String(status) });
       metrics.proxySeconds.observe({ upstream }, (performance.now() - started) / 1000);
     };
-    const withBody = method === 'POST' || declared > 0 || req.headers['transfer-encoding'] !== undefined;
+    const withBody = method === 'POST' || method === 'PATCH' || declared > 0 || req.headers['transfer-encoding'] !== undefined;
     let out: ClientRequest;
     const timer = setTimeout(() => {
       finish('timeout');

@@ -10,7 +10,7 @@ import type { BusConsumer } from '../common/bus/index.ts';
 import { createHttpServer, type HttpServer } from '../common/http.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
 import type { RecordTypes } from '../common/records.ts';
-import { defineService, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
+import { defineService, edgeOptions, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
 import { CopyPool } from '../common/store/copy.ts';
 import { topicName } from '../common/topics.ts';
 import { storageRoutes } from './api.ts';
@@ -167,7 +167,11 @@ export async function createStorage(deps: ServiceDeps<'store' | 'bus'>, config: 
   });
 
   const consumers = [spans, ...(replay ? [replay] : []), metricsConsumer, eventsConsumer, ...sinkConsumers] as BusConsumer<unknown>[];
+  // Authentication (an application's token for its own routes, an admin token for the rest: the
+  // cross-application trace lookup, the application list, agent metrics and events) and readiness
+  // probes of the store and the broker (SECURITY.md).
   const http = createHttpServer({
+    ...edgeOptions({ ...deps, store }),
     host: config.httpHost,
     port: config.httpPort,
     registry,

@@ -6,6 +6,7 @@
 import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { bearer } from '../common/auth-kit.ts';
 import { brokers, testBus, uniqueName, waitFor } from '../helpers/kafka.ts';
 import { agentTopics, exampleConfig, readAgentTopics, startAgent } from './service-kit.ts';
 import { tempDir } from './kit.ts';
@@ -81,14 +82,16 @@ test('the agent with the example config publishes basereport, static, process, h
   t.regex(metricsText, /bkstream_agent_spool_bytes/);
   t.regex(metricsText, /bkstream_agent_queue_depth/);
 
-  const ok = await fetch(`${agent.adminUrl}/-/reload`, { method: 'POST' });
+  t.is((await fetch(`${agent.adminUrl}/-/reload`, { method: 'POST' })).status, 401, 'a reload needs the admin token');
+  t.is(service.agent.self.reloadTotal(), 0);
+  const ok = await fetch(`${agent.adminUrl}/-/reload`, { method: 'POST', headers: bearer() });
   t.is(ok.status, 200);
   t.like(await ok.json(), { ok: true, tasks: service.agent.loaded.tasks.length });
   t.is(service.agent.self.reloadTotal(), 1);
 
   // A broken main file: the reload is refused with every problem, the agent keeps running.
   writeFileSync(join(dir, 'bkmonitorbeat.yaml'), 'bkmonitorbeat:\n  mode: sometimes\n');
-  const bad = await fetch(`${agent.adminUrl}/-/reload`, { method: 'POST' });
+  const bad = await fetch(`${agent.adminUrl}/-/reload`, { method: 'POST', headers: bearer() });
   t.is(bad.status, 400);
   const body = (await bad.json()) as { ok: boolean; problems: { key: string }[] };
   t.false(body.ok);

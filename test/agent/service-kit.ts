@@ -16,6 +16,7 @@ import { createRegistry, type Registry } from '../../services/common/metrics.ts'
 import type { AgentEvent, MetricBatch } from '../../services/common/records.ts';
 import { HEADER_RUN, HEADER_SEQ } from '../../services/agent/sender.ts';
 import { createAgentService, loadAgentServiceConfig, type AgentOverrides, type AgentService } from '../../services/agent/service.ts';
+import { ADMIN_ENV } from '../common/auth-kit.ts';
 import { uniqueName } from '../helpers/kafka.ts';
 import { tempDir } from './kit.ts';
 
@@ -63,6 +64,7 @@ export async function startAgent(t: ExecutionContext, options: { main: string; b
     AGENT_ADMIN_PORT: '0',
     AGENT_SHUTDOWN_TIMEOUT_MS: '3000',
     LOG_LEVEL: 'silent',
+    ...ADMIN_ENV,
     ...options.env,
   };
   const config = loadAgentServiceConfig(env);

@@ -91,6 +91,9 @@ test('the proxy list: the console forwards only the APIs the pages use', (t) => 
   t.true(proxyAllows('storage', 'POST', '/apps/2/shop/traces'));
   t.true(proxyAllows('storage', 'GET', '/apps/-3/shop/traces/abc'));
   t.true(proxyAllows('collector', 'DELETE', '/apps/2/shop'));
+  t.true(proxyAllows('collector', 'PATCH', '/apps/2/shop'), 'an application\'s flow switches and retention are changed through the console');
+  t.true(proxyAllows('collector', 'GET', '/apps/2/shop'));
+  t.false(proxyAllows('collector', 'PATCH', '/apps'));
   t.true(proxyAllows('orchestrator', 'POST', '/flows/2/shop/tail_sampling/retry'));
   t.false(proxyAllows('collector', 'POST', '/-/reload'));
   t.false(proxyAllows('orchestrator', 'GET', '/flows/../../admin'));

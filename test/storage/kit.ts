@@ -8,6 +8,7 @@ import type { MetricBatch, Span, SpanBatch } from '../../services/common/records
 import type { Store } from '../../services/common/store/index.ts';
 import { topicPlan } from '../../services/common/topics.ts';
 import { createStorage, type StorageService } from '../../services/storage/service.ts';
+import { ADMIN_ENV } from '../common/auth-kit.ts';
 import { brokers, testBus, uniqueName, waitFor, type BrokerKit } from '../helpers/kafka.ts';
 
 export interface Running {
@@ -41,6 +42,7 @@ export async function startStorage(t: ExecutionContext, kit: BrokerKit, store: S
     STORAGE_REMOTE_WRITE_GROUP_ID: `${where.prefix}-rw`,
     STORAGE_FLUSH_INTERVAL_MS: '50',
     STORAGE_STOP_DRAIN_MS: '1000',
+    ...ADMIN_ENV,
     ...env,
   };
   const registry = createRegistry();

@@ -16,6 +16,7 @@ import { runMetrics } from '../../services/cli/commands/metrics.ts';
 import { runTrace } from '../../services/cli/commands/trace.ts';
 import { runTraces } from '../../services/cli/commands/traces.ts';
 import { createStorage, loadStorageConfig, storageService } from '../../services/storage/service.ts';
+import { ADMIN_ENV, bearer } from '../common/auth-kit.ts';
 import { brokerKit, testBus, waitFor } from '../helpers/kafka.ts';
 import { createService } from '../helpers/service.ts';
 import { freshDatabase, pgliteStore } from '../helpers/store.ts';
@@ -55,7 +56,7 @@ test.serial('end to end on PostgreSQL: spans in Kafka are a waterfall in `bkstre
   await addApp(store);
   const where = await storageTopics(t, kit);
   const run = await startStorage(t, kit, store, where, { DATABASE_URL: url });
-  const env = { STORAGE_URL: run.url };
+  const env = { STORAGE_URL: run.url, ...ADMIN_ENV };
 
   const trace = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
   const at = (Date.now() - 60_000) * 1000;
@@ -112,7 +113,7 @@ test.serial('end to end on PostgreSQL: spans in Kafka are a waterfall in `bkstre
   t.like(series[0]?.labels, { bk_target_ip: '10.0.0.7', hostname: 'web-1', device_name: 'total', bk_biz_id: '2', bk_data_id: '1001', bk_host_id: '7' });
   t.is(series[0]?.points.length, 30);
   t.deepEqual(series[0]?.points.map(([, v]) => v), Array.from({ length: 30 }, (_, i) => 10 + i));
-  const byHost = await (await fetch(`${run.url}/api/v1/metrics/query?name=mem_used_pct&by=hostname&agg=max&step=3600&start=${Math.floor(now / 1000) - 3600}&end=${Math.floor(now / 1000) + 1}`)).json() as { series: { labels: Record<string, string>; points: [number, number][] }[] };
+  const byHost = await (await fetch(`${run.url}/api/v1/metrics/query?name=mem_used_pct&by=hostname&agg=max&step=3600&start=${Math.floor(now / 1000) - 3600}&end=${Math.floor(now / 1000) + 1}`, { headers: bearer() })).json() as { series: { labels: Record<string, string>; points: [number, number][] }[] };
   t.deepEqual(byHost.series.map((s) => s.labels.hostname), ['web-1', 'web-2']);
   t.is(byHost.series[0]?.points.reduce((m, [, v]) => Math.max(m, v), 0), 50 + 29 / 2);
   const text: string[] = [];
@@ -125,13 +126,13 @@ test.serial('end to end on PostgreSQL: spans in Kafka are a waterfall in `bkstre
   const evs = [event('http', now - 2_000), event('heartbeat', now - 1_000), event('http', now - 500)];
   await kit.produce(where.topics.events, [...evs, evs[0] as AgentEvent].map((e) => ({ key: '2:1100001', value: eventCodec.encode(e) })));
   await waitFor('events listed', async () => {
-    const r = (await (await fetch(`${run.url}/api/v1/events?event_type=http`)).json()) as { items: unknown[] };
+    const r = (await (await fetch(`${run.url}/api/v1/events?event_type=http`, { headers: bearer() })).json()) as { items: unknown[] };
     return r.items.length === 2;
   }, 30_000, 100);
-  const page = (await (await fetch(`${run.url}/api/v1/events?limit=2`)).json()) as { items: { event_type: string; body: unknown }[]; next_cursor: string };
+  const page = (await (await fetch(`${run.url}/api/v1/events?limit=2`, { headers: bearer() })).json()) as { items: { event_type: string; body: unknown }[]; next_cursor: string };
   t.deepEqual(page.items.map((e) => e.event_type), ['http', 'heartbeat']);
   t.deepEqual(page.items[0]?.body, { type: 'http', ok: true });
-  const rest = (await (await fetch(`${run.url}/api/v1/events?limit=2&cursor=${page.next_cursor}`)).json()) as { items: unknown[]; next_cursor?: string };
+  const rest = (await (await fetch(`${run.url}/api/v1/events?limit=2&cursor=${page.next_cursor}`, { headers: bearer() })).json()) as { items: unknown[]; next_cursor?: string };
   t.is(rest.items.length, 1, 'the duplicate event was stored once');
   t.is(rest.next_cursor, undefined);
 
@@ -147,7 +148,7 @@ test.serial('end to end on PostgreSQL: spans in Kafka are a waterfall in `bkstre
   const cpu = (JSON.parse(host.join('\n')) as { series: { labels: Record<string, string>; points: [number, number][] }[] }).series[0];
   t.like(cpu?.labels, { bk_target_ip: '10.0.0.7', target: '0:10.0.0.7', bk_data_id: '1001' });
   t.deepEqual(cpu?.points.map(([, v]) => v), [37.5]);
-  const disk = (await (await fetch(`${run.url}/api/v1/metrics/query?name=system.disk.in_use&match=mount_point%3D%2F&start=${Math.floor(now / 1000) - 60}&end=${Math.floor(now / 1000) + 1}`)).json()) as { series: { labels: Record<string, string>; points: [number, number][] }[] };
+  const disk = (await (await fetch(`${run.url}/api/v1/metrics/query?name=system.disk.in_use&match=mount_point%3D%2F&start=${Math.floor(now / 1000) - 60}&end=${Math.floor(now / 1000) + 1}`, { headers: bearer() })).json()) as { series: { labels: Record<string, string>; points: [number, number][] }[] };
   t.is(disk.series[0]?.points[0]?.[1], 61.2);
   t.is(disk.series[0]?.labels.fstype, 'ext4');
 
@@ -170,7 +171,7 @@ test.serial('on embedded PGlite: start → spans, metrics → stop, through the 
     const { rows } = await store.query<{ s: number; m: number }>('SELECT (SELECT count(*) FROM storage_span)::int AS s, (SELECT count(*) FROM storage_metric_sample)::int AS m');
     return rows[0]?.s === 4 && rows[0]?.m === 15;
   }, 30_000, 100);
-  const r = await fetch(`${run.url}/api/v1/apps/2/shop/traces/${trace}`);
+  const r = await fetch(`${run.url}/api/v1/apps/2/shop/traces/${trace}`, { headers: bearer() });
   t.is(r.status, 200);
   await run.service.stop();
   await t.notThrowsAsync(run.service.stop(), 'stop is idempotent');
