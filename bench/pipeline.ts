@@ -25,7 +25,9 @@
  *
  * Figures:
  * - `spans_per_s`: spans storage newly wrote (its `bkstream_storage_rows_written_total{signal="spans"}`)
- *   per second over the steady window. The collector's accepted rate over the same window is printed
+ *   per second over the steady window (probes included: 1 span per BENCH_PIPELINE_PROBE_MS; a storage
+ *   still catching up on the warm-up's backlog when the window opens can store faster than the offered
+ *   rate, so keep the warm-up long enough). The collector's accepted rate over the same window is printed
  *   beside it, and whether discovery kept up: the spans it had processed (`bkstream_discovery_spans_total`)
  *   against the spans the collector had accepted at the end of the window, and the groups' committed
  *   lag (discovery commits a batch only once its pairing-window entries settled, DISCOVERY_PAIRING_TTL_MS,
