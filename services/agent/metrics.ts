@@ -15,7 +15,7 @@ export interface AgentMetrics {
   readonly published: Counter<'kind'>;
   /** Records written to the on-disk spool (every record passes through it). */
   readonly spooled: Counter<'kind'>;
-  /** Outputs not published, by reason (spool_full, status_not_ok, bad_status, no_dataid, no_records, invalid, too_large). */
+  /** Outputs not published, by reason (spool_full, spool_write, status_not_ok, bad_status, no_dataid, no_records, invalid). */
   readonly dropped: Counter<'reason'>;
   readonly spoolBytes: Gauge;
   /** Records in the spool not yet acknowledged by Kafka. */

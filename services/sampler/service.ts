@@ -8,7 +8,7 @@
 import type { BusConsumer } from '../common/bus/index.ts';
 import { createHttpServer, type HttpServer } from '../common/http.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
-import { defineService, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
+import { defineService, edgeOptions, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
 import { topicName } from '../common/topics.ts';
 import { samplerSpec, validateSampler, type SamplerConfig } from './config.ts';
 import { samplerMetrics } from './metrics.ts';
@@ -96,7 +96,12 @@ export async function createSampler(deps: ServiceDeps<'store' | 'bus'>, config: 
     syncedRefreshFailures = refreshFailures;
   };
 
+  // Readiness probes of the store and the broker (SECURITY.md, Health); no routes that need credentials.
+  const { probes, probeIntervalMs, probeTimeoutMs } = edgeOptions(deps);
   const http = createHttpServer({
+    probes,
+    probeIntervalMs,
+    probeTimeoutMs,
     host: config.httpHost,
     port: config.httpPort,
     registry,
