@@ -23,6 +23,7 @@ import { ConfigError } from '../../services/common/errors.ts';
 import { topicPlan, topicsSpec } from '../../services/common/topics.ts';
 import { discoverySpec } from '../../services/discovery/config.ts';
 import { orchestratorSpec } from '../../services/orchestrator/config.ts';
+import { samplerSpec } from '../../services/sampler/config.ts';
 import { storageSpec } from '../../services/storage/config.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -51,6 +52,7 @@ const SERVICE_SPECS: Record<string, Spec> = {
   'services/bkdata-sim/main.ts': { ...commonSpec, ...simSpec },
   'services/agent/main.ts': { ...commonSpec, ...agentSpec },
   'services/storage/main.ts': { ...commonSpec, ...storageSpec },
+  'services/sampler/main.ts': { ...commonSpec, ...samplerSpec },
   'scripts/topics.ts': { ...commonSpec, ...topicsSpec },
 };
 const envNames = (spec: Spec): Set<string> => new Set(Object.values(spec).map((f) => f.env));
@@ -123,7 +125,7 @@ test('workloads run existing services from one image, with env names their confi
   const config = resources.find((r) => r.kind === 'ConfigMap' && r.metadata.name === 'bkstream-config');
   const secret = (name: string) => resources.find((r) => r.kind === 'Secret' && r.metadata.name === name);
   const workloads = resources.filter((r) => r.kind === 'DaemonSet' || r.kind === 'Deployment');
-  t.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['bkstream-agent', 'bkstream-collector', 'bkstream-discovery', 'bkstream-orchestrator', 'bkstream-storage']);
+  t.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['bkstream-agent', 'bkstream-collector', 'bkstream-discovery', 'bkstream-orchestrator', 'bkstream-sampler', 'bkstream-storage']);
   const images = new Set<string>();
   for (const w of workloads) {
     for (const c of containersOf(w)) {
