@@ -15,15 +15,22 @@
  *   traced services calling each other on loopback, exporting to the collector, and a tail-sampling flow
  *   for the application against the local bkdata-sim. It is loaded only then (it uses the OpenTelemetry
  *   SDK, a development dependency).
+ * - `--discovery N` / `--storage N` run N instances of discovery / storage in the service's consumer
+ *   groups, so the group spreads the topics' partitions over them and rebalances when one stops
+ *   ({@link scaleInstances}). Instance 1 keeps the configured HTTP port; instances 2…N listen on free
+ *   ports (port 0), which the summary prints as bound. Each instance has its own bus client and
+ *   metrics registry (its own /metrics), and shares the store.
  * Ctrl-C (SIGINT) or SIGTERM stops everything, intake first (the demo before the collector).
  */
 import { brokerLog, brokersOf, kafkaSettings, startKafka, stopKafka } from '../local-kafka.ts';
 import { ensureTopics } from '../topics.ts';
 import { ensureBootstrapAdminToken } from '../../common/auth.ts';
-import { commonSpec, loadConfig, validateCommon } from '../../common/config.ts';
+import { brokersOrLocal, commonSpec, loadConfig, validateCommon } from '../../common/config.ts';
 import { Lifecycle, type Component } from '../../common/lifecycle.ts';
 import { ConfigError, type ConfigProblem } from '../../common/errors.ts';
 import { openInfrastructure, type ServiceDeps, type ServiceModule } from '../../common/service.ts';
+import { Bus } from '../../common/bus/index.ts';
+import { createRegistry } from '../../common/metrics.ts';
 import { topicsSpec } from '../../common/topics.ts';
 import { helpText, parseCommand, usageLine, type Command, type CommandSpec } from '../command.ts';
 import { UP_SERVICES, type UpEntry } from '../services.ts';
@@ -76,6 +83,16 @@ interface Listener {
 const call = (name: string) => (service: Record<string, unknown>): unknown => (typeof service[name] === 'function' ? (service[name] as () => unknown)() : undefined);
 const collectorPort = (which: 'grpc' | 'http' | 'admin') => (service: Record<string, unknown>): unknown => (call('ports')(service) as Record<string, unknown> | undefined)?.[which];
 
+/** The port of a service's `http` server (discovery, storage), when it is listening. */
+function httpServerPort(service: Record<string, unknown>): unknown {
+  const http = service.http as { port?: () => unknown } | undefined;
+  try {
+    return typeof http?.port === 'function' ? http.port() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The listeners of each service `up` runs (their hosts and ports as configured). */
 const LISTENERS: Record<string, readonly Listener[]> = {
   console: [{ what: 'web console: applications, service map, traces, hosts, flows', host: 'host', port: 'port', bound: call('port') }],
@@ -84,8 +101,8 @@ const LISTENERS: Record<string, readonly Listener[]> = {
     { what: 'OTLP/HTTP trace receiver', host: 'otlpHost', port: 'httpPort', enabled: 'httpEnabled', path: '/v1/traces', bound: collectorPort('http') },
     { what: 'admin: application registry, /metrics, /readyz', host: 'adminHost', port: 'adminPort', bound: collectorPort('admin') },
   ],
-  discovery: [{ what: 'topology API (endpoints, hosts, instances, nodes, relations)', host: 'httpHost', port: 'httpPort' }],
-  storage: [{ what: 'traces, spans and metrics API', host: 'httpHost', port: 'httpPort' }],
+  discovery: [{ what: 'topology API (endpoints, hosts, instances, nodes, relations)', host: 'httpHost', port: 'httpPort', bound: httpServerPort }],
+  storage: [{ what: 'traces, spans and metrics API', host: 'httpHost', port: 'httpPort', bound: httpServerPort }],
   orchestrator: [
     { what: 'flows API', host: 'host', port: 'httpPort', bound: call('httpPort') },
     { what: 'flow commands over gRPC', host: 'host', port: 'grpcPort', scheme: 'grpc', bound: call('grpcPort') },
@@ -99,9 +116,9 @@ const LISTENERS: Record<string, readonly Listener[]> = {
  * The planned services' configs with the ports their running services bound in place of ports configured
  * as 0 (for services that tell theirs), so the summary and links name real addresses.
  */
-export function withBoundPorts<P extends { module: { name: string }; config: unknown }>(planned: readonly P[], running: ReadonlyMap<string, unknown>): P[] {
+export function withBoundPorts<P extends { module: { name: string }; config: unknown; instance?: number | undefined }>(planned: readonly P[], running: ReadonlyMap<string, unknown>): P[] {
   return planned.map((p) => {
-    const service = running.get(p.module.name);
+    const service = running.get(instanceName(p));
     if (typeof service !== 'object' || service === null) return p;
     const config = { ...(p.config as Record<string, unknown>) };
     for (const l of LISTENERS[p.module.name] ?? []) {
@@ -109,6 +126,37 @@ export function withBoundPorts<P extends { module: { name: string }; config: unk
       if (config[l.port] === 0 && typeof port === 'number' && port > 0) config[l.port] = port;
     }
     return { ...p, config };
+  });
+}
+
+/** How many instances of discovery and storage `up` runs (`--discovery N`, `--storage N`); default 1 each. */
+export interface UpScale {
+  discovery?: number | undefined;
+  storage?: number | undefined;
+}
+
+/** The services `up` may run several instances of, with the option that sets their count. */
+export const SCALABLE = ['discovery', 'storage'] as const;
+
+/** Most instances of one service `up` runs (a group cannot use more members than the topics have partitions). */
+export const MAX_INSTANCES = 12;
+
+/** A planned service's name with its instance number when there are several (`discovery 2`). */
+export function instanceName(p: { module: { name: string }; instance?: number | undefined }): string {
+  return p.instance === undefined ? p.module.name : `${p.module.name} ${p.instance}`;
+}
+
+/**
+ * The planned services with discovery and storage repeated as `scale` asks: N entries numbered 1…N
+ * that share the config (so the consumer groups), instance 1 on the configured HTTP port and the others
+ * on port 0 (a free port each: base + i would meet the next service's default port). One instance stays
+ * unnumbered.
+ */
+export function scaleInstances<P extends { module: { name: string }; config: unknown }>(planned: readonly P[], scale: UpScale): (P & { instance?: number })[] {
+  return planned.flatMap((p) => {
+    const n = SCALABLE.includes(p.module.name as (typeof SCALABLE)[number]) ? (scale[p.module.name as (typeof SCALABLE)[number]] ?? 1) : 1;
+    if (n <= 1) return [p];
+    return Array.from({ length: n }, (_, i) => ({ ...p, instance: i + 1, config: i === 0 ? p.config : { ...(p.config as Record<string, unknown>), httpPort: 0 } }));
   });
 }
 
@@ -141,17 +189,18 @@ export interface UpSummaryContext {
  * What runs where — every listener of every planned service (the console first, then the collector), the
  * broker and the store — and how to send traces: the OTLP endpoints and how to get an application token.
  */
-export function describeUp(planned: readonly { module: { name: string }; config: unknown }[], context: UpSummaryContext): string[] {
+export function describeUp(planned: readonly { module: { name: string }; config: unknown; instance?: number | undefined }[], context: UpSummaryContext): string[] {
   const order = (name: string): number => (name === 'console' ? 0 : name === 'collector' ? 1 : 2);
   const rows: [string, string, string][] = [];
-  for (const { module, config } of [...planned].sort((a, b) => order(a.module.name) - order(b.module.name))) {
+  for (const p of [...planned].sort((a, b) => order(a.module.name) - order(b.module.name))) {
+    const { module, config } = p;
     const c = config as Record<string, unknown>;
     let first = true;
     for (const l of LISTENERS[module.name] ?? []) {
       if (l.enabled !== undefined && c[l.enabled] === false) continue;
       const port = Number(c[l.port]);
       const where = port === 0 ? `${localUrl(String(c[l.host]), 0, l.scheme).replace(/:0$/, '')}:(a free port)` : localUrl(String(c[l.host]), port, l.scheme, l.path);
-      rows.push([first ? module.name : '', where, l.what]);
+      rows.push([first ? instanceName(p) : '', where, l.what]);
       first = false;
     }
   }
@@ -176,12 +225,17 @@ export function describeUp(planned: readonly { module: { name: string }; config:
   return lines;
 }
 
-/** `up`'s own options: `--demo`; anything else is a usage error, `--help` prints the usage (command.ts). */
+/** `up`'s own options: `--demo`, `--discovery N`, `--storage N`; anything else is a usage error, `--help` prints the usage (command.ts). */
 const UP_SPEC = {
   name: 'up',
   summary: 'run the whole pipeline locally (broker, topics, store, every service)',
-  options: { demo: { type: 'boolean', help: 'also run the demo shop: an application, traced services and their traffic' } },
-  notes: 'KAFKA_BROKERS (default: a local broker started here), DATABASE_URL (default: embedded PGlite under DATA_DIR) and\nevery service\'s settings are checked before anything starts; Ctrl-C stops everything, intake first.',
+  options: {
+    demo: { type: 'boolean', help: 'also run the demo shop: an application, traced services and their traffic' },
+    discovery: { type: 'integer', value: 'n', default: 1, help: `run n discovery instances in one consumer group (1-${MAX_INSTANCES}); instances 2…n on free ports` },
+    storage: { type: 'integer', value: 'n', default: 1, help: `run n storage instances in one consumer group per topic (1-${MAX_INSTANCES}); instances 2…n on free ports` },
+  },
+  notes: 'KAFKA_BROKERS (default: a local broker started here), DATABASE_URL (default: embedded PGlite under DATA_DIR) and\nevery service\'s settings are checked before anything starts; Ctrl-C stops everything, intake first.\n' +
+    'Several instances of a service share its consumer groups: the partitions are spread over them and move when one\nstops; the summary prints each instance\'s port. Example: bkstream up --discovery 3 --storage 2',
 } as const satisfies CommandSpec;
 
 export const command: Command = {
@@ -189,7 +243,12 @@ export const command: Command = {
   usage: usageLine(UP_SPEC),
   help: () => helpText(UP_SPEC),
   async run(args, baseEnv) {
-    const options = parseCommand(UP_SPEC, args).values;
+    const parsed = parseCommand(UP_SPEC, args);
+    const options = parsed.values;
+    for (const name of SCALABLE) {
+      const n = options[name];
+      if (n < 1 || n > MAX_INSTANCES) parsed.usage(`--${name} must be between 1 and ${MAX_INSTANCES}, not ${n}`);
+    }
     const env = { ...baseEnv };
     // Every setting is checked before anything is started or opened, so one run lists every problem.
     await checkUpConfig({ ...env });
@@ -208,7 +267,7 @@ export const command: Command = {
       const created = await ensureTopics(env.KAFKA_BROKERS ? env.KAFKA_BROKERS.split(',') : brokersOf(settings), config.topicPrefix, config);
       if (created.length > 0) console.log(`created topics: ${created.join(', ')}`);
       // The configs again, on the final environment (the local broker's address is known now).
-      const planned = await checkUpConfig(env);
+      const planned = scaleInstances(await checkUpConfig(env), { discovery: options.discovery, storage: options.storage });
       const needs = [...new Set(planned.flatMap((p) => p.module.needs))];
       const infra = await openInfrastructure(env, 'bkstream', needs);
       all.add(infra.lifecycle);
@@ -217,12 +276,20 @@ export const command: Command = {
       const bootstrap = store ? await ensureBootstrapAdminToken(store) : undefined;
       if (bootstrap) console.log(`first run: ${adminTokenHelp(bootstrap)}`);
       const running = new Map<string, Component>();
-      for (const { module, config } of planned) {
-        const service = await module.create({ ...infra.deps, env }, config);
+      for (const p of planned) {
+        const { module, config } = p;
+        // Several instances: each its own bus client and registry (its /metrics tells its own partitions and lag).
+        const own = p.instance === undefined || !module.needs.includes('bus') ? {} : (() => {
+          const registry = createRegistry({ service: module.name, instance: String(p.instance) });
+          const logger = infra.deps.logger.child({ instance: p.instance });
+          const bus = new Bus({ brokers: brokersOrLocal(infra.deps.common.kafkaBrokers, env), clientId: `bkstream-${module.name}-${p.instance}`, logger, registry });
+          return { registry, logger, bus };
+        })();
+        const service = await module.create({ ...infra.deps, env, ...own }, config);
         all.add(service);
         await all.start();
-        running.set(module.name, service);
-        console.log(`started ${module.name}`);
+        running.set(instanceName(p), service);
+        console.log(`started ${instanceName(p)}`);
       }
       const deps = infra.deps as ServiceDeps;
       const listening = withBoundPorts(planned, running);
