@@ -10,6 +10,8 @@ export interface TopicDef {
   readonly partitions: number;
   readonly retentionHours: number;
   readonly doc: string;
+  /** `compact`: a table kept on a topic (key → latest value); unset: the broker's default (delete by retention). */
+  readonly cleanupPolicy?: 'compact';
 }
 
 export const TOPICS = {
@@ -21,6 +23,7 @@ export const TOPICS = {
   flowCommands: { name: 'flow.commands', partitions: 3, retentionHours: 168, doc: 'Avro FlowCommand, key bk_biz_id:app_name:flow_type' },
   flowStatus: { name: 'flow.status', partitions: 3, retentionHours: 168, doc: 'Avro FlowStatus, same key' },
   dlq: { name: 'dlq', partitions: 3, retentionHours: 336, doc: 'dead letters: original key and bytes, error headers' },
+  gseRoutes: { name: 'gse.routes', partitions: 1, retentionHours: 168, cleanupPolicy: 'compact', doc: 'GSE receivers and data id routes (compacted): key stream_to:<id> or route:<channel_id>, JSON value, tombstone on delete' },
 } as const satisfies Record<string, TopicDef>;
 
 export type TopicKey = keyof typeof TOPICS;
@@ -50,18 +53,21 @@ export interface TopicPlan {
   topic: string;
   numPartitions: number;
   retentionMs: number;
+  /** Set only for compacted topics (`cleanup.policy=compact`). */
+  cleanupPolicy?: 'compact';
 }
 
 /** What `npm run topics` creates: every topic with configured partitions and retention. */
 export function topicPlan(prefix: string, config?: Record<string, unknown>): TopicPlan[] {
   return (Object.keys(TOPICS) as TopicKey[]).map((key) => {
-    const def = TOPICS[key];
+    const def: TopicDef = TOPICS[key];
     const partitions = config?.[`${key}Partitions`];
     const hours = config?.[`${key}RetentionHours`];
     return {
       topic: topicName(prefix, key),
       numPartitions: typeof partitions === 'number' ? partitions : def.partitions,
       retentionMs: (typeof hours === 'number' ? hours : def.retentionHours) * 3_600_000,
+      ...(def.cleanupPolicy ? { cleanupPolicy: def.cleanupPolicy } : {}),
     };
   });
 }

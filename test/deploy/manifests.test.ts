@@ -175,12 +175,15 @@ test('workloads run existing services from one image, with env names their confi
   t.is(images.size, 1, `one image: ${[...images].join(', ')}`);
 });
 
-test('topics are the ones services/common/topics.ts defines, with its partitions and retention', (t) => {
+test('topics are the ones services/common/topics.ts defines, with its partitions, retention and cleanup policy', (t) => {
   const config = k8sResources().find((r) => r.kind === 'ConfigMap' && r.metadata.name === 'bkstream-config');
   const prefix = config?.data?.TOPIC_PREFIX ?? '';
   const topics = k8sResources()
     .filter((r) => r.kind === 'KafkaTopic')
-    .map((r) => ({ topic: r.spec?.topicName, numPartitions: r.spec?.partitions, retentionMs: Number((r.spec?.config as Record<string, unknown>)['retention.ms']) }));
+    .map((r) => {
+      const config = r.spec?.config as Record<string, unknown>;
+      return { topic: r.spec?.topicName, numPartitions: r.spec?.partitions, retentionMs: Number(config['retention.ms']), ...(config['cleanup.policy'] === undefined ? {} : { cleanupPolicy: config['cleanup.policy'] }) };
+    });
   t.deepEqual(
     topics.sort((a, b) => String(a.topic).localeCompare(String(b.topic))),
     topicPlan(prefix).sort((a, b) => a.topic.localeCompare(b.topic)),

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
-import { Bus, type BusAdmin, type BusProducer, type OutMessage } from '../../services/common/bus/index.ts';
+import { Bus, type BusAdmin, type BusProducer, type OutRecord } from '../../services/common/bus/index.ts';
 import { errorMessage } from '../../services/common/errors.ts';
 import { silentLogger, type Logger } from '../../services/common/log.ts';
 import { createRegistry, type Registry } from '../../services/common/metrics.ts';
@@ -54,7 +54,8 @@ export interface BrokerKit {
   producer: BusProducer;
   /** Creates a uniquely named topic, deleted in teardown. */
   topic(prefix: string, partitions?: number): Promise<string>;
-  produce(topic: string, messages: OutMessage[]): Promise<void>;
+  /** A null value is a tombstone. */
+  produce(topic: string, messages: OutRecord[]): Promise<void>;
 }
 
 /** Connects an admin and a producer for one test and cleans up after it (topics included). */

@@ -43,7 +43,7 @@ export class BusAdmin implements Component {
         topics: missing.map((p) => ({
           topic: p.topic,
           numPartitions: p.numPartitions,
-          configEntries: [{ name: 'retention.ms', value: String(p.retentionMs) }],
+          configEntries: [{ name: 'retention.ms', value: String(p.retentionMs) }, ...(p.cleanupPolicy ? [{ name: 'cleanup.policy', value: p.cleanupPolicy }] : [])],
         })),
       });
     } catch (err) {

@@ -7,6 +7,7 @@
  * - `commit-tracker.ts`: the consumer's durable-prefix bookkeeping, pure (unit-tested without a broker);
  * - `admin.ts`: topics, offsets, groups, and {@link waitForBroker};
  * - `range-reader.ts`: reading fixed offset ranges once (replay);
+ * - `follower.ts`: following a (compacted) topic from its beginning without committing (tables kept on a topic);
  * - `kafkajs-fixes.ts`: fixes for kafkajs bugs that cost us (an idle connection polling every 1 ms).
  */
 import { Kafka, logLevel as KafkaLogLevel } from 'kafkajs';
@@ -15,12 +16,14 @@ import type { Registry } from '../metrics.ts';
 import { BusAdmin } from './admin.ts';
 import { BusConsumer, type ConsumerOptions } from './consumer.ts';
 import { applyKafkajsFixes } from './kafkajs-fixes.ts';
+import { TopicFollower, type FollowerOptions } from './follower.ts';
 import { BusProducer, type ProducerOptions } from './producer.ts';
 import { readRange } from './range-reader.ts';
 import type { OffsetRange, RawRecord } from './types.ts';
 
 export { BusAdmin, waitForBroker } from './admin.ts';
 export { BusConsumer, type ConsumerOptions } from './consumer.ts';
+export { TopicFollower, type FollowedRecord, type FollowerOptions } from './follower.ts';
 export { BusProducer, partitionFor, type ProducerOptions } from './producer.ts';
 export * from './types.ts';
 
@@ -65,6 +68,11 @@ export class Bus {
 
   consumer<T>(options: ConsumerOptions<T>): BusConsumer<T> {
     return new BusConsumer<T>(this.#kafka, this.producer(), this.logger, this.registry, options);
+  }
+
+  /** Follows a topic from its beginning without committing (see follower.ts). */
+  follower(options: FollowerOptions): TopicFollower {
+    return new TopicFollower(this.#kafka, this.logger, options);
   }
 
   admin(): BusAdmin {

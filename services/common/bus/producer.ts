@@ -3,7 +3,7 @@ import { CompressionTypes, Partitioners, type IHeaders, type Kafka, type Produce
 import type { Component } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { partitionOf } from '../murmur2.ts';
-import type { OutMessage } from './types.ts';
+import type { OutRecord } from './types.ts';
 
 /** The partition a keyed record lands on, exactly as the Java client's (and kafkajs's) default partitioner picks it. */
 export function partitionFor(key: string | Buffer, numPartitions: number): number {
@@ -60,21 +60,21 @@ export class BusProducer implements Component {
     await this.#producer.disconnect();
   }
 
-  /** Sends messages to one topic and waits for all in-sync replicas to acknowledge. */
-  async send(topic: string, messages: readonly OutMessage[]): Promise<void> {
+  /** Sends messages to one topic and waits for all in-sync replicas to acknowledge (a null value is a tombstone). */
+  async send(topic: string, messages: readonly OutRecord[]): Promise<void> {
     if (messages.length === 0) return;
     await this.#producer.send({ topic, acks: -1, compression: this.#compression, messages: messages.map(toKafkaMessage) });
   }
 
   /** Sends to several topics in one request per broker. */
-  async sendBatch(batches: readonly { topic: string; messages: readonly OutMessage[] }[]): Promise<void> {
+  async sendBatch(batches: readonly { topic: string; messages: readonly OutRecord[] }[]): Promise<void> {
     const topicMessages = batches.filter((b) => b.messages.length > 0).map((b) => ({ topic: b.topic, messages: b.messages.map(toKafkaMessage) }));
     if (topicMessages.length === 0) return;
     await this.#producer.sendBatch({ acks: -1, compression: this.#compression, topicMessages });
   }
 }
 
-function toKafkaMessage(m: OutMessage): { key: string | Buffer | null; value: Buffer; headers?: IHeaders; partition?: number; timestamp?: string } {
+function toKafkaMessage(m: OutRecord): { key: string | Buffer | null; value: Buffer | null; headers?: IHeaders; partition?: number; timestamp?: string } {
   return {
     key: m.key ?? null,
     value: m.value,

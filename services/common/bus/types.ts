@@ -16,6 +16,9 @@ export interface OutMessage {
   timestamp?: number;
 }
 
+/** A message whose value may be null: a tombstone, deleting its key from a compacted topic. */
+export type OutRecord = Omit<OutMessage, 'value'> & { value: Buffer | null };
+
 export interface ConsumedRecord<T> {
   topic: string;
   partition: number;
