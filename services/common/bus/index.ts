@@ -10,7 +10,7 @@
  * - `follower.ts`: following a (compacted) topic from its beginning without committing (tables kept on a topic);
  * - `kafkajs-fixes.ts`: fixes for kafkajs bugs that cost us (an idle connection polling every 1 ms).
  */
-import { Kafka, logLevel as KafkaLogLevel } from 'kafkajs';
+import { Kafka, logLevel as KafkaLogLevel, type SASLOptions } from 'kafkajs';
 import { kafkaLogCreator, type Logger } from '../log.ts';
 import type { Registry } from '../metrics.ts';
 import { BusAdmin } from './admin.ts';
@@ -38,6 +38,17 @@ export interface BusOptions {
   requestTimeoutMs?: number;
   /** kafkajs's own retries for connections and requests. Default 8. */
   retries?: number;
+  /** SASL authentication (a GSE receiver's cluster); unset = none. */
+  sasl?: BusSasl;
+  /** TLS to the brokers (system CAs). Default false. */
+  ssl?: boolean;
+}
+
+/** SASL settings of a cluster (kafkajs's mechanisms: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512). */
+export interface BusSasl {
+  readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  readonly username: string;
+  readonly password: string;
 }
 
 export class Bus {
@@ -59,6 +70,8 @@ export class Bus {
       retry: { retries: options.retries ?? 8, initialRetryTime: 100, maxRetryTime: 5_000 },
       logLevel: KafkaLogLevel.INFO,
       logCreator: kafkaLogCreator(options.logger),
+      ...(options.ssl ? { ssl: true } : {}),
+      ...(options.sasl ? { sasl: { mechanism: options.sasl.mechanism, username: options.sasl.username, password: options.sasl.password } as SASLOptions } : {}),
     });
   }
 
