@@ -40,10 +40,14 @@ export const receiverSpec = {
   httpMaxUnauthenticatedRequests: int({ env: 'COLLECTOR_HTTP_MAX_UNAUTHENTICATED_REQUESTS', default: 8, min: 0, doc: 'OTLP/HTTP: requests without a token in their headers (only the bk.data.token resource attribute) whose bodies are read at once; more get 429 (0 = a header token is required)' }),
   /** How long an Export waits for Kafka's acknowledgement (5 000 ms) before answering UNAVAILABLE. */
   exportTimeoutMs: int({ env: 'COLLECTOR_EXPORT_TIMEOUT_MS', default: 5_000, min: 10, doc: 'how long an Export waits for Kafka to acknowledge its spans before UNAVAILABLE, ms' }),
-  /** Default per-token rate limit, requests/s (reference template 2 000; 0 = unlimited, < 0 = reject all). */
-  rateLimitQps: int({ env: 'COLLECTOR_RATE_LIMIT_QPS', default: 2_000, doc: 'Export requests per second per application token unless the application sets its own (0 = unlimited, < 0 = reject all)' }),
-  /** Default per-token burst (reference template 4 000). */
-  rateLimitBurst: int({ env: 'COLLECTOR_RATE_LIMIT_BURST', default: 4_000, min: 0, doc: 'requests a token may send at once after a quiet period' }),
+  /**
+   * The global rate limit, requests/s (reference template 2 000; 0 = unlimited, < 0 = reject all): one
+   * bucket shared by every application without limits of its own, as the reference's global
+   * `rate_limiter` config (applications with their own get their own bucket, like its per-token sub-configs).
+   */
+  rateLimitQps: int({ env: 'COLLECTOR_RATE_LIMIT_QPS', default: 2_000, doc: 'Export requests per second of the one bucket shared by every application without its own `rate_limit_qps`/`rate_limit_burst` (0 = unlimited, < 0 = reject all)' }),
+  /** Burst of the shared bucket (reference template 4 000); also the burst of an application that sets only its qps. */
+  rateLimitBurst: int({ env: 'COLLECTOR_RATE_LIMIT_BURST', default: 4_000, min: 0, doc: 'requests the shared bucket lets through at once after a quiet period (also the burst of an application that sets only its qps)' }),
   /** How long a resolved token is cached (60 000 ms). */
   tokenCacheTtlMs: int({ env: 'COLLECTOR_TOKEN_CACHE_TTL_MS', default: 60_000, min: 0, doc: 'how long a resolved token is cached, ms (also how long a rotated or disabled token keeps working)' }),
   /** How long an unknown token is remembered as unknown (5 000 ms). */

@@ -20,7 +20,7 @@ export function collectorMetrics(registry: Registry, probes: CollectorProbes) {
   return {
     requests: counter(registry, {
       name: 'bkstream_receiver_requests_total',
-      help: 'Export requests by protocol and outcome (ok, partial, invalid_argument, unauthenticated, rate_limited, too_large, unsupported_media_type, overloaded, unavailable, internal)',
+      help: 'Export requests by protocol and outcome (ok, partial, empty, invalid_argument, unauthenticated, rate_limited, too_large, unsupported_media_type, overloaded, unavailable, internal)',
       labelNames: ['protocol', 'outcome'],
     }),
     received: counter(registry, { name: 'bkstream_receiver_spans_received_total', help: 'Spans in Export requests that parsed', labelNames: ['protocol'] }),

@@ -191,14 +191,14 @@ test('rate limit per token: RESOURCE_EXHAUSTED / 429 with Retry-After once the b
   t.true(limitedGrpc.length > 0 && limitedHttp.length > 0);
   t.regex(limitedGrpc[0]?.details ?? '', /rate limit of application 2\/shop-.* reached \(1 requests\/s, burst 2\)/);
   t.is(limitedHttp[0]?.headers.get('retry-after'), '1');
-  t.is((await grpcExport(kit, body, free.token)).code, status.OK, 'another application has its own bucket');
+  t.is((await grpcExport(kit, body, free.token)).code, status.OK, 'an application without its own limit draws on the shared bucket, not this one');
   t.is(await metricValue(kit.registry, 'bkstream_receiver_requests_total', { outcome: 'rate_limited' }), limitedGrpc.length + limitedHttp.length);
 });
 
-test('empty requests are acknowledged; gzip bodies and Basic auth work; JSON answers are OTLP/JSON', async (t) => {
+test('requests without resource groups are refused, as the reference; gzip bodies and Basic auth work; JSON answers are OTLP/JSON', async (t) => {
   const kit = await startReceiver(t, { store: await fileStore() });
   const reader = await readSpans(t, kit.bus, kit.topic);
-  t.is((await grpcExport(kit, Buffer.alloc(0))).code, status.OK, 'no spans, nothing to check');
+  t.is((await grpcExport(kit, Buffer.alloc(0), kit.token)).code, status.UNAUTHENTICATED, 'nothing to authenticate (reference-diffs.test.ts has the details)');
   const gz = await httpPost(kit.httpUrl, gzipSync(request(group(2))), {
     ...PROTOBUF,
     'content-encoding': 'gzip',

@@ -218,7 +218,8 @@ export class ExportService implements ExportHandler {
       m.accepted.inc({ protocol }, result.acceptedSpans);
       for (const [reason, n] of Object.entries(result.rejected)) m.rejected.inc({ protocol, reason }, n);
       for (const [app, n] of result.apps) m.appSpans.inc({ bk_biz_id: String(app.bkBizId), app_name: app.appName }, n);
-      m.requests.inc({ protocol, outcome: result.rejectedSpans > 0 ? 'partial' : 'ok' });
+      // `empty`: resource groups that passed the checks but held no span (the reference counts them as skipped).
+      m.requests.inc({ protocol, outcome: result.receivedSpans === 0 ? 'empty' : result.rejectedSpans > 0 ? 'partial' : 'ok' });
       return result.rejectedSpans > 0 ? { partialSuccess: { rejectedSpans: result.rejectedSpans, errorMessage: result.errorMessage } } : {};
     } catch (err) {
       const { outcome } = edgeStatusOf(err);

@@ -16,6 +16,8 @@
  *   COLLECTOR_HTTP_REQUEST_TIMEOUT_S (else 408), an idle connection closes after
  *   COLLECTOR_HTTP_IDLE_TIMEOUT_S, and of the connections that have not shown a valid header token at
  *   most COLLECTOR_HTTP_MAX_UNAUTHENTICATED_CONNECTIONS stay open (a new one closes the oldest).
+ * - The client IP is `X-Forwarded-For`'s first address (else the peer); `X-BK-METADATA` pairs go to the
+ *   resources (request-meta.ts).
  * - Errors answer with a `google.rpc.Status` in the request's format (status and code from the shared
  *   table of services/common/errors.ts) and, for 429 / 503, `Retry-After`.
  */
@@ -30,6 +32,7 @@ import { encodeResponse, encodeStatus, responseJson, type ExportResponse } from 
 import type { ExportHandler } from './export-service.ts';
 import type { BodyFormat } from './pipeline.ts';
 import { tokenFromHttp } from './tokens.ts';
+import { clientIpFromHttp, metadataFromHttp } from './request-meta.ts';
 
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);
@@ -242,7 +245,7 @@ export class HttpReceiver {
         throw new ValidationError(`unsupported Content-Encoding ${JSON.stringify(encoding)}: use gzip, deflate or none`);
       }
       exporting = true;
-      const response = await h.export({ protocol: 'http', format, body, token, clientIp: req.socket.remoteAddress ?? '' }, wire);
+      const response = await h.export({ protocol: 'http', format, body, token, clientIp: clientIpFromHttp(req), metadata: metadataFromHttp(req) }, wire);
       this.#answer(res, format, response);
     } catch (err) {
       if (!exporting) h.refused('http', err, wire);

@@ -8,7 +8,9 @@
  * 2. Tokens: each resource group's token is its `bk.data.token` resource attribute or else the
  *    request's token; groups without a token or with an unknown one are rejected, the rest keep their
  *    own application (biz/app on every span).
- * 3. Rate limit: one request from each distinct token's bucket; a limited token's groups are rejected.
+ * 3. Rate limit: one request from each bucket the request's applications use (the shared one, or an
+ *    application's own); a limited application's groups are rejected. `X-BK-METADATA` pairs are added to
+ *    the accepted groups' resources.
  * 4. Convert: every span of the accepted groups is written as Avro; spans that cannot be keyed or stored
  *    are rejected alone.
  * 5. Publish: spans go to the batch of their trace id's partition; the answer waits for Kafka's
@@ -16,7 +18,8 @@
  *    Kafka keeps failing).
  *
  * Nothing accepted → the whole request fails (rate limit first, then token, then invalid spans); part
- * rejected → `partial_success` with the count and a message naming each reason.
+ * rejected → `partial_success` with the count and a message naming each reason. As the reference: no
+ * resource group at all → UNAUTHENTICATED; groups that pass the checks but hold no span → OK.
  */
 import type { Breaker } from '../../common/breaker.ts';
 import { BkError, UnavailableError, ValidationError } from '../../common/errors.ts';
@@ -25,7 +28,8 @@ import { convertSpan, filterResource, SpanRejection } from './convert.ts';
 import { OverloadedError, RateLimitedError, UnauthenticatedError } from './errors.ts';
 import { decodeJsonRequest, type OtlpSpan } from '../../common/otlp/index.ts';
 import { partitionOf } from '../../common/murmur2.ts';
-import { effectiveLimit, type RateLimit, type RateLimiter } from './ratelimit.ts';
+import { bucketOf, effectiveLimit, type RateLimit, type RateLimiter } from './ratelimit.ts';
+import { addMetadata } from './request-meta.ts';
 import { AvroWriter } from '../../common/avro/index.ts';
 import { SpanWriter } from './span-avro.ts';
 import type { SpanBatcher } from './batcher.ts';
@@ -43,7 +47,10 @@ export interface ExportRequest {
   body: Buffer;
   /** Token from the request's metadata or headers. */
   token: string | undefined;
+  /** The client's address (OTLP/HTTP: `X-Forwarded-For`'s first address, else the peer). */
   clientIp: string;
+  /** `X-BK-METADATA` pairs, added to each accepted group's resource where it lacks the key. */
+  metadata?: Record<string, string> | undefined;
 }
 
 export type RejectReason = 'no_token' | 'invalid_token' | 'rate_limited' | 'invalid_span' | 'span_too_large';
@@ -63,7 +70,7 @@ export interface ExportResult {
 export interface PipelineOptions {
   tokens: TokenPort;
   limiter: RateLimiter;
-  /** Limit for applications without their own. */
+  /** Limit of the bucket shared by the applications without their own. */
   defaultRateLimit: RateLimit;
   batcher: SpanBatcher;
   /** Partitions of the spans topic; undefined while Kafka has not been reached. */
@@ -94,10 +101,13 @@ function parse(req: ExportRequest): Group[] {
   });
 }
 
+/** A request without resource groups: refused as the reference's token checker refuses it ("skip empty record"). */
+const NO_GROUPS = 'the request has no resource spans: nothing to authenticate';
+
 const MESSAGES: Record<RejectReason, string> = {
   no_token: 'no application token (x-bk-token header, Bearer authorization, or the bk.data.token resource attribute)',
   invalid_token: 'unknown or disabled application token',
-  rate_limited: "the application's rate limit is reached",
+  rate_limited: 'the rate limit is reached',
   invalid_span: 'invalid span',
   span_too_large: 'span larger than a Kafka record may be',
 };
@@ -105,9 +115,12 @@ const MESSAGES: Record<RejectReason, string> = {
 class Tally {
   readonly rejected: Partial<Record<RejectReason, number>> = {};
   readonly details = new Map<RejectReason, string>();
+  /** Reasons met, span-less groups included. */
+  readonly #seen = new Set<RejectReason>();
   total = 0;
 
   add(reason: RejectReason, n: number, detail?: string): void {
+    this.#seen.add(reason);
     if (n <= 0) return;
     this.rejected[reason] = (this.rejected[reason] ?? 0) + n;
     this.total += n;
@@ -115,7 +128,7 @@ class Tally {
   }
 
   has(reason: RejectReason): boolean {
-    return (this.rejected[reason] ?? 0) > 0;
+    return this.#seen.has(reason);
   }
 
   message(): string {
@@ -141,7 +154,8 @@ export class TracePipeline {
     const groups = parse(req);
     const received = groups.reduce((n, g) => n + g.count, 0);
     const result: ExportResult = { receivedSpans: received, acceptedSpans: 0, rejectedSpans: 0, rejected: {}, errorMessage: '', apps: new Map() };
-    if (received === 0) return result; // empty requests are acknowledged (as the reference does)
+    // As the reference's token checker: a request without resource groups has nothing to authenticate.
+    if (groups.length === 0) throw new UnauthenticatedError(NO_GROUPS);
 
     // Tokens and rate limits
     const tally = new Tally();
@@ -152,9 +166,10 @@ export class TracePipeline {
     }
     const resolved = await Promise.all(distinct.values());
     const apps = new Map<string, Application | undefined>([...distinct.keys()].map((token, i) => [token, resolved[i]]));
-    const allowed = new Map<string, boolean>();
+    const allowed = new Map<string, boolean>(); // by bucket: one request from each bucket the request uses
     const accepted: { group: Group; app: Application }[] = [];
     let limitedApp: Application | undefined;
+    const global = this.#opts.defaultRateLimit;
     for (const g of groups) {
       const token = g.token ?? req.token;
       if (token === undefined) {
@@ -166,16 +181,18 @@ export class TracePipeline {
         tally.add('invalid_token', g.count);
         continue;
       }
-      let ok = allowed.get(token);
+      const bucket = bucketOf(app, global);
+      let ok = allowed.get(bucket.key);
       if (ok === undefined) {
-        ok = this.#opts.limiter.take(token, this.#limitOf(app));
-        allowed.set(token, ok);
+        ok = this.#opts.limiter.take(bucket.key, bucket.limit);
+        allowed.set(bucket.key, ok);
       }
       if (!ok) {
         limitedApp = app;
         tally.add('rate_limited', g.count, `${app.bkBizId}/${app.appName}`);
         continue;
       }
+      if (req.metadata) addMetadata(g.resource, req.metadata);
       accepted.push({ group: g, app });
     }
 
@@ -190,6 +207,8 @@ export class TracePipeline {
         if (spans.length > before) perApp.set(app, (perApp.get(app) ?? 0) + (spans.length - before) / 3);
       }
       const count = spans.length / 3;
+      // Groups that passed the checks but hold no span: acknowledged, nothing to publish (as the reference).
+      if (received === 0 && accepted.length > 0) return result;
       if (count === 0) {
         const err = this.#refusal(tally, limitedApp);
         Object.assign(err.details, { receivedSpans: received, rejected: tally.rejected });
@@ -288,16 +307,13 @@ export class TracePipeline {
   /** The error of a request none of whose spans was accepted: rate limit first, then token, then invalid. */
   #refusal(tally: Tally, limitedApp: Application | undefined): BkError {
     if (tally.has('rate_limited') && limitedApp) {
-      const limit = effectiveLimit(this.#limitOf(limitedApp));
-      return new RateLimitedError(`rate limit of application ${limitedApp.bkBizId}/${limitedApp.appName} reached (${limit.qps} requests/s, burst ${limit.burst})`);
+      const bucket = bucketOf(limitedApp, this.#opts.defaultRateLimit);
+      const limit = effectiveLimit(bucket.limit);
+      const which = bucket.shared ? 'shared rate limit (applications without their own)' : 'rate limit';
+      return new RateLimitedError(`${which} of application ${limitedApp.bkBizId}/${limitedApp.appName} reached (${limit.qps} requests/s, burst ${limit.burst})`);
     }
     if (tally.has('invalid_token')) return new UnauthenticatedError(MESSAGES.invalid_token);
     if (tally.has('no_token')) return new UnauthenticatedError(MESSAGES.no_token);
     return new ValidationError(tally.message());
-  }
-
-  #limitOf(app: Application): RateLimit {
-    const d = this.#opts.defaultRateLimit;
-    return { qps: app.rateLimitQps ?? d.qps, burst: app.rateLimitBurst ?? d.burst };
   }
 }
