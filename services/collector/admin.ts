@@ -78,6 +78,7 @@ export function adminRoutes(options: AdminRoutesOptions): Route[] {
         auth.clear();
       },
       onFlowCommands,
+      onApplicationChange: clearTokens,
     }),
     ...adminTokenRoutes(store, auth, logger),
     {

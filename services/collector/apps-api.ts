@@ -98,6 +98,11 @@ export interface ApplicationRouteHooks {
   onTokenChange: () => void;
   /** Flow commands were queued: publish them now. */
   onFlowCommands: () => void;
+  /**
+   * An application changed (its switches, data ids, limits): forget cached applications, so the receiver
+   * (its feeds, its rate limit) uses the change from the next Export on.
+   */
+  onApplicationChange?: () => void;
 }
 
 const APP_PATH = String.raw`^\/api\/v1\/apps\/(?<biz>-?\d+)\/(?<app>[A-Za-z0-9_-]{1,50})`;
@@ -123,7 +128,11 @@ export function applicationRoutes(store: Store, hooks: ApplicationRouteHooks): R
       method: 'PATCH',
       path: new RegExp(`${APP_PATH}$`),
       access: 'admin',
-      handle: async (req) => json(200, queued(await updateApplication(store, ...id(req), applicationUpdateFrom(req.body), operator(req)))),
+      handle: async (req) => {
+        const changed = await updateApplication(store, ...id(req), applicationUpdateFrom(req.body), operator(req));
+        hooks.onApplicationChange?.();
+        return json(200, queued(changed));
+      },
     },
     {
       method: 'DELETE',

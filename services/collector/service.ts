@@ -26,6 +26,9 @@ import { findByTokenHash } from './applications.ts';
 import { receiverSpec, validateCollector, type CollectorConfig } from './config.ts';
 import { FlowCommandPublisher } from './flow-outbox.ts';
 import { collectorMetrics } from './metrics.ts';
+import { BusFeedSender } from './feeds/bus-sender.ts';
+import { Feeds } from './feeds/feeds.ts';
+import { feedMetrics } from './feeds/metrics.ts';
 import { SpanBatcher } from './receiver/batcher.ts';
 import { isKafkaFailure } from './receiver/errors.ts';
 import { ExportService, type ExportHealth } from './receiver/export-service.ts';
@@ -110,6 +113,10 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
     registry,
     logger,
   });
+  // The feeds BKData flows read (feeds/): GSE trace messages and derived metrics of the applications with
+  // tail sampling or virtual metrics, by data id, on a producer of their own (connected at the first send).
+  const feedSender = new BusFeedSender(bus.producer({ compress: config.producerCompress }));
+  const feeds = new Feeds({ sender: feedSender, timeoutMs: config.exportTimeoutMs, metrics: feedMetrics(registry) });
   const pipeline = new TracePipeline({
     tokens,
     limiter: new RateLimiter(),
@@ -117,6 +124,7 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
     batcher,
     partitions: () => exportService.partitions(),
     breaker,
+    feeds,
   });
   // Flow commands queued by application changes (the admin API's, or bkstream apps against the store), on a
   // producer of their own: the spans' one belongs to the export service.
@@ -182,6 +190,7 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
   if (flowCommands) lifecycle.add(flowCommands);
   lifecycle.onStop('breaker', () => breaker.shutdown());
   lifecycle.onStop(producer.name, () => producer.stop());
+  lifecycle.onStop(feedSender.name, () => feedSender.stop());
   // Intake and drain, within one deadline (COLLECTOR_SHUTDOWN_TIMEOUT_MS) shared by every part that waits
   // for work in flight. Stop order: the export service refuses new calls, the listeners close while their
   // requests finish, a connection attempt gets a moment, the batches are acknowledged.

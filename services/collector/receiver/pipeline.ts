@@ -36,6 +36,7 @@ import type { SpanBatcher } from './batcher.ts';
 import type { TokenPort } from './tokens.ts';
 import { groupBytes, scanRequest, SpanTranscoder } from './transcode.ts';
 import type { Attributes } from '../../common/records.ts';
+import type { Feeds, FeedGroupSink } from '../feeds/feeds.ts';
 
 export type Protocol = 'grpc' | 'http';
 export type BodyFormat = 'protobuf' | 'json';
@@ -77,6 +78,8 @@ export interface PipelineOptions {
   partitions: () => number | undefined;
   /** Guards publishing: fails fast while Kafka keeps failing; its timeout bounds the wait for acks. */
   breaker: Breaker;
+  /** The GSE feeds of applications with tail sampling or virtual metrics (feeds/); none = no feeds. */
+  feeds?: Feeds;
 }
 
 /** One resource group, whichever way the body was parsed. */
@@ -200,10 +203,12 @@ export class TracePipeline {
     const staged = this.#acquireWriter(req.body.length);
     const spans: number[] = []; // start, end, traceAt of each span in `staged`
     const perApp = new Map<Application, number>();
+    // Feeds: undefined unless an accepted application has one (then it is told each span kept of it).
+    const feed = this.#opts.feeds?.open(req.clientIp, accepted);
     try {
       for (const { group, app } of accepted) {
         const before = spans.length;
-        this.#stage(req, group, app, staged, spans, tally);
+        this.#stage(req, group, app, staged, spans, tally, feed?.group({ group, app }));
         if (spans.length > before) perApp.set(app, (perApp.get(app) ?? 0) + (spans.length - before) / 3);
       }
       const count = spans.length / 3;
@@ -215,7 +220,7 @@ export class TracePipeline {
         throw err;
       }
       try {
-        await this.#publish(staged, spans);
+        await (feed ? Promise.all([this.#publish(staged, spans), feed.send()]) : this.#publish(staged, spans));
       } catch (err) {
         if (err instanceof BkError) Object.assign(err.details, { receivedSpans: received, rejected: tally.rejected, spans: count });
         throw err;
@@ -232,15 +237,16 @@ export class TracePipeline {
   }
 
   /** Converts one accepted group's spans into `staged`; rejected spans are tallied. */
-  #stage(req: ExportRequest, group: Group, app: Application, staged: AvroWriter, spans: number[], tally: Tally): void {
+  #stage(req: ExportRequest, group: Group, app: Application, staged: AvroWriter, spans: number[], tally: Tally, feed?: FeedGroupSink): void {
     const maxSpanBytes = this.#opts.batcher.maxSpanBytes();
-    const keep = (start: number, traceAt: number): void => {
+    const keep = (start: number, traceAt: number): boolean => {
       if (staged.pos - start > maxSpanBytes) {
         staged.pos = start;
         tally.add('span_too_large', 1, `${maxSpanBytes} bytes at most`);
-        return;
+        return false;
       }
       spans.push(start, staged.pos, traceAt);
+      return true;
     };
     if (group.offsets) {
       const shared = groupBytes(app.bkBizId, app.appName, group.resource, req.clientIp);
@@ -249,7 +255,7 @@ export class TracePipeline {
         const start = staged.pos;
         const r = this.#transcoder.write(req.body, offsets[i] as number, offsets[i + 1] as number, shared, staged);
         if (typeof r === 'string') tally.add('invalid_span', 1, r);
-        else keep(start, r);
+        else if (keep(start, r)) feed?.encoded(req.body, offsets[i] as number, offsets[i + 1] as number);
       }
       return;
     }
@@ -265,7 +271,7 @@ export class TracePipeline {
         tally.add('invalid_span', 1, err.message);
         continue;
       }
-      keep(start, traceAt);
+      if (keep(start, traceAt)) feed?.span(otlp);
     }
   }
 
