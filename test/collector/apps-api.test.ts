@@ -178,9 +178,9 @@ test('the deleted application\'s token is refused by the receiver at once; delet
   t.is(anonymous.status, 401);
   const withAppToken = await fetch(`${kit.adminUrl}/api/v1/apps/6/doomed`, { method: 'DELETE', headers: jsonHeaders(other.token) });
   t.is(withAppToken.status, 403, "an application's own token cannot delete it");
-  const before = await fetch(kit.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'x-bk-token': other.token }, body: '{"resourceSpans":[]}' });
+  const before = await fetch(kit.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'x-bk-token': other.token }, body: '{"resourceSpans":[{}]}' });
   t.not(before.status, 401, 'the token works before the deletion (and is now cached)');
   t.is((await call(`${kit.adminUrl}/api/v1/apps/6/doomed`, 'DELETE')).status, 200);
-  const after = await fetch(kit.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'x-bk-token': other.token }, body: '{"resourceSpans":[]}' });
+  const after = await fetch(kit.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'x-bk-token': other.token }, body: '{"resourceSpans":[{}]}' });
   t.is(after.status, 401, 'the token cache was cleared by the deletion');
 });
