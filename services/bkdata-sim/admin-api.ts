@@ -5,6 +5,8 @@
  */
 import { json, type Route } from '../common/http.ts';
 import type { Logger } from '../common/log.ts';
+import type { CleanRunner } from './cleans.ts';
+import type { CleanRow } from './etl/clean.ts';
 import { describeFaults, updateFaults, type OutageWindow } from './faults.ts';
 import type { ApiDeps } from './http-api.ts';
 
@@ -12,6 +14,22 @@ export interface AdminDeps extends ApiDeps {
   /** Makes every API call fail for `durationMs`, starting in `startInMs`. */
   addOutage(durationMs: number, startInMs?: number): OutageWindow;
   log: Logger;
+  /** The cleans that run behind the databus API, their rows and counts. */
+  runner: CleanRunner;
+  /** Rows kept per result table (the largest `limit`). */
+  resultsMax: number;
+}
+
+/** Rows default to this many when `limit` is not given. */
+export const DEFAULT_RESULTS_LIMIT = 100;
+
+/** `JSON.rawJSON` (Node 21+; not in the ES2024 lib): a long beyond 2^53 is written digit for digit. */
+const rawJSON = (text: string): unknown => (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON(text);
+
+function jsonRow(row: CleanRow): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) out[k] = typeof v === 'bigint' ? rawJSON(v.toString()) : v;
+  return out;
 }
 
 export function adminRoutes(sim: AdminDeps): Route[] {
@@ -75,6 +93,8 @@ export function adminRoutes(sim: AdminDeps): Route[] {
         sim.state.reset();
         await sim.state.flush();
         sim.calls.reset();
+        sim.runner.reset();
+        sim.runner.poke();
         return json(200, { reset: true });
       },
     },
@@ -89,6 +109,22 @@ export function adminRoutes(sim: AdminDeps): Route[] {
           flows: [...sim.state.flows.values()].map((f) => ({ flow_id: f.flow_id, project_id: f.project_id, flow_name: f.flow_name, target: f.target, nodes: f.nodes.length })),
           resource_sets: [...sim.state.resourceSets.values()].map((r) => ({ resource_set_id: r.resource_set_id, authorized_projects: r.authorized_projects })),
         }),
+    },
+    { method: 'GET', path: '/admin/cleans', handle: () => json(200, { cleans: sim.runner.cleans() }) },
+    {
+      method: 'GET',
+      path: /^\/admin\/results\/(?<rt>[^/]+)$/,
+      handle: (req) => {
+        const rt = decodeURIComponent(req.params.rt ?? '');
+        const limitText = req.query.get('limit');
+        const limit = limitText === null ? DEFAULT_RESULTS_LIMIT : Number(limitText);
+        if (!Number.isInteger(limit) || limit < 1) return json(400, { error: 'limit must be a positive integer' });
+        const clean = sim.runner.cleans().find((c) => c.result_table_id === rt);
+        if (!clean) return json(404, { error: `no clean has result table ${rt}` });
+        // At most the rows kept (BKDATA_SIM_RESULTS_MAX).
+        const { rows, kept } = sim.runner.results(rt, Math.min(limit, sim.resultsMax));
+        return json(200, { result_table_id: rt, kept, stats: clean.stats, rows: rows.map(jsonRow) });
+      },
     },
   ];
 }

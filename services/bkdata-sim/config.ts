@@ -3,7 +3,7 @@
  * Configuration). Every fault can also be changed at run time through the admin API.
  * {@link validateSim} checks what no single field can.
  */
-import { int, list, num, oneOf, str, type Config, type Spec } from '../common/config.ts';
+import { bool, int, list, num, oneOf, str, type Config, type Spec } from '../common/config.ts';
 import type { ConfigProblem } from '../common/errors.ts';
 import { FAMILIES, type Family } from './faults.ts';
 
@@ -76,6 +76,19 @@ export const simSpec = {
     default: [],
     doc: 'result table ids (`*` wildcards) of cleans that never leave `starting`',
   }),
+  runCleans: bool({
+    env: 'BKDATA_SIM_RUN_CLEANS',
+    default: true,
+    doc: 'run the cleans: a running clean consumes its raw data topic on the bus and applies its ETL (README, Cleans)',
+  }),
+  rawTopic: str({
+    env: 'BKDATA_SIM_RAW_TOPIC',
+    default: '0bkmonitor_{data_id}0',
+    pattern: /\{data_id\}/,
+    doc: 'topic of a raw data without a Kafka access config (a GSE data id such as the trace data id): `{data_id}` is its id',
+  }),
+  resultsMax: int({ env: 'BKDATA_SIM_RESULTS_MAX', default: 1_000, min: 1, max: 1_000_000, doc: 'result-table rows kept per clean (the newest), served by `GET /admin/results/{result_table_id}`' }),
+  cleanPollMs: int({ env: 'BKDATA_SIM_CLEAN_POLL_MS', default: 500, min: 10, doc: 'how often the cleans\' statuses are looked at to start or stop their consumers, ms' }),
   callLogMax: int({ env: 'BKDATA_SIM_CALL_LOG_MAX', default: 10_000, min: 0, doc: 'most recent API calls kept for `GET /admin/calls?log=1` (memory bound)' }),
 } satisfies Spec;
 

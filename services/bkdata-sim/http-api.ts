@@ -31,6 +31,8 @@ export interface ApiDeps {
   timing: SimTiming;
   metrics: SimMetrics;
   now(): number;
+  /** Called after a write was carried out (the clean runner looks at the cleans again). */
+  changed?: () => void;
 }
 
 export function envelope(data: unknown): Record<string, unknown> {
@@ -85,6 +87,7 @@ async function answer(parts: ApiDeps, route: SimRoute, req: HttpRequest): Promis
   try {
     const data = route.handle(ctx, params);
     await parts.state.flush();
+    if (route.write) parts.changed?.();
     if (decision.kind === 'lose_answer') {
       // Carried out, but the caller never hears of it.
       record(route.name, route.family, route.write, 'answer_lost', params);

@@ -10,26 +10,10 @@ import { compileClean, type CompiledClean } from '../../services/bkdata-sim/etl/
 import { compileEtl } from '../../services/bkdata-sim/etl/extract.ts';
 import { javaDouble, parseJava, writeJackson } from '../../services/bkdata-sim/etl/java-json.ts';
 import { displayTime, timeTransformer } from '../../services/bkdata-sim/etl/time.ts';
-import type { FlowSettings } from '../../services/orchestrator/config.ts';
 import * as tail from '../../services/orchestrator/kinds/tail-sampling.ts';
 import * as metric from '../../services/orchestrator/kinds/virtual-metric.ts';
+import { app, BATCH, ENVELOPE, POINT_B, settings, SPAN_A, SPAN_B } from './clean-records.ts';
 
-const settings: FlowSettings = {
-  operator: 'admin',
-  maintainers: ['zoe'],
-  defaultBkBizId: 2,
-  tailSamplingProjectId: 123,
-  virtualMetricProjectId: 456,
-  requiredTempConvertNode: false,
-  dataExpiresDays: 30,
-  virtualMetricStorage: 'mysql-default',
-  virtualMetricStorageExpireDays: 30,
-  mysqlStorageNodeType: 'mysql_storage',
-  storageRegistryAreaCode: 'inland',
-  flowClusterGroup: 'default_inland',
-  flinkCode: 'class X {}',
-};
-const app = { bkBizId: 2, appName: 'shop' };
 
 /** The clean as the orchestrator registers it (json_config as the JSON text it sends). */
 function orchestratorClean(kind: typeof tail | typeof metric): CompiledClean {
@@ -42,19 +26,6 @@ function orchestratorClean(kind: typeof tail | typeof metric): CompiledClean {
 /** 2025-12-02 16:05:30 CST, when the clean runs (localTime is this minute). */
 const NOW = Date.UTC(2025, 11, 2, 8, 5, 30);
 const buf = (s: string): Buffer => Buffer.from(s, 'utf8');
-
-// A span as bk-collector writes it in the envelope (reference-format fields; the collector README, Feeds).
-const SPAN_A =
-  '{"span_name":"GET /cart","span_id":"a1b2c3d4e5f60718","trace_id":"0af7651916cd43dd8448eb211c80319c","parent_span_id":"","kind":2,' +
-  '"start_time":1764662704000000,"end_time":1764662704250000,"elapsed_time":250000,"trace_state":"","links":[],' +
-  '"events":[{"name":"cache miss","timestamp":1764662704100000,"attributes":{}}],"status":{"code":0,"message":""},' +
-  '"attributes":{"http.method":"GET","http.status_code":200,"ratio":1.0,"big":12345678901234567890,"note":"购物车"},' +
-  '"resource":{"service.name":"cart","bk.instance.id":":cart::10.0.0.1:"},"bk_biz_id":2,"app_name":"shop","iterationindex":0}';
-const SPAN_B =
-  '{"span_name":"SELECT","span_id":"0000000000000002","trace_id":"0af7651916cd43dd8448eb211c80319c","parent_span_id":"a1b2c3d4e5f60718",' +
-  '"kind":3,"start_time":1764662704010000,"end_time":1764662704020000,"elapsed_time":10000,"status":{"code":2,"message":"déjà \\"vu\\""},' +
-  '"attributes":{"db.system":"mysql","rows":1e3,"tiny":0.0001},"resource":{"service.name":"cart"},"iterationindex":1}';
-const ENVELOPE = `{"datetime":"2025-12-02 16:05:04","utctime":"2025-12-02 08:05:04","time":1764662704,"dataid":1500001,"items":[${SPAN_A},${SPAN_B}]}`;
 
 test('tail sampling: each span of a GSE envelope is a row with span_id, trace_id, the span as Jackson JSON text, datetime and the time columns', (t) => {
   const clean = orchestratorClean(tail);
@@ -112,14 +83,6 @@ test('tail sampling: what the clean cannot read fails the record or the span, ne
   const odd = run('{"datetime":"2025-12-02 16:05:04","items":[{"trace_id":12,"span_id":null}]}');
   t.deepEqual([odd.rows[0]?.span_id, odd.rows[0]?.trace_id, odd.rows[0]?.span_info, odd.failures], [null, '12', '{"trace_id":12,"span_id":null}', []]);
 });
-
-// A derived-metric batch as bk-collector's metrics converter sends it (the collector README, Feeds).
-const POINT_A =
-  '{"metrics":{"bk_apm_duration":250000000},"target":"bk-collector","timestamp":1764662704250,"dimension":{"app_name":"shop",' +
-  '"kind":"2","span_name":"GET /cart","status_code":"0","service_name":"cart","http_method":"GET","http_status_code":"200",' +
-  '"http_favor":"1.1","telemetry_sdk_name":"opentelemetry","apdex_type":"satisfied","scope_name":""}}';
-const POINT_B = '{"metrics":{"bk_apm_duration":10000000.7},"target":"bk-collector","timestamp":"1764662704020","dimension":{"kind":"3","db_system":"mysql","status_code":"2"}}';
-const BATCH = `{"dataid":1500002,"version":"1.0.0","data":[${POINT_A},${POINT_B}]}`;
 
 test('virtual metric: each derived point is a row with target, time, bk_apm_duration and the 27 dimensions (absent ones null)', (t) => {
   const clean = orchestratorClean(metric);
