@@ -9,6 +9,8 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { bool, int, optionalStr, str, type Config } from '../common/config.ts';
 import type { ConfigProblem } from '../common/errors.ts';
+import { GSE_KEY_DOC } from '../common/gse/secret.ts';
+import { secretKeySpec, validateSecretKey } from '../common/secrets.ts';
 import type { CommonConfig } from '../common/service.ts';
 import { DEFAULT_MAX_PING_PROCESSES, DEFAULT_MAX_SOCKETS, DEFAULT_PING_PATH } from './probe/budget.ts';
 
@@ -33,6 +35,12 @@ export const agentSpec = {
   sendIdleDisconnectMs: int({ env: 'AGENT_SEND_IDLE_DISCONNECT_MS', default: 500, min: 0, doc: 'close the Kafka connection after the spool has been empty this long, ms (0 = keep it open)' }),
   /** Graceful stop: how long runs may take to end and the spool to drain into Kafka (8 000 ms). */
   shutdownTimeoutMs: int({ env: 'AGENT_SHUTDOWN_TIMEOUT_MS', default: 8_000, min: 0, doc: 'graceful stop: how long the spool keeps draining into Kafka, ms (what is left stays for the next start)' }),
+  /** On: each record goes where its data id's GSE route says (README "Routing by data id"). */
+  gseRouting: bool({ env: 'AGENT_GSE_ROUTING', default: true, doc: 'publish each record where its data id\'s GSE route says (routes read from `<prefix>.gse.routes`; a data id without a route, or no such topic: the bkstream topics); off: every record to the bkstream topics on KAFKA_BROKERS, the routes are not read' }),
+  /** Opens the SASL passwords of GSE receivers (sealed by the orchestrator's registry with its key). */
+  secretKey: { ...secretKeySpec.secretKey, doc: GSE_KEY_DOC },
+  secretKeyFile: { ...secretKeySpec.secretKeyFile, doc: 'a file holding that key instead (mode 0600 or stricter, else refused)' },
+  secretKeyPrevious: { ...secretKeySpec.secretKeyPrevious, doc: 'the orchestrator\'s older keys (comma separated), for passwords sealed before a key rotation' },
   hostIp: optionalStr({ env: 'AGENT_HOST_IP', doc: 'this host\'s IP, over the main file\'s `ip` (a DaemonSet passes the node IP); the CMDB hostid file still wins' }),
   procRoot: str({ env: 'AGENT_PROC_ROOT', default: '/proc', doc: 'where the host\'s /proc is mounted (the DaemonSet mounts it at /host/proc)' }),
   sysRoot: str({ env: 'AGENT_SYS_ROOT', default: '/sys', doc: 'where the host\'s /sys is mounted' }),
@@ -47,7 +55,7 @@ export type AgentConfig = Config<typeof agentSpec> & CommonConfig;
 
 /** Cross-field checks. */
 export function validateAgent(c: AgentConfig): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
+  const problems: ConfigProblem[] = [...validateSecretKey(c)];
   if (c.spoolMaxBytes < 4 * c.sendBatchBytes) {
     problems.push({ key: 'AGENT_SPOOL_MAX_BYTES', message: `must hold at least four produce requests (4 × AGENT_SEND_BATCH_BYTES = ${4 * c.sendBatchBytes})` });
   }

@@ -2,6 +2,8 @@
  * The sender: delivers the spool to Kafka in order. It reads a batch after the last acknowledged record,
  * produces it (acks from every in-sync replica; the producer is idempotent, so a request retried after a
  * lost answer is not written twice), and only then acknowledges it in the spool, which may then delete it.
+ * With GSE routing (routing.ts) a batch goes wherever its records' data ids are routed, and is acknowledged
+ * once every target acknowledged; a retry skips the targets that already had it.
  * While Kafka is unreachable the batch is retried with backoff and new records pile up in the spool; when
  * Kafka returns they follow in order.
  *
@@ -26,11 +28,15 @@ import { backoffDelay } from '../common/retry.ts';
 import type { AgentMetrics } from './metrics.ts';
 import type { DiskSpool, SpoolRecord } from './spool/spool.ts';
 
-/** What the sender produces through (the bus producer, or a test double). */
+/** What the sender produces through (the bus producer, the GSE routed sink of routing.ts, or a test double). */
 export interface RecordSink {
   start(): Promise<void>;
   stop(): Promise<void>;
-  sendBatch(batches: readonly { topic: string; messages: readonly OutMessage[] }[]): Promise<void>;
+  /**
+   * Sends one spool batch. `progress` is the same set for every attempt of the same batch: a sink that
+   * sends to several places records there what was acknowledged, and skips it on the retry.
+   */
+  sendBatch(batches: readonly { topic: string; messages: readonly OutMessage[] }[], progress?: Set<string>): Promise<void>;
 }
 
 export const HEADER_RUN = 'bk-agent-run';
@@ -160,6 +166,8 @@ export class KafkaSender implements Component {
   async #run(): Promise<void> {
     const { spool, sink, metrics } = this.#o;
     let batch: SpoolRecord[] | undefined;
+    /** What the sink delivered of `batch` in earlier attempts (routed sends: targets that acknowledged). */
+    let progress = new Set<string>();
     let attempt = 0;
     while (!this.#stop.signal.aborted) {
       try {
@@ -183,13 +191,14 @@ export class KafkaSender implements Component {
             continue;
           }
           batch = next;
+          progress = new Set();
         }
         // Connected only when there is something to send.
         if (!this.#connected) {
           this.#connected = true; // set first: a failed start leaves sockets that the stop in the catch closes
           await this.#abortable(sink.start());
         }
-        await this.#abortable(sink.sendBatch(toBatches(batch)));
+        await this.#abortable(sink.sendBatch(toBatches(batch), progress));
         const last = batch[batch.length - 1] as SpoolRecord;
         await spool.ack(last.seq, batch.length);
         for (const r of batch) metrics.published.inc({ kind: r.topic.endsWith('.events') ? 'events' : 'metrics' });

@@ -14,6 +14,12 @@ import { join, resolve } from 'node:path';
 import { Bus } from '../common/bus/index.ts';
 import { brokersOrLocal } from '../common/config.ts';
 import { ConfigError, type ConfigProblem } from '../common/errors.ts';
+import { BackgroundRoutes, type WatchedSource } from '../common/gse/background-routes.ts';
+import { ReceiverProducers } from '../common/gse/producers.ts';
+import { RoutedPublisher } from '../common/gse/routed-publisher.ts';
+import type { RouteSource } from '../common/gse/routes.ts';
+import { routeSecretBox } from '../common/gse/secret.ts';
+import { RouteWatcher } from '../common/gse/watcher.ts';
 import { createHttpServer, json } from '../common/http.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
 import { defineService, edgeOptions, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
@@ -27,6 +33,7 @@ import { loadAgentConfig } from './config-engine.ts';
 import { agentMetrics } from './metrics.ts';
 import { probeResources } from './probe/budget.ts';
 import { Publisher } from './publisher.ts';
+import { RoutedSink } from './routing.ts';
 import { KafkaSender, type RecordSink } from './sender.ts';
 import { DiskSpool } from './spool/spool.ts';
 import { FileStateStore } from './state-store.ts';
@@ -63,8 +70,10 @@ export function loadAgentServiceConfig(env: NodeJS.ProcessEnv, types: readonly T
 /** What tests and the benchmark may replace. */
 export interface AgentOverrides {
   clock?: Clock;
-  /** Instead of the Kafka producer. */
+  /** Instead of the Kafka producer (and the GSE routing). */
   sink?: RecordSink;
+  /** Instead of the routes topic (with AGENT_GSE_ROUTING on): a fixed or test-driven source. */
+  routeSource?: RouteSource;
   types?: readonly TaskType[];
   listenRestartDelayMs?: number;
   /** Sender retry backoff (tests shorten it). */
@@ -87,6 +96,8 @@ export interface AgentService extends Component {
   readonly publisher: Publisher;
   readonly sender: KafkaSender;
   readonly spool: DiskSpool;
+  /** The routes being read (undefined with AGENT_GSE_ROUTING off or a sink override). */
+  readonly routes: BackgroundRoutes | undefined;
   readonly runId: string;
   readonly stateDir: string;
   /** The admin server's port (after start). */
@@ -105,7 +116,27 @@ export async function createAgentService(deps: ServiceDeps<never>, config: Agent
   const state = lifecycle.add(new FileStateStore({ dir: stateDir, logger, clock }));
   const spool = new DiskSpool({ dir: join(stateDir, 'spool'), maxBytes: config.spoolMaxBytes, fsync: config.spoolFsync, logger });
   lifecycle.add({ name: 'agent-spool', start: () => spool.open(), stop: () => spool.close() });
-  const sink = overrides.sink ?? new Bus({ brokers: brokersOrLocal(config.kafkaBrokers, deps.env), clientId: 'bkstream-agent', logger, registry: deps.registry }).producer({ idempotent: true });
+  // Records go where their data id's GSE route says (routing.ts), or all to the bkstream topics (routing off).
+  let sink: RecordSink;
+  let routes: BackgroundRoutes | undefined;
+  if (overrides.sink) sink = overrides.sink;
+  else {
+    const bus = new Bus({ brokers: brokersOrLocal(config.kafkaBrokers, deps.env), clientId: 'bkstream-agent', logger, registry: deps.registry });
+    const defaultProducer = bus.producer({ idempotent: true });
+    if (!config.gseRouting) sink = defaultProducer;
+    else {
+      const box = overrides.routeSource ? undefined : routeSecretBox(config);
+      const source: WatchedSource = overrides.routeSource
+        ? { current: () => (overrides.routeSource as RouteSource).current(), onChange: (l) => (overrides.routeSource as RouteSource).onChange(l), start: async () => {}, stop: async () => {} }
+        : new RouteWatcher({ bus, topic: topicName(config.topicPrefix, 'gseRoutes'), ...(box ? { box } : {}), logger, registry: deps.registry });
+      routes = lifecycle.add(new BackgroundRoutes({ source, logger }));
+      // Receivers' producers are not idempotent: kafkajs would retry a send to a dead cluster forever, and
+      // the batch could not move on when its data id's route changes (the spool's headers tell copies apart).
+      const producers = new ReceiverProducers({ defaultProducer, logger, clientId: 'bkstream-agent-gse' });
+      const gse = lifecycle.add(new RoutedPublisher({ source: routes, producers, logger, registry: deps.registry }));
+      sink = new RoutedSink({ publisher: gse, producers, routes });
+    }
+  }
   const sender = lifecycle.add(new KafkaSender({
     sink,
     spool,
@@ -175,6 +206,7 @@ export async function createAgentService(deps: ServiceDeps<never>, config: Agent
           mode: core.loaded.main.mode,
           tasks: core.loaded.tasks.length,
           kafka: k.up ? 'up' : `unreachable${k.lastError ? `: ${k.lastError}` : ''}`,
+          ...(routes ? { gse_routes: routes.state() } : {}),
           spool: { records: s.pending, bytes: s.bytes, dropped: s.dropped },
           queue: channel.size,
         },
@@ -223,6 +255,7 @@ export async function createAgentService(deps: ServiceDeps<never>, config: Agent
     publisher,
     sender,
     spool,
+    routes,
     runId,
     stateDir,
     adminPort: () => admin.port(),

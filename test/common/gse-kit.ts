@@ -6,6 +6,8 @@
 import { rmSync } from 'node:fs';
 import { kafkaSettings, runDir, startKafka, stopKafka, type KafkaSettings } from '../../services/cli/local-kafka.ts';
 import { Bus, type RawRecord } from '../../services/common/bus/index.ts';
+import { UnavailableError } from '../../services/common/errors.ts';
+import type { PoolProducer, TopicMessages } from '../../services/common/gse/producers.ts';
 import { routesKey, type RouteDoc, type StreamToDoc } from '../../services/common/gse/records.ts';
 import type { KafkaReceiver } from '../../services/common/gse/routes.ts';
 import { silentLogger } from '../../services/common/log.ts';
@@ -55,6 +57,31 @@ function clusterOf(brokers: string[]): Cluster {
       return names;
     },
   };
+}
+
+/** A producer that records what it sends and can be made to fail. */
+export class RecordingProducer implements PoolProducer {
+  /** What was acknowledged; `headers` is the `bk-agent-seq` header when there is one. */
+  readonly sent: { topic: string; key: string; value: string; partition: number | undefined; headers: string }[] = [];
+  starts = 0;
+  stops = 0;
+  failStart = false;
+  failSend = false;
+  readonly label: string;
+  constructor(label: string) {
+    this.label = label;
+  }
+  async start(): Promise<void> {
+    this.starts++;
+    if (this.failStart) throw new UnavailableError(`${this.label}: connection refused`);
+  }
+  async stop(): Promise<void> {
+    this.stops++;
+  }
+  async sendBatch(batches: readonly TopicMessages[]): Promise<void> {
+    if (this.failSend) throw new UnavailableError(`${this.label}: not acknowledged`);
+    for (const b of batches) for (const m of b.messages) this.sent.push({ topic: b.topic, key: String(m.key), value: m.value.toString(), partition: m.partition, headers: String(m.headers?.['bk-agent-seq'] ?? '') });
+  }
 }
 
 /** The shared broker (KAFKA_BROKERS). */

@@ -7,36 +7,13 @@
  */
 import test from 'ava';
 import { BackgroundRoutes, type WatchedSource } from '../../services/common/gse/background-routes.ts';
-import { ReceiverProducers, type PoolProducer, type TopicMessages } from '../../services/common/gse/producers.ts';
+import { ReceiverProducers } from '../../services/common/gse/producers.ts';
 import { NoRouteTargetError, RoutedPublisher, RoutedSendError } from '../../services/common/gse/routed-publisher.ts';
 import { RouteTable, StaticRouteSource, type KafkaReceiver } from '../../services/common/gse/routes.ts';
 import { MissingTopicsError, UnavailableError } from '../../services/common/errors.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry, type Registry } from '../../services/common/metrics.ts';
-
-/** A producer that records what it sends and can be made to fail. */
-class RecordingProducer implements PoolProducer {
-  readonly sent: { topic: string; key: string; value: string; partition: number | undefined }[] = [];
-  starts = 0;
-  stops = 0;
-  failStart = false;
-  failSend = false;
-  readonly label: string;
-  constructor(label: string) {
-    this.label = label;
-  }
-  async start(): Promise<void> {
-    this.starts++;
-    if (this.failStart) throw new UnavailableError(`${this.label}: connection refused`);
-  }
-  async stop(): Promise<void> {
-    this.stops++;
-  }
-  async sendBatch(batches: readonly TopicMessages[]): Promise<void> {
-    if (this.failSend) throw new UnavailableError(`${this.label}: not acknowledged`);
-    for (const b of batches) for (const m of b.messages) this.sent.push({ topic: b.topic, key: String(m.key), value: m.value.toString(), partition: m.partition });
-  }
-}
+import { RecordingProducer } from './gse-kit.ts';
 
 const receiver = (id: number, brokers = [`10.0.0.${id}:9092`]): KafkaReceiver => ({ streamToId: id, name: `cluster-${id}`, brokers, ssl: false });
 
@@ -113,6 +90,33 @@ test('one target failing fails the send (retriable); the others had it; the retr
   await publisher.send(5, 'd', [msg('1:5', 'y')]);
   t.deepEqual(one.sent.map((s) => s.value), ['x', 'y', 'y'], 'the target that had acknowledged gets the retry too');
   t.deepEqual(two.sent.map((s) => s.value), ['x', 'y']);
+  await publisher.stop();
+});
+
+test('progress: a retry skips the targets that acknowledged, still sends to a target the records resolve to only now', async (t) => {
+  const table = new RouteTable([receiver(1), receiver(2)], [{ channelId: 5, name: 'two', targets: [{ streamToId: 1, topic: 'a' }, { streamToId: 2, topic: 'b' }] }]);
+  const { source, publisher, def, made } = setup(table);
+  await publisher.start();
+  const items = [
+    { dataId: 5, defaultTopic: 'd', messages: [msg('1:5', 'x')], id: '11' },
+    { dataId: 6, defaultTopic: 'd', messages: [msg('1:6', 'y')], id: '12' },
+  ];
+  const progress = new Set<string>();
+  await publisher.sendAll(items.slice(0, 1));
+  const [one, two] = made as [RecordingProducer, RecordingProducer];
+  one.sent.length = 0;
+  two.sent.length = 0;
+  two.failSend = true;
+  for (let i = 0; i < 3; i++) await t.throwsAsync(publisher.sendAll(items, progress), { instanceOf: RoutedSendError });
+  t.deepEqual(one.sent.map((s) => s.value), ['x'], 'once, not at every attempt');
+  t.deepEqual(def.sent.map((s) => s.value), ['y']);
+  // Between attempts data id 6 gets a route to receiver 2: it has not had `y`, so it gets it.
+  source.set(source.current().withRoute({ channelId: 6, name: 'late', targets: [{ streamToId: 2, topic: 'b' }] }));
+  two.failSend = false;
+  await publisher.sendAll(items, progress);
+  t.deepEqual(two.sent.map((s) => s.value), ['x', 'y']);
+  t.deepEqual(one.sent.map((s) => s.value), ['x']);
+  t.deepEqual(def.sent.map((s) => s.value), ['y']);
   await publisher.stop();
 });
 

@@ -11,9 +11,11 @@
  *   and nothing is sent — never a silent fallback to the default.
  *
  * A send resolves once every target acknowledged (acks from all in-sync replicas, the bus producer's
- * `acks: -1`) and rejects, retriable, if any failed. The caller retries the whole send: the targets that
- * had succeeded then get those records again — at-least-once, like a retried produce request. The records
- * of one send keep their order per target topic (one produce request per receiver).
+ * `acks: -1`) and rejects, retriable, if any failed. The caller retries the send: the targets that had
+ * succeeded then get those records again — at-least-once, like a retried produce request — unless the
+ * caller passes a {@link SendProgress} along, which skips them (the agent does; a record is still sent
+ * twice when the process dies between an acknowledgement and the caller's own). The records of one send
+ * keep their order per target topic (one produce request per receiver).
  *
  * Metrics: `bkstream_gse_records_sent_total{receiver, topic}` (acknowledged), `bkstream_gse_records_failed_total
  * {receiver, topic}` (in sends that failed), `bkstream_gse_unroutable_total{data_id}` (records whose route
@@ -32,7 +34,17 @@ export interface DataIdRecords {
   readonly dataId: number;
   readonly defaultTopic: string;
   readonly messages: readonly OutMessage[];
+  /** Names these records in a {@link SendProgress} (default: their index in the send). */
+  readonly id?: string;
 }
+
+/**
+ * What a send that is retried has already delivered: `<id>/<receiver>/<topic>/<partition>` of each item
+ * and target that acknowledged. Passing the same set to the retry of the same records skips those, so a
+ * long outage of one target does not copy the records to the others at every attempt; a target the
+ * records resolve to only now (a route change between attempts) still gets them.
+ */
+export type SendProgress = Set<string>;
 
 /** A data id's route names no receiver the table knows: nowhere to send (retriable: a receiver may come). */
 export class NoRouteTargetError extends BkError {
@@ -85,6 +97,8 @@ interface Leg {
   readonly receiver: KafkaReceiver | undefined;
   readonly label: string;
   readonly byTopic: Map<string, OutMessage[]>;
+  /** Progress keys of what this leg carries. */
+  readonly done: string[];
 }
 
 export class RoutedPublisher implements Component {
@@ -121,44 +135,48 @@ export class RoutedPublisher implements Component {
 
   /**
    * Publishes the records of several data ids in one request per producer; resolves once every target of
-   * every data id acknowledged. Order is kept per target topic as given.
+   * every data id acknowledged. Order is kept per target topic as given. With `progress` (the same set for
+   * every attempt of the same records), targets that acknowledged an earlier attempt are skipped.
    */
-  async sendAll(items: readonly DataIdRecords[]): Promise<void> {
+  async sendAll(items: readonly DataIdRecords[], progress?: SendProgress): Promise<void> {
     const table = this.#source.current();
     const legs = new Map<number | 'default', Leg>();
     const leg = (receiver: KafkaReceiver | undefined): Leg => {
       const id = receiver ? receiver.streamToId : 'default';
       let l = legs.get(id);
-      if (!l) legs.set(id, (l = { receiver, label: String(id), byTopic: new Map() }));
+      if (!l) legs.set(id, (l = { receiver, label: String(id), byTopic: new Map(), done: [] }));
       return l;
     };
-    const add = (l: Leg, topic: string, messages: readonly OutMessage[]): void => {
+    const add = (l: Leg, topic: string, partition: number | undefined, item: DataIdRecords, index: number): void => {
+      const done = `${item.id ?? index}/${l.label}/${topic}/${partition ?? ''}`;
+      if (progress?.has(done)) return;
       let list = l.byTopic.get(topic);
       if (!list) l.byTopic.set(topic, (list = []));
-      list.push(...messages);
+      list.push(...(partition === undefined ? item.messages : item.messages.map((m) => ({ ...m, partition }))));
+      l.done.push(done);
     };
-    for (const item of items) {
+    for (const [index, item] of items.entries()) {
       if (item.messages.length === 0) continue;
       const targets = table.resolve(item.dataId);
       if (!targets) {
-        add(leg(undefined), item.defaultTopic, item.messages);
+        add(leg(undefined), item.defaultTopic, undefined, item, index);
         continue;
       }
       if (targets.length === 0) {
         this.#metrics?.unroutable.inc({ data_id: String(item.dataId) }, item.messages.length);
         throw new NoRouteTargetError(item.dataId);
       }
-      for (const t of targets) {
-        add(leg(t.receiver), t.topic, t.partition === undefined ? item.messages : item.messages.map((m) => ({ ...m, partition: t.partition })));
-      }
+      for (const t of targets) add(leg(t.receiver), t.topic, t.partition, item, index);
     }
     const failed: { receiver: string; topic: string; err: unknown }[] = [];
     await Promise.all([...legs.values()].map(async (l) => {
       const batches = [...l.byTopic].map(([topic, messages]) => ({ topic, messages }));
+      if (batches.length === 0) return;
       try {
         const producer = await this.#producers.get(l.receiver);
         await producer.sendBatch(batches);
         for (const b of batches) this.#metrics?.sent.inc({ receiver: l.label, topic: b.topic }, b.messages.length);
+        for (const d of l.done) progress?.add(d);
       } catch (err) {
         for (const b of batches) {
           this.#metrics?.failed.inc({ receiver: l.label, topic: b.topic }, b.messages.length);
