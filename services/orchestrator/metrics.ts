@@ -22,6 +22,12 @@ export interface OrchestratorMetrics {
   bkdataCalls: Counter<'family' | 'api' | 'outcome'>;
   /** BKData API call latency by family. */
   bkdataCallSeconds: Histogram<'family'>;
+  /** GSE routing API calls by api (add_streamto, …, query_route) and outcome (ok, invalid, not_found, conflict, unavailable, internal). */
+  gseCalls: Counter<'api' | 'outcome'>;
+  /** Records sent to <prefix>.gse.routes by kind (stream_to, route) and op (set, delete). */
+  gseRoutesPublished: Counter<'kind' | 'op'>;
+  /** Keys of <prefix>.gse.routes changed in the store and not yet published. */
+  gseRoutesPending: Gauge;
 }
 
 export function orchestratorMetrics(registry: Registry): OrchestratorMetrics {
@@ -38,5 +44,8 @@ export function orchestratorMetrics(registry: Registry): OrchestratorMetrics {
       labelNames: ['family', 'api', 'outcome'],
     }),
     bkdataCallSeconds: histogram(registry, { name: 'bkstream_bkdata_call_seconds', help: 'BKData API call latency by family', labelNames: ['family'] }),
+    gseCalls: counter(registry, { name: 'bkstream_gse_api_calls_total', help: 'GSE routing API calls by api and outcome (ok, invalid, not_found, conflict, unavailable, internal)', labelNames: ['api', 'outcome'] }),
+    gseRoutesPublished: counter(registry, { name: 'bkstream_gse_routes_published_total', help: 'Records sent to the GSE routes topic by kind (stream_to, route) and op (set, delete)', labelNames: ['kind', 'op'] }),
+    gseRoutesPending: gauge(registry, { name: 'bkstream_gse_routes_pending', help: 'GSE routes topic keys changed in the store and not yet published' }),
   };
 }

@@ -14,7 +14,7 @@
  */
 import { codecFor } from '../common/avro/index.ts';
 import { startInBackground } from '../common/background.ts';
-import { errorMessage, MissingTopicsError } from '../common/errors.ts';
+import { errorMessage, MissingTopicsError, UnavailableError } from '../common/errors.ts';
 import { createHttpServer } from '../common/http.ts';
 import { Lifecycle } from '../common/lifecycle.ts';
 import { maskingLogger, secretBoxOf } from '../common/secrets.ts';
@@ -28,6 +28,10 @@ import { flowSettings, instanceIdOf, orchestratorSpec, validateOrchestrator, typ
 import { FlowEngine } from './engine.ts';
 import { FlowStore } from './flow-store.ts';
 import { GrpcApi } from './grpc-api.ts';
+import { gseRoutes } from './gse/http-api.ts';
+import { GseRoutesPublisher } from './gse/publisher.ts';
+import { GseRegistry } from './gse/registry.ts';
+import { GseStore } from './gse/store.ts';
 import { httpRoutes } from './http-api.ts';
 import { CommandIntake } from './intake.ts';
 import { orchestratorMetrics } from './metrics.ts';
@@ -46,6 +50,8 @@ export interface OrchestratorParts {
   readonly breakers: Breakers;
   readonly runner: FlowRunner;
   readonly operations: FlowOperations;
+  /** The GSE routing registry (gse/): the API's calls, the default stream_to. */
+  readonly gse: GseRegistry;
   /** The HTTP API's port (the bound one with ORCH_HTTP_PORT=0). */
   httpPort(): number;
   /** The gRPC API's port (the bound one with ORCH_GRPC_PORT=0). */
@@ -73,6 +79,7 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
   const statusTopic = topicName(config.topicPrefix, 'flowStatus');
   const commandsTopic = topicName(config.topicPrefix, 'flowCommands');
   const dlqTopic = topicName(config.topicPrefix, 'dlq');
+  const gseTopic = topicName(config.topicPrefix, 'gseRoutes');
 
   // ports
   const flows = new FlowStore(store);
@@ -141,6 +148,10 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
   };
   const intake = new CommandIntake(flows, wakeAll, metrics, logger, secrets, deps.applications ?? storeApplications(store));
   const operations = new FlowOperations(flows, intake, breakerState, wakeAll);
+  // GSE data routing (gse/, README "GSE data routing"): stored here, published to <prefix>.gse.routes.
+  const gseStore = new GseStore(store);
+  const gsePublisher = new GseRoutesPublisher({ store: gseStore, producer, bus, topic: gseTopic, logger, metrics });
+  const gse = new GseRegistry({ store: gseStore, box: secrets, publisher: gsePublisher, logger });
 
   // A breaker letting a probe through wakes one waiting flow; a closed breaker wakes them all.
   for (const family of FAMILIES) {
@@ -183,6 +194,24 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
   });
   kafkaOut.add(producer);
   const producerPart = startInBackground(kafkaOut, { logger });
+  // The GSE publisher has a background start of its own: flows never wait for the routes topic.
+  const gseOut = new Lifecycle({ logger, name: 'gse-routes' });
+  gseOut.add({
+    name: 'gse-routes-ready',
+    start: async () => {
+      if (!producerPart.started()) throw new UnavailableError('the Kafka producer is not connected yet');
+      const admin = bus.admin();
+      await admin.start();
+      try {
+        await admin.checkTopics([gseTopic]);
+      } finally {
+        await admin.stop();
+      }
+    },
+    stop: async () => undefined,
+  });
+  gseOut.add(gsePublisher);
+  const gsePart = startInBackground(gseOut, { logger });
   const consumerPart = startInBackground(consumer, { logger });
   const http = createHttpServer({
     host: config.host,
@@ -190,7 +219,7 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
     registry,
     logger,
     ...edge,
-    routes: httpRoutes(operations),
+    routes: [...httpRoutes(operations), ...gseRoutes(gse, metrics, logger)],
     // Ready once the flow topics are there and the producer is connected; the consumer's group may still
     // be joining (commands over HTTP and gRPC are taken meanwhile).
     health: () => {
@@ -203,6 +232,7 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
           breakers: operations.breakers(),
           kafka: producerPart.started() ? 'connected' : failure instanceof MissingTopicsError ? failure.message : 'connecting',
           consumer: consumer.joined() ? 'joined' : 'joining',
+          gse_routes: gsePart.started() ? 'publishing' : gsePart.lastError() instanceof MissingTopicsError ? errorMessage(gsePart.lastError()) : 'starting',
         },
       };
     },
@@ -234,7 +264,15 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
     },
     stop: async () => undefined,
   });
+  lifecycle.add({
+    name: 'gse-default-stream-to',
+    start: async () => {
+      await gse.ensureDefault(bus.brokers, config.operator);
+    },
+    stop: async () => undefined,
+  });
   lifecycle.add(producerPart);
+  lifecycle.add(gsePart);
   lifecycle.add(publisher);
   lifecycle.add(runner);
   lifecycle.add({ name: 'orchestrator-http', start: () => http.start(), stop: () => http.stop() });
@@ -246,7 +284,7 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
     stop: async () => undefined,
   });
 
-  return Object.assign(lifecycle, { owner, flows, breakers, runner, operations, httpPort: () => http.port(), grpcPort: () => grpc.port() });
+  return Object.assign(lifecycle, { owner, flows, breakers, runner, operations, gse, httpPort: () => http.port(), grpcPort: () => grpc.port() });
 }
 
 export const orchestratorService = defineService({

@@ -23,6 +23,8 @@ const DISCOVERED = [
 const ALL_TABLES = ['apm_application', 'apm_discover_rule', ...DISCOVERED, 'cmdb_host', 'bkdata_flow', 'bkdata_flow_step', 'schema_migrations',
   // orchestrator (0200, 0201)
   'bkdata_flow_command', 'bkdata_flow_outbox', 'bkdata_sim_object',
+  // GSE routing (0210)
+  'gse_stream_to', 'gse_route', 'gse_route_target', 'gse_routes_pending',
   // collector (0301)
   'apm_application_flow_outbox',
   // security (0500)
