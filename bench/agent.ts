@@ -6,13 +6,14 @@
  *
  *   npm run bench:agent            (starts the local broker unless KAFKA_BROKERS is set)
  *
- * - Both are child processes started together and the same way — `node <flags> <entry>.ts`, the flags
- *   those deploy/k8s/agent.yaml runs the agent with (`--max-semi-space-size=1`), the environment the
- *   image sets (MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=131072): the agent (`services/agent/main.ts`,
- *   its own state directory, topics of a fresh prefix, admin on a free port) and an idle TypeScript entry
- *   (a timer, nothing else). Every bkstream process runs TypeScript through Node's type stripping, which
- *   maps ~18 MB (its WebAssembly transformer) that `node -e` would not; the idle baseline pays it too, so
- *   the difference is the agent's own. An idle `node -e` is measured as well and printed.
+ * - The agent runs as it is deployed: the bundle (services/agent/build.ts, built fresh here) with the Node
+ *   flags deploy/k8s/agent.yaml gives it (AGENT_NODE_FLAGS of build.ts: a 1 MB young generation, no
+ *   optimizing compilers) and the environment the image sets (MALLOC_ARENA_MAX=2,
+ *   MALLOC_MMAP_THRESHOLD_=131072), its own state directory, topics of a fresh prefix, admin on a free port.
+ *   The baseline is an idle Node process started the same way: same flags, same environment, a script
+ *   that only waits. For information the agent is also run from its TypeScript sources beside an idle
+ *   TypeScript entry (both pay Node's type stripping, ~18 MB); BENCH_AGENT_FROM=sources makes that pair
+ *   the measured one.
  * - CPU: user + system seconds of each process from /proc/<pid>/stat over the measured window of
  *   BENCH_SECONDS (60), which starts after the agent answered /healthz and a warm-up of
  *   BENCH_WARMUP_SECONDS (60) in which every task of the set runs once (first runs compile their code;
@@ -34,6 +35,7 @@ import { Bus } from '../services/common/bus/index.ts';
 import { brokersOrLocal, commonSpec, loadConfig } from '../services/common/config.ts';
 import { silentLogger } from '../services/common/log.ts';
 import { installWarningFilter } from '../services/common/process.ts';
+import { AGENT_NODE_FLAGS, buildAgent } from '../services/agent/build.ts';
 import { fmt, result } from './lib.ts';
 
 installWarningFilter();
@@ -43,7 +45,9 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 60);
 const ROOT = resolve(import.meta.dirname, '..');
 const CLK_TCK = 100; // USER_HZ on Linux
 /** Node flags of the agent process, as deploy/k8s/agent.yaml runs it (BENCH_AGENT_NODE_FLAGS overrides, space separated). */
-const AGENT_NODE_FLAGS = (process.env.BENCH_AGENT_NODE_FLAGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean);
+const NODE_FLAGS = process.env.BENCH_AGENT_NODE_FLAGS ? process.env.BENCH_AGENT_NODE_FLAGS.split(' ').filter(Boolean) : [...AGENT_NODE_FLAGS];
+/** `bundle` (as deployed, the default) or `sources` (the TypeScript entry, as tests and `bkstream up` run it). */
+const FROM = process.env.BENCH_AGENT_FROM === 'sources' ? 'sources' : 'bundle';
 
 /** user + system CPU seconds of a process (fields 14 and 15 of /proc/<pid>/stat). */
 function cpuSeconds(pid: number): number {
@@ -107,17 +111,21 @@ async function main(): Promise<void> {
   await admin.ensureTopics(topics.map((topic) => ({ topic, numPartitions: 6, retentionMs: 3_600_000 })));
   const stateDir = mkdtempSync(join(tmpdir(), 'bench-agent-'));
   const port = await freePort();
+  const otherPort = await freePort();
+  const bundle = await buildAgent();
+  console.log(`agent bundle: ${(bundle.bytes / 1024).toFixed(0)} KiB from ${bundle.inputs} files; node flags: ${NODE_FLAGS.join(' ')}`);
   const children: ChildProcess[] = [];
   try {
-    const agent = spawn(process.execPath, [...AGENT_NODE_FLAGS, 'services/agent/main.ts'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: { ...env, MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? '2', MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? '131072', KAFKA_BROKERS: brokers.join(','), TOPIC_PREFIX: prefix, AGENT_STATE_DIR: stateDir, AGENT_ADMIN_PORT: String(port), LOG_LEVEL: 'warn' },
-    });
     const childEnv = { ...env, MALLOC_ARENA_MAX: env.MALLOC_ARENA_MAX ?? '2', MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? '131072' };
-    const idle = spawn(process.execPath, [...AGENT_NODE_FLAGS, join(import.meta.dirname, 'idle-node.ts')], { stdio: 'ignore', env: childEnv });
-    const idleJs = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
-    children.push(agent, idle, idleJs);
+    const agentEnv = (dir: string, adminPort: number): NodeJS.ProcessEnv => ({ ...childEnv, KAFKA_BROKERS: brokers.join(','), TOPIC_PREFIX: prefix, AGENT_STATE_DIR: dir, AGENT_ADMIN_PORT: String(adminPort), LOG_LEVEL: 'warn' });
+    const entries = { bundle: bundle.file, sources: 'services/agent/main.ts' };
+    const other = FROM === 'bundle' ? 'sources' : 'bundle';
+    const agent = spawn(process.execPath, [...NODE_FLAGS, entries[FROM]], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: agentEnv(join(stateDir, 'a'), port) });
+    const otherAgent = spawn(process.execPath, [...NODE_FLAGS, entries[other]], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: agentEnv(join(stateDir, 'b'), otherPort) });
+    const idleJs = spawn(process.execPath, [...NODE_FLAGS, '-e', 'setInterval(() => {}, 2 ** 30)'], { stdio: 'ignore', env: childEnv });
+    const idleTs = spawn(process.execPath, [...NODE_FLAGS, join(import.meta.dirname, 'idle-node.ts')], { stdio: 'ignore', env: childEnv });
+    const idle = FROM === 'bundle' ? idleJs : idleTs;
+    children.push(agent, otherAgent, idleJs, idleTs);
     const url = `http://127.0.0.1:${port}`;
     const spawnedAt = Date.now();
     for (;;) {
@@ -148,14 +156,16 @@ async function main(): Promise<void> {
     console.log(`agent RSS every 10 s from ready (MB): ${series.join(' ')}`);
     const rss = peakRssMb(agentPid);
     const baselineRss = peakRssMb(idlePid);
-    const jsRss = peakRssMb(idleJs.pid as number);
+    const otherRss = peakRssMb(otherAgent.pid as number);
+    const otherBaseline = peakRssMb((FROM === 'bundle' ? idleTs : idleJs).pid as number);
     const agentCpu = after.agent - before.agent;
     const idleCpu = after.idle - before.idle;
     const runs = sumOf(metricsAfter, 'bkstream_task_run_total') - sumOf(metricsBefore, 'bkstream_task_run_total');
     const published = sumOf(metricsAfter, 'bkstream_agent_records_published_total') - sumOf(metricsBefore, 'bkstream_agent_records_published_total');
     for (const line of metricsAfter.split('\n')) if (line.startsWith('bkstream_task_run_total{')) console.log(`  ${line.replace(/,?service="[^"]*"/, '')}`);
     console.log(`agent: ${fmt(agentCpu)} CPU s in ${fmt(seconds)} s (${fmt((agentCpu / seconds) * 100)} % of a core), peak RSS ${fmt(rss)} MB; ${runs} task runs, ${published} records published in the window`);
-    console.log(`idle node (TypeScript entry, same flags): ${fmt(idleCpu)} CPU s, peak RSS ${fmt(baselineRss)} MB; idle \`node -e\`: peak RSS ${fmt(jsRss)} MB`);
+    console.log(`idle node (${FROM === 'bundle' ? 'a script' : 'a TypeScript entry'}, same flags): ${fmt(idleCpu)} CPU s, peak RSS ${fmt(baselineRss)} MB`);
+    console.log(`for information, the agent from its ${other}: peak RSS ${fmt(otherRss)} MB beside an idle ${other === 'bundle' ? 'script' : 'TypeScript entry'} at ${fmt(otherBaseline)} MB (+${fmt(otherRss - otherBaseline)} MB)`);
     for (const c of children) c.kill('SIGTERM');
     await Promise.all(children.map(exited));
     result('agent', { cpu_pct: (agentCpu / seconds) * 100, rss_mb: rss, baseline_rss_mb: baselineRss, seconds: Math.round(seconds) });

@@ -26,7 +26,7 @@ import { createLogger, type Logger } from './log.ts';
 import { createRegistry, type Registry } from './metrics.ts';
 import { installWarningFilter } from './process.ts';
 import { dependencyProbes, type Probe } from './health.ts';
-import { createStore, type Store } from './store/index.ts';
+import type { Store } from './store/index.ts';
 import { guardStore } from './store-guard.ts';
 
 /** Settings every service shares (brokers, topic prefix, store, log level). */
@@ -108,6 +108,8 @@ export async function openInfrastructure<N extends Need>(env: NodeJS.ProcessEnv,
   const lifecycle = new Lifecycle({ logger });
   const ports: Partial<Ports> = {};
   if (needs.includes('store' as N)) {
+    // Loaded only by services that have a store: the host agent never loads the database drivers.
+    const { createStore } = await import('./store/index.ts');
     const store = createStore({ databaseUrl: common.databaseUrl, dataDir: `${common.dataDir}/pglite`, pgliteSharedBuffers: common.pgliteSharedBuffers, pgliteHeapLimitMb: common.pgliteHeapLimitMb || undefined, logger });
     lifecycle.add(store);
     await lifecycle.start();

@@ -9,7 +9,9 @@
  *   agent). With nothing pending there is nothing to check: a request pushed later is either sent at once
  *   or queued by `push`, which schedules the check itself, and a completed one calls the check directly.
  */
-import { createRequire } from 'node:module';
+// A deep import of kafkajs's request queue (kafkajs has no `exports` map); static, so that a bundle (the
+// host agent's, services/agent/build.ts) patches the copy it runs.
+import RequestQueue from 'kafkajs/src/network/requestQueue/index.js';
 
 interface RequestQueueProto {
   scheduleCheckPendingRequests?: (this: { pending: unknown[] }) => void;
@@ -22,13 +24,7 @@ let applied = false;
 export function applyKafkajsFixes(): string[] {
   if (applied) return ['idle-request-queue-poll'];
   applied = true;
-  const require = createRequire(import.meta.url);
-  let proto: RequestQueueProto | undefined;
-  try {
-    proto = (require('kafkajs/src/network/requestQueue/index.js') as { prototype?: RequestQueueProto }).prototype;
-  } catch {
-    return [];
-  }
+  const proto = RequestQueue?.prototype as RequestQueueProto | undefined;
   const original = proto?.scheduleCheckPendingRequests;
   if (!proto || typeof original !== 'function' || proto.__bkstreamIdlePollFixed) return [];
   proto.scheduleCheckPendingRequests = function scheduleCheckPendingRequests(this: { pending: unknown[] }): void {
