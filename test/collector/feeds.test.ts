@@ -11,7 +11,12 @@ import { apdexType } from '../../services/collector/feeds/apdex.ts';
 import { dataIdTopic } from '../../services/collector/feeds/bus-sender.ts';
 import { DurationDeriver, dimensionKey, type DerivedMetric } from '../../services/collector/feeds/deriver.ts';
 import { formatDateTime, metricsMessages, tracesMessages } from '../../services/collector/feeds/envelope.ts';
-import { Feeds, type FeedSender } from '../../services/collector/feeds/feeds.ts';
+import { Feeds, routeLookup, type FeedSender } from '../../services/collector/feeds/feeds.ts';
+import { routedFeedSender } from '../../services/collector/feeds/routed-sender.ts';
+import { ReceiverProducers, type PoolProducer, type TopicMessages } from '../../services/common/gse/producers.ts';
+import { RoutedPublisher } from '../../services/common/gse/routed-publisher.ts';
+import { RouteTable, type KafkaReceiver } from '../../services/common/gse/routes.ts';
+import { silentLogger } from '../../services/common/log.ts';
 import { feedSpan, referenceSpan, spanTimes, valueString, type FeedGroupContext } from '../../services/collector/feeds/reference-span.ts';
 import { METRIC_DIMENSIONS } from '../../services/orchestrator/kinds/virtual-metric.ts';
 import { scanRequest } from '../../services/collector/receiver/transcode.ts';
@@ -352,4 +357,44 @@ test('a feed that fails or is not acknowledged in time is UNAVAILABLE (the clien
   const slow = await t.throwsAsync(open()?.send() ?? Promise.resolve());
   t.true(slow instanceof UnavailableError);
   t.regex(slow?.message ?? '', /within 50 ms/);
+});
+
+class RecordingPoolProducer implements PoolProducer {
+  readonly sent: { topic: string; messages: Buffer[]; partitions: (number | undefined)[] }[] = [];
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+  async sendBatch(batches: readonly TopicMessages[]): Promise<void> {
+    for (const b of batches) this.sent.push({ topic: b.topic, messages: b.messages.map((m) => m.value), partitions: b.messages.map((m) => m.partition) });
+  }
+}
+
+test('through the GSE routed publisher: a routed data id goes to its route\'s cluster and topic, another to 0bkmonitor_{dataid}0; a route change applies to the next send', async (t) => {
+  const local = new RecordingPoolProducer();
+  const remote = new RecordingPoolProducer();
+  const receiver: KafkaReceiver = { streamToId: 7, name: 'bkdata', brokers: ['127.0.0.1:1'], ssl: false };
+  let table = new RouteTable([receiver], [{ channelId: 1_500_001, name: 'traces', targets: [{ streamToId: 7, topic: 'bkdata_traces', partition: 0 }] }]);
+  const source = { current: () => table, onChange: () => () => {} };
+  const producers = new ReceiverProducers({ defaultProducer: local, logger: silentLogger, createProducer: () => remote });
+  const publisher = new RoutedPublisher({ source, producers, logger: silentLogger });
+  await publisher.start();
+  t.teardown(() => publisher.stop());
+  let ready = 0;
+  const sender = routedFeedSender(publisher, { ready: async () => void ready++ });
+  const feeds = new Feeds({ sender, timeoutMs: 5_000, routes: routeLookup(source) });
+  // tail sampling off: the explicit route alone makes the traces feed; virtual metrics on, no route
+  const a = app({ virtualMetric: true });
+  const feed = feeds.open('1.1.1.1', [groupOf(a)]);
+  feed?.group(groupOf(a))?.span(decodedSpan(baseSpan()));
+  await feed?.send();
+  t.deepEqual(remote.sent.map((s) => [s.topic, s.messages.length, s.partitions]), [['bkdata_traces', 1, [0]]]);
+  t.deepEqual(local.sent.map((s) => [s.topic, s.messages.length]), [['0bkmonitor_16000010', 1]]);
+  t.is((JSON.parse((remote.sent[0]?.messages[0] as Buffer).toString()) as { dataid: number }).dataid, 1_500_001);
+  t.is(ready, 2, 'each send waits for the routes');
+  // the route is removed: the traces feed stops (tail sampling is off), the metrics go on
+  table = table.withoutRoute(1_500_001);
+  const next = feeds.open('1.1.1.1', [groupOf(a)]);
+  next?.group(groupOf(a))?.span(decodedSpan(baseSpan()));
+  await next?.send();
+  t.is(remote.sent.length, 1);
+  t.deepEqual(local.sent.map((s) => s.topic), ['0bkmonitor_16000010', '0bkmonitor_16000010']);
 });
