@@ -4,9 +4,17 @@
  * metrics converter writes them, and when an Export has a feed.
  */
 import test from 'ava';
-import { UnavailableError } from '../../services/common/errors.ts';
+import { codecFor } from '../../services/common/avro/index.ts';
+import { createBreaker } from '../../services/common/breaker.ts';
+import { edgeStatusOf, UnavailableError } from '../../services/common/errors.ts';
 import { decodeRequest, encodeRequest, type OtlpSpan } from '../../services/common/otlp/index.ts';
-import type { Application } from '../../services/collector/applications.ts';
+import { hashToken, type Application } from '../../services/collector/applications.ts';
+import { SpanBatcher } from '../../services/collector/receiver/batcher.ts';
+import { isKafkaFailure } from '../../services/collector/receiver/errors.ts';
+import { TracePipeline, type ExportRequest } from '../../services/collector/receiver/pipeline.ts';
+import { RateLimiter } from '../../services/collector/receiver/ratelimit.ts';
+import { TokenCache } from '../../services/collector/receiver/tokens.ts';
+import { RecordingSender } from './doubles.ts';
 import { apdexType } from '../../services/collector/feeds/apdex.ts';
 import { dataIdTopic } from '../../services/collector/feeds/bus-sender.ts';
 import { DurationDeriver, dimensionKey, type DerivedMetric } from '../../services/collector/feeds/deriver.ts';
@@ -20,7 +28,7 @@ import { silentLogger } from '../../services/common/log.ts';
 import { feedSpan, referenceSpan, spanTimes, valueString, type FeedGroupContext } from '../../services/collector/feeds/reference-span.ts';
 import { METRIC_DIMENSIONS } from '../../services/orchestrator/kinds/virtual-metric.ts';
 import { scanRequest } from '../../services/collector/receiver/transcode.ts';
-import { kv } from './otlp-fixtures.ts';
+import { kv, randomRequestBytes } from './otlp-fixtures.ts';
 
 const TRACE = Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex');
 const SPAN = Buffer.from('b7ad6b7169203331', 'hex');
@@ -298,6 +306,11 @@ class RecordingFeedSender implements FeedSender {
   }
 }
 
+interface Envelope {
+  dataid: number;
+  items: Record<string, unknown>[];
+}
+
 const groupOf = (a: Application) => ({ group: { resource: GROUP.resource }, app: a });
 
 test('an Export has a feed only when an application has a switch on (or an explicit route) and the data id is set', (t) => {
@@ -397,4 +410,40 @@ test('through the GSE routed publisher: a routed data id goes to its route\'s cl
   await next?.send();
   t.is(remote.sent.length, 1);
   t.deepEqual(local.sent.map((s) => s.topic), ['0bkmonitor_16000010', '0bkmonitor_16000010']);
+});
+
+test('the pipeline feeds exactly the spans it accepted, only for applications with a feed; a failing feed fails the Export UNAVAILABLE', async (t) => {
+  const bus = new RecordingSender();
+  const batcher = new SpanBatcher({ topic: 'spans', header: codecFor('SpanBatch').schema.header, sender: bus, maxBatchBytes: 256 * 1024, maxQueuedBytes: 1 << 22, maxInFlightSends: 2 });
+  const breaker = createBreaker({ name: 'feeds-test', timeoutMs: 30_000, resetTimeoutMs: 60_000, volumeThreshold: 100, isFailure: isKafkaFailure });
+  t.teardown(() => breaker.shutdown());
+  const fed = app({ tailSampling: true, virtualMetric: true });
+  const plain = app({ id: 2, appName: 'plain' });
+  const apps = new Map([[hashToken('bkst_fed'), fed], [hashToken('bkst_plain'), plain]]);
+  const tokens = new TokenCache({ lookup: async (hash) => apps.get(hash), ttlMs: 60_000, missTtlMs: 60_000, maxEntries: 10 });
+  const sender = new RecordingFeedSender();
+  const feeds = new Feeds({ sender, timeoutMs: 5_000 });
+  const pipeline = new TracePipeline({ tokens, limiter: new RateLimiter(), defaultRateLimit: { qps: 0, burst: 0 }, batcher, partitions: () => 3, breaker, feeds });
+  const request = (token: string, seed: number): ExportRequest => ({ protocol: 'grpc', format: 'protobuf', body: randomRequestBytes(seed, 2, 40), token, clientIp: '10.0.0.9' });
+  const busSpans = (): { span_id: string; kind: number }[] => bus.requests.flat().flatMap((m) => (codecFor('SpanBatch').decode(m.value) as { spans: { span_id: string; kind: number }[] }).spans);
+
+  const plainResult = await pipeline.export(request('bkst_plain', 11));
+  t.true(plainResult.acceptedSpans > 0);
+  t.deepEqual(sender.sent, [], 'no feed for an application without one');
+
+  bus.requests.length = 0;
+  const result = await pipeline.export(request('bkst_fed', 12));
+  t.true(result.rejected.invalid_span !== undefined && result.rejected.invalid_span > 0, 'the request holds invalid spans');
+  const accepted = busSpans();
+  t.is(accepted.length, result.acceptedSpans);
+  const items = sender.sent.filter((s) => s.dataId === fed.tracesDataId).flatMap((s) => s.messages.flatMap((m) => (JSON.parse(m.toString()) as Envelope).items));
+  t.deepEqual(items.map((i) => i.span_id).sort(), accepted.map((s) => s.span_id).sort(), 'the feed holds the accepted spans, each once');
+  t.true(items.every((i) => i.client_ip === '10.0.0.9' && i.app_name === 'shop'));
+  const points = sender.sent.filter((s) => s.dataId === fed.metricsDataId).flatMap((s) => s.messages.flatMap((m) => (JSON.parse(m.toString()) as { data: unknown[] }).data));
+  t.is(points.length, accepted.filter((s) => s.kind >= 2 && s.kind <= 5).length, 'one point per server, client, producer and consumer span');
+
+  sender.fail = new Error('the data id topic is missing');
+  const err = await t.throwsAsync(pipeline.export(request('bkst_fed', 13)));
+  t.true(err instanceof UnavailableError);
+  t.is(edgeStatusOf(err).grpc, 14);
 });
