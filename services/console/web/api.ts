@@ -28,7 +28,7 @@ export function setCallSession(s: Session | undefined, onUnauthorized: (err: Api
 }
 
 export interface CallOptions {
-  method?: 'GET' | 'POST' | 'DELETE';
+  method?: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   query?: Record<string, QueryValue>;
   body?: unknown;
   signal?: AbortSignal | undefined;

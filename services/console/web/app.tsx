@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { setCallSession, type ApiError } from './api.ts';
 import type { Settings } from './settings.ts';
+import { AppSettingsPage } from './pages/app-settings.tsx';
 import { AppsPage } from './pages/apps.tsx';
 import { FlowsPage } from './pages/flows.tsx';
 import { HostPage } from './pages/host.tsx';
@@ -36,6 +37,7 @@ function Page({ route, session, settings }: { route: Route; session: Session; se
     if (fourth === 'map' || fourth === undefined) return <MapPage bkBizId={biz} appName={third} query={route.query} />;
     if (fourth === 'traces' && fifth !== undefined) return <TracePage bkBizId={biz} appName={third} traceId={fifth} />;
     if (fourth === 'traces') return <TracesPage bkBizId={biz} appName={third} query={route.query} />;
+    if (fourth === 'settings') return admin ? <AppSettingsPage bkBizId={biz} appName={third} /> : <NotFound what="an application's settings need the admin token" />;
     return <NotFound what={`no page ${fourth}`} />;
   }
   if (!admin) return <NotFound what="this page needs the admin token" />;
@@ -94,6 +96,7 @@ export function App({ settings }: { settings: Settings }) {
               <span class="app-name">{route.parts[1]}/{route.parts[2]}</span>
               <a href={href(['apps', route.parts[1] as string, route.parts[2] as string, 'map'])} class={route.parts[3] === 'map' || route.parts[3] === undefined ? 'active' : ''}>Service map</a>
               <a href={href(['apps', route.parts[1] as string, route.parts[2] as string, 'traces'])} class={route.parts[3] === 'traces' ? 'active' : ''}>Traces</a>
+              {admin ? <a href={href(['apps', route.parts[1] as string, route.parts[2] as string, 'settings'])} class={route.parts[3] === 'settings' ? 'active' : ''}>Settings</a> : null}
             </span>
           ) : null}
         </nav>

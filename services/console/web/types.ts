@@ -9,8 +9,24 @@ export interface Application {
   description: string;
   traceRetentionDays: number;
   tokenHint: string;
+  tracesDataId: number;
+  metricsDataId: number;
+  /** Tail sampling switched on, with its flow's keys. */
+  tailSampling: boolean;
+  tailSamplingConfig: TailSamplingConfig;
+  virtualMetric: boolean;
+  /** Flow types a create_or_update was ever queued for. */
+  provisionedFlows: string[];
   isEnabled: boolean;
   createdAt: string;
+}
+
+/** Collector admin: an application's tail-sampling keys (services/collector/app-flows.ts). */
+export interface TailSamplingConfig {
+  tail_percentage?: number;
+  tail_trace_session_gap_min?: number;
+  tail_trace_mark_timeout?: number;
+  tail_conditions?: { condition?: 'and' | 'or'; key: string; method: string; value: string[] }[];
 }
 
 /** Orchestrator: a flow. */

@@ -191,6 +191,7 @@ export function AppsPage({ settings }: { settings: Settings }) {
                   </td>
                   <td class="actions">
                     <a href={href(['apps', a.bkBizId, a.appName, 'traces'])}>Traces</a>
+                    <a href={href(['apps', a.bkBizId, a.appName, 'settings'])}>Settings</a>
                     {confirming?.key === key ? (
                       <span class="confirm" role="group" aria-label="confirm">
                         {confirming.action === 'delete' ? `Delete ${key} and its token?` : `New token for ${key}? The old one stops working.`}
