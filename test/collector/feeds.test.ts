@@ -17,6 +17,8 @@ import { TokenCache } from '../../services/collector/receiver/tokens.ts';
 import { RecordingSender } from './doubles.ts';
 import { apdexType } from '../../services/collector/feeds/apdex.ts';
 import { dataIdTopic } from '../../services/collector/feeds/bus-sender.ts';
+import { DefaultTopics, type TopicAdmin } from '../../services/collector/feeds/default-topics.ts';
+import type { TopicPlan } from '../../services/common/topics.ts';
 import { DurationDeriver, dimensionKey, type DerivedMetric } from '../../services/collector/feeds/deriver.ts';
 import { formatDateTime, metricsMessages, tracesMessages } from '../../services/collector/feeds/envelope.ts';
 import { Feeds, routeLookup, type FeedSender } from '../../services/collector/feeds/feeds.ts';
@@ -446,4 +448,41 @@ test('the pipeline feeds exactly the spans it accepted, only for applications wi
   const err = await t.throwsAsync(pipeline.export(request('bkst_fed', 13)));
   t.true(err instanceof UnavailableError);
   t.is(edgeStatusOf(err).grpc, 14);
+});
+
+class RecordingTopicAdmin implements TopicAdmin {
+  readonly created: TopicPlan[][] = [];
+  starts = 0;
+  fail = false;
+  async start(): Promise<void> {
+    this.starts++;
+  }
+  async stop(): Promise<void> {}
+  async ensureTopics(plans: readonly TopicPlan[]): Promise<string[]> {
+    if (this.fail) throw new Error('no broker');
+    this.created.push([...plans]);
+    return plans.map((p) => p.topic);
+  }
+}
+
+test('a data id without a route gets its default topic made before its first feed, once; a routed one does not', async (t) => {
+  const admin = new RecordingTopicAdmin();
+  const topics = new DefaultTopics(admin);
+  const sender = new RecordingFeedSender();
+  const feeds = new Feeds({ sender, timeoutMs: 5_000, routes: { hasRoute: (id) => id === 1_600_001 }, defaultTopics: topics });
+  const a = app({ tailSampling: true, virtualMetric: true });
+  const send = async (): Promise<void> => {
+    const feed = feeds.open('1.1.1.1', [groupOf(a)]);
+    feed?.group(groupOf(a))?.span(decodedSpan(baseSpan()));
+    await feed?.send();
+  };
+  admin.fail = true;
+  await t.throwsAsync(send(), { instanceOf: UnavailableError }, 'no topic, no send: the Export is retried');
+  t.deepEqual(sender.sent.map((s) => s.dataId), [1_600_001], 'the routed data id went on');
+  admin.fail = false;
+  await send();
+  await send();
+  t.deepEqual(admin.created, [[{ topic: '0bkmonitor_15000010', numPartitions: 1, retentionMs: 86_400_000 }]]);
+  t.deepEqual(sender.sent.map((s) => s.dataId).sort(), [1_500_001, 1_500_001, 1_600_001, 1_600_001, 1_600_001]);
+  t.is(admin.starts, 2, 'connects again after a failure');
 });

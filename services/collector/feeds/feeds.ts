@@ -44,6 +44,8 @@ export interface FeedsOptions {
   sender: FeedSender;
   /** Explicit routes; none known = the switches alone decide. */
   routes?: RouteLookup;
+  /** Creates a data id's default topic before its first feed goes there (data ids without a route). */
+  defaultTopics?: { ensure(dataId: number): Promise<void> };
   /** How long an Export waits for its feed messages to be acknowledged, ms. */
   timeoutMs: number;
   metrics?: FeedMetrics;
@@ -169,6 +171,8 @@ export class ExportFeed {
       if (packed.dropped > 0) metrics?.dropped.inc({ feed, reason: 'too_large' }, packed.dropped);
       if (packed.messages.length === 0) return;
       try {
+        const topics = this.#opts.defaultTopics;
+        if (topics && this.#opts.routes?.hasRoute(dataId) !== true) await topics.ensure(dataId);
         await this.#opts.sender.send(dataId, packed.messages);
       } catch (err) {
         metrics?.messages.inc({ feed, result: 'failed' }, packed.messages.length);
