@@ -4,6 +4,8 @@
  */
 import { bool, commonSpec, int, str, type Config, type Spec } from '../common/config.ts';
 import type { ConfigProblem } from '../common/errors.ts';
+import { GSE_KEY_DOC } from '../common/gse/secret.ts';
+import { secretKeySpec, validateSecretKey } from '../common/secrets.ts';
 
 const MiB = 1024 * 1024;
 
@@ -68,6 +70,12 @@ export const receiverSpec = {
    * own changes go out at once. 0 = this collector does not publish them (another one does).
    */
   flowCommandsPollIntervalMs: int({ env: 'COLLECTOR_FLOW_COMMANDS_POLL_INTERVAL_MS', default: 5_000, min: 0, doc: 'how often flow commands queued by application changes (`bkstream apps` against the store) are looked for and published on flow.commands, ms; the admin API\'s own go out at once (0 = this collector publishes none)' }),
+  /** On: what the collector publishes by data id (the feeds) goes where the data id's GSE route says (README "Routing by data id"). */
+  gseRouting: bool({ env: 'COLLECTOR_GSE_ROUTING', default: true, doc: 'publish the feeds by GSE route (routes read from `<prefix>.gse.routes`; a data id without a route, or no such topic: `0bkmonitor_{dataid}0` on KAFKA_BROKERS); off: always that default topic, the routes are not read. The spans topic is never routed' }),
+  /** Opens the SASL passwords of GSE receivers (sealed by the orchestrator's registry with its key). */
+  secretKey: { ...secretKeySpec.secretKey, doc: GSE_KEY_DOC },
+  secretKeyFile: { ...secretKeySpec.secretKeyFile, doc: 'a file holding that key instead (mode 0600 or stricter, else refused)' },
+  secretKeyPrevious: { ...secretKeySpec.secretKeyPrevious, doc: 'the orchestrator\'s older keys (comma separated), for passwords sealed before a key rotation' },
   /** Open breaker: time before one trial request goes to Kafka again (2 000 ms). */
   breakerResetMs: int({ env: 'COLLECTOR_BREAKER_RESET_MS', default: 2_000, min: 100, doc: 'after Kafka failures, how long requests fail fast before one trial, ms' }),
   /**
@@ -85,7 +93,7 @@ export type CollectorConfig = Config<typeof collectorSpec>;
 
 /** Cross-field checks. */
 export function validateCollector(c: CollectorConfig): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
+  const problems: ConfigProblem[] = [...validateSecretKey(c)];
   if (c.grpcEnabled && c.httpEnabled && c.grpcPort !== 0 && c.grpcPort === c.httpPort) {
     problems.push({ key: 'COLLECTOR_OTLP_HTTP_PORT', message: `must differ from COLLECTOR_OTLP_GRPC_PORT (${c.grpcPort})` });
   }

@@ -16,6 +16,11 @@
 import { codecFor } from '../common/avro/index.ts';
 import { createBreaker } from '../common/breaker.ts';
 import { BkError } from '../common/errors.ts';
+import { BackgroundRoutes, type WatchedSource } from '../common/gse/background-routes.ts';
+import { ReceiverProducers } from '../common/gse/producers.ts';
+import { RoutedPublisher } from '../common/gse/routed-publisher.ts';
+import { routeSecretBox } from '../common/gse/secret.ts';
+import { RouteWatcher } from '../common/gse/watcher.ts';
 import { createHttpServer } from '../common/http.ts';
 import { Lifecycle, type Component } from '../common/lifecycle.ts';
 import { defineService, edgeOptions, loadServiceConfig, type ServiceDeps } from '../common/service.ts';
@@ -27,7 +32,8 @@ import { receiverSpec, validateCollector, type CollectorConfig } from './config.
 import { FlowCommandPublisher } from './flow-outbox.ts';
 import { collectorMetrics } from './metrics.ts';
 import { BusFeedSender } from './feeds/bus-sender.ts';
-import { Feeds } from './feeds/feeds.ts';
+import { routedFeedSender } from './feeds/routed-sender.ts';
+import { Feeds, routeLookup, type FeedSender } from './feeds/feeds.ts';
 import { feedMetrics } from './feeds/metrics.ts';
 import { SpanBatcher } from './receiver/batcher.ts';
 import { isKafkaFailure } from './receiver/errors.ts';
@@ -61,8 +67,14 @@ export function loadCollectorConfig(env: NodeJS.ProcessEnv): CollectorConfig {
   return loadServiceConfig(receiverSpec, env, validateCollector);
 }
 
+/** What tests may replace. */
+export interface CollectorOverrides {
+  /** Instead of the routes topic (with COLLECTOR_GSE_ROUTING on): a fixed or test-driven source. */
+  routeSource?: WatchedSource;
+}
+
 /** Builds the collector on `deps` (nothing connects before `start()`). */
-export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: CollectorConfig = loadCollectorConfig(deps.env)): CollectorService {
+export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: CollectorConfig = loadCollectorConfig(deps.env), overrides: CollectorOverrides = {}): CollectorService {
   const { registry, bus } = deps;
   const store = guardStore(deps.store);
   const logger = deps.logger.child({ service: 'collector' });
@@ -115,8 +127,25 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
   });
   // The feeds BKData flows read (feeds/): GSE trace messages and derived metrics of the applications with
   // tail sampling or virtual metrics, by data id, on a producer of their own (connected at the first send).
-  const feedSender = new BusFeedSender(bus.producer({ compress: config.producerCompress }));
-  const feeds = new Feeds({ sender: feedSender, timeoutMs: config.exportTimeoutMs, metrics: feedMetrics(registry) });
+  // With GSE routing on (the default) they go where each data id's route says (services/common/gse, through
+  // feeds/routed-sender.ts); the routes are read in the background from start. The spans topic is not routed.
+  let routes: BackgroundRoutes | undefined;
+  let feedSender: FeedSender;
+  /** What the feeds' sending needs started and stopped (after the intake has drained). */
+  const feedParts: Component[] = [];
+  if (config.gseRouting) {
+    const box = routeSecretBox(config);
+    routes = new BackgroundRoutes({ source: overrides.routeSource ?? new RouteWatcher({ bus, topic: topicName(config.topicPrefix, 'gseRoutes'), ...(box ? { box } : {}), logger, registry }), logger });
+    const producers = new ReceiverProducers({ defaultProducer: bus.producer({ compress: config.producerCompress }), logger, clientId: 'bkstream-collector-gse', producerOptions: { compress: config.producerCompress } });
+    const gse = new RoutedPublisher({ source: routes, producers, logger, registry });
+    feedSender = routedFeedSender(gse, routes);
+    feedParts.push(routes, gse);
+  } else {
+    const bySender = new BusFeedSender(bus.producer({ compress: config.producerCompress }));
+    feedSender = bySender;
+    feedParts.push(bySender);
+  }
+  const feeds = new Feeds({ sender: feedSender, ...(routes ? { routes: routeLookup(routes) } : {}), timeoutMs: config.exportTimeoutMs, metrics: feedMetrics(registry) });
   const pipeline = new TracePipeline({
     tokens,
     limiter: new RateLimiter(),
@@ -159,6 +188,11 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
         onEvicted: () => metrics.evicted.inc(),
       })
     : undefined;
+  // The GSE routes' state is shown, not judged: spans flow without them (only the feeds wait).
+  const health = (): ExportHealth => {
+    const h = exportService.health();
+    return routes ? { ...h, checks: { ...h.checks, gse_routes: routes.state() } } : h;
+  };
   // The admin API: application registry and admin tokens need an admin token; health and metrics are public.
   const edge = edgeOptions({ ...deps, store, common: config });
   const admin = createHttpServer({
@@ -167,8 +201,8 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
     registry,
     logger,
     ...edge,
-    health: () => exportService.health(),
-    routes: adminRoutes({ store, auth: edge.auth, clearTokens: () => tokens.clear(), onFlowCommands: () => flowCommands?.wake(), health: () => exportService.health(), logger: log }),
+    health,
+    routes: adminRoutes({ store, auth: edge.auth, clearTokens: () => tokens.clear(), onFlowCommands: () => flowCommands?.wake(), health, logger: log }),
   });
   const ports = (): ReturnType<CollectorService['ports']> => ({ grpc: grpc?.port(), http: http?.port(), admin: admin.port() });
 
@@ -190,7 +224,7 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
   if (flowCommands) lifecycle.add(flowCommands);
   lifecycle.onStop('breaker', () => breaker.shutdown());
   lifecycle.onStop(producer.name, () => producer.stop());
-  lifecycle.onStop(feedSender.name, () => feedSender.stop());
+  for (const part of feedParts) lifecycle.add(part);
   // Intake and drain, within one deadline (COLLECTOR_SHUTDOWN_TIMEOUT_MS) shared by every part that waits
   // for work in flight. Stop order: the export service refuses new calls, the listeners close while their
   // requests finish, a connection attempt gets a moment, the batches are acknowledged.
@@ -220,7 +254,7 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
     stop: () => lifecycle.stop(),
     ports,
     ready: () => exportService.ready(),
-    health: () => exportService.health(),
+    health,
   };
 }
 
