@@ -60,6 +60,7 @@ export interface CleanView {
   topic: string | null;
   /** `running` (consuming), `joining` (its consumer is starting), `stopped`, or `invalid` (config refused). */
   runner: 'running' | 'joining' | 'stopped' | 'invalid';
+  /** Why the config is refused (`invalid`), or why its consumer has not started yet (`joining`). */
   problems: string[];
   stats: CleanStats;
 }
@@ -141,7 +142,8 @@ export class CleanRunner implements Component {
         raw_data_id: c.raw_data_id,
         topic: raw ? rawTopicOf(raw, this.#o.rawTopicTemplate) : null,
         runner: worker ? (worker.background.started() && worker.consumer.joined() ? 'running' : 'joining') : invalid ? 'invalid' : 'stopped',
-        problems: invalid?.problems ?? [],
+        // A consumer not started yet says why (the broker or the topic is missing: it is retried).
+        problems: invalid?.problems ?? (worker && !worker.background.started() && worker.background.problem() ? [worker.background.problem() as string] : []),
         stats: this.#stats.get(c.processing_id) ?? emptyStats(),
       };
     });
