@@ -75,6 +75,7 @@ test('start resolves with every receiver and route of the topic applied; later c
   await waitFor('receiver 2 removed', () => w.current().receiver(2) === undefined);
   t.deepEqual(w.current().resolve(1002), [], 'a route whose receiver is gone resolves to nowhere, not the default');
   t.true(seen.length >= 3, 'listeners hear every change');
+  t.true(seen.every((v, i) => i === 0 || v > (seen[i - 1] as number)), 'versions only grow');
 });
 
 test('malformed records are skipped and counted; a password that does not open leaves the receiver without it', async (t) => {
@@ -130,10 +131,16 @@ test('a restarted watcher (and a second one) rebuild the same table from the top
   const w = watcher(t, kit, topic, { box });
   await w.start();
   const first = { receivers: w.current().receivers, routes: w.current().routes };
+  const seen: { version: number; routes: number; receivers: number }[] = [];
+  w.onChange((tb) => seen.push({ version: tb.version, routes: tb.routes.length, receivers: tb.receivers.length }));
+  const before = w.current().version;
   await w.stop();
   await w.stop();
+  t.is(w.current().version, before, 'a stopped watcher keeps its table');
   await w.start();
   t.deepEqual({ receivers: w.current().receivers, routes: w.current().routes }, first);
+  // rebuilt aside and swapped in whole: one change, a newer version, never a partial table
+  t.deepEqual(seen, [{ version: before + 1, routes: 1, receivers: 1 }]);
   const second = watcher(t, kit, topic, { box });
   await second.start();
   t.deepEqual({ receivers: second.current().receivers, routes: second.current().routes }, first);

@@ -10,7 +10,8 @@
  * - Malformed records (a key or value this version does not understand) are skipped, counted and logged
  *   once per key; they never stop the watcher.
  * - `start()` resolves once the records up to the end offsets seen at start are applied, so a publisher
- *   started after it has every route before its first send; then it keeps following. It rejects when
+ *   started after it has every route before its first send; then it keeps following. The table is rebuilt
+ *   aside and swapped in whole when caught up (a restart never shows a partial or older table meanwhile). It rejects when
  *   the topic is missing or the broker does not answer (the caller decides: fail, or retry in the
  *   background with the default routes meanwhile).
  * - `onChange` listeners run after every applied change (a listener that throws is logged, not fatal).
@@ -59,6 +60,8 @@ export class RouteWatcher implements RouteSource, Component {
   /** Keys already warned about (malformed records, passwords that do not open): one log line each. */
   readonly #warned = new Set<string>();
   #table = RouteTable.EMPTY;
+  /** While a start reads the topic: the table being rebuilt (swapped in once caught up). */
+  #staging: RouteTable | undefined;
   #follower: Pick<TopicFollower, 'start' | 'stop'> | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -87,13 +90,19 @@ export class RouteWatcher implements RouteSource, Component {
       ...(this.#opts.catchUpTimeoutMs === undefined ? {} : { catchUpTimeoutMs: this.#opts.catchUpTimeoutMs }),
     });
     this.#follower = follower;
+    // Rebuilt aside and swapped in whole: a restart never shows publishers a partial or older table.
+    this.#staging = RouteTable.EMPTY;
     try {
       await follower.start();
     } catch (err) {
+      this.#staging = undefined;
       this.#follower = undefined;
       await follower.stop().catch(() => undefined);
       throw err;
     }
+    const rebuilt = this.#staging ?? RouteTable.EMPTY;
+    this.#staging = undefined;
+    this.#publish(new RouteTable(rebuilt.receivers, rebuilt.routes, this.#table.version + 1));
     this.#log.info('routes read', { receivers: this.#table.receivers.length, routes: this.#table.routes.length, version: this.#table.version });
   }
 
@@ -108,9 +117,15 @@ export class RouteWatcher implements RouteSource, Component {
 
   /** Applies records in order (what the follower calls; public so the logic is testable without a broker). */
   applyRecords(records: readonly FollowedRecord[]): void {
-    let table = this.#table;
+    const base = this.#staging ?? this.#table;
+    let table = base;
     for (const r of records) table = this.#apply(table, r);
-    if (table === this.#table) return;
+    if (table === base) return;
+    if (this.#staging) this.#staging = table;
+    else this.#publish(table);
+  }
+
+  #publish(table: RouteTable): void {
     this.#table = table;
     this.#metrics?.receivers.set(table.receivers.length);
     this.#metrics?.routes.set(table.routes.length);
