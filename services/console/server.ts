@@ -7,11 +7,12 @@
  * | `GET /`, `GET /assets/…` | the front end (assets.ts) |
  * | `GET /console/settings.json` | what the front end needs to know: refresh interval, OTLP endpoints for the SDK snippet |
  * | `/api/<discovery\|storage\|orchestrator\|collector>/…` | the proxy (proxy.ts) |
- * | `GET /metrics`, `GET /healthz` | as every service |
+ * | `GET /metrics`, `GET /livez`, `GET /readyz`, `GET /healthz` | as every service (ready: the front end is loaded) |
  *
  * Before anything else, the Host header must name this console (loopback names, CONSOLE_HOST, or
  * CONSOLE_ALLOWED_HOSTS), else 403: a page on another origin that rebinds its DNS name to this address
- * gets nothing. A proxied call that changes something (POST, DELETE) must come from the console's own
+ * gets nothing. The health and metrics paths are answered whatever the Host (a kubelet probe or a scraper
+ * names the pod's address; they carry nothing of a user's), as on every service. A proxied call that changes something (POST, DELETE) must come from the console's own
  * origin when the browser says where it comes from (Origin), and a body must be JSON (415 otherwise).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -43,6 +44,8 @@ export interface ConsoleServerOptions {
 }
 
 const API = /^\/api\/(?<upstream>[a-z]+)(?<rest>\/.*)$/;
+/** Answered for any Host: probes and scrapers name the pod's address. */
+const HEALTH_PATHS = new Set(['/metrics', '/livez', '/readyz', '/healthz']);
 
 /** The host part of a Host header, lower-cased, without the port (`[::1]:8080` → `[::1]`). */
 export function hostName(header: string | undefined): string {
@@ -100,7 +103,9 @@ export class ConsoleServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { metrics } = this.#o;
-    if (!this.#allowedHosts.has(hostName(req.headers.host))) {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const health = HEALTH_PATHS.has(path) && (req.method === 'GET' || req.method === 'HEAD');
+    if (!health && !this.#allowedHosts.has(hostName(req.headers.host))) {
       metrics.refused.inc({ reason: 'host' });
       send(res, 403, { error: 'this console does not answer for that host name (CONSOLE_ALLOWED_HOSTS)' });
       req.resume();
@@ -144,6 +149,10 @@ export class ConsoleServer {
       return;
     }
     switch (url.pathname) {
+      case '/livez':
+        send(res, 200, { status: 'ok' });
+        return;
+      case '/readyz':
       case '/healthz': {
         const ok = this.#o.ready();
         send(res, ok ? 200 : 503, { status: ok ? 'ok' : 'unavailable', checks: { assets: ok ? 'loaded' : 'not loaded' } });

@@ -95,6 +95,7 @@ test('the proxy list: the console forwards only the APIs the pages use', (t) => 
   t.true(proxyAllows('collector', 'GET', '/apps/2/shop'));
   t.false(proxyAllows('collector', 'PATCH', '/apps'));
   t.true(proxyAllows('orchestrator', 'POST', '/flows/2/shop/tail_sampling/retry'));
+  t.true(proxyAllows('orchestrator', 'GET', '/flows'), 'the flows of one application: GET /flows?bk_biz_id=&app_name= (the query is forwarded as it is)');
   t.false(proxyAllows('collector', 'POST', '/-/reload'));
   t.false(proxyAllows('orchestrator', 'GET', '/flows/../../admin'));
 });
@@ -167,6 +168,11 @@ test('proxy guards: route list, Host, Origin, content type and body size are che
   t.is((await raw(url('/api/bkdata/anything'))).status, 404);
   t.is((await raw(url('/api/collector/apps'), { headers: { host: 'evil.example:8080' } })).status, 403, 'DNS rebinding: a foreign Host is refused');
   t.is((await raw(url('/'), { headers: { host: `localhost:${port}` } })).status, 200, 'loopback names are answered');
+  // a kubelet probe or a scraper names the pod's address: health and metrics answer for any Host, nothing else does
+  for (const p of ['/livez', '/readyz', '/healthz', '/metrics']) t.is((await raw(url(p), { headers: { host: '10.1.2.3:8080' } })).status, 200, `${p} for a pod address`);
+  t.is((await raw(url('/'), { headers: { host: '10.1.2.3:8080' } })).status, 403, 'the pages are not answered for a Host not allowed');
+  t.is((await raw(url('/livez?x'), { headers: { host: 'evil.example' } })).status, 200);
+  t.is((await raw(url('/api/collector/apps?/livez'), { headers: { host: 'evil.example' } })).status, 403, 'a query naming a health path does not pass the Host check');
   const json = { 'content-type': 'application/json' };
   t.is((await raw(url('/api/collector/apps'), { method: 'POST', headers: { ...json, origin: 'http://evil.example' }, body: '{}' })).status, 403, 'cross-origin POST');
   t.is((await raw(url('/api/collector/apps'), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' })).status, 415);
