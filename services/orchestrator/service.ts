@@ -265,8 +265,9 @@ export function createOrchestrator(deps: OrchestratorDeps, config: OrchestratorC
     stop: async () => undefined,
   });
   lifecycle.add({
-    name: 'gse-default-stream-to',
+    name: 'gse-registry',
     start: async () => {
+      await gse.resealPasswords();
       await gse.ensureDefault(bus.brokers, config.operator);
     },
     stop: async () => undefined,

@@ -46,12 +46,12 @@ export async function routesTopicOf(t: ExecutionContext, kit: BrokerKit, prefix:
 }
 
 /** An orchestrator on `store` with every topic it needs. */
-export async function gseSetup(t: ExecutionContext, store: Store, options: { prefix?: string; kit?: BrokerKit } = {}): Promise<GseUnderTest> {
+export async function gseSetup(t: ExecutionContext, store: Store, options: { prefix?: string; kit?: BrokerKit; env?: Record<string, string> } = {}): Promise<GseUnderTest> {
   const kit = options.kit ?? (await brokerKit(t));
   const prefix = options.prefix ?? (await flowTopics(t, kit));
   const routesTopic = options.prefix ? topicName(prefix, 'gseRoutes') : await routesTopicOf(t, kit, prefix);
   const sim = await startSim(t);
-  const under = await startOrchestrator(t, { store, bus: kit.bus, sim, prefix });
+  const under = await startOrchestrator(t, { store, bus: kit.bus, sim, prefix, ...(options.env ? { env: options.env } : {}) });
   const base = `http://127.0.0.1:${under.orch.httpPort()}`;
   return {
     ...under,

@@ -6,6 +6,9 @@
  */
 import { RouteWatcher } from '../../services/common/gse/watcher.ts';
 import { silentLogger } from '../../services/common/log.ts';
+import { generateKey, parseKey, SecretBox } from '../../services/common/secrets.ts';
+import { SASL_PASSWD_CONTEXT } from '../../services/common/gse/records.ts';
+import { TEST_SECRET_KEY } from './kit.ts';
 import { storageAddressOf } from '../../services/orchestrator/gse/registry.ts';
 import { brokers, waitFor } from '../helpers/kafka.ts';
 import { storeContract } from '../helpers/store.ts';
@@ -100,4 +103,22 @@ storeContract('an orchestrator start re-publishes the whole registry onto a lost
   await again.start();
   t.deepEqual(again.current().routes, w.current().routes);
   t.deepEqual(again.current().receivers, w.current().receivers);
+});
+
+storeContract('a key rotation: the next start reseals receiver passwords with the new key and re-publishes them', async (t, store) => {
+  const first = await gseSetup(t, store);
+  const s = (await data<{ stream_to_id: number }>(first, 'esb', 'add_streamto', addStreamToBody('rotated', { username: 'u', password: 'rot-pw' }))).stream_to_id;
+  await first.orch.stop();
+  const newKey = generateKey();
+  const second = await gseSetup(t, store, { kit: first.kit, prefix: first.prefix, env: { BKSTREAM_SECRET_KEY: newKey, BKSTREAM_SECRET_KEY_PREVIOUS: TEST_SECRET_KEY } });
+  const newBox = new SecretBox(parseKey(newKey));
+  const sealed = (await store.query<{ sasl_passwd: string }>('SELECT sasl_passwd FROM gse_stream_to WHERE stream_to_id = $1', [s])).rows[0]?.sasl_passwd ?? '';
+  t.true(newBox.current(sealed), 'sealed with the new key');
+  t.is(newBox.open(sealed, SASL_PASSWD_CONTEXT), 'rot-pw');
+  // a watcher with only the new key opens what is on the topic now
+  const w = new RouteWatcher({ bus: second.kit.bus, topic: second.routesTopic, box: newBox, logger: silentLogger });
+  t.teardown(() => w.stop());
+  await w.start();
+  await waitFor('the resealed password on the topic', () => w.current().receiver(s)?.sasl?.password === 'rot-pw');
+  t.pass();
 });

@@ -173,6 +173,13 @@ export class GseRegistry {
     return current.stream_to_id;
   }
 
+  /** At start: passwords sealed with a previous key are resealed with the current one (SECURITY.md, rotation). */
+  async resealPasswords(): Promise<void> {
+    const { resealed, unreadable } = await this.#o.store.resealPasswords(this.#o.box);
+    if (resealed > 0) this.#log.info('resealed GSE receiver passwords with the current key', { receivers: resealed, key: this.#o.box.keyId });
+    if (unreadable > 0) this.#log.error('GSE receivers hold passwords no configured key opens: publishers use them without a password until they are set again (update_streamto) or the old key is configured (BKSTREAM_SECRET_KEY_PREVIOUS)', { receivers: unreadable, key: this.#o.box.keyId });
+  }
+
   async #publish(key: string): Promise<void> {
     await this.#o.publisher.publishNow(key, this.#o.publishWaitMs ?? 5_000);
   }

@@ -6,7 +6,8 @@
  * them, so nothing invalid is stored even when two calls race.
  */
 import { ConflictError, NotFoundError } from '../../common/errors.ts';
-import { routesKey, type KafkaStreamTo, type RouteDoc, type RouteItemDoc, type StorageAddress, type StreamToDoc } from '../../common/gse/records.ts';
+import { routesKey, SASL_PASSWD_CONTEXT, type KafkaStreamTo, type RouteDoc, type RouteItemDoc, type StorageAddress, type StreamToDoc } from '../../common/gse/records.ts';
+import { SecretError, type SecretBox } from '../../common/secrets.ts';
 import type { Queryable, Store } from '../../common/store/index.ts';
 import { GseRequestError, type Label, type StreamFilter, type StreamToSpec } from './requests.ts';
 
@@ -143,6 +144,34 @@ export class GseStore {
       await tx.query(`UPDATE gse_stream_to SET kafka = jsonb_set(kafka, '{storage_address}', $2::jsonb), operator = $3, updated_at = now() WHERE stream_to_id = $1`, [id, JSON.stringify(addresses), operator]);
       await markPending(tx, routesKey.streamTo(id));
     });
+  }
+
+  /**
+   * Reseals, with the box's current key, every password sealed with another (a key rotation), marking the
+   * stream_to pending so the topic gets it too; returns how many were resealed and how many no key opens.
+   */
+  async resealPasswords(box: SecretBox): Promise<{ resealed: number; unreadable: number }> {
+    const { rows } = await this.#store.query<{ stream_to_id: string; sasl_passwd: string }>('SELECT stream_to_id, sasl_passwd FROM gse_stream_to WHERE sasl_passwd IS NOT NULL');
+    let resealed = 0;
+    let unreadable = 0;
+    for (const r of rows) {
+      if (box.current(r.sasl_passwd)) continue;
+      let plain: string;
+      try {
+        plain = box.open(r.sasl_passwd, SASL_PASSWD_CONTEXT);
+      } catch (err) {
+        if (!(err instanceof SecretError)) throw err;
+        unreadable++;
+        continue;
+      }
+      const id = Number(r.stream_to_id);
+      await this.#store.transaction(async (tx) => {
+        await tx.query('UPDATE gse_stream_to SET sasl_passwd = $2 WHERE stream_to_id = $1 AND sasl_passwd = $3', [id, box.seal(plain, SASL_PASSWD_CONTEXT), r.sasl_passwd]);
+        await markPending(tx, routesKey.streamTo(id));
+      });
+      resealed++;
+    }
+    return { resealed, unreadable };
   }
 
   // -------------------------------------------------------------------------------------------------------
