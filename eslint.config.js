@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 const PLUMBING = ['kafkajs', 'avsc', 'pg', '@electric-sql/pglite', 'winston', 'opossum', 'prom-client', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'lru-cache'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.bkstream/**', 'data/**', '.tmp/**', 'services/console/dist*/**', 'eslint.config.js', '.dependency-cruiser.cjs'] },
+  { ignores: ['node_modules/**', '.bkstream/**', 'data/**', '.tmp/**', 'services/console/dist*/**', 'services/agent/dist/**', 'eslint.config.js', '.dependency-cruiser.cjs'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
