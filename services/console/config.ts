@@ -8,6 +8,8 @@ import type { ConfigProblem } from '../common/errors.ts';
 /** Host names a browser may use to reach a console bound to a loopback address. */
 export const LOOPBACK_HOSTS: readonly string[] = ['127.0.0.1', 'localhost', '[::1]', '::1'];
 
+// Keys differ from commonSpec's (a service's config is `{ ...commonSpec, ...consoleSpec }`): `allowedHosts`
+// here would hide BKSTREAM_ALLOWED_HOSTS, hence `consoleAllowedHosts`.
 export const consoleSpec = {
   host: str({ env: 'CONSOLE_HOST', default: '127.0.0.1', doc: 'interface the console (pages, API proxy, /metrics, /healthz) listens on' }),
   port: int({ env: 'CONSOLE_PORT', default: 8080, min: 0, max: 65535, doc: 'port of the console (0 = any free port)' }),
@@ -20,7 +22,7 @@ export const consoleSpec = {
   upstreamTimeoutMs: int({ env: 'CONSOLE_UPSTREAM_TIMEOUT_MS', default: 15_000, min: 100, doc: 'longest a proxied call may take (request sent to the whole answer read) before 504, ms' }),
   refreshIntervalMs: int({ env: 'CONSOLE_REFRESH_INTERVAL_MS', default: 5_000, min: 500, max: 600_000, doc: 'how often an open page asks its APIs again (pages poll while visible), ms' }),
   maxBodyBytes: int({ env: 'CONSOLE_MAX_BODY_BYTES', default: 1 << 20, min: 1024, doc: 'largest request body the proxy forwards, bytes (larger: 413)' }),
-  allowedHosts: list({ env: 'CONSOLE_ALLOWED_HOSTS', default: [], doc: 'host names (comma separated; a port is ignored) the console answers to besides the loopback names and CONSOLE_HOST; a request naming another Host gets 403 (DNS-rebinding guard)' }),
+  consoleAllowedHosts: list({ env: 'CONSOLE_ALLOWED_HOSTS', default: [], doc: 'host names (comma separated; a port is ignored) the console answers to besides the loopback names and CONSOLE_HOST; a request naming another Host gets 403 (DNS-rebinding guard)' }),
   assetsDir: optionalStr({ env: 'CONSOLE_ASSETS_DIR', doc: 'folder of the built front end; unset = services/console/dist, built at start when missing' }),
 } satisfies Spec;
 
@@ -48,7 +50,7 @@ export function validateConsole(c: ConsoleConfig): ConfigProblem[] {
     const sameHost = host === c.host || (isLoopback(host) && isLoopback(c.host)) || c.host === '0.0.0.0' || c.host === '::';
     if (c.port !== 0 && port === c.port && sameHost) problems.push({ key, message: `points at the console itself (CONSOLE_HOST:CONSOLE_PORT ${c.host}:${c.port}): the proxy would call itself` });
   }
-  if (!isLoopback(c.host) && c.allowedHosts.length === 0) {
+  if (!isLoopback(c.host) && c.consoleAllowedHosts.length === 0) {
     problems.push({ key: 'CONSOLE_ALLOWED_HOSTS', message: `CONSOLE_HOST ${c.host} is not a loopback address: name the host names users reach the console by (only loopback names are answered otherwise)` });
   }
   return problems;

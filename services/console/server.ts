@@ -78,7 +78,7 @@ export class ConsoleServer {
   constructor(options: ConsoleServerOptions) {
     this.#o = options;
     const c = options.config;
-    this.#allowedHosts = new Set([...LOOPBACK_HOSTS, c.host.includes(':') ? `[${c.host}]` : c.host, ...c.allowedHosts.map((h) => hostName(h))].map((h) => h.toLowerCase()));
+    this.#allowedHosts = new Set([...LOOPBACK_HOSTS, c.host.includes(':') ? `[${c.host}]` : c.host, ...c.consoleAllowedHosts.map((h) => hostName(h))].map((h) => h.toLowerCase()));
     this.#settings = { refreshIntervalMs: c.refreshIntervalMs, otlpHttpUrl: c.otlpHttpUrl, otlpGrpcUrl: c.otlpGrpcUrl };
     this.server = createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {

@@ -19,6 +19,7 @@ import { agentSpec } from '../../services/agent/config.ts';
 import { simSpec } from '../../services/bkdata-sim/config.ts';
 import { receiverSpec } from '../../services/collector/config.ts';
 import { commonSpec, loadConfig, type Spec } from '../../services/common/config.ts';
+import { consoleSpec } from '../../services/console/config.ts';
 import { ConfigError } from '../../services/common/errors.ts';
 import { topicPlan, topicsSpec } from '../../services/common/topics.ts';
 import { discoverySpec } from '../../services/discovery/config.ts';
@@ -54,6 +55,7 @@ const SERVICE_SPECS: Record<string, Spec> = {
   'services/agent/dist/agent.cjs': { ...commonSpec, ...agentSpec },
   'services/storage/main.ts': { ...commonSpec, ...storageSpec },
   'services/sampler/main.ts': { ...commonSpec, ...samplerSpec },
+  'services/console/main.ts': { ...commonSpec, ...consoleSpec },
   'scripts/topics.ts': { ...commonSpec, ...topicsSpec },
 };
 /** Scripts the build makes (git-ignored), by the source that makes them. */
@@ -128,7 +130,7 @@ test('workloads run existing services from one image, with env names their confi
   const config = resources.find((r) => r.kind === 'ConfigMap' && r.metadata.name === 'bkstream-config');
   const secret = (name: string) => resources.find((r) => r.kind === 'Secret' && r.metadata.name === name);
   const workloads = resources.filter((r) => r.kind === 'DaemonSet' || r.kind === 'Deployment');
-  t.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['bkstream-agent', 'bkstream-collector', 'bkstream-discovery', 'bkstream-orchestrator', 'bkstream-sampler', 'bkstream-storage']);
+  t.deepEqual(workloads.map((w) => w.metadata.name).sort(), ['bkstream-agent', 'bkstream-collector', 'bkstream-console', 'bkstream-discovery', 'bkstream-orchestrator', 'bkstream-sampler', 'bkstream-storage']);
   const images = new Set<string>();
   for (const w of workloads) {
     for (const c of containersOf(w)) {
@@ -170,8 +172,10 @@ test('workloads run existing services from one image, with env names their confi
       } else {
         t.true((c.env ?? []).some((e) => /_HOST$/.test(e.name) && e.value === '0.0.0.0'), `${w.metadata.name} listens beyond loopback`);
       }
-      // The admin token comes from a Secret, never from a literal value or the ConfigMap.
-      t.true((c.envFrom ?? []).some((f) => f.secretRef?.name === 'bkstream-admin'), `${w.metadata.name} takes BKSTREAM_ADMIN_TOKEN from the bkstream-admin Secret`);
+      // The admin token comes from a Secret, never from a literal value or the ConfigMap. The console has no
+      // credentials of its own (users sign in with theirs): it takes no Secret at all.
+      if (script === 'services/console/main.ts') t.deepEqual((c.envFrom ?? []).filter((f) => f.secretRef), [], `${w.metadata.name} takes no Secret`);
+      else t.true((c.envFrom ?? []).some((f) => f.secretRef?.name === 'bkstream-admin'), `${w.metadata.name} takes BKSTREAM_ADMIN_TOKEN from the bkstream-admin Secret`);
       t.false((c.env ?? []).some((e) => e.name === 'BKSTREAM_ADMIN_TOKEN' || e.name === 'BKSTREAM_SECRET_KEY' || e.name === 'BKDATA_APP_SECRET' ? e.value !== undefined : false), `${w.metadata.name}: no secret as a literal`);
     }
   }
@@ -281,13 +285,16 @@ test('network: Services are cluster-internal, the collector\'s admin port is not
     .flatMap((w) => containersOf(w).flatMap((c) => (c.ports ?? []).map((p) => p.containerPort)))
     .filter((p) => p !== 4317 && p !== 4318);
   t.true(apiPorts.length >= 5, apiPorts.join(','));
+  t.true(apiPorts.includes(8080), 'the console\'s port');
   for (const port of apiPorts) {
     const rules = allowed(port);
     t.true(rules.length > 0, `port ${port} is admitted by some policy (else unreachable)`);
     for (const rule of rules) {
       for (const from of rule.from ?? []) {
         const ok = JSON.stringify(from) === '{"podSelector":{"matchLabels":{"app.kubernetes.io/part-of":"bkstream"}}}' ||
-          JSON.stringify(from) === '{"namespaceSelector":{"matchLabels":{"bkstream.io/metrics-scraper":"true"}}}';
+          JSON.stringify(from) === '{"namespaceSelector":{"matchLabels":{"bkstream.io/metrics-scraper":"true"}}}' ||
+          // the console's users come through an ingress controller in a namespace labelled for it
+          (port === 8080 && JSON.stringify(from) === '{"namespaceSelector":{"matchLabels":{"bkstream.io/console-ingress":"true"}}}');
         t.true(ok, `port ${port} admits only bkstream's pods or metrics scrapers, not ${JSON.stringify(from)}`);
       }
       t.true((rule.from ?? []).length > 0, `port ${port}: a rule without "from" would admit everyone`);
@@ -301,4 +308,36 @@ test('compose publishes every port on the host\'s loopback and takes the admin t
   for (const [name, svc] of Object.entries(compose.services)) for (const p of svc.ports ?? []) t.regex(p, /^127\.0\.0\.1:/, `${name} publishes ${p} on loopback only`);
   t.regex(String(compose.services.collector?.environment?.BKSTREAM_ADMIN_TOKEN), /^\$\{BKSTREAM_ADMIN_TOKEN:\?/);
   t.regex(String(compose.services.orchestrator?.environment?.BKSTREAM_SECRET_KEY), /^\$\{BKSTREAM_SECRET_KEY:\?/);
+});
+
+test('the console reaches every upstream API through a Service with that port, under a host name the upstreams answer to', (t) => {
+  const resources = k8sResources();
+  const config = resources.find((r) => r.kind === 'ConfigMap' && r.metadata.name === 'bkstream-config');
+  const allowedHosts = (config?.data?.BKSTREAM_ALLOWED_HOSTS ?? '').split(',');
+  const workload = resources.find((r) => r.kind === 'Deployment' && r.metadata.name === 'bkstream-console') as Resource;
+  const env = new Map((containersOf(workload)[0]?.env ?? []).map((e) => [e.name, e.value ?? '']));
+  const services = resources.filter((r) => r.kind === 'Service');
+  const workloads = resources.filter((r) => r.kind === 'Deployment' || r.kind === 'DaemonSet');
+  const upstreams = ['CONSOLE_DISCOVERY_URL', 'CONSOLE_STORAGE_URL', 'CONSOLE_ORCHESTRATOR_URL', 'CONSOLE_COLLECTOR_ADMIN_URL'];
+  for (const key of upstreams) {
+    const u = new URL(env.get(key) ?? '');
+    const svc = services.find((s) => s.metadata.name === u.hostname);
+    t.truthy(svc, `${key}: a Service ${u.hostname}`);
+    const port = (svc?.spec as { ports: { port: number; targetPort: string }[] } | undefined)?.ports.find((p) => p.port === Number(u.port));
+    t.truthy(port, `${key}: ${u.hostname} has port ${u.port}`);
+    // the Service's selector picks a workload that declares the target port
+    const selector = (svc?.spec as { selector: Record<string, string> } | undefined)?.selector ?? {};
+    const target = workloads.find((w) => Object.entries(selector).every(([k, v]) => (w.spec?.template as { metadata: { labels: Record<string, string> } }).metadata.labels[k] === v));
+    t.true(containersOf(target as Resource).some((c) => (c.ports ?? []).some((p) => p.name === port?.targetPort && p.containerPort === Number(u.port))), `${key}: ${u.hostname} reaches a pod listening on ${u.port}`);
+    t.true(allowedHosts.includes(u.hostname), `${key}: the upstreams answer to the host name ${u.hostname} (BKSTREAM_ALLOWED_HOSTS)`);
+  }
+  // the console itself: its Service's names are the ones it answers to
+  const own = (env.get('CONSOLE_ALLOWED_HOSTS') ?? '').split(',');
+  t.true(own.includes('bkstream-console'));
+  t.true(services.some((s) => s.metadata.name === 'bkstream-console'));
+  t.is(env.get('CONSOLE_ASSETS_DIR'), '/app/services/console/dist', 'the image\'s built front end, never rebuilt in the pod');
+  t.regex(readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8'), /^COPY --from=\S+ \S*services\/console\/dist \.\/services\/console\/dist$/m, 'the image carries the console\'s bundle');
+  // and the console's configuration loads as its start would check it
+  const loaded = loadConfig({ ...commonSpec, ...consoleSpec }, { env: { ...config?.data, ...Object.fromEntries(env) } });
+  t.is(loaded.host, '0.0.0.0');
 });
