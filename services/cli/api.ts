@@ -2,7 +2,9 @@
  * How commands call the services' HTTP APIs: the base URL from the environment, the admin token attached
  * (credentials.ts), a deadline, and one-line errors — `cannot reach the orchestrator at … (set
  * ORCHESTRATOR_URL): connect ECONNREFUSED …` when nothing answers, `the orchestrator answered HTTP 409: …`
- * when the API refuses.
+ * when the API refuses. The base URL is the API's URL variable (ORCHESTRATOR_URL, …), or else the
+ * service's own host and port settings (ORCH_HOST/ORCH_HTTP_PORT, …: the environment `bkstream up` ran
+ * with reaches the ports it listens on), or else the default port on loopback.
  */
 import { BkError, UnavailableError } from '../common/errors.ts';
 import { maskSecretKeys } from '../common/secrets.ts';
@@ -15,13 +17,16 @@ export interface ServiceApi {
   readonly name: string;
   /** The environment variable holding its base URL. */
   readonly envKey: string;
+  /** The service's own settings of its HTTP listener, the URL's fallback (`bkstream up` reads the same). */
+  readonly hostKey?: string;
+  readonly portKey?: string;
   readonly defaultUrl: string;
 }
 
 export const APIS = {
-  orchestrator: { name: 'the orchestrator', envKey: 'ORCHESTRATOR_URL', defaultUrl: 'http://127.0.0.1:8082' },
-  storage: { name: 'the storage service', envKey: 'STORAGE_URL', defaultUrl: 'http://127.0.0.1:8083' },
-  discovery: { name: 'the discovery service', envKey: 'DISCOVERY_URL', defaultUrl: 'http://127.0.0.1:8081' },
+  orchestrator: { name: 'the orchestrator', envKey: 'ORCHESTRATOR_URL', hostKey: 'ORCH_HOST', portKey: 'ORCH_HTTP_PORT', defaultUrl: 'http://127.0.0.1:8082' },
+  storage: { name: 'the storage service', envKey: 'STORAGE_URL', hostKey: 'STORAGE_HTTP_HOST', portKey: 'STORAGE_HTTP_PORT', defaultUrl: 'http://127.0.0.1:8083' },
+  discovery: { name: 'the discovery service', envKey: 'DISCOVERY_URL', hostKey: 'DISCOVERY_HTTP_HOST', portKey: 'DISCOVERY_HTTP_PORT', defaultUrl: 'http://127.0.0.1:8081' },
 } as const satisfies Record<string, ServiceApi>;
 
 /** Default deadline of one API call, ms. */
@@ -32,8 +37,20 @@ export interface Reply {
   body: Record<string, unknown>;
 }
 
+/**
+ * The API's base URL: its URL variable; else its host and port settings when the port is set (a wildcard
+ * or unset host is reached on loopback; port 0, any free port, names no address); else the default.
+ */
 export function baseUrlOf(api: ServiceApi, env: NodeJS.ProcessEnv): string {
-  return (env[api.envKey] || api.defaultUrl).replace(/\/+$/, '');
+  const url = env[api.envKey];
+  if (url) return url.replace(/\/+$/, '');
+  const port = api.portKey ? env[api.portKey]?.trim() : undefined;
+  if (port && /^\d+$/.test(port) && Number(port) > 0) {
+    const configured = api.hostKey ? env[api.hostKey]?.trim() : undefined;
+    const host = !configured || configured === '0.0.0.0' || configured === '::' ? '127.0.0.1' : configured;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${Number(port)}`;
+  }
+  return api.defaultUrl;
 }
 
 /**

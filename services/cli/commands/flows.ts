@@ -25,7 +25,7 @@ void statusesComplete;
 void typesComplete;
 
 const API = APIS.orchestrator;
-const NOTES = 'The orchestrator HTTP API is at ORCHESTRATOR_URL (default http://127.0.0.1:8082); the admin token comes from\nBKSTREAM_ADMIN_TOKEN or BKSTREAM_ADMIN_TOKEN_FILE.';
+const NOTES = 'The orchestrator HTTP API is at ORCHESTRATOR_URL (else http://127.0.0.1:ORCH_HTTP_PORT, default 8082); the admin token comes from\nBKSTREAM_ADMIN_TOKEN or BKSTREAM_ADMIN_TOKEN_FILE.';
 const JSON_OPTION = { type: 'boolean', help: 'print the API\'s answer as JSON on stdout' } as const;
 
 interface FlowRow {

@@ -333,7 +333,8 @@ export function statusCommand(now: () => number = Date.now): Command {
     notes: [
       'Each part is asked directly, and a part that does not answer is one line saying so: the broker (KAFKA_BROKERS), the',
       'store (DATABASE_URL or the embedded one), discovery (DISCOVERY_URL, default http://127.0.0.1:8081), the orchestrator',
-      '(ORCHESTRATOR_URL, :8082) and storage (STORAGE_URL, :8083), with the admin token of BKSTREAM_ADMIN_TOKEN(_FILE).',
+      '(ORCHESTRATOR_URL, :8082) and storage (STORAGE_URL, :8083), with the admin token of BKSTREAM_ADMIN_TOKEN(_FILE). Without a',
+      'URL a service is looked for at its own port settings (DISCOVERY_HTTP_PORT, ORCH_HTTP_PORT, STORAGE_HTTP_PORT), as `up` ran.',
       'Exit code 0 when every part answered, every topic exists and the store is migrated; 1 otherwise.',
     ].join('\n'),
   }, async ({ values }, env, print: Print) => {
