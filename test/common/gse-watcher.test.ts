@@ -10,6 +10,7 @@ import { SASL_PASSWD_CONTEXT, routesKey, type RouteDoc, type StreamToDoc } from 
 import { RouteWatcher } from '../../services/common/gse/watcher.ts';
 import { createRegistry, type Registry } from '../../services/common/metrics.ts';
 import { SecretBox } from '../../services/common/secrets.ts';
+import { topicPlan } from '../../services/common/topics.ts';
 import { brokerKit, uniqueName, waitFor, type BrokerKit } from '../helpers/kafka.ts';
 
 const box = new SecretBox(randomBytes(32));
@@ -151,4 +152,16 @@ test('stop without start is safe', async (t) => {
   const w = new RouteWatcher({ bus: { follower: () => ({ start: async () => {}, stop: async () => {} }) }, topic: 'x', logger: (await import('../../services/common/log.ts')).silentLogger });
   await w.stop();
   t.is(w.current().version, 0);
+});
+
+test('the topic plan (npm run topics, bkstream up) makes gse.routes compacted and leaves the other topics as they were', async (t) => {
+  const kit = await brokerKit(t);
+  const prefix = uniqueName('plan');
+  const plan = topicPlan(prefix);
+  t.deepEqual(plan.filter((p) => p.cleanupPolicy).map((p) => [p.topic, p.numPartitions, p.cleanupPolicy]), [[`${prefix}.gse.routes`, 1, 'compact']]);
+  const picked = plan.filter((p) => p.topic.endsWith('.gse.routes') || p.topic.endsWith('.dlq'));
+  await kit.admin.ensureTopics(picked);
+  t.teardown(() => kit.admin.deleteTopics(picked.map((p) => p.topic)));
+  t.like(await kit.admin.topicConfig(`${prefix}.gse.routes`, ['cleanup.policy']), { 'cleanup.policy': 'compact' });
+  t.like(await kit.admin.topicConfig(`${prefix}.dlq`, ['cleanup.policy', 'retention.ms']), { 'cleanup.policy': 'delete', 'retention.ms': String(336 * 3_600_000) });
 });

@@ -1,10 +1,13 @@
 /** Kafka admin: topics (create, check, delete), partition counts, watermarks, offsets by time, groups. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin } from 'kafkajs';
+import type { Admin, ConfigResourceTypes } from 'kafkajs';
 import { errorMessage, isRetriable, MissingTopicsError, UnavailableError } from '../errors.ts';
 import type { Component } from '../lifecycle.ts';
 import { backoffDelay } from '../retry.ts';
 import type { TopicPlan } from '../topics.ts';
+
+/** kafkajs's ConfigResourceTypes.TOPIC (its CommonJS export is not visible to an ES import). */
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
 
 export class BusAdmin implements Component {
   readonly name = 'kafka-admin';
@@ -72,6 +75,13 @@ export class BusAdmin implements Component {
     const existing = new Set(await this.#admin.listTopics());
     const missing = topics.filter((t) => !existing.has(t));
     if (missing.length > 0) throw new MissingTopicsError(missing);
+  }
+
+    /** A topic's configuration values (e.g. `cleanup.policy`, `retention.ms`), by name. */
+  async topicConfig(topic: string, names: readonly string[]): Promise<Record<string, string>> {
+    const res = await this.#admin.describeConfigs({ includeSynonyms: false, resources: [{ type: TOPIC_RESOURCE, name: topic, configNames: [...names] }] });
+    const entries = res.resources[0]?.configEntries ?? [];
+    return Object.fromEntries(entries.map((e) => [e.configName, e.configValue]));
   }
 
   async deleteTopics(topics: readonly string[]): Promise<void> {
