@@ -35,6 +35,7 @@ import { BusFeedSender } from './feeds/bus-sender.ts';
 import { routedFeedSender } from './feeds/routed-sender.ts';
 import { Feeds, routeLookup, type FeedSender } from './feeds/feeds.ts';
 import { feedMetrics } from './feeds/metrics.ts';
+import { DefaultTopics } from './feeds/default-topics.ts';
 import { SpanBatcher } from './receiver/batcher.ts';
 import { isKafkaFailure } from './receiver/errors.ts';
 import { ExportService, type ExportHealth } from './receiver/export-service.ts';
@@ -145,7 +146,10 @@ export function createCollector(deps: ServiceDeps<'store' | 'bus'>, config: Coll
     feedSender = bySender;
     feedParts.push(bySender);
   }
-  const feeds = new Feeds({ sender: feedSender, ...(routes ? { routes: routeLookup(routes) } : {}), timeoutMs: config.exportTimeoutMs, metrics: feedMetrics(registry) });
+  // A data id without a route gets its default topic made before its first feed (as the reference's metadata does).
+  const defaultTopics = new DefaultTopics(bus.admin());
+  feedParts.push(defaultTopics);
+  const feeds = new Feeds({ sender: feedSender, ...(routes ? { routes: routeLookup(routes) } : {}), defaultTopics, timeoutMs: config.exportTimeoutMs, metrics: feedMetrics(registry) });
   const pipeline = new TracePipeline({
     tokens,
     limiter: new RateLimiter(),

@@ -257,3 +257,29 @@ test('switching tail sampling and virtual metrics on and off applies to the next
   t.deepEqual(metricMessages(metrics).map((m) => [...new Set(m.data.map((d) => label(d.dimension.span_name)))]), [['C'], ['E']]);
 });
 
+
+test('a data id\'s default topic is made by the first feed that needs it', async (t) => {
+  const [tracesDataId, metricsDataId] = freshDataIds();
+  const kit = await startReceiver(t, { app: { tracesDataId, metricsDataId, tailSampling: true }, env: NO_FLOW_COMMANDS });
+  t.teardown(async () => {
+    const a = kit.bus.admin();
+    await a.start().catch(() => undefined);
+    await a.deleteTopics([dataIdTopic(tracesDataId)]).catch(() => undefined);
+    await a.stop().catch(() => undefined);
+  });
+  const exporter = exporterFor(kit, 'http-proto', kit.token);
+  t.teardown(() => exporter.shutdown());
+  const spans = makeSpans('first', 1);
+  const outcome = await exportSpans(exporter, spans);
+  t.true(outcome.ok, outcome.error?.message);
+  // Answered OK after the envelope was acknowledged: the topic exists and holds it.
+  const records: FollowedRecord[] = [];
+  const follower = testBus({ clientId: uniqueName('feeds-read') }).follower({ topic: dataIdTopic(tracesDataId), onRecords: (rs) => void records.push(...rs), groupPrefix: uniqueName('feeds-follow') });
+  await follower.start();
+  t.teardown(() => follower.stop());
+  t.deepEqual(envelopes(records).flatMap((e) => e.items.map((i) => i.span_name)).sort(), spans.map((s) => s.name).sort());
+  const admin = kit.bus.admin();
+  await admin.start();
+  t.teardown(() => admin.stop());
+  t.false((await admin.listTopics()).includes(dataIdTopic(metricsDataId)), 'virtual metrics off: no metrics topic made');
+});
