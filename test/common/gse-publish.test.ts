@@ -224,7 +224,7 @@ test('background routes: ready waits while the broker is away, then resolves; a 
   t.is(away.stops, 1);
 
   const missing = new FlakySource([new MissingTopicsError(['p.gse.routes']), new MissingTopicsError(['p.gse.routes'])]);
-  const later = new BackgroundRoutes({ source: missing, logger: silentLogger, retryInitialMs: 1, retryMaxMs: 5 });
+  const later = new BackgroundRoutes({ source: missing, logger: silentLogger, retryInitialMs: 1, retryMaxMs: 5, missingTopicRetryMs: 5 });
   await later.start();
   await later.ready();
   t.true(missing.starts >= 1);

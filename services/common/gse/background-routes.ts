@@ -8,8 +8,8 @@
  *   caller retries); the attempts go on until it answers.
  * - The routes topic does not exist (no GSE registry deployed, or not yet): there are no routes, so every
  *   data id goes to the publisher's default — the default install's routing. `ready()` resolves, a
- *   warning is logged once, and the attempts go on (at the largest backoff): once the topic exists its
- *   routes apply.
+ *   warning is logged once, and the topic is looked for again every `missingTopicRetryMs`: once it exists
+ *   its routes apply.
  * - After the first catch-up the watcher follows the topic by itself (route changes apply without a
  *   restart); a later broker outage keeps the last table.
  */
@@ -31,9 +31,11 @@ export type RoutesState = 'reading' | 'ready' | 'topic missing' | 'unavailable' 
 export interface BackgroundRoutesOptions {
   source: WatchedSource;
   logger: Logger;
-  /** Backoff between attempts: first and largest delay. Defaults 500 ms and 30 000 ms. */
+  /** Backoff between attempts while the broker does not answer: first and largest delay. Defaults 500 ms and 5 000 ms. */
   retryInitialMs?: number;
   retryMaxMs?: number;
+  /** Between looks for a routes topic that does not exist. Default 30 000 ms. */
+  missingTopicRetryMs?: number;
 }
 
 export class BackgroundRoutes implements RouteSource, Component {
@@ -48,7 +50,7 @@ export class BackgroundRoutes implements RouteSource, Component {
   #problem: string | undefined;
 
   constructor(options: BackgroundRoutesOptions) {
-    this.#o = { retryInitialMs: 500, retryMaxMs: 30_000, ...options };
+    this.#o = { retryInitialMs: 500, retryMaxMs: 5_000, missingTopicRetryMs: 30_000, ...options };
     this.#log = options.logger.child({ component: 'gse.routes' });
     this.#ready = new Promise<void>((resolve) => {
       this.#resolveReady = resolve;
@@ -111,7 +113,7 @@ export class BackgroundRoutes implements RouteSource, Component {
         this.#state = missing ? 'topic missing' : 'unavailable';
         this.#problem = errorMessage(err);
         if (missing) this.#resolveReady();
-        const delay = missing ? this.#o.retryMaxMs : backoffDelay(attempt, { initialDelayMs: this.#o.retryInitialMs, maxDelayMs: this.#o.retryMaxMs });
+        const delay = missing ? this.#o.missingTopicRetryMs : backoffDelay(attempt, { initialDelayMs: this.#o.retryInitialMs, maxDelayMs: this.#o.retryMaxMs });
         await sleep(delay, undefined, { signal: this.#stop.signal }).catch(() => undefined);
       }
     }
