@@ -383,7 +383,8 @@ export async function startKafka(s: KafkaSettings = kafkaSettings(), readyTimeou
   if (!existsSync(join(dataDir, 'meta.properties'))) {
     // A KRaft cluster id is a base64url-encoded random 16-byte UUID.
     const clusterId = randomBytes(16).toString('base64url');
-    const fmt = spawnSync('java', [...jvm, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted'], {
+    // `--cluster-id=<id>` in one word: an id starting with `-` (1 in 64) would otherwise be read as an option.
+    const fmt = spawnSync('java', [...jvm, '-cp', classpath, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', props, '--ignore-formatted'], {
       encoding: 'utf8',
     });
     if (fmt.error) throw new KafkaSetupError(`java not found: install a Java 17+ runtime (${fmt.error.message})`);
