@@ -88,6 +88,15 @@ export class CopyPool implements Component, Queryable {
   /** Runs `fn` in a transaction on one connection: committed when it resolves, rolled back when it throws. */
   async transaction<T>(fn: (tx: CopySession) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
+    let broken = false;
+    // A checked-out connection that is cut between statements emits 'error' (the pool listens only to
+    // idle ones): without a listener that is an uncaught exception. The statement in progress fails, the
+    // caller retries, and the pool drops the connection.
+    const lost = (err: Error): void => {
+      broken = true;
+      this.#log.warn('connection lost during a transaction', { err });
+    };
+    client.on('error', lost);
     const session: CopySession = {
       query: async <R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> => {
         const res = await client.query(sql, params as unknown[] | undefined);
@@ -102,7 +111,6 @@ export class CopyPool implements Component, Queryable {
         return Number(stream.rowCount ?? 0);
       },
     };
-    let broken = false;
     try {
       await client.query('BEGIN');
       const out = await fn(session);
@@ -115,6 +123,7 @@ export class CopyPool implements Component, Queryable {
       throw err;
     } finally {
       // A connection whose ROLLBACK failed is in an unknown state: the pool drops it.
+      client.off('error', lost);
       client.release(broken);
     }
   }

@@ -53,6 +53,14 @@ export class PgStore implements Store {
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
+    let broken = false;
+    // A checked-out connection cut between statements emits 'error' (the pool listens only to idle
+    // ones): without a listener that is an uncaught exception. The statement fails; the pool drops it.
+    const lost = (err: Error): void => {
+      broken = true;
+      this.#log.warn('connection lost during a transaction', { err });
+    };
+    client.on('error', lost);
     const tx: Queryable = {
       query: async <R>(sql: string, params?: readonly unknown[]) => {
         const res = await client.query(sql, params as unknown[] | undefined);
@@ -68,10 +76,13 @@ export class PgStore implements Store {
       await client.query('COMMIT');
       return out;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
       throw err;
     } finally {
-      client.release();
+      client.off('error', lost);
+      client.release(broken);
     }
   }
 
