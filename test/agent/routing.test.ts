@@ -10,6 +10,8 @@ import test from 'ava';
 import { ReceiverProducers } from '../../services/common/gse/producers.ts';
 import { RoutedPublisher } from '../../services/common/gse/routed-publisher.ts';
 import { RouteTable, StaticRouteSource, type KafkaReceiver } from '../../services/common/gse/routes.ts';
+import { commonSpec, loadConfig } from '../../services/common/config.ts';
+import { ConfigError } from '../../services/common/errors.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry } from '../../services/common/metrics.ts';
 import { BoundedChannel } from '../../services/agent/channel.ts';
@@ -17,6 +19,7 @@ import { agentMetrics } from '../../services/agent/metrics.ts';
 import { Publisher } from '../../services/agent/publisher.ts';
 import { dataIdOfKey, RoutedSink } from '../../services/agent/routing.ts';
 import { KafkaSender } from '../../services/agent/sender.ts';
+import { createAgentService, loadAgentServiceConfig } from '../../services/agent/service.ts';
 import { DiskSpool } from '../../services/agent/spool/spool.ts';
 import { MemoryStateStore } from '../../services/agent/state-store.ts';
 import type { TaskOutput } from '../../services/agent/task.ts';
@@ -141,4 +144,23 @@ test('a route whose receiver is unknown holds the spool (not sent to the default
   await waitFor('delivered to the default', () => p.def.sent.length === 1, 5_000, 5);
   t.is(p.def.sent[0]?.topic, 'p.events');
   t.is(p.made.get(9)?.sent.length, 4);
+});
+
+test('AGENT_GSE_ROUTING: on by default (routes read in the background), off reads none; a bad value is reported with its key', async (t) => {
+  const base = { AGENT_CONFIG: 'services/agent/examples/bkmonitorbeat.yaml', AGENT_ADMIN_PORT: '0', LOG_LEVEL: 'silent', KAFKA_BROKERS: '127.0.0.1:1' };
+  const make = async (env: NodeJS.ProcessEnv) => {
+    const config = loadAgentServiceConfig(env);
+    const service = await createAgentService({ env, logger: silentLogger, registry: createRegistry(), common: loadConfig(commonSpec, { env }) }, { ...config, stateDir: tempDir(t) });
+    t.teardown(() => service.stop());
+    return { config, service };
+  };
+  const on = await make({ ...base });
+  t.true(on.config.gseRouting);
+  t.truthy(on.service.routes, 'a route watcher in the background');
+  t.is(on.service.routes?.state().state, 'reading', 'not started before start()');
+  const off = await make({ ...base, AGENT_GSE_ROUTING: 'false' });
+  t.false(off.config.gseRouting);
+  t.is(off.service.routes, undefined);
+  const err = t.throws(() => loadAgentServiceConfig({ ...base, AGENT_GSE_ROUTING: 'maybe' }), { instanceOf: ConfigError });
+  t.true(err.problems.some((p) => p.key === 'AGENT_GSE_ROUTING'));
 });
