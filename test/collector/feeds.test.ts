@@ -27,7 +27,7 @@ import { ReceiverProducers, type PoolProducer, type TopicMessages } from '../../
 import { RoutedPublisher } from '../../services/common/gse/routed-publisher.ts';
 import { RouteTable, type KafkaReceiver } from '../../services/common/gse/routes.ts';
 import { silentLogger } from '../../services/common/log.ts';
-import { feedSpan, referenceSpan, spanTimes, valueString, type FeedGroupContext } from '../../services/collector/feeds/reference-span.ts';
+import { feedSpan, platformResource, referenceSpan, spanTimes, valueString, type FeedGroupContext } from '../../services/collector/feeds/reference-span.ts';
 import { METRIC_DIMENSIONS } from '../../services/orchestrator/kinds/virtual-metric.ts';
 import { scanRequest } from '../../services/collector/receiver/transcode.ts';
 import { kv, randomRequestBytes } from './otlp-fixtures.ts';
@@ -485,4 +485,24 @@ test('a data id without a route gets its default topic made before its first fee
   t.deepEqual(admin.created, [[{ topic: '0bkmonitor_15000010', numPartitions: 1, retentionMs: 86_400_000 }]]);
   t.deepEqual(sender.sent.map((s) => s.dataId).sort(), [1_500_001, 1_500_001, 1_600_001, 1_600_001, 1_600_001]);
   t.is(admin.starts, 2, 'connects again after a failure');
+});
+
+test('the platform resource filter: tps.tenant.id dropped, a missing or empty service.name defaulted after bk.instance.id was assembled', (t) => {
+  const same = { 'service.name': 's', 'bk.instance.id': 'go:s:::' };
+  t.is(platformResource(same), same, 'nothing to change: the same object');
+  const resource = { 'bk.instance.id': 'go::::', 'tps.tenant.id': 'tenant', 'service.name': '' };
+  t.deepEqual(platformResource(resource), { 'bk.instance.id': 'go::::', 'service.name': 'unknown_service' });
+  t.deepEqual(resource, { 'bk.instance.id': 'go::::', 'tps.tenant.id': 'tenant', 'service.name': '' }, 'the receiver\'s resource is not changed');
+  // through a feed: the span item's resource and the metric's service_name
+  const sender = new RecordingFeedSender();
+  const feeds = new Feeds({ sender, timeoutMs: 5_000 });
+  const a = app({ tailSampling: true, virtualMetric: true });
+  const input = { group: { resource: { 'bk.instance.id': 'go::::', 'tps.tenant.id': 'tenant' } }, app: a };
+  const feed = feeds.open('1.1.1.1', [input]);
+  feed?.group(input)?.span(decodedSpan(baseSpan()));
+  const built = feed?.build() ?? [];
+  const item = (JSON.parse((built[0]?.packed.messages[0] as Buffer).toString()) as Envelope).items[0];
+  t.deepEqual(item?.resource, { 'bk.instance.id': 'go::::', 'service.name': 'unknown_service' });
+  const point = (JSON.parse((built[1]?.packed.messages[0] as Buffer).toString()) as { data: DerivedMetric[] }).data[0];
+  t.is(point?.dimension.service_name, 'unknown_service');
 });

@@ -20,7 +20,7 @@ import type { Application } from '../applications.ts';
 import { DurationDeriver, type DerivedMetric } from './deriver.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, metricsMessages, tracesMessages, type Packed } from './envelope.ts';
 import type { FeedMetrics } from './metrics.ts';
-import { feedSpan, referenceSpan, type FeedGroupContext, type FeedSpan } from './reference-span.ts';
+import { feedSpan, platformResource, referenceSpan, type FeedGroupContext, type FeedSpan } from './reference-span.ts';
 
 /** Publishes messages by data id (GSE's job in the reference: the data id's route, or the default topic). */
 export interface FeedSender {
@@ -129,7 +129,7 @@ export class ExportFeed {
     const metricsDataId = this.#feeds.metricsDataId(app);
     if (tracesDataId === 0 && metricsDataId === 0) return undefined;
     const state: GroupState = {
-      context: { bkBizId: app.bkBizId, appName: app.appName, clientIp: this.#clientIp, resource: input.group.resource },
+      context: { bkBizId: app.bkBizId, appName: app.appName, clientIp: this.#clientIp, resource: platformResource(input.group.resource) },
       tracesDataId,
       metricsDataId,
       spans: [],

@@ -10,8 +10,9 @@
  * - `attributes` (top-level blank keys dropped, as `CleanAttributesMap`), events' and links' attributes:
  *   pdata's `AsRaw` — key-value lists stay nested objects, arrays stay arrays, bytes are base64 text, int64
  *   values are exact JSON integers (beyond 2^53 too), an unset value is `null`;
- * - `resource`: the group's resource after the resource filter (`bk.instance.id` assembled, the token
- *   dropped), `client_ip`, `bk_biz_id`, `app_name`; the envelope adds `iterationindex` (envelope.ts);
+ * - `resource`: the group's resource after the platform's resource filter ({@link platformResource}:
+ *   `bk.instance.id` assembled, the token and `tps.tenant.id` dropped, `service.name` defaulted),
+ *   `client_ip`, `bk_biz_id`, `app_name`; the envelope adds `iterationindex` (envelope.ts);
  * - the platform's `apdex_calculator/standard` runs on traces before the converter, so every span of kind
  *   0–5 carries the `apdex_type` attribute (apdex.ts).
  *
@@ -160,6 +161,27 @@ export function attributeValueString(v: AttributeValue | undefined): string {
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return goJson(plainAttribute(v));
+}
+
+/** The platform's `resource_filter/instance_id` drops this resource key too (the receiver drops only the token). */
+export const TENANT_RESOURCE_KEY = 'tps.tenant.id';
+/** Its `default_value`: a missing or empty `service.name` becomes this. */
+export const UNKNOWN_SERVICE = 'unknown_service';
+
+/**
+ * A group's resource as the platform's resource filter leaves it, after the receiver's (`bk.instance.id`
+ * assembled, the token dropped): `tps.tenant.id` dropped, and `service.name` defaulted to `unknown_service`
+ * when missing or empty — after the assembly, so `bk.instance.id` keeps its empty part. The same object when
+ * nothing changes.
+ */
+export function platformResource(resource: Attributes): Attributes {
+  const missingService = attributeValueString(resource['service.name']) === '';
+  const tenant = Object.hasOwn(resource, TENANT_RESOURCE_KEY);
+  if (!missingService && !tenant) return resource;
+  const out: Attributes = { ...resource };
+  delete out[TENANT_RESOURCE_KEY];
+  if (missingService) out['service.name'] = UNKNOWN_SERVICE;
+  return out;
 }
 
 /** The context a resource group's spans share. */
