@@ -165,3 +165,19 @@ test('the topic plan (npm run topics, bkstream up) makes gse.routes compacted an
   t.like(await kit.admin.topicConfig(`${prefix}.gse.routes`, ['cleanup.policy']), { 'cleanup.policy': 'compact' });
   t.like(await kit.admin.topicConfig(`${prefix}.dlq`, ['cleanup.policy', 'retention.ms']), { 'cleanup.policy': 'delete', 'retention.ms': String(336 * 3_600_000) });
 });
+
+test('a topic deleted and made again while a watcher follows it is read again from its start', async (t) => {
+  const kit = await brokerKit(t);
+  const topic = await compacted(kit);
+  t.teardown(() => kit.admin.deleteTopics([topic]));
+  await kit.produce(topic, [1, 2, 3, 4, 5].map((i) => ({ key: routesKey.route(i), value: json(route(i, [1, `t${i}`])) })));
+  const w = watcher(t, kit, topic, { box });
+  await w.start();
+  t.is(w.current().routes.length, 5);
+  await kit.admin.deleteTopics([topic]);
+  await waitFor('topic deleted', async () => !(await kit.admin.listTopics()).includes(topic));
+  await kit.admin.ensureTopics([{ topic, numPartitions: 1, retentionMs: 3_600_000, cleanupPolicy: 'compact' }]);
+  await kit.produce(topic, [{ key: routesKey.route(7), value: json(route(7, [1, 'new'])) }, { key: routesKey.route(1), value: null }]);
+  await waitFor('the new topic\'s records applied', () => w.current().route(7) && !w.current().route(1), 60_000);
+  t.deepEqual(w.current().routes.map((r) => r.channelId).sort(), [2, 3, 4, 5, 7]);
+});

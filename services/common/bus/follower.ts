@@ -11,12 +11,15 @@
  *   `catchUpTimeoutMs`.
  * - After a rebalance or a restart of the kafkajs consumer (a broker outage), each partition is sought to
  *   the offset after the last record delivered, so records are delivered once and in order per partition
- *   and a table never goes back to older values.
+ *   and a table never goes back to older values. A crash kafkajs does not restart from is followed, with
+ *   backoff, by a new consumer that continues there; a partition whose log now ends before what was read
+ *   (the topic was deleted and made again) is read again from its start.
  */
 import type { Consumer, Kafka } from 'kafkajs';
 import { MissingTopicsError, UnavailableError } from '../errors.ts';
 import type { Component } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
+import { backoffDelay } from '../retry.ts';
 
 export interface FollowedRecord {
   partition: number;
@@ -81,51 +84,20 @@ export class TopicFollower implements Component {
     }
     const caughtUp = Promise.withResolvers<void>();
     caughtUp.promise.catch(() => undefined);
+    let isCaughtUp = false;
     const check = (): void => {
+      if (isCaughtUp) return;
       for (const [partition, high] of targets) if ((this.#next.get(partition) ?? 0n) < high) return;
+      isCaughtUp = true;
       caughtUp.resolve();
     };
     check();
-
-    const consumer = this.#kafka.consumer({ groupId: this.#groupId, maxWaitTimeInMs: this.#opts.maxWaitTimeMs ?? 250, allowAutoTopicCreation: false });
-    this.#consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      // A new generation restarts each partition where nothing was committed (the beginning): continue instead.
-      for (const partition of e.payload.memberAssignment[topic] ?? []) {
-        const next = this.#next.get(partition);
-        if (next !== undefined) consumer.seek({ topic, partition, offset: String(next) });
-      }
-    });
-    consumer.on(consumer.events.CRASH, (e) => {
-      this.#log.warn('follower crashed', { err: e.payload.error, restart: e.payload.restart });
-      if (!e.payload.restart) caughtUp.reject(e.payload.error);
-    });
     let timer: NodeJS.Timeout | undefined;
     try {
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatch: async (payload) => {
-          const { batch } = payload;
-          const from = this.#next.get(batch.partition) ?? 0n;
-          const records: FollowedRecord[] = [];
-          for (const m of batch.messages) {
-            if (BigInt(m.offset) < from) continue; // read again after a seek that did not take
-            records.push({ partition: batch.partition, offset: m.offset, key: m.key, value: m.value, timestamp: Number(m.timestamp) });
-          }
-          if (records.length > 0) {
-            try {
-              await this.#opts.onRecords(records);
-            } catch (err) {
-              this.#log.error('records not applied', { partition: batch.partition, from: records[0]?.offset, err });
-            }
-          }
-          const after = BigInt(batch.lastOffset()) + 1n;
-          if (after > from) this.#next.set(batch.partition, after);
-          await payload.heartbeat();
-          check();
-        },
+      await this.#run(check, (err) => {
+        // A crash kafkajs does not restart from: before catching up, the start fails; after, a new consumer takes over.
+        if (!isCaughtUp) caughtUp.reject(err);
+        else this.#recover(check, 1);
       });
       const timeoutMs = this.#opts.catchUpTimeoutMs ?? 60_000;
       await Promise.race([
@@ -141,6 +113,73 @@ export class TopicFollower implements Component {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Creates, connects and runs a consumer of the follower's group. */
+  async #run(onBatchDone: () => void, onFatal: (err: Error) => void): Promise<void> {
+    const { topic } = this.#opts;
+    const consumer = this.#kafka.consumer({ groupId: this.#groupId, maxWaitTimeInMs: this.#opts.maxWaitTimeMs ?? 250, allowAutoTopicCreation: false });
+    this.#consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      // A new generation restarts each partition where nothing was committed (the beginning): continue instead.
+      for (const partition of e.payload.memberAssignment[topic] ?? []) {
+        const next = this.#next.get(partition);
+        if (next !== undefined) consumer.seek({ topic, partition, offset: String(next) });
+      }
+    });
+    consumer.on(consumer.events.CRASH, (e) => {
+      this.#log.warn('follower crashed', { err: e.payload.error, restart: e.payload.restart });
+      if (!e.payload.restart && this.#consumer === consumer) onFatal(e.payload.error);
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async (payload) => {
+        const { batch } = payload;
+        let from = this.#next.get(batch.partition) ?? 0n;
+        if (BigInt(batch.highWatermark) < from) {
+          // The log ends before what was read: the topic was deleted and made again (or truncated). Read it anew.
+          this.#log.warn('topic ends before the offset already read: reading it again from its start', { partition: batch.partition, read: String(from), high: batch.highWatermark });
+          from = 0n;
+          this.#next.set(batch.partition, 0n);
+        }
+        const records: FollowedRecord[] = [];
+        for (const m of batch.messages) {
+          if (BigInt(m.offset) < from) continue; // read again after a seek that did not take
+          records.push({ partition: batch.partition, offset: m.offset, key: m.key, value: m.value, timestamp: Number(m.timestamp) });
+        }
+        if (records.length > 0) {
+          try {
+            await this.#opts.onRecords(records);
+          } catch (err) {
+            this.#log.error('records not applied', { partition: batch.partition, from: records[0]?.offset, err });
+          }
+        }
+        const after = BigInt(batch.lastOffset()) + 1n;
+        if (after > from) this.#next.set(batch.partition, after);
+        await payload.heartbeat();
+        onBatchDone();
+      },
+    });
+  }
+
+  /** After a crash kafkajs gives up on: a new consumer continues where the last one was, with backoff. */
+  #recover(onBatchDone: () => void, attempt: number): void {
+    const old = this.#consumer;
+    const delayMs = backoffDelay(attempt, { initialDelayMs: 500, maxDelayMs: 30_000 });
+    this.#log.error('follower stopped by an error kafkajs does not retry; starting a new consumer', { delayMs, attempt });
+    setTimeout(() => {
+      if (this.#stopping || this.#consumer !== old) return;
+      void (async () => {
+        await old?.disconnect().catch(() => undefined);
+        if (this.#stopping) return;
+        await this.#run(onBatchDone, () => this.#recover(onBatchDone, 1));
+      })().catch((err: unknown) => {
+        this.#log.warn('follower restart failed', { err });
+        if (!this.#stopping) this.#recover(onBatchDone, attempt + 1);
+      });
+    }, delayMs).unref();
   }
 
   stop(): Promise<void> {
