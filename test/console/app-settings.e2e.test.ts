@@ -8,7 +8,7 @@
 import test from 'ava';
 import { createApplication } from '../../services/collector/applications.ts';
 import { waitFor } from '../helpers/kafka.ts';
-import { launch, openPage, screenshot, type ConsoleSession } from './browser.ts';
+import { launch, NARROW, openPage, screenshot, type ConsoleSession } from './browser.ts';
 import { ADMIN_TOKEN, getJson, startStack } from './stack.ts';
 
 const ADMIN: ConsoleSession = { token: ADMIN_TOKEN, scope: { kind: 'admin' } };
@@ -123,4 +123,13 @@ test('settings: tail sampling switched on with a condition reaches the collector
 
   t.deepEqual(p.errors.filter((e) => !/status of 400/.test(e)), [], 'no console errors but the refused PATCH');
   t.deepEqual(p.foreign, [], 'no request leaves the console\'s origin');
+
+  // a phone-sized window: the form and its conditions fit without scrolling sideways
+  const narrow = await openPage(browser, stack.urls.console, { session: ADMIN, viewport: NARROW });
+  t.teardown(() => narrow.context.close());
+  await narrow.page.goto(`${stack.urls.console}/#/apps/2/shop/settings`);
+  await narrow.page.locator('form[data-testid=app-settings] input[name=condition-1-key]').waitFor();
+  t.true(await narrow.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1') === true, 'no horizontal overflow at 390 px');
+  await screenshot(narrow.page, 'app-settings-narrow');
+  t.deepEqual(narrow.errors, []);
 });
