@@ -28,7 +28,11 @@ export const UP_SERVICES: UpEntry[] = [
   { module: async () => (await import('../storage/service.ts')).storageService },
   // Tail sampling inside bkstream (spans -> spans.sampled) for applications with a running tail-sampling flow.
   { module: async () => (await import('../sampler/service.ts')).samplerService },
-  // The web console (8080), pointed at the APIs started here (their hosts and ports as configured).
+  // OTLP trace receiver (4317 gRPC, 4318 HTTP, admin 4310); register applications with `bkstream apps create`.
+  // Started after discovery, so it stops first (intake first).
+  { module: async () => (await import('../collector/service.ts')).collector },
+  // The web console (8080), pointed at the APIs started here (their hosts and ports as configured; `up` puts the
+  // ports they bound in place of ports configured as 0), so after all of them, the collector's admin API included.
   {
     module: async () => (await import('../console/service.ts')).consoleService,
     env: (env) => {
@@ -47,9 +51,6 @@ export const UP_SERVICES: UpEntry[] = [
       };
     },
   },
-  // OTLP trace receiver (4317 gRPC, 4318 HTTP, admin 4310); register applications with `bkstream apps create`.
-  // Started after discovery, so it stops first (intake first).
-  { module: async () => (await import('../collector/service.ts')).collector },
   // The host agent (bkmonitorbeat) with the example configuration (services/agent/examples/, AGENT_CONFIG
   // to change it; admin 4320): host tasks, heartbeat, selfstats to the metrics and events topics. An
   // intake too, so it is started last and stopped first.

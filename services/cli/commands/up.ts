@@ -8,7 +8,9 @@
  * - Store: DATABASE_URL, or embedded PGlite under DATA_DIR (./data); migrated.
  * - Admin token: on the first run (no admin token in the store yet) one is created and printed, once
  *   (SECURITY.md); the CLI and the console use it.
- * - Services: every entry of services/cli/services.ts, in one process sharing the store and the bus.
+ * - Services: every entry of services/cli/services.ts, in one process sharing the store and the bus. A
+ *   service pointed at others (the console at the APIs, the orchestrator at bkdata-sim) is configured with
+ *   the ports they bound where those were configured as 0 ({@link configWithBoundPorts}).
  * - Once up, it prints what runs where (each service's listeners, the console's URL, the broker and the
  *   store) and how to send traces ({@link describeUp}).
  * - `--demo` also registers a demo application and runs the demo shop's traffic (services/cli/demo/):
@@ -41,7 +43,7 @@ import { adminTokenHelp } from './admin.ts';
  * Every configuration problem `up` would meet — shared keys, topics, each service's own — in one
  * ConfigError, without starting or connecting anything; the planned services and their configs otherwise.
  */
-export async function checkUpConfig(env: NodeJS.ProcessEnv, entries: readonly UpEntry[] = UP_SERVICES): Promise<{ module: ServiceModule; config: unknown }[]> {
+export async function checkUpConfig(env: NodeJS.ProcessEnv, entries: readonly UpEntry[] = UP_SERVICES): Promise<{ module: ServiceModule; config: unknown; entry: UpEntry }[]> {
   const problems: ConfigProblem[] = [];
   const add = (err: unknown): void => {
     if (!(err instanceof ConfigError)) throw err;
@@ -52,12 +54,12 @@ export async function checkUpConfig(env: NodeJS.ProcessEnv, entries: readonly Up
   } catch (err) {
     add(err);
   }
-  const planned: { module: ServiceModule; config: unknown }[] = [];
+  const planned: { module: ServiceModule; config: unknown; entry: UpEntry }[] = [];
   for (const entry of entries.filter((e) => !e.enabled || e.enabled(env))) {
     Object.assign(env, entry.env?.(env) ?? {});
     const module = await entry.module();
     try {
-      planned.push({ module, config: module.config(env) });
+      planned.push({ module, config: module.config(env), entry });
     } catch (err) {
       add(err);
     }
@@ -127,6 +129,39 @@ export function withBoundPorts<P extends { module: { name: string }; config: unk
     }
     return { ...p, config };
   });
+}
+
+/**
+ * `env` with each listener port configured as 0 replaced by the port its running service bound (for the
+ * services of `planned` in `running` that tell theirs; instance 1 of a scaled service, whose port the
+ * setting is), so a service configured from another's port (the console's upstreams, the orchestrator's
+ * BKData URL: services.ts) is pointed at the real address. `env` itself when there is none.
+ */
+export function envWithBoundPorts(env: NodeJS.ProcessEnv, planned: readonly { module: { name: string; spec: ServiceModule['spec'] }; config: unknown; instance?: number | undefined }[], running: ReadonlyMap<string, unknown>): NodeJS.ProcessEnv {
+  let out = env;
+  for (const p of planned) {
+    if ((p.instance ?? 1) !== 1) continue;
+    const service = running.get(instanceName(p));
+    if (typeof service !== 'object' || service === null) continue;
+    for (const l of LISTENERS[p.module.name] ?? []) {
+      const key = p.module.spec[l.port]?.env;
+      const port = l.bound?.(service as Record<string, unknown>);
+      if (!key || (p.config as Record<string, unknown>)[l.port] !== 0 || typeof port !== 'number' || port <= 0) continue;
+      if (out === env) out = { ...env };
+      out[key] = String(port);
+    }
+  }
+  return out;
+}
+
+/**
+ * The config to start planned service `p` with, given the services `running` already: its planned one,
+ * unless its entry configures it from their ports (services.ts) and some of those were configured as 0 —
+ * then its config from `env` (the environment before services.ts's additions) with the bound ports.
+ */
+export function configWithBoundPorts(p: { module: ServiceModule; config: unknown; entry: UpEntry; instance?: number | undefined }, env: NodeJS.ProcessEnv, planned: Parameters<typeof envWithBoundPorts>[1], running: ReadonlyMap<string, unknown>): unknown {
+  const bound = p.entry.env ? envWithBoundPorts(env, planned, running) : env;
+  return bound === env ? p.config : p.module.config({ ...bound, ...p.entry.env?.(bound) });
 }
 
 /** How many instances of discovery and storage `up` runs (`--discovery N`, `--storage N`); default 1 each. */
@@ -267,6 +302,8 @@ export const command: Command = {
       const created = await ensureTopics(env.KAFKA_BROKERS ? env.KAFKA_BROKERS.split(',') : brokersOf(settings), config.topicPrefix, config);
       if (created.length > 0) console.log(`created topics: ${created.join(', ')}`);
       // The configs again, on the final environment (the local broker's address is known now).
+      // The environment before checkUpConfig adds what services.ts derives from it (the console's URLs, …).
+      const ownEnv = { ...env };
       const planned = scaleInstances(await checkUpConfig(env), { discovery: options.discovery, storage: options.storage });
       const needs = [...new Set(planned.flatMap((p) => p.module.needs))];
       const infra = await openInfrastructure(env, 'bkstream', needs);
@@ -277,7 +314,9 @@ export const command: Command = {
       if (bootstrap) console.log(`first run: ${adminTokenHelp(bootstrap)}`);
       const running = new Map<string, Component>();
       for (const p of planned) {
-        const { module, config } = p;
+        const { module } = p;
+        // Configured from services started before it on ports configured as 0 (the console, the orchestrator): with the ports they bound.
+        const config = configWithBoundPorts(p, ownEnv, planned, running);
         // Several instances: each its own bus client and registry (its /metrics tells its own partitions and lag).
         const own = p.instance === undefined || !module.needs.includes('bus') ? {} : (() => {
           const registry = createRegistry({ service: module.name, instance: String(p.instance) });
