@@ -15,7 +15,7 @@ import { TracePipeline, type ExportRequest } from '../../services/collector/rece
 import { RateLimiter } from '../../services/collector/receiver/ratelimit.ts';
 import { TokenCache } from '../../services/collector/receiver/tokens.ts';
 import { RecordingSender } from './doubles.ts';
-import { apdexType } from '../../services/collector/feeds/apdex.ts';
+import { ApdexCalculator } from '../../services/collector/feeds/apdex.ts';
 import { dataIdTopic } from '../../services/collector/feeds/bus-sender.ts';
 import { DefaultTopics, type TopicAdmin } from '../../services/collector/feeds/default-topics.ts';
 import type { TopicPlan } from '../../services/common/topics.ts';
@@ -154,12 +154,29 @@ test('span times: µs floored, elapsed from the nanoseconds, a span ending befor
   t.is(noParent.trace_state, '');
 });
 
-test('apdex_type: satisfied ≤ 800 ms < tolerating ≤ 3 200 ms < frustrated, kinds 0–5 only', (t) => {
-  t.is(apdexType(2, 800e6), 'satisfied');
-  t.is(apdexType(3, 800e6 + 1), 'tolerating');
-  t.is(apdexType(0, 3200e6), 'tolerating');
-  t.is(apdexType(1, 3200e6 + 1), 'frustrated');
-  t.is(apdexType(7, 1), undefined);
+test('apdex_type by the application\'s default rules: satisfied ≤ T < tolerating ≤ 4T < frustrated; T by kind and predicate key', (t) => {
+  const calc = new ApdexCalculator();
+  const attrs = (o: Record<string, string>) => (key: string): string | undefined => o[key];
+  const none = attrs({});
+  const ms = 1e6;
+  // HTTP (server and client) 800 ms
+  t.is(calc.apdexType(2, 800 * ms, attrs({ 'http.method': 'GET' })), 'satisfied');
+  t.is(calc.apdexType(3, 800 * ms + 1, attrs({ 'http.method': 'GET' })), 'tolerating');
+  t.is(calc.apdexType(2, 3200 * ms + 1, attrs({ 'http.method': 'GET' })), 'frustrated');
+  // no predicate: 2 000 ms, every kind 0–5
+  for (const kind of [0, 1, 2, 3, 4, 5]) {
+    t.is(calc.apdexType(kind, 2000 * ms, none), 'satisfied', `kind ${kind}`);
+    t.is(calc.apdexType(kind, 8000 * ms + 1, none), 'frustrated', `kind ${kind}`);
+  }
+  t.is(calc.apdexType(2, 1500 * ms, attrs({ 'http.method': '' })), 'satisfied', 'an empty predicate attribute does not match: 2 000 ms');
+  // DB client 800 ms; RPC 2 000 ms and tried before HTTP (descending order)
+  t.is(calc.apdexType(3, 1000 * ms, attrs({ 'db.system': 'mysql' })), 'tolerating');
+  t.is(calc.apdexType(3, 1000 * ms, attrs({ 'rpc.system': 'grpc', 'http.method': 'POST' })), 'satisfied');
+  t.is(calc.apdexType(2, 1000 * ms, attrs({ 'db.system': 'mysql' })), 'satisfied', 'a server span has no DB rule');
+  // messaging 800 ms (the "backend" value) for producers and consumers, by system or destination
+  t.is(calc.apdexType(4, 1000 * ms, attrs({ 'messaging.system': 'kafka' })), 'tolerating');
+  t.is(calc.apdexType(5, 1000 * ms, attrs({ 'messaging.destination': 'orders' })), 'tolerating');
+  t.is(calc.apdexType(7, 1, none), undefined, 'no rule for an unknown kind');
   const slow = referenceSpan(feedSpan(decodedSpan(baseSpan({ endTimeUnixNano: (START + 5_000_000_000n).toString() })), GROUP));
   t.is((slow.attributes as Record<string, unknown>).apdex_type, 'frustrated');
   // the calculator overwrites an apdex_type the span sent

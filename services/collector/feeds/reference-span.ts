@@ -13,8 +13,8 @@
  * - `resource`: the group's resource after the platform's resource filter ({@link platformResource}:
  *   `bk.instance.id` assembled, the token and `tps.tenant.id` dropped, `service.name` defaulted),
  *   `client_ip`, `bk_biz_id`, `app_name`; the envelope adds `iterationindex` (envelope.ts);
- * - the platform's `apdex_calculator/standard` runs on traces before the converter, so every span of kind
- *   0–5 carries the `apdex_type` attribute (apdex.ts).
+ * - `apdex_calculator/standard` runs on traces before the converter, so every span of kind 0–5 carries
+ *   the `apdex_type` attribute (apdex.ts: the application's default thresholds).
  *
  * The values are what Go's encoding/json writes for those types, so `JSON.stringify` of a document is the
  * reference's text up to key order.
@@ -22,7 +22,7 @@
 import { nanosToMicros, hexId } from '../receiver/convert.ts';
 import type { AttributeValue, Attributes } from '../../common/records.ts';
 import type { AnyValue, Int64, KeyValue, OtlpSpan } from '../../common/otlp/index.ts';
-import { apdexType, APDEX_ATTRIBUTE } from './apdex.ts';
+import { ApdexCalculator, APDEX_ATTRIBUTE } from './apdex.ts';
 
 /** A JSON value that `JSON.stringify` writes as it is (an exact integer beyond 2^53). */
 const rawJSON = (text: string): unknown => (JSON as unknown as { rawJSON(this: void, text: string): unknown }).rawJSON(text);
@@ -202,9 +202,15 @@ export interface FeedSpan {
   readonly apdex: string | undefined;
 }
 
-export function feedSpan(span: OtlpSpan, group: FeedGroupContext): FeedSpan {
+const APDEX = new ApdexCalculator();
+
+export function feedSpan(span: OtlpSpan, group: FeedGroupContext, apdex: ApdexCalculator = APDEX): FeedSpan {
   const times = spanTimes(span);
-  return { span, group, times, apdex: apdexType(span.kind ?? 0, times.durationNs) };
+  const attribute = (key: string): string | undefined => {
+    const v = spanAttribute(span, key);
+    return v === undefined ? undefined : valueString(v);
+  };
+  return { span, group, times, apdex: apdex.apdexType(span.kind ?? 0, times.durationNs, attribute) };
 }
 
 /** The reference span document of one span (`iterationindex` is the envelope's). */
