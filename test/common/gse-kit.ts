@@ -89,11 +89,26 @@ export function sharedCluster(): Cluster {
   return clusterOf((process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',').map((s) => s.trim()).filter(Boolean));
 }
 
-/** Starts a broker of the caller's own on free ports. */
+/**
+ * Starts a broker of the caller's own on free ports. A failed start is retried on other ports (twice): the
+ * local broker's storage format fails when the random cluster id it generates begins with `-` (1 in 64;
+ * services/cli/local-kafka.ts passes it as a separate argument, which the tool then reads as an option).
+ */
 export async function startSecondCluster(): Promise<SecondCluster> {
-  const port = await freePortPair();
-  const settings = kafkaSettings({ ...process.env, KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(port + 1) });
-  await startKafka(settings);
+  let settings: KafkaSettings | undefined;
+  for (let attempt = 1; !settings; attempt++) {
+    const port = await freePortPair();
+    const s = kafkaSettings({ ...process.env, KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(port + 1) });
+    try {
+      await startKafka(s);
+      settings = s;
+    } catch (err) {
+      await stopKafka(s).catch(() => undefined);
+      rmSync(runDir(s), { recursive: true, force: true });
+      if (attempt >= 3) throw err;
+    }
+  }
+  const port = settings.port;
   const cluster = clusterOf([`127.0.0.1:${port}`]);
   return {
     ...cluster,

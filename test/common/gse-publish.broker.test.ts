@@ -22,7 +22,7 @@ const secondCluster = (): Promise<SecondCluster> => (second ??= startSecondClust
 test.after.always(async (t) => {
   t.timeout(60_000);
   await shared.cleanup();
-  if (second) await (await second).dispose();
+  if (second) await (await second.catch(() => undefined))?.dispose();
 });
 
 function publisherOn(source: RouteSource): { publisher: RoutedPublisher; stop: () => Promise<void> } {
