@@ -523,3 +523,18 @@ test('the platform resource filter: tps.tenant.id dropped, a missing or empty se
   const point = (JSON.parse((built[1]?.packed.messages[0] as Buffer).toString()) as { data: DerivedMetric[] }).data[0];
   t.is(point?.dimension.service_name, 'unknown_service');
 });
+
+test('the platform attribute filter: http.status_code as an int when its text is one, trpc.status_type/code as text', (t) => {
+  const attributesOf = (attrs: Record<string, unknown>[]): Record<string, unknown> =>
+    referenceSpan(feedSpan(decodedSpan(baseSpan({ attributes: attrs })), GROUP)).attributes as Record<string, unknown>;
+  t.deepEqual(attributesOf([kv('http.status_code', { stringValue: '404' }), kv('trpc.status_code', { intValue: 0 }), kv('trpc.status_type', { boolValue: true })]), {
+    'http.status_code': 404,
+    'trpc.status_code': '0',
+    'trpc.status_type': 'true',
+    apdex_type: 'satisfied',
+  });
+  t.deepEqual(attributesOf([kv('http.status_code', { stringValue: 'OK' })]), { 'http.status_code': 'OK', apdex_type: 'satisfied' }, 'not an int: left as it is');
+  t.deepEqual(attributesOf([kv('http.status_code', { doubleValue: 200 })]), { 'http.status_code': 200, apdex_type: 'satisfied' });
+  t.deepEqual(attributesOf([kv('http.status_code', { stringValue: '+7' })]), { 'http.status_code': 7, apdex_type: 'satisfied' });
+  t.deepEqual(attributesOf([kv('http.status_code', { stringValue: '9223372036854775808' })]), { 'http.status_code': '9223372036854775808', apdex_type: 'satisfied' }, 'out of int64: left');
+});

@@ -13,8 +13,10 @@
  * - `resource`: the group's resource after the platform's resource filter ({@link platformResource}:
  *   `bk.instance.id` assembled, the token and `tps.tenant.id` dropped, `service.name` defaulted),
  *   `client_ip`, `bk_biz_id`, `app_name`; the envelope adds `iterationindex` (envelope.ts);
- * - `apdex_calculator/standard` runs on traces before the converter, so every span of kind 0–5 carries
- *   the `apdex_type` attribute (apdex.ts: the application's default thresholds).
+ * - the traces pipeline's processors that change span attributes before the converter: the platform's
+ *   `attribute_filter/common` (`http.status_code` as an int when its text is one, `trpc.status_type` and
+ *   `trpc.status_code` as text) and `apdex_calculator/standard`, so every span of kind 0–5 carries the
+ *   `apdex_type` attribute (apdex.ts: the application's default thresholds).
  *
  * The values are what Go's encoding/json writes for those types, so `JSON.stringify` of a document is the
  * reference's text up to key order.
@@ -213,11 +215,41 @@ export function feedSpan(span: OtlpSpan, group: FeedGroupContext, apdex: ApdexCa
   return { span, group, times, apdex: apdex.apdexType(span.kind ?? 0, times.durationNs, attribute) };
 }
 
+/** The platform's `attribute_filter/common` (bk-monitor `DEFAULT_APM_PLATFORM_ATTRIBUTE_CONFIG`): `as_int` keys. */
+export const AS_INT_ATTRIBUTES = ['http.status_code'];
+/** Its `as_string` keys. */
+export const AS_STRING_ATTRIBUTES = ['trpc.status_type', 'trpc.status_code'];
+const INT64_MAX = 9_223_372_036_854_775_807n;
+
+/** `strconv.ParseInt(s, 10, 64)` as JSON, or undefined when it would fail. */
+function parseInt64(text: string): unknown {
+  if (!/^[+-]?\d+$/.test(text)) return undefined;
+  const n = BigInt(text);
+  if (n > INT64_MAX || n < -INT64_MAX - 1n) return undefined;
+  return jsonInt64(n.toString());
+}
+
+/** The span's attributes after the platform's attribute filter and the apdex calculator. */
+function spanAttributes(s: FeedSpan): Record<string, unknown> {
+  const span = s.span;
+  const attributes = rawMap(span.attributes, true);
+  for (const key of AS_STRING_ATTRIBUTES) {
+    const v = spanAttribute(span, key);
+    if (v !== undefined) attributes[key] = valueString(v);
+  }
+  for (const key of AS_INT_ATTRIBUTES) {
+    const v = spanAttribute(span, key);
+    const n = v === undefined ? undefined : parseInt64(valueString(v));
+    if (n !== undefined) attributes[key] = n;
+  }
+  if (s.apdex !== undefined) attributes[APDEX_ATTRIBUTE] = s.apdex;
+  return attributes;
+}
+
 /** The reference span document of one span (`iterationindex` is the envelope's). */
 export function referenceSpan(s: FeedSpan): Record<string, unknown> {
   const { span, group, times } = s;
-  const attributes = rawMap(span.attributes, true);
-  if (s.apdex !== undefined) attributes[APDEX_ATTRIBUTE] = s.apdex;
+  const attributes = spanAttributes(s);
   return {
     span_name: span.name ?? '',
     span_id: hexId(span.spanId),
