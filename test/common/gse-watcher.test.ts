@@ -70,6 +70,12 @@ test('start resolves with every receiver and route of the topic applied; later c
   w.onChange((tb) => seen.push(tb.version));
   await kit.produce(topic, [{ key: routesKey.route(1002), value: json(route(1002, [2, 'c'])) }]);
   await waitFor('route 1002', () => w.current().route(1002));
+  // emptied (no target left): no route, the default
+  await kit.produce(topic, [{ key: routesKey.route(1002), value: json(route(1002)) }]);
+  await waitFor('route 1002 emptied', () => w.current().route(1002) === undefined);
+  t.is(w.current().resolve(1002), undefined);
+  await kit.produce(topic, [{ key: routesKey.route(1002), value: json(route(1002, [2, 'c'])) }]);
+  await waitFor('route 1002 again', () => w.current().route(1002));
   await kit.produce(topic, [{ key: routesKey.route(1001), value: null }]);
   await waitFor('route 1001 removed', () => w.current().route(1001) === undefined);
   await kit.produce(topic, [{ key: routesKey.streamTo(2), value: null }]);

@@ -4,7 +4,9 @@
  *
  * - Reads the topic from its beginning with a follower of its own (no committed offsets: every start
  *   rebuilds the whole table) and applies each record to a {@link RouteTable}: a stream_to sets a
- *   receiver, a route sets a data id's route, a tombstone removes the key's object.
+ *   receiver, a route sets a data id's route, a tombstone removes the key's object. A route whose target
+ *   list is empty (a data id allocated by add_route and not routed yet) counts as no route: the
+ *   publisher's default.
  * - Sealed SASL passwords are opened with the SecretBox; one that does not open (another key, no box)
  *   leaves the receiver without a password, counted and logged once per receiver.
  * - Malformed records (a key or value this version does not understand) are skipped, counted and logged
@@ -153,9 +155,14 @@ export class RouteWatcher implements RouteSource, Component {
       } catch {
         throw new MalformedRouteRecord('value is not JSON');
       }
-      const next = key.kind === 'route'
-        ? table.withRoute(dataRouteOf(decodeRoute(value, key.id)))
-        : table.withReceiver(receiverOf(decodeStreamTo(value, key.id), (sealed) => this.#open(keyText, sealed)));
+      let next: RouteTable;
+      if (key.kind === 'route') {
+        const doc = decodeRoute(value, key.id);
+        // A channel with no target yet (an allocated data id not routed): like no route, the publisher's default.
+        next = doc.route.length === 0 ? (table.route(key.id) ? table.withoutRoute(key.id) : table) : table.withRoute(dataRouteOf(doc));
+      } else {
+        next = table.withReceiver(receiverOf(decodeStreamTo(value, key.id), (sealed) => this.#open(keyText, sealed)));
+      }
       this.#metrics?.applied.inc({ kind: key.kind, op: 'set' });
       return next;
     } catch (err) {

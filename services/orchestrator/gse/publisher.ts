@@ -95,7 +95,7 @@ export class GseRoutesPublisher implements Component {
   async publishNow(key: string, timeoutMs: number): Promise<boolean> {
     if (!this.#running) return false;
     const attempt = (async () => {
-      const seq = (await this.#o.store.pending(1_000)).find((p) => p.key === key)?.seq;
+      const seq = await this.#o.store.pendingSeq(key);
       if (seq === undefined) return true; // the loop got there first
       await this.#publishKey(key);
       await this.#o.store.published(key, seq);

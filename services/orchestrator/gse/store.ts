@@ -278,6 +278,12 @@ export class GseStore {
     return rows;
   }
 
+  /** The pending mark of one key (undefined: nothing to publish). */
+  async pendingSeq(key: string): Promise<string | undefined> {
+    const { rows } = await this.#store.query<{ seq: string }>('SELECT seq::text AS seq FROM gse_routes_pending WHERE key = $1', [key]);
+    return rows[0]?.seq;
+  }
+
   /** Marks a key published, unless it changed again since `seq`. */
   async published(key: string, seq: string): Promise<void> {
     await this.#store.query('DELETE FROM gse_routes_pending WHERE key = $1 AND seq = $2::bigint', [key, seq]);
