@@ -248,13 +248,17 @@ async function run(t: ExecutionContext): Promise<void> {
   const demo = (a: { bk_biz_id: number; app_name: string }): boolean => Number(a.bk_biz_id) === DEMO_APP.bkBizId && a.app_name === DEMO_APP.appName;
   const stopped = (): string | undefined => up.ended();
 
-  const status = poll('bkstream status --json to show endpoints, hosts and instances of the demo application', async () => {
+  let countsAt: number | undefined;
+  const status = poll('bkstream status --json to show endpoints, hosts and instances of the demo application, every part answering', async () => {
     const r = await cli(['status', '--json'], userEnv);
     const report = JSON.parse(r.stdout) as StatusJson;
     const app = report.discovery.applications?.find(demo);
     if (!app) return `exit ${r.code}; discovery: ${JSON.stringify(report.discovery).slice(0, 300)}`;
     if (!((app.counts.endpoints ?? 0) > 0 && (app.counts.hosts ?? 0) > 0 && (app.counts.instances ?? 0) > 0)) return `counts ${JSON.stringify(app.counts)}`;
-    return { code: r.code, report, app, at: seconds() };
+    countsAt ??= seconds();
+    // A part of the summary may miss its 5 s deadline on a loaded machine: asked again until all answer.
+    if (!report.ok || r.code !== 0) return `exit ${r.code}, not ok: ${JSON.stringify(report).slice(0, 1_500)}`;
+    return { code: r.code, report, app, at: countsAt };
   }, 150_000, 1_000, stopped);
 
   const map = poll('the console\'s service-map data of the demo application', async () => {
@@ -290,7 +294,7 @@ async function run(t: ExecutionContext): Promise<void> {
   t.is(s.report.discovery.url, `http://127.0.0.1:${ports.DISCOVERY_HTTP_PORT}`);
   t.is(s.report.flows.url, `http://127.0.0.1:${ports.ORCH_HTTP_PORT}`);
   t.is(s.report.agents.url, `http://127.0.0.1:${ports.STORAGE_HTTP_PORT}`);
-  t.true(s.report.ok, JSON.stringify(s.report).slice(0, 2_000));
+  t.true(s.report.ok);
   t.is(s.code, 0);
   t.like(f.flow, { flow_type: 'tail_sampling', status: 'success' });
 
