@@ -5,7 +5,7 @@
  * (they were, found while writing test/cli/up-demo.e2e.test.ts). Pure: fake running services tell ports.
  */
 import test from 'ava';
-import { checkUpConfig, configWithBoundPorts, envWithBoundPorts } from '../../services/cli/commands/up.ts';
+import { checkUpConfig, configWithBoundPorts, describeUp, envWithBoundPorts, withBoundPorts } from '../../services/cli/commands/up.ts';
 
 const ZERO = {
   BKDATA_SIM_PORT: '0', DISCOVERY_HTTP_PORT: '0', STORAGE_HTTP_PORT: '0', ORCH_HTTP_PORT: '0',
@@ -56,4 +56,10 @@ test('only ports configured as 0 are replaced, and only by a port a running serv
 test('no port configured as 0: every service starts with its planned config', async (t) => {
   const planned = await checkUpConfig({});
   for (const p of planned) t.is(configWithBoundPorts(p, {}, planned, RUNNING), p.config, p.module.name);
+});
+
+test('the sampler tells the port it bound: the summary names it, not "(a free port)"', async (t) => {
+  const planned = await checkUpConfig({ SAMPLER_HTTP_PORT: '0' });
+  const text = describeUp(withBoundPorts(planned, new Map([['sampler', { http: { port: () => 41084 } }]])), { brokers: '127.0.0.1:9092', store: 'postgresql' }).join('\n');
+  t.regex(text, /\n {2}sampler +http:\/\/127\.0\.0\.1:41084 +tail sampling/);
 });

@@ -110,7 +110,7 @@ const LISTENERS: Record<string, readonly Listener[]> = {
     { what: 'flow commands over gRPC', host: 'host', port: 'grpcPort', scheme: 'grpc', bound: call('grpcPort') },
   ],
   'bkdata-sim': [{ what: 'BKData API stand-in', host: 'host', port: 'port', bound: call('port') }],
-  sampler: [{ what: 'tail sampling: /metrics, /healthz', host: 'httpHost', port: 'httpPort' }],
+  sampler: [{ what: 'tail sampling: /metrics, /healthz', host: 'httpHost', port: 'httpPort', bound: httpServerPort }],
   agent: [{ what: 'host agent admin: /metrics, /healthz', host: 'adminHost', port: 'adminPort', bound: call('adminPort') }],
 };
 
