@@ -35,6 +35,7 @@ import { Bus } from '../services/common/bus/index.ts';
 import { brokersOrLocal, commonSpec, loadConfig } from '../services/common/config.ts';
 import { silentLogger } from '../services/common/log.ts';
 import { installWarningFilter } from '../services/common/process.ts';
+import { topicPlan } from '../services/common/topics.ts';
 import { AGENT_NODE_FLAGS, buildAgent } from '../services/agent/build.ts';
 import { fmt, result } from './lib.ts';
 
@@ -107,8 +108,11 @@ async function main(): Promise<void> {
   const prefix = `bench-agent-${Date.now().toString(36)}`;
   const admin = new Bus({ brokers, clientId: 'bench-agent', logger: silentLogger }).admin();
   await admin.start();
-  const topics = [`${prefix}.events`, `${prefix}.metrics`];
-  await admin.ensureTopics(topics.map((topic) => ({ topic, numPartitions: 6, retentionMs: 3_600_000 })));
+  // Every topic of the default install (`npm run topics`), so the agent runs as deployed: it follows
+  // `<prefix>.gse.routes` (GSE routing, on by default) besides publishing to events and metrics.
+  const plan = topicPlan(prefix);
+  const topics = plan.map((p) => p.topic);
+  await admin.ensureTopics(plan);
   const stateDir = mkdtempSync(join(tmpdir(), 'bench-agent-'));
   const port = await freePort();
   const otherPort = await freePort();
