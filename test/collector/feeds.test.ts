@@ -27,7 +27,8 @@ import { ReceiverProducers, type PoolProducer, type TopicMessages } from '../../
 import { RoutedPublisher } from '../../services/common/gse/routed-publisher.ts';
 import { RouteTable, type KafkaReceiver } from '../../services/common/gse/routes.ts';
 import { silentLogger } from '../../services/common/log.ts';
-import { feedSpan, platformResource, referenceSpan, spanTimes, valueString, type FeedGroupContext } from '../../services/collector/feeds/reference-span.ts';
+import { FieldNormalizer } from '../../services/collector/feeds/field-normalizer.ts';
+import { feedSpan, platformResource, rawMap, referenceSpan, spanTimes, valueString, type FeedGroupContext } from '../../services/collector/feeds/reference-span.ts';
 import { METRIC_DIMENSIONS } from '../../services/orchestrator/kinds/virtual-metric.ts';
 import { scanRequest } from '../../services/collector/receiver/transcode.ts';
 import { kv, randomRequestBytes } from './otlp-fixtures.ts';
@@ -537,4 +538,40 @@ test('the platform attribute filter: http.status_code as an int when its text is
   t.deepEqual(attributesOf([kv('http.status_code', { doubleValue: 200 })]), { 'http.status_code': 200, apdex_type: 'satisfied' });
   t.deepEqual(attributesOf([kv('http.status_code', { stringValue: '+7' })]), { 'http.status_code': 7, apdex_type: 'satisfied' });
   t.deepEqual(attributesOf([kv('http.status_code', { stringValue: '9223372036854775808' })]), { 'http.status_code': '9223372036854775808', apdex_type: 'satisfied' }, 'out of int64: left');
+});
+
+test('the platform field normalizer fills the older keys from the newer ones, by kind and predicate key, before apdex and the deriver', (t) => {
+  const n = new FieldNormalizer();
+  const attrs = (span: OtlpSpan): Record<string, unknown> => rawMap(span.attributes, true);
+  const server = n.normalize(decodedSpan(baseSpan({ attributes: [kv('http.request.method', { stringValue: 'GET' }), kv('http.response.status_code', { intValue: 503 }), kv('client.address', { stringValue: '10.1.1.1' }), kv('client.port', { intValue: 5555 }), kv('url.full', { stringValue: 'https://x/y' })] })));
+  t.deepEqual(attrs(server), {
+    'http.request.method': 'GET',
+    'http.response.status_code': 503,
+    'client.address': '10.1.1.1',
+    'client.port': 5555,
+    'url.full': 'https://x/y',
+    // the server's own rules
+    'net.peer.name': '10.1.1.1:5555',
+    'net.peer.ip': '10.1.1.1',
+    'net.peer.port': 5555,
+    // then the rules of kind ""
+    'http.method': 'GET',
+    'http.status_code': 503,
+    'http.url': 'https://x/y',
+    'http.client_ip': '10.1.1.1',
+  });
+  const db = n.normalize(decodedSpan(baseSpan({ kind: 3, attributes: [kv('db.system.name', { stringValue: 'mysql' }), kv('db.namespace', { stringValue: 'orders' }), kv('server.address', { stringValue: 'db1' }), kv('server.port', { intValue: 3306 }), kv('db.name', { stringValue: 'kept' })] })));
+  t.deepEqual(attrs(db), { 'db.system.name': 'mysql', 'db.namespace': 'orders', 'server.address': 'db1', 'server.port': 3306, 'db.name': 'kept', 'net.peer.name': 'db1:3306', 'net.peer.ip': 'db1', 'net.peer.port': 3306 }, 'an existing key is kept');
+  const producer = n.normalize(decodedSpan(baseSpan({ kind: 4, attributes: [kv('messaging.system', { stringValue: 'kafka' }), kv('messaging.destination.name', { stringValue: 'orders' }), kv('server.address', { stringValue: 'k1' })] })));
+  t.deepEqual(attrs(producer), { 'messaging.system': 'kafka', 'messaging.destination.name': 'orders', 'server.address': 'k1', topic: 'orders' }, 'no producer rules of its own: only those of kind ""');
+  const notString = decodedSpan(baseSpan({ attributes: [kv('http.request.method', { intValue: 1 }), kv('url.full', { stringValue: 'u' })] }));
+  t.is(n.normalize(notString), notString, 'a predicate attribute that is not a string matches nothing: the same span');
+  // through a feed: the derived metric sees http.method
+  const sender = new RecordingFeedSender();
+  const feeds = new Feeds({ sender, timeoutMs: 5_000 });
+  const a = app({ virtualMetric: true });
+  const feed = feeds.open('1.1.1.1', [groupOf(a)]);
+  feed?.group(groupOf(a))?.span(decodedSpan(baseSpan({ attributes: [kv('http.request.method', { stringValue: 'PUT' })] })));
+  const point = (JSON.parse((feed?.build()[0]?.packed.messages[0] as Buffer).toString()) as { data: DerivedMetric[] }).data[0];
+  t.is(point?.dimension.http_method, 'PUT');
 });

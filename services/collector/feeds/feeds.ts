@@ -18,6 +18,7 @@ import type { RouteSource } from '../../common/gse/routes.ts';
 import type { Attributes } from '../../common/records.ts';
 import type { Application } from '../applications.ts';
 import { DurationDeriver, type DerivedMetric } from './deriver.ts';
+import { FieldNormalizer } from './field-normalizer.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, metricsMessages, tracesMessages, type Packed } from './envelope.ts';
 import type { FeedMetrics } from './metrics.ts';
 import { feedSpan, platformResource, referenceSpan, type FeedGroupContext, type FeedSpan } from './reference-span.ts';
@@ -69,6 +70,8 @@ export interface FeedGroupSink {
 }
 
 const SpanType = otlpType('opentelemetry.proto.trace.v1.Span');
+/** The traces pipeline's first processor that changes span attributes (field-normalizer.ts). */
+const NORMALIZER = new FieldNormalizer();
 
 export class Feeds {
   readonly #opts: FeedsOptions;
@@ -147,7 +150,7 @@ export class ExportFeed {
     const metrics = new Map<number, DerivedMetric[]>();
     for (const g of this.#groups) {
       for (const span of g.spans) {
-        const s: FeedSpan = feedSpan(span, g.context);
+        const s: FeedSpan = feedSpan(NORMALIZER.normalize(span), g.context);
         if (g.tracesDataId > 0) push(traces, g.tracesDataId, referenceSpan(s));
         if (g.metricsDataId > 0) {
           const m = this.#deriver.derive(s);
