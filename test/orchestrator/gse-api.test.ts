@@ -203,3 +203,18 @@ storeContract('bad input is refused as the reference would refuse it, naming the
   t.is((await fetch(base, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status, 401);
   t.is((await fetch(base, { method: 'POST', headers: { authorization: 'Bearer bkadm_test-admin-token-0123456789abcdefghijklmnop', 'content-type': 'text/plain' }, body: '{}' })).status, 415);
 });
+
+storeContract('instances starting together make one default stream_to, and follow the brokers when they change', async (t, store) => {
+  const { GseStore } = await import('../../services/orchestrator/gse/store.ts');
+  const { GseRegistry } = await import('../../services/orchestrator/gse/registry.ts');
+  const { silentLogger } = await import('../../services/common/log.ts');
+  const registries = [1, 2, 3].map(() => new GseRegistry({ store: new GseStore(store), box: testBox(), publisher: { publishNow: async () => true }, logger: silentLogger }));
+  const ids = await Promise.all(registries.map((r) => r.ensureDefault(['10.0.0.1:9092'], 'admin')));
+  t.is(new Set(ids).size, 1, `one id: ${ids.join(', ')}`);
+  t.deepEqual((await counts(store)).gse_stream_to, 1);
+  t.is(await registries[0]?.ensureDefault(['10.0.0.2:9093', '[::1]:9094'], 'admin'), ids[0]);
+  const { rows } = await store.query<{ kafka: { storage_address: unknown } }>("SELECT kafka FROM gse_stream_to WHERE name = 'bkstream'");
+  t.deepEqual(rows[0]?.kafka.storage_address, [{ ip: '10.0.0.2', port: 9093 }, { ip: '::1', port: 9094 }]);
+  const pending = await store.query<{ key: string }>('SELECT key FROM gse_routes_pending');
+  t.deepEqual(pending.rows.map((r) => r.key), [`stream_to:${ids[0]}`], 'the change waits to be published');
+});

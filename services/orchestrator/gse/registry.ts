@@ -160,11 +160,18 @@ export class GseRegistry {
    */
   async ensureDefault(brokers: readonly string[], operator: string): Promise<number> {
     const addresses = brokers.map(storageAddressOf);
-    const current = await this.#o.store.streamToByName(DEFAULT_PLAT_NAME, DEFAULT_STREAM_TO_NAME);
+    let current = await this.#o.store.streamToByName(DEFAULT_PLAT_NAME, DEFAULT_STREAM_TO_NAME);
     if (!current) {
-      const id = await this.#o.store.addStreamTo(DEFAULT_PLAT_NAME, undefined, { name: DEFAULT_STREAM_TO_NAME, report_mode: 'kafka', kafka: { storage_address: addresses } }, null, operator);
-      this.#log.info('created the default stream_to (the bus brokers)', { stream_to_id: id, brokers });
-      return id;
+      try {
+        const id = await this.#o.store.addStreamTo(DEFAULT_PLAT_NAME, undefined, { name: DEFAULT_STREAM_TO_NAME, report_mode: 'kafka', kafka: { storage_address: addresses } }, null, operator);
+        this.#log.info('created the default stream_to (the bus brokers)', { stream_to_id: id, brokers });
+        return id;
+      } catch (err) {
+        // Another instance starting at the same time made it first.
+        if (!(err instanceof GseRequestError)) throw err;
+        current = await this.#o.store.streamToByName(DEFAULT_PLAT_NAME, DEFAULT_STREAM_TO_NAME);
+        if (!current) throw err;
+      }
     }
     if (JSON.stringify(current.kafka.storage_address) !== JSON.stringify(addresses)) {
       await this.#o.store.setStorageAddress(current.stream_to_id, addresses, operator);
