@@ -10,7 +10,8 @@
  * | GET | `/api/v1/breakers` | state of the breaker of each BKData API family |
  *
  * Every route needs an admin token (`Authorization: Bearer`, SECURITY.md); bodies must be JSON. Flow
- * configs come back with their secrets masked.
+ * configs come back with their secrets masked. The GSE routing calls are served beside these
+ * (gse/http-api.ts).
  */
 import { ValidationError } from '../common/errors.ts';
 import { json, type Route } from '../common/http.ts';
