@@ -8,10 +8,11 @@ import { RouteWatcher } from '../../services/common/gse/watcher.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { generateKey, parseKey, SecretBox } from '../../services/common/secrets.ts';
 import { SASL_PASSWD_CONTEXT } from '../../services/common/gse/records.ts';
-import { TEST_SECRET_KEY } from './kit.ts';
+import { flowTopics, TEST_SECRET_KEY } from './kit.ts';
 import { storageAddressOf } from '../../services/orchestrator/gse/registry.ts';
-import { brokers, waitFor } from '../helpers/kafka.ts';
-import { storeContract } from '../helpers/store.ts';
+import { brokerKit, brokers, waitFor } from '../helpers/kafka.ts';
+import { pgliteStore, storeContract } from '../helpers/store.ts';
+import test from 'ava';
 import { addRouteBody, addStreamToBody, gseSetup, routesTopicOf, testBox, type GseUnderTest } from './gse-kit.ts';
 import type { ExecutionContext } from 'ava';
 import type { FollowedRecord } from '../../services/common/bus/index.ts';
@@ -121,4 +122,29 @@ storeContract('a key rotation: the next start reseals receiver passwords with th
   await w.start();
   await waitFor('the resealed password on the topic', () => w.current().receiver(s)?.sasl?.password === 'rot-pw');
   t.pass();
+});
+
+test.serial('without its topic the GSE publisher waits in the background: readiness is the flows\' alone, /healthz names the missing topic, changes wait in the store', async (t) => {
+  const kit = await brokerKit(t);
+  const prefix = await flowTopics(t, kit); // the flow topics only
+  const store = await pgliteStore(t, { migrated: true });
+  const gse = await gseSetup(t, store, { kit, prefix });
+  const healthz = `http://127.0.0.1:${gse.orch.httpPort()}/healthz`;
+  const body = await waitFor('ready', async () => {
+    const res = await fetch(healthz);
+    const b = (await res.json()) as { checks: { gse_routes: string; kafka: string } };
+    return res.status === 200 && /gse\.routes/.test(b.checks.gse_routes) ? b : undefined;
+  });
+  t.regex(body.checks.gse_routes, new RegExp(`${prefix}\\.gse\\.routes`));
+  const added = await gse.call('esb', 'add_streamto', addStreamToBody('waiting'));
+  t.true(added.body.result, 'the API answers');
+  const pending = await store.query<{ key: string }>('SELECT key FROM gse_routes_pending ORDER BY key');
+  t.true(pending.rows.some((r) => r.key === `stream_to:${(added.body.data as { stream_to_id: number }).stream_to_id}`), 'the change waits to be published');
+  // the topic appears: everything goes out
+  await routesTopicOf(t, kit, prefix);
+  const w = watcherOf(t, gse);
+  await waitFor('the publisher started', async () => ((await (await fetch(healthz)).json()) as { checks: { gse_routes: string } }).checks.gse_routes === 'publishing', 60_000);
+  await w.start();
+  await waitFor('the waiting change on the topic', () => w.current().receivers.some((r) => r.name === 'waiting'), 30_000);
+  t.is((await store.query('SELECT key FROM gse_routes_pending')).rows.length, 0);
 });
