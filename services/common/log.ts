@@ -61,13 +61,18 @@ interface KafkaLogEntry {
 
 /**
  * A kafkajs `logCreator` that writes into `logger` (component `kafkajs`). kafkajs is chatty at info
- * (every group join, every connection): its info lines are logged at debug.
+ * (every group join, every connection): its info lines are logged at debug. So are the error lines its
+ * connections write for every error code in a broker's answer (`Response Metadata(key: 3, version: 6)`
+ * with "This server does not host this topic-partition" while a new topic's leaders are elected, and the
+ * like): kafkajs retries those itself, and what still fails reaches the caller as an error, which logs it
+ * once in its own words — a raw line per retried answer only buried that on the terminal.
  */
 export function kafkaLogCreator(logger: Logger): () => (entry: KafkaLogEntry) => void {
   const kafkaLogger = logger.child({ component: 'kafkajs' });
   return () => (entry) => {
     const { message, timestamp: _ts, logger: _l, ...meta } = entry.log;
-    const level = KAFKA_LEVELS[entry.level] ?? 'debug';
-    kafkaLogger[level === 'info' ? 'debug' : level](message, { namespace: entry.namespace, ...meta });
+    let level = KAFKA_LEVELS[entry.level] ?? 'debug';
+    if (level === 'info' || (entry.namespace === 'Connection' && message.startsWith('Response '))) level = 'debug';
+    kafkaLogger[level](message, { namespace: entry.namespace, ...meta });
   };
 }
