@@ -57,9 +57,9 @@ test('broker stopped and restarted while the receiver and the agent publish and 
   const dir = tempDir(t);
   writeFileSync(join(dir, 'bkmonitorbeat.yaml'), AGENT_CONFIG);
   const agent = await startAgent(t, { main: join(dir, 'bkmonitorbeat.yaml'), brokers: broker.brokers, prefix, stateDir: join(dir, 'state'), overrides: { retryMaxMs: 1_000 },
-    // Every record to the bkstream topics. With GSE routing on, the agent's stop after a broker restart
-    // overran its 8 s deadline in the route reader (gse-routes) on 2026-12-02: reported, not this test's fault.
-    env: { AGENT_GSE_ROUTING: 'false' } });
+    // GSE routing on, as deployed (no route: every record to the bkstream topics). The route reader's stop
+    // after the restart once overran the agent's 8 s deadline (a 30 s follower session; now 6 s).
+    env: { AGENT_GSE_ROUTING: 'true' } });
 
   // The SDK exports batches of 10 server spans, each with an endpoint of its own, all along.
   const { tracer, finished, reset } = memoryTracer({ 'service.name': 'fault-svc' });

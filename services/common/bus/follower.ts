@@ -21,6 +21,9 @@ import type { Component } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { backoffDelay } from '../retry.ts';
 
+/** Session timeout of a follower's group: the broker's default minimum (group.min.session.timeout.ms). */
+const FOLLOWER_SESSION_TIMEOUT_MS = 6_000;
+
 export interface FollowedRecord {
   partition: number;
   offset: string;
@@ -118,7 +121,17 @@ export class TopicFollower implements Component {
   /** Creates, connects and runs a consumer of the follower's group. */
   async #run(onBatchDone: () => void, onFatal: (err: Error) => void): Promise<void> {
     const { topic } = this.#opts;
-    const consumer = this.#kafka.consumer({ groupId: this.#groupId, maxWaitTimeInMs: this.#opts.maxWaitTimeMs ?? 250, allowAutoTopicCreation: false });
+    // The group is this follower alone: a short session (the broker's minimum) bounds how long a rejoin
+    // after a broker restart waits for the member the broker remembers from before it (which holds up
+    // the rejoin, and a stop during it, for the rest of that member's session: ~22 s with 30 s).
+    const consumer = this.#kafka.consumer({
+      groupId: this.#groupId,
+      maxWaitTimeInMs: this.#opts.maxWaitTimeMs ?? 250,
+      allowAutoTopicCreation: false,
+      sessionTimeout: FOLLOWER_SESSION_TIMEOUT_MS,
+      heartbeatInterval: 1_000,
+      rebalanceTimeout: FOLLOWER_SESSION_TIMEOUT_MS,
+    });
     this.#consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       // A new generation restarts each partition where nothing was committed (the beginning): continue instead.
