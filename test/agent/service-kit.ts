@@ -5,7 +5,6 @@
  */
 import type { ExecutionContext } from 'ava';
 import { cpSync, createWriteStream, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { kafkaSettings, runDir, stopKafka, type KafkaSettings } from '../../services/cli/local-kafka.ts';
 import { codecFor } from '../../services/common/avro/index.ts';
@@ -19,6 +18,8 @@ import { createAgentService, loadAgentServiceConfig, type AgentOverrides, type A
 import { ADMIN_ENV } from '../common/auth-kit.ts';
 import { uniqueName } from '../helpers/kafka.ts';
 import { tempDir } from './kit.ts';
+import { freePortPair } from '../helpers/ports.ts';
+export { freePortPair };
 
 export const EXAMPLES = resolve(import.meta.dirname, '../../services/agent/examples');
 
@@ -154,22 +155,6 @@ export async function agentTopics(t: ExecutionContext, bus: Bus, prefix: string,
   await admin.stop();
 }
 
-/** A port p such that p and p + 1 are free (a dedicated broker and its controller). */
-export async function freePortPair(): Promise<number> {
-  const listen = (port: number): Promise<number | undefined> =>
-    new Promise((done) => {
-      const s = createServer();
-      s.once('error', () => done(undefined));
-      s.listen(port, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => done(p));
-      });
-    });
-  for (;;) {
-    const p = await listen(0);
-    if (p !== undefined && p < 65_000 && (await listen(p + 1)) !== undefined) return p;
-  }
-}
 
 /** A broker of the test's own on `port` (never the shared one), stopped and deleted in teardown. */
 export function dedicatedBroker(t: ExecutionContext, port: number): KafkaSettings {

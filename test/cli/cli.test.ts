@@ -154,7 +154,7 @@ test('bkstream up --help starts and opens nothing', async (t) => {
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const r = await spawnCli(['up', '--help'], { KAFKA_BROKERS: '', KAFKA_PORT: '1', DATA_DIR: dataDir, BKSTREAM_HOME: dataDir });
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout, /^usage: bkstream up \[--demo\]\n/);
+  t.regex(r.stdout, /^usage: bkstream up \[--demo\] \[--discovery <n>\] \[--storage <n>\]\n/);
   t.is(r.stderr, '');
   t.deepEqual(readdirSync(dataDir), [], 'no broker, no store');
 });

@@ -7,7 +7,6 @@
 import test from 'ava';
 import { grpcStatus as status } from '../../services/common/grpc.ts';
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { kafkaSettings, startKafka, stopKafka, type KafkaSettings } from '../../services/cli/local-kafka.ts';
 import { Bus } from '../../services/common/bus/index.ts';
@@ -15,23 +14,8 @@ import { silentLogger } from '../../services/common/log.ts';
 import { encodeRequest } from '../../services/common/otlp/index.ts';
 import { uniqueName, waitFor } from '../helpers/kafka.ts';
 import { exporterFor, exportSpans, grpcExport, memoryTracer, readSpans, startReceiver } from './helpers.ts';
+import { freePortPair } from '../helpers/ports.ts';
 
-/** A port p such that p and p + 1 are free (broker and controller). */
-async function freePortPair(): Promise<number> {
-  const listen = (port: number) =>
-    new Promise<number | undefined>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(undefined));
-      s.listen(port, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
-  for (;;) {
-    const p = await listen(0);
-    if (p !== undefined && p < 65_000 && (await listen(p + 1)) !== undefined) return p;
-  }
-}
 
 function dedicatedBroker(t: { teardown(fn: () => Promise<void>): void }, port: number): KafkaSettings {
   const settings = kafkaSettings({ ...process.env, KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(port + 1) });

@@ -5,7 +5,6 @@
  */
 import type { ExecutionContext } from 'ava';
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { kafkaSettings, startKafka, stopKafka, type KafkaSettings } from '../../services/cli/local-kafka.ts';
 import { Bus } from '../../services/common/bus/index.ts';
@@ -14,23 +13,8 @@ import { createStore, type Store } from '../../services/common/store/index.ts';
 import { uniqueName } from '../helpers/kafka.ts';
 import { freshDatabase } from '../helpers/store.ts';
 import { TcpProxy, timeUntil } from './http-kit.ts';
+import { freePortPair } from '../helpers/ports.ts';
 
-/** A port p such that p and p + 1 are free (broker and controller). */
-async function freePortPair(): Promise<number> {
-  const listen = (port: number) =>
-    new Promise<number | undefined>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(undefined));
-      s.listen(port, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
-  for (;;) {
-    const p = await listen(0);
-    if (p !== undefined && p < 65_000 && (await listen(p + 1)) !== undefined) return p;
-  }
-}
 
 export interface OwnBroker {
   brokers: string[];
