@@ -94,7 +94,7 @@ test('sender over the routed sink: routed records to their cluster and topic, th
   const table = new RouteTable([receiver(1)], [{ channelId: 1001, name: 'r', targets: [{ streamToId: 1, topic: 'raw_1001' }] }]);
   const p = await pipeline(t, table);
   for (let i = 0; i < 6; i++) await p.emit(i % 2 === 0 ? 1000 : 1001, i);
-  await waitFor('delivered', () => p.spool.stats().pending === 0 && p.spool.stats().nextSeq === 7, 5_000, 5);
+  await waitFor('delivered', () => p.spool.stats().pending === 0 && p.spool.stats().nextSeq === 7, 30_000, 5);
   const one = (): RecordingProducer | undefined => p.made.get(1);
   t.deepEqual(one()?.sent.map((s) => s.topic), ['raw_1001', 'raw_1001', 'raw_1001']);
   t.deepEqual(p.def.sent.map((s) => s.topic), ['p.events', 'p.events', 'p.events']);
@@ -104,7 +104,7 @@ test('sender over the routed sink: routed records to their cluster and topic, th
   p.failing.add(1);
   (one() as RecordingProducer).failSend = true;
   for (let i = 6; i < 12; i++) await p.emit(i % 2 === 0 ? 1000 : 1001, i);
-  await waitFor('several failed attempts', () => !p.sender.state().up && (p.created.get(1) ?? 0) >= 5, 5_000, 5);
+  await waitFor('several failed attempts', () => !p.sender.state().up && (p.created.get(1) ?? 0) >= 5, 30_000, 5);
   t.regex(p.sender.state().lastError ?? '', /stream_to 1 topic raw_1001/);
   const held = p.spool.stats().pending;
   t.true(held >= 5, `the records from the failing one on stay in the spool (${held})`);
@@ -112,7 +112,8 @@ test('sender over the routed sink: routed records to their cluster and topic, th
   // It returns: the held records go out, in order, and the spool empties.
   p.failing.delete(1);
   (one() as RecordingProducer).failSend = false;
-  await waitFor('delivered after the outage', () => p.spool.stats().pending === 0 && p.spool.stats().nextSeq === 13, 5_000, 5);
+  // The sender marks itself up after the spool's acknowledgement: wait for both.
+  await waitFor('delivered after the outage', () => p.spool.stats().pending === 0 && p.spool.stats().nextSeq === 13 && p.sender.state().up, 30_000, 5);
   t.true(p.sender.state().up);
   const seqOf = (s: { headers: string }): number => Number(s.headers);
   const routed = (one() as RecordingProducer).sent;
@@ -127,7 +128,7 @@ test('a route whose receiver is unknown holds the spool (not sent to the default
   const table = new RouteTable([], [{ channelId: 1001, name: 'dangling', targets: [{ streamToId: 9, topic: 'raw_1001' }] }]);
   const p = await pipeline(t, table);
   for (let i = 0; i < 4; i++) await p.emit(1001, i);
-  await waitFor('failed attempts with all four spooled', () => p.sender.state().lastError !== undefined && p.spool.stats().nextSeq === 5, 5_000, 5);
+  await waitFor('failed attempts with all four spooled', () => p.sender.state().lastError !== undefined && p.spool.stats().nextSeq === 5, 30_000, 5);
   t.regex(p.sender.state().lastError ?? '', /names no known receiver/);
   t.is(p.spool.stats().pending, 4);
   t.is(p.def.sent.length, 0, 'never the default instead');
@@ -135,13 +136,13 @@ test('a route whose receiver is unknown holds the spool (not sent to the default
 
   // The receiver appears: the records in the spool go to it.
   p.source.set(p.source.current().withReceiver(receiver(9)));
-  await waitFor('delivered', () => p.spool.stats().pending === 0, 5_000, 5);
+  await waitFor('delivered', () => p.spool.stats().pending === 0, 30_000, 5);
   t.deepEqual(p.made.get(9)?.sent.map((s) => s.topic), ['raw_1001', 'raw_1001', 'raw_1001', 'raw_1001']);
 
   // Route removed: the next records go to the default topic.
   p.source.set(p.source.current().withoutRoute(1001));
   await p.emit(1001, 4);
-  await waitFor('delivered to the default', () => p.def.sent.length === 1, 5_000, 5);
+  await waitFor('delivered to the default', () => p.def.sent.length === 1, 30_000, 5);
   t.is(p.def.sent[0]?.topic, 'p.events');
   t.is(p.made.get(9)?.sent.length, 4);
 });
