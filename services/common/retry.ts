@@ -66,3 +66,40 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
     }
   }
 }
+
+export interface DrainLoopOptions {
+  /** Whether to go on (false ends the loop). */
+  running: () => boolean;
+  /** Sends one batch of what is pending; returns how many it sent. Throwing is retried with backoff. */
+  drainOnce: () => Promise<number>;
+  /** Whether to drain again at once after a batch of this size (more is likely pending). */
+  more: (sent: number) => boolean;
+  /** Waits before the next drain when nothing more is pending (a poll interval, or until woken). */
+  idle: () => Promise<void>;
+  /** Aborts the backoff sleep (stop). */
+  signal: AbortSignal;
+  /** Told of each failure and how many came in a row. */
+  onError: (err: unknown, failures: number) => void;
+}
+
+/**
+ * The loop of an outbox publisher: drain, go on at once while batches come full, idle otherwise; a failed
+ * drain is retried with backoff (200 ms doubling to 10 s) until one succeeds. Ends when `running()` is false.
+ */
+export async function drainLoop(o: DrainLoopOptions): Promise<void> {
+  let failures = 0;
+  while (o.running()) {
+    let sent: number;
+    try {
+      sent = await o.drainOnce();
+      failures = 0;
+    } catch (err) {
+      failures++;
+      o.onError(err, failures);
+      await sleep(backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 10_000 }), undefined, { signal: o.signal }).catch(() => undefined);
+      continue;
+    }
+    if (o.more(sent)) continue;
+    await o.idle();
+  }
+}

@@ -5,14 +5,13 @@
  * (at-least-once; a consumer can drop repeats by `(flow_key, at, step, status, attempt)`). A broker
  * outage leaves records in the outbox (bounded by the store, not by memory) until it comes back.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { BusProducer } from '../common/bus/index.ts';
 import type { Codec } from '../common/avro/index.ts';
 import { errorMessage } from '../common/errors.ts';
 import type { Component } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
 import type { FlowStatus } from '../common/records.ts';
-import { backoffDelay } from '../common/retry.ts';
+import { drainLoop } from '../common/retry.ts';
 import type { FlowStore } from './flow-store.ts';
 import type { OrchestratorMetrics } from './metrics.ts';
 import { Waker } from './waker.ts';
@@ -70,21 +69,14 @@ export class StatusPublisher implements Component {
   }
 
   async #run(): Promise<void> {
-    let failures = 0;
-    while (this.#running) {
-      let sent = 0;
-      try {
-        sent = await this.#drainOnce();
-        failures = 0;
-      } catch (err) {
-        failures++;
-        this.#log.warn('publishing flow.status failed; will retry', { err: errorMessage(err), failures });
-        await sleep(backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 10_000 }), undefined, { signal: this.#stopped.signal }).catch(() => undefined);
-        continue;
-      }
-      if (sent === (this.#o.batchSize ?? 500)) continue;
-      await this.#waker.sleep(this.#o.pollIntervalMs ?? 1_000);
-    }
+    await drainLoop({
+      running: () => this.#running,
+      drainOnce: () => this.#drainOnce(),
+      more: (sent) => sent === (this.#o.batchSize ?? 500),
+      idle: () => this.#waker.sleep(this.#o.pollIntervalMs ?? 1_000),
+      signal: this.#stopped.signal,
+      onError: (err, failures) => this.#log.warn('publishing flow.status failed; will retry', { err: errorMessage(err), failures }),
+    });
   }
 
   /** Sends one batch; returns how many records went out. */

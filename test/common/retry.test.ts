@@ -1,6 +1,6 @@
 import test from 'ava';
 import { UnavailableError, ValidationError } from '../../services/common/errors.ts';
-import { backoffDelay, retry, retryDefaults } from '../../services/common/retry.ts';
+import { backoffDelay, drainLoop, retry, retryDefaults } from '../../services/common/retry.ts';
 
 test('test mode uses fast defaults', (t) => {
   t.is(process.env.NODE_ENV, 'test');
@@ -51,4 +51,31 @@ test('an abort stops the waiting and rethrows the real failure', async (t) => {
   await t.throwsAsync(retry(async () => {
     throw new UnavailableError('down');
   }, { retries: 100, initialDelayMs: 1000, maxDelayMs: 1000, jitter: 0, signal: ac.signal }), { message: 'down' });
+});
+
+test('drainLoop: drains again at once while batches come full, idles otherwise, retries a failed drain with backoff, ends when not running', async (t) => {
+  const results: (number | Error)[] = [500, 3, new Error('broker down'), 7];
+  const calls: string[] = [];
+  let running = true;
+  const stop = new AbortController();
+  await drainLoop({
+    running: () => running,
+    drainOnce: async () => {
+      const r = results.shift();
+      calls.push(`drain ${r instanceof Error ? 'error' : String(r)}`);
+      if (r === undefined) {
+        running = false;
+        return 0;
+      }
+      if (r instanceof Error) throw r;
+      return r;
+    },
+    more: (sent) => sent === 500,
+    idle: async () => {
+      calls.push('idle');
+    },
+    signal: stop.signal,
+    onError: (err, failures) => calls.push(`error ${failures}: ${(err as Error).message}`),
+  });
+  t.deepEqual(calls, ['drain 500', 'drain 3', 'idle', 'drain error', 'error 1: broker down', 'drain 7', 'idle', 'drain undefined', 'idle']);
 });

@@ -12,14 +12,13 @@
  * - The API publishes its change at once ({@link GseRoutesPublisher.publishNow}) and waits a moment for it,
  *   so a watcher has it about as soon as the caller has its answer; the loop catches up with the rest.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { FollowedRecord } from '../../common/bus/index.ts';
 import { errorMessage } from '../../common/errors.ts';
 import { parseRoutesKey } from '../../common/gse/records.ts';
 import type { FollowerSource } from '../../common/gse/watcher.ts';
 import type { Component } from '../../common/lifecycle.ts';
 import type { Logger } from '../../common/log.ts';
-import { backoffDelay } from '../../common/retry.ts';
+import { drainLoop } from '../../common/retry.ts';
 import type { OrchestratorMetrics } from '../metrics.ts';
 import { Waker } from '../waker.ts';
 import type { GseStore } from './store.ts';
@@ -144,21 +143,14 @@ export class GseRoutesPublisher implements Component {
   }
 
   async #run(): Promise<void> {
-    let failures = 0;
-    while (this.#running) {
-      let sent = 0;
-      try {
-        sent = await this.#drainOnce();
-        failures = 0;
-      } catch (err) {
-        failures++;
-        this.#log.warn('publishing the GSE registry failed; will retry', { err: errorMessage(err), failures });
-        await sleep(backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 10_000 }), undefined, { signal: this.#stopped.signal }).catch(() => undefined);
-        continue;
-      }
-      if (sent > 0) continue;
-      await this.#waker.sleep(this.#o.pollIntervalMs ?? 1_000);
-    }
+    await drainLoop({
+      running: () => this.#running,
+      drainOnce: () => this.#drainOnce(),
+      more: (sent) => sent > 0,
+      idle: () => this.#waker.sleep(this.#o.pollIntervalMs ?? 1_000),
+      signal: this.#stopped.signal,
+      onError: (err, failures) => this.#log.warn('publishing the GSE registry failed; will retry', { err: errorMessage(err), failures }),
+    });
   }
 
   /** Publishes up to 100 pending keys; returns how many. */
