@@ -27,6 +27,7 @@ export const storageSpec = {
   maintenanceIntervalMs: int({ env: 'STORAGE_MAINTENANCE_INTERVAL_MS', default: 600_000, min: 1_000, doc: 'how often partitions are created ahead and expired ones dropped, ms' }),
   retentionCacheTtlMs: int({ env: 'STORAGE_RETENTION_CACHE_TTL_MS', default: 30_000, min: 0, doc: 'how long an application\'s retention (apm_application) is cached, ms' }),
   queryTimeoutMs: int({ env: 'STORAGE_QUERY_TIMEOUT_MS', default: 10_000, min: 100, doc: 'statement_timeout of every API query, ms (PostgreSQL; PGlite cannot interrupt a statement)' }),
+  queryWorkMemMb: int({ env: 'STORAGE_QUERY_WORK_MEM_MB', default: 64, min: 1, max: 4096, doc: 'work_mem of the query API\'s connections, MB (PostgreSQL): aggregations hash their groups and histogram buckets in memory instead of sorting on disk' }),
   maxPageSize: int({ env: 'STORAGE_MAX_PAGE_SIZE', default: 1_000, min: 1, doc: 'largest page (limit) of the list endpoints' }),
   maxTraceSpans: int({ env: 'STORAGE_MAX_TRACE_SPANS', default: 10_000, min: 1, doc: 'most spans returned by a trace detail' }),
   maxMetricPoints: int({ env: 'STORAGE_MAX_METRIC_POINTS', default: 100_000, min: 1, doc: 'most points a metric range query returns (series × steps)' }),

@@ -60,8 +60,12 @@ export async function createStorage(deps: ServiceDeps<'store' | 'bus'>, config: 
     dlq: topicName(prefix, 'dlq'),
   };
   const copy = store.driver === 'pg' && deps.common.databaseUrl ? new CopyPool(deps.common.databaseUrl, { logger: deps.logger, poolSize: config.copyPoolSize }) : undefined;
-  // PostgreSQL: the query API reads through a pool whose connections carry the statement timeout
-  const reader = store.driver === 'pg' && deps.common.databaseUrl ? new CopyPool(deps.common.databaseUrl, { logger: deps.logger, poolSize: 4, statementTimeoutMs: config.queryTimeoutMs }) : undefined;
+  // PostgreSQL: the query API reads through a pool whose connections carry the statement timeout, a
+  // work_mem for in-memory aggregation, and no JIT (its compile time, ~30 ms and more, is paid by every
+  // aggregation the planner costs high, and buys nothing at these sizes)
+  const reader = store.driver === 'pg' && deps.common.databaseUrl
+    ? new CopyPool(deps.common.databaseUrl, { logger: deps.logger, poolSize: 4, statementTimeoutMs: config.queryTimeoutMs, settings: { work_mem: `${config.queryWorkMemMb}MB`, jit: 'off' } })
+    : undefined;
   const retention = new Retention({ db: store, defaultDays: config.defaultRetentionDays, ttlMs: config.retentionCacheTtlMs });
   const partitions = new PartitionManager(store);
 

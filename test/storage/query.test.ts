@@ -9,7 +9,7 @@ import { edgeStatusOf } from '../../services/common/errors.ts';
 import { createHttpServer } from '../../services/common/http.ts';
 import { silentLogger } from '../../services/common/log.ts';
 import { createRegistry } from '../../services/common/metrics.ts';
-import { CopyPool } from '../../services/common/store/copy.ts';
+import { connectionOptions, CopyPool } from '../../services/common/store/copy.ts';
 import { createStore, type Store } from '../../services/common/store/index.ts';
 import { storageRoutes } from '../../services/storage/api.ts';
 import { DAY_MS, listPartitions } from '../../services/storage/partitions.ts';
@@ -343,6 +343,21 @@ test.serial('PostgreSQL: a statement past STORAGE_QUERY_TIMEOUT_MS is cancelled 
   t.regex(err.message, /took longer than 200 ms \(STORAGE_QUERY_TIMEOUT_MS\)/);
   t.is(edgeStatusOf(err).http, 503);
   t.is((await withTimeout({ store, reader, timeoutMs: 200 }, (db) => db.query<{ one: number }>('SELECT 1 AS one'))).rows[0]?.one, 1);
+});
+
+test.serial('PostgreSQL: the query pool\'s connections carry their settings (work_mem, jit); a setting that is not a plain name and value is refused', async (t) => {
+  const url = await freshDatabase(t);
+  const reader = new CopyPool(url, { logger: silentLogger, statementTimeoutMs: 1_500, settings: { work_mem: '48MB', jit: 'off' } });
+  await reader.start();
+  t.teardown(() => reader.stop());
+  const show = async (name: string): Promise<string> => (await reader.query<Record<string, string>>(`SHOW ${name}`)).rows[0]?.[name] as string;
+  t.is(await show('work_mem'), '48MB');
+  t.is(await show('jit'), 'off');
+  t.is(await show('statement_timeout'), '1500ms');
+  t.is(connectionOptions({}), undefined);
+  t.is(connectionOptions({ work_mem: '64MB', jit: 'off' }), '-c work_mem=64MB -c jit=off');
+  t.throws(() => connectionOptions({ work_mem: '64MB -c log_statement=all' }), { message: /work_mem=64MB -c log_statement=all is not a plain name and value/ });
+  t.throws(() => connectionOptions({ 'work_mem;': '1' }), { message: /not a plain name/ });
 });
 
 storeContract('paging on a field with NULLs: every trace once, NULLs last in both directions', async (t, store) => {

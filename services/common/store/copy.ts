@@ -34,6 +34,23 @@ export interface CopyPoolOptions {
   poolSize?: number;
   /** `statement_timeout` of every connection, ms (default: the server's). */
   statementTimeoutMs?: number;
+  /** Other settings of every connection (`-c name=value` at connect), e.g. `{ work_mem: '64MB', jit: 'off' }`. */
+  settings?: Readonly<Record<string, string>>;
+}
+
+/** The `options` startup parameter giving each connection these settings. */
+export function connectionOptions(settings: Readonly<Record<string, string>>): string | undefined {
+  const parts = Object.entries(settings).map(([name, value]) => {
+    if (!/^[a-z_]+$/.test(name) || !/^[A-Za-z0-9_.]+$/.test(value)) throw new Error(`connection setting ${name}=${value} is not a plain name and value`);
+    return `-c ${name}=${value}`;
+  });
+  return parts.length ? parts.join(' ') : undefined;
+}
+
+function optionsParam(options: CopyPoolOptions): { options?: string } {
+  const settings = { ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: String(Math.floor(options.statementTimeoutMs)) }), ...options.settings };
+  const param = connectionOptions(settings);
+  return param === undefined ? {} : { options: param };
 }
 
 /** A pool of PostgreSQL connections for bulk loads. */
@@ -56,7 +73,7 @@ export class CopyPool implements Component, Queryable {
       max: options.poolSize ?? 2,
       types,
       connectionTimeoutMillis: 5_000,
-      ...(options.statementTimeoutMs === undefined ? {} : { options: `-c statement_timeout=${Math.floor(options.statementTimeoutMs)}` }),
+      ...optionsParam(options),
     });
     this.#pool.on('error', (err) => this.#log.warn('idle connection error', { err }));
   }
