@@ -65,7 +65,10 @@ interface KafkaLogEntry {
  * connections write for every error code in a broker's answer (`Response Metadata(key: 3, version: 6)`
  * with "This server does not host this topic-partition" while a new topic's leaders are elected, and the
  * like): kafkajs retries those itself, and what still fails reaches the caller as an error, which logs it
- * once in its own words — a raw line per retried answer only buried that on the terminal.
+ * once in its own words — a raw line per retried answer only buried that on the terminal. The runner's
+ * "The group is rebalancing, re-joining" (a warning in kafkajs) is info: a member joining or leaving the
+ * group is normal operation (scaling, a restart, `bkstream up` starting its consumers), and the bus logs
+ * the assignment that follows at info itself.
  */
 export function kafkaLogCreator(logger: Logger): () => (entry: KafkaLogEntry) => void {
   const kafkaLogger = logger.child({ component: 'kafkajs' });
@@ -73,6 +76,7 @@ export function kafkaLogCreator(logger: Logger): () => (entry: KafkaLogEntry) =>
     const { message, timestamp: _ts, logger: _l, ...meta } = entry.log;
     let level = KAFKA_LEVELS[entry.level] ?? 'debug';
     if (level === 'info' || (entry.namespace === 'Connection' && message.startsWith('Response '))) level = 'debug';
+    else if (entry.namespace === 'Runner' && message.startsWith('The group is rebalancing')) level = 'info';
     kafkaLogger[level](message, { namespace: entry.namespace, ...meta });
   };
 }

@@ -14,7 +14,7 @@ function recorder(): { logger: Logger; lines: [string, string][] } {
   return { logger, lines };
 }
 
-test('errors stay errors and warnings warnings; info and the per-answer error codes of a connection are debug', (t) => {
+test('errors stay errors and warnings warnings; info and the per-answer error codes of a connection are debug; the runner\'s re-join on a rebalance is info', (t) => {
   const { logger, lines } = recorder();
   const log = kafkaLogCreator(logger)();
   log({ namespace: 'Connection', level: 1, label: 'ERROR', log: { message: 'Response Metadata(key: 3, version: 6)', error: 'This server does not host this topic-partition' } });
@@ -22,11 +22,13 @@ test('errors stay errors and warnings warnings; info and the per-answer error co
   log({ namespace: 'Producer', level: 1, label: 'ERROR', log: { message: 'Failed to send messages' } });
   log({ namespace: 'Consumer', level: 2, label: 'WARN', log: { message: 'The group is rebalancing' } });
   log({ namespace: 'ConsumerGroup', level: 4, label: 'INFO', log: { message: 'Consumer has joined the group' } });
+  log({ namespace: 'Runner', level: 2, label: 'WARN', log: { message: 'The group is rebalancing, re-joining', groupId: 'g' } });
   t.deepEqual(lines, [
     ['debug', 'Response Metadata(key: 3, version: 6)'],
     ['error', 'Connection error: connect ECONNREFUSED 127.0.0.1:1'],
     ['error', 'Failed to send messages'],
     ['warn', 'The group is rebalancing'],
     ['debug', 'Consumer has joined the group'],
+    ['info', 'The group is rebalancing, re-joining'],
   ]);
 });
