@@ -82,6 +82,8 @@ export class BusConsumer<T> implements Component {
   #generation = 0;
   #activeBatches = 0;
   #running = false;
+  /** Set once stop() has disconnected the kafkajs consumer (until a new start). */
+  #retired = false;
   #joined = false;
   #stopping: Promise<void> | undefined;
   readonly #metrics: ReturnType<typeof consumerMetrics> | undefined;
@@ -105,8 +107,17 @@ export class BusConsumer<T> implements Component {
     this.#metrics = registry ? consumerMetrics(registry) : undefined;
 
     const { GROUP_JOIN, CRASH } = this.#consumer.events;
-    this.#consumer.on(GROUP_JOIN, (event) => this.#onGroupJoin(event.payload.memberAssignment));
+    // kafkajs sets its restart timer after the CRASH event, and a restart that is connecting is not undone
+    // by a racing disconnect: a consumer that crashes or joins after the stop disconnected it is
+    // disconnected again (after the CRASH listeners, so the restart timer is set and then cleared).
+    const again = (): void => {
+      setImmediate(() => {
+        if (this.#retired) void this.#consumer.disconnect().catch(() => undefined);
+      });
+    };
+    this.#consumer.on(GROUP_JOIN, (event) => (this.#retired ? again() : this.#onGroupJoin(event.payload.memberAssignment)));
     this.#consumer.on(CRASH, (event) => {
+      if (this.#retired) return again();
       this.#log.error('consumer crashed', { err: event.payload.error, restart: event.payload.restart });
     });
   }
@@ -125,6 +136,7 @@ export class BusConsumer<T> implements Component {
     if (this.#running) return;
     // Started again after a stop (a start retried in the background, common/background.ts): the next stop must stop it.
     this.#stopping = undefined;
+    this.#retired = false;
     await this.#producer.start();
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topics: [...this.#opts.topics], fromBeginning: this.#opts.fromBeginning ?? true });
@@ -160,6 +172,7 @@ export class BusConsumer<T> implements Component {
       await this.#commitChain;
       await this.#flushCommits();
       this.#running = false;
+      this.#retired = true;
       await this.#consumer.disconnect();
       await this.#producer.stop();
       this.#log.info('stopped');

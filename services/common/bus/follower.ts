@@ -55,6 +55,8 @@ export class TopicFollower implements Component {
   /** Offset after the last record delivered, per partition. */
   readonly #next = new Map<number, bigint>();
   #consumer: Consumer | undefined;
+  /** Consumers this follower has disconnected (stopped, or replaced after a crash). */
+  readonly #retired = new WeakSet<Consumer>();
   #stopping: Promise<void> | undefined;
 
   constructor(kafka: Kafka, logger: Logger, options: FollowerOptions) {
@@ -133,7 +135,16 @@ export class TopicFollower implements Component {
       rebalanceTimeout: FOLLOWER_SESSION_TIMEOUT_MS,
     });
     this.#consumer = consumer;
+    // kafkajs restarts a crashed consumer on a timer it sets after the CRASH event, and a restart that
+    // is connecting is not undone by a disconnect racing it: a consumer disconnected meanwhile could come
+    // back (and keep the process alive with its connections). One that shows signs of life after it was
+    // retired is disconnected again — after the CRASH listeners, so the restart timer is set and cleared.
+    const retire = (): void => {
+      if (this.#retired.has(consumer)) setImmediate(() => void consumer.disconnect().catch(() => undefined));
+    };
+    consumer.on(consumer.events.CONNECT, retire);
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      if (this.#retired.has(consumer)) return retire();
       // A new generation restarts each partition where nothing was committed (the beginning): continue instead.
       for (const partition of e.payload.memberAssignment[topic] ?? []) {
         const next = this.#next.get(partition);
@@ -141,6 +152,7 @@ export class TopicFollower implements Component {
       }
     });
     consumer.on(consumer.events.CRASH, (e) => {
+      if (this.#retired.has(consumer)) return retire();
       this.#log.warn('follower crashed', { err: e.payload.error, restart: e.payload.restart });
       if (!e.payload.restart && this.#consumer === consumer) onFatal(e.payload.error);
     });
@@ -185,6 +197,7 @@ export class TopicFollower implements Component {
     setTimeout(() => {
       if (this.#stopping || this.#consumer !== old) return;
       void (async () => {
+        if (old) this.#retired.add(old);
         await old?.disconnect().catch(() => undefined);
         if (this.#stopping) return;
         await this.#run(onBatchDone, () => this.#recover(onBatchDone, 1));
@@ -200,6 +213,7 @@ export class TopicFollower implements Component {
       const consumer = this.#consumer;
       if (!consumer) return;
       this.#consumer = undefined;
+      this.#retired.add(consumer);
       await consumer.disconnect().catch((err: unknown) => this.#log.warn('disconnect failed', { err }));
       const admin = this.#kafka.admin();
       try {
