@@ -409,7 +409,11 @@ const QUANTILES: Partial<Record<AggMetric, number>> = { p50: 0.5, p90: 0.9, p99:
 
 /**
  * The aggregation over the rollups of minutes [from, to) and the spans of the range outside them, as
- * `src` rows of one shape (a span is a rollup of one), then merged per group.
+ * `src` rows of one shape (a span is a rollup of one), then merged per group in one pass: the sums,
+ * minimum and maximum in SQL, and — when a percentile is asked for — each group's histogram pieces as
+ * one text (`b,b,…:n,n,…` per piece, `;` between) that {@link mergeHistogramText} adds up here. Adding
+ * ~400 000 bucket counts of an hour of 1 000 endpoints in PostgreSQL (unnest, then a hash aggregate by
+ * group and bucket) took 2–3 times as long as this.
  */
 async function rollupAggregate(ctx: QueryContext, scope: Scope, req: AggregateRequest, minutes: { from: number; to: number }): Promise<AggregateResult> {
   const p = new Params();
@@ -436,25 +440,69 @@ async function rollupAggregate(ctx: QueryContext, scope: Scope, req: AggregateRe
     SELECT ${spanCols} FROM storage_span s WHERE s.bk_biz_id = ${biz} AND s.app_name = ${app} AND s.end_time >= ${lo} AND s.end_time < ${from} AND ${cond}
     UNION ALL
     SELECT ${spanCols} FROM storage_span s WHERE s.bk_biz_id = ${biz} AND s.app_name = ${app} AND s.end_time >= ${to} AND s.end_time <= ${hi} AND ${cond}`;
-  const by = groups.length ? ` GROUP BY ${groups.join(', ')}` : '';
-  const stats = `SELECT ${[...groups, 'COALESCE(sum(c), 0)::int AS count', 'COALESCE(sum(e), 0)::int AS error_count', '(sum(total) / NULLIF(sum(c), 0))::float8 AS avg',
-    '(sum(e)::numeric / NULLIF(sum(c), 0))::float8 AS error_rate', 'min(lo) AS min', 'max(hi) AS max'].join(', ')} FROM src${by}`;
   const percentiles = req.metrics.some((m) => QUANTILES[m] !== undefined);
-  const hist = `SELECT ${[...groups, 'array_agg(b ORDER BY b) AS buckets', 'array_agg(n ORDER BY b) AS counts'].join(', ')}
-    FROM (SELECT ${[...groups, 'u.b', 'sum(u.n)::int AS n'].join(', ')} FROM src, unnest(src.buckets, src.counts) AS u(b, n) GROUP BY ${[...groups, 'u.b'].join(', ')}) x${by}`;
-  const join = groups.length ? `LEFT JOIN hist USING (${groups.join(', ')})` : 'CROSS JOIN hist';
-  const sql = `WITH src AS (${src}), stats AS (${stats})${percentiles ? `, hist AS (${hist})` : ''}
-    SELECT stats.*${percentiles ? ', hist.buckets, hist.counts' : ''} FROM stats ${percentiles ? join : ''}
-    ${groups.length ? `ORDER BY ${groups.map((g) => `stats.${g}`).join(', ')}` : ''} LIMIT ${req.limit + 1}`;
+  const cols = [...groups, 'COALESCE(sum(c), 0)::int AS count', 'COALESCE(sum(e), 0)::int AS error_count', '(sum(total) / NULLIF(sum(c), 0))::float8 AS avg',
+    '(sum(e)::numeric / NULLIF(sum(c), 0))::float8 AS error_rate', 'min(lo) AS min', 'max(hi) AS max'];
+  if (percentiles) cols.push("string_agg(array_to_string(buckets, ',') || ':' || array_to_string(counts, ','), ';') AS hist");
+  const sql = `SELECT ${cols.join(', ')} FROM (${src}) src
+    ${groups.length ? `GROUP BY ${groups.join(', ')} ORDER BY ${groups.join(', ')}` : ''} LIMIT ${req.limit + 1}`;
   const rows = await withTimeout(ctx, async (db) => (await db.query<Record<string, unknown>>(sql, p.values)).rows);
+  const merged = new Map<Record<string, unknown>, { buckets: number[]; counts: number[] } | null>();
   return {
     ...groupsOf(rows, req, (r, m) => {
       const q = QUANTILES[m];
       if (q === undefined) return r[m];
-      const buckets = r.buckets as number[] | null;
-      if (!buckets) return null;
-      return histogramQuantile({ buckets, counts: r.counts as number[], count: r.count as number, min: Number(r.min), max: Number(r.max) }, q);
+      let h = merged.get(r);
+      if (h === undefined) {
+        h = typeof r.hist === 'string' ? mergeHistogramText(r.hist) : null;
+        merged.set(r, h);
+      }
+      if (!h || h.buckets.length === 0) return null;
+      return histogramQuantile({ ...h, count: r.count as number, min: Number(r.min), max: Number(r.max) }, q);
     }),
     source: 'rollup',
   };
+}
+
+/**
+ * Adds up histogram pieces written as `b,b,…:n,n,…` (bucket indexes, then their counts), `;` between
+ * pieces: bucket indexes ascending with their summed counts.
+ */
+export function mergeHistogramText(text: string): { buckets: number[]; counts: number[] } {
+  const sums = new Map<number, number>();
+  const pieceBuckets: number[] = [];
+  let i = 0;
+  const n = text.length;
+  const int = (): number => {
+    let neg = false;
+    if (text.charCodeAt(i) === 45) {
+      neg = true;
+      i++;
+    }
+    let v = 0;
+    let c = text.charCodeAt(i);
+    while (c >= 48 && c <= 57) {
+      v = v * 10 + (c - 48);
+      c = text.charCodeAt(++i);
+    }
+    return neg ? -v : v;
+  };
+  while (i < n) {
+    pieceBuckets.length = 0;
+    // buckets up to ':'
+    while (i < n && text.charCodeAt(i) !== 58) {
+      pieceBuckets.push(int());
+      if (text.charCodeAt(i) === 44) i++;
+    }
+    i++; // ':'
+    for (let k = 0; i < n && text.charCodeAt(i) !== 59; k++) {
+      const count = int();
+      const b = pieceBuckets[k];
+      if (b !== undefined) sums.set(b, (sums.get(b) ?? 0) + count);
+      if (text.charCodeAt(i) === 44) i++;
+    }
+    i++; // ';'
+  }
+  const buckets = [...sums.keys()].sort((a, b) => a - b);
+  return { buckets, counts: buckets.map((b) => sums.get(b) as number) };
 }

@@ -14,7 +14,7 @@ import { CopyPool } from '../../services/common/store/copy.ts';
 import { createStore, type Store } from '../../services/common/store/index.ts';
 import { storageRoutes } from '../../services/storage/api.ts';
 import { DAY_MS, listPartitions } from '../../services/storage/partitions.ts';
-import { aggregate, type AggMetric, type AggregateRequest, type Scope } from '../../services/storage/query.ts';
+import { aggregate, mergeHistogramText, type AggMetric, type AggregateRequest, type Scope } from '../../services/storage/query.ts';
 import { Retention } from '../../services/storage/retention.ts';
 import { bucketValue, foldRollups, histogramQuantile, LATENCY_BOUNDS, LATENCY_RELATIVE_ERROR, latencyBucket, rollupQuery } from '../../services/storage/rollup.ts';
 import { SpanWriter } from '../../services/storage/span-writer.ts';
@@ -228,6 +228,22 @@ test.serial('PostgreSQL: rollup pieces the COPY path appends count in aggregatio
   close(t, (await aggregate(ctx, sc, req)).groups, exact.groups, 'after the fold');
   const again = await foldRollups(store, parts.map((p) => ({ retentionDays: p.retentionDays as number, day: p.day })));
   t.deepEqual(again, { pieces: 0, dropped: 0, minutes: 0 });
+});
+
+test('histogram pieces as text (PostgreSQL\'s array_to_string, joined by string_agg) add up per bucket', (t) => {
+  t.deepEqual(mergeHistogramText('3,5,9:1,2,1;5,9,10:4,1,1;-2:7;0:1'), { buckets: [-2, 0, 3, 5, 9, 10], counts: [7, 1, 1, 6, 2, 1] });
+  t.deepEqual(mergeHistogramText('848:123456789;848:1'), { buckets: [848], counts: [123456790] });
+  t.deepEqual(mergeHistogramText(':;7:2'), { buckets: [7], counts: [2] }, 'a piece without buckets adds nothing');
+  t.deepEqual(mergeHistogramText(''), { buckets: [], counts: [] });
+  // the same as adding the arrays
+  const pieces = Array.from({ length: 200 }, (_, i) => {
+    const buckets = [...new Set(Array.from({ length: 1 + (i % 9) }, (_, k) => ((i * 37 + k * 101) % 300) - 20))].sort((a, b) => a - b);
+    return { buckets, counts: buckets.map((_, k) => 1 + ((i + k) % 5)) };
+  });
+  const want = new Map<number, number>();
+  for (const p of pieces) p.buckets.forEach((b, k) => want.set(b, (want.get(b) ?? 0) + (p.counts[k] as number)));
+  const keys = [...want.keys()].sort((a, b) => a - b);
+  t.deepEqual(mergeHistogramText(pieces.map((p) => `${p.buckets.join(',')}:${p.counts.join(',')}`).join(';')), { buckets: keys, counts: keys.map((b) => want.get(b) as number) });
 });
 
 storeContract('latency buckets: storage_latency_bucket and latencyBucket agree at every bound and either side of it', async (t, store) => {
