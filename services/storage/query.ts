@@ -447,16 +447,13 @@ async function rollupAggregate(ctx: QueryContext, scope: Scope, req: AggregateRe
   const sql = `SELECT ${cols.join(', ')} FROM (${src}) src
     ${groups.length ? `GROUP BY ${groups.join(', ')} ORDER BY ${groups.join(', ')}` : ''} LIMIT ${req.limit + 1}`;
   const rows = await withTimeout(ctx, async (db) => (await db.query<Record<string, unknown>>(sql, p.values)).rows);
-  const merged = new Map<Record<string, unknown>, { buckets: number[]; counts: number[] } | null>();
+  // each returned group's histogram, added up once for all its percentiles
+  if (percentiles) for (const r of rows) r.hist = typeof r.hist === 'string' ? mergeHistogramText(r.hist) : null;
   return {
     ...groupsOf(rows, req, (r, m) => {
       const q = QUANTILES[m];
       if (q === undefined) return r[m];
-      let h = merged.get(r);
-      if (h === undefined) {
-        h = typeof r.hist === 'string' ? mergeHistogramText(r.hist) : null;
-        merged.set(r, h);
-      }
+      const h = r.hist as { buckets: number[]; counts: number[] } | null;
       if (!h || h.buckets.length === 0) return null;
       return histogramQuantile({ ...h, count: r.count as number, min: Number(r.min), max: Number(r.max) }, q);
     }),
@@ -466,7 +463,8 @@ async function rollupAggregate(ctx: QueryContext, scope: Scope, req: AggregateRe
 
 /**
  * Adds up histogram pieces written as `b,b,…:n,n,…` (bucket indexes, then their counts), `;` between
- * pieces: bucket indexes ascending with their summed counts.
+ * pieces: bucket indexes ascending with their summed counts. Text of another shape is an error (never a
+ * loop that does not advance).
  */
 export function mergeHistogramText(text: string): { buckets: number[]; counts: number[] } {
   const sums = new Map<number, number>();
@@ -479,12 +477,14 @@ export function mergeHistogramText(text: string): { buckets: number[]; counts: n
       neg = true;
       i++;
     }
+    const start = i;
     let v = 0;
     let c = text.charCodeAt(i);
     while (c >= 48 && c <= 57) {
       v = v * 10 + (c - 48);
       c = text.charCodeAt(++i);
     }
+    if (i === start) throw new Error(`histogram text: a number expected at ${i} of ${JSON.stringify(text.slice(0, 80))}`);
     return neg ? -v : v;
   };
   while (i < n) {

@@ -235,6 +235,7 @@ test('histogram pieces as text (PostgreSQL\'s array_to_string, joined by string_
   t.deepEqual(mergeHistogramText('848:123456789;848:1'), { buckets: [848], counts: [123456790] });
   t.deepEqual(mergeHistogramText(':;7:2'), { buckets: [7], counts: [2] }, 'a piece without buckets adds nothing');
   t.deepEqual(mergeHistogramText(''), { buckets: [], counts: [] });
+  for (const bad of ['a', '1,x:1', '1:1 ;2:2', '1,,2:1,1', '-:1']) t.throws(() => mergeHistogramText(bad), { message: /histogram text: a number expected/ }, bad);
   // the same as adding the arrays
   const pieces = Array.from({ length: 200 }, (_, i) => {
     const buckets = [...new Set(Array.from({ length: 1 + (i % 9) }, (_, k) => ((i * 37 + k * 101) % 300) - 20))].sort((a, b) => a - b);

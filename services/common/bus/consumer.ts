@@ -23,6 +23,7 @@ import type { Logger } from '../log.ts';
 import { counter, gauge, histogram, type Registry } from '../metrics.ts';
 import { retry } from '../retry.ts';
 import { CommitTracker, type Ticket } from './commit-tracker.ts';
+import { keepRetiredDisconnected } from './kafkajs-fixes.ts';
 import type { BusProducer } from './producer.ts';
 import { DLQ_HEADERS, type Batch, type BatchHandler, type ConsumedRecord, type Decoder, type HandleResult, type OutMessage, type TopicPartitions } from './types.ts';
 
@@ -107,17 +108,12 @@ export class BusConsumer<T> implements Component {
     this.#metrics = registry ? consumerMetrics(registry) : undefined;
 
     const { GROUP_JOIN, CRASH } = this.#consumer.events;
-    // kafkajs sets its restart timer after the CRASH event, and a restart that is connecting is not undone
-    // by a racing disconnect: a consumer that crashes or joins after the stop disconnected it is
-    // disconnected again (after the CRASH listeners, so the restart timer is set and then cleared).
-    const again = (): void => {
-      setImmediate(() => {
-        if (this.#retired) void this.#consumer.disconnect().catch(() => undefined);
-      });
-    };
-    this.#consumer.on(GROUP_JOIN, (event) => (this.#retired ? again() : this.#onGroupJoin(event.payload.memberAssignment)));
+    keepRetiredDisconnected(this.#consumer, () => this.#retired);
+    this.#consumer.on(GROUP_JOIN, (event) => {
+      if (!this.#retired) this.#onGroupJoin(event.payload.memberAssignment);
+    });
     this.#consumer.on(CRASH, (event) => {
-      if (this.#retired) return again();
+      if (this.#retired) return;
       this.#log.error('consumer crashed', { err: event.payload.error, restart: event.payload.restart });
     });
   }

@@ -20,6 +20,7 @@ import { MissingTopicsError, UnavailableError } from '../errors.ts';
 import type { Component } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { backoffDelay } from '../retry.ts';
+import { keepRetiredDisconnected } from './kafkajs-fixes.ts';
 
 /** Session timeout of a follower's group: the broker's default minimum (group.min.session.timeout.ms). */
 const FOLLOWER_SESSION_TIMEOUT_MS = 6_000;
@@ -135,16 +136,9 @@ export class TopicFollower implements Component {
       rebalanceTimeout: FOLLOWER_SESSION_TIMEOUT_MS,
     });
     this.#consumer = consumer;
-    // kafkajs restarts a crashed consumer on a timer it sets after the CRASH event, and a restart that
-    // is connecting is not undone by a disconnect racing it: a consumer disconnected meanwhile could come
-    // back (and keep the process alive with its connections). One that shows signs of life after it was
-    // retired is disconnected again — after the CRASH listeners, so the restart timer is set and cleared.
-    const retire = (): void => {
-      if (this.#retired.has(consumer)) setImmediate(() => void consumer.disconnect().catch(() => undefined));
-    };
-    consumer.on(consumer.events.CONNECT, retire);
+    keepRetiredDisconnected(consumer, () => this.#retired.has(consumer));
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      if (this.#retired.has(consumer)) return retire();
+      if (this.#retired.has(consumer)) return;
       // A new generation restarts each partition where nothing was committed (the beginning): continue instead.
       for (const partition of e.payload.memberAssignment[topic] ?? []) {
         const next = this.#next.get(partition);
@@ -152,7 +146,7 @@ export class TopicFollower implements Component {
       }
     });
     consumer.on(consumer.events.CRASH, (e) => {
-      if (this.#retired.has(consumer)) return retire();
+      if (this.#retired.has(consumer)) return;
       this.#log.warn('follower crashed', { err: e.payload.error, restart: e.payload.restart });
       if (!e.payload.restart && this.#consumer === consumer) onFatal(e.payload.error);
     });

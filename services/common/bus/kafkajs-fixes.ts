@@ -12,6 +12,7 @@
 // A deep import of kafkajs's request queue (kafkajs has no `exports` map); static, so that a bundle (the
 // host agent's, services/agent/build.ts) patches the copy it runs.
 import RequestQueue from 'kafkajs/src/network/requestQueue/index.js';
+import type { Consumer } from 'kafkajs';
 
 interface RequestQueueProto {
   scheduleCheckPendingRequests?: (this: { pending: unknown[] }) => void;
@@ -33,4 +34,24 @@ export function applyKafkajsFixes(): string[] {
   };
   proto.__bkstreamIdlePollFixed = true;
   return ['idle-request-queue-poll'];
+}
+
+/**
+ * A consumer kafkajs brings back after we disconnected it. kafkajs restarts a crashed consumer on a timer
+ * it sets after emitting CRASH, and a restart that is connecting is not undone by a racing disconnect, so
+ * a consumer stopped during a broker outage can come back and keep the process alive with its
+ * connections. This disconnects `consumer` again whenever it crashes, joins its group or connects while
+ * `retired()` is true — on the next turn, after the CRASH listeners, so kafkajs's restart timer is set
+ * and the disconnect clears it. The caller's own listeners ignore events while retired.
+ */
+export function keepRetiredDisconnected(consumer: Consumer, retired: () => boolean): void {
+  const again = (): void => {
+    if (!retired()) return;
+    setImmediate(() => {
+      if (retired()) void consumer.disconnect().catch(() => undefined);
+    });
+  };
+  consumer.on(consumer.events.CRASH, again);
+  consumer.on(consumer.events.GROUP_JOIN, again);
+  consumer.on(consumer.events.CONNECT, again);
 }
