@@ -65,7 +65,8 @@ function mergeSet(n: string): string {
 
 /**
  * The end of both write statements: each piece (of `pieces`, a CTE with the summary, root and entry
- * columns) found by key near its time among the trace rows, then inserted or merged; the counts.
+ * columns) found by key near its time among the trace rows, then inserted or merged (in key order, text
+ * compared bytewise — the same order in every writer, without a strcoll per comparison); the counts.
  */
 function mergeTail(pieces: string, inserted: string): string {
   return `p AS (
@@ -81,7 +82,7 @@ function mergeTail(pieces: string, inserted: string): string {
 ), traces AS (
   INSERT INTO storage_trace AS t (${TRACE_COLS.join(', ')})
   SELECT ${TRACE_COLS.map((c) => (c === 'retention_days' ? 'found_retention_days' : c)).join(', ')} FROM p
-  ORDER BY bk_biz_id, app_name, trace_id
+  ORDER BY bk_biz_id, app_name COLLATE "C", trace_id COLLATE "C"
   ON CONFLICT ON CONSTRAINT storage_trace_key DO UPDATE SET
       ${mergeSet('excluded')}
   RETURNING 1
