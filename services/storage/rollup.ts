@@ -66,7 +66,9 @@ const COLUMNS = `${KEY}, span_count, error_count, elapsed_sum, elapsed_min, elap
  * strcoll with no abbreviated keys, and sorting a fold's ~25 000 bucket rows by it took ~150 ms of
  * PostgreSQL CPU every fold (auto_explain). Equality, and so the unique key, is the same either way.
  */
-const MERGE_ORDER = 'bk_biz_id, app_name COLLATE "C", minute, service_name COLLATE "C", span_name COLLATE "C", kind, retention_days';
+const MERGE_KEY = ['bk_biz_id', 'app_name', 'minute', 'service_name', 'span_name', 'kind', 'retention_days'];
+const TEXT_KEY = new Set(['app_name', 'service_name', 'span_name']);
+const MERGE_ORDER = MERGE_KEY.map((c) => (TEXT_KEY.has(c) ? `${c} COLLATE "C"` : c)).join(', ');
 
 /** Rollup rows of span rows `source` (a table or CTE with the span columns): per key, histogram arrays ascending. */
 function rollupSelect(source: string): string {
@@ -129,7 +131,9 @@ export function rollupPendingCte(rows: string): string {
 }
 
 /** The merge order's columns, for grouping rows whose text keys are already in the "C" collation. */
-const FOLD_ORDER = 'bk_biz_id, app_name, minute, service_name, span_name, kind, retention_days';
+const FOLD_ORDER = MERGE_KEY.join(', ');
+/** The pending pieces' columns, text keys in the "C" collation. */
+const LIVE_COLUMNS = COLUMNS.split(', ').map((c) => (TEXT_KEY.has(c) ? `m.${c} COLLATE "C" AS ${c}` : `m.${c}`)).join(', ');
 
 /**
  * Per key (and bucket): the pending pieces of live partitions, each piece's totals counted on its first
@@ -139,9 +143,7 @@ const FOLD_ORDER = 'bk_biz_id, app_name, minute, service_name, span_name, kind, 
 const FOLD = `WITH moved AS (
   DELETE FROM storage_span_minute_pending RETURNING *
 ), live AS (
-  SELECT m.bk_biz_id, m.app_name COLLATE "C" AS app_name, m.retention_days, m.service_name COLLATE "C" AS service_name,
-    m.span_name COLLATE "C" AS span_name, m.kind, m.minute, m.span_count, m.error_count, m.elapsed_sum, m.elapsed_min, m.elapsed_max,
-    m.buckets, m.counts
+  SELECT ${LIVE_COLUMNS}
   FROM moved m JOIN unnest($1::integer[], $2::bigint[]) AS p(retention_days, day)
     ON p.retention_days = m.retention_days AND p.day = floor(m.minute / ${86_400_000_000}::numeric)
 ), b AS (

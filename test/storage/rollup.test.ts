@@ -13,7 +13,7 @@ import type { Span } from '../../services/common/records.ts';
 import { CopyPool } from '../../services/common/store/copy.ts';
 import { createStore, type Store } from '../../services/common/store/index.ts';
 import { storageRoutes } from '../../services/storage/api.ts';
-import { DAY_MS, listPartitions } from '../../services/storage/partitions.ts';
+import { DAY_MS, listPartitions, PartitionManager } from '../../services/storage/partitions.ts';
 import { aggregate, mergeHistogramText, type AggMetric, type AggregateRequest, type Scope } from '../../services/storage/query.ts';
 import { Retention } from '../../services/storage/retention.ts';
 import { bucketValue, foldRollups, histogramQuantile, LATENCY_BOUNDS, LATENCY_RELATIVE_ERROR, latencyBucket, rollupQuery } from '../../services/storage/rollup.ts';
@@ -228,6 +228,34 @@ test.serial('PostgreSQL: rollup pieces the COPY path appends count in aggregatio
   close(t, (await aggregate(ctx, sc, req)).groups, exact.groups, 'after the fold');
   const again = await foldRollups(store, parts.map((p) => ({ retentionDays: p.retentionDays as number, day: p.day })));
   t.deepEqual(again, { pieces: 0, dropped: 0, minutes: 0 });
+});
+
+storeContract('the fold merges pieces whose names a collation orders oddly (case, accents, emoji) into one row per key, over several folds', async (t, store) => {
+  const day = Math.floor(NOW_MS / DAY_MS);
+  await new PartitionManager(store).ensure([{ kind: 'minute', day, retentionDays: 7 }]);
+  const minute = NOW_MS * 1000;
+  const names = ['a', 'A', 'é', 'e', 'E\u0301', 'z', '😀', 'Ω'];
+  const addPieces = async (count: number): Promise<void> => {
+    for (const [i, name] of names.entries()) {
+      await store.query(`INSERT INTO storage_span_minute_pending (bk_biz_id, app_name, retention_days, minute, service_name, span_name, kind,
+        span_count, error_count, elapsed_sum, elapsed_min, elapsed_max, buckets, counts)
+        VALUES ($1, $2, 7, $3, $4, $5, 2, $6, 0, $7, 10, 20, '{17,33}', $8::int[])`, [BIZ, APP, minute, name, names[names.length - 1 - i], count * 2, count * 30, [count, count]]);
+    }
+  };
+  const parts = [{ retentionDays: 7, day }];
+  await addPieces(1);
+  await addPieces(2);
+  t.is((await foldRollups(store, parts)).minutes, names.length);
+  await addPieces(4);
+  t.deepEqual(await foldRollups(store, parts), { pieces: names.length, dropped: 0, minutes: names.length });
+  const { rows } = await store.query<{ service_name: string; span_name: string; span_count: number; counts: number[] }>(
+    'SELECT service_name, span_name, span_count, counts FROM storage_span_minute ORDER BY service_name COLLATE "C"');
+  t.deepEqual(rows.map((r) => r.service_name), [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
+  for (const r of rows) {
+    t.is(r.span_name, names[names.length - 1 - names.indexOf(r.service_name)] ?? '');
+    t.is(r.span_count, 14, r.service_name);
+    t.deepEqual(r.counts, [7, 7], r.service_name);
+  }
 });
 
 test('histogram pieces as text (PostgreSQL\'s array_to_string, joined by string_agg) add up per bucket', (t) => {
