@@ -22,7 +22,7 @@
  *    rows written per 1 000 spans, and the rows they made (as (b)'s, no two sharing a natural key), are
  *    printed.
  *
- * Env: KAFKA_BROKERS (set by scripts/with-broker.ts), BENCH_SPANS (default 1 200 000),
+ * Env: KAFKA_BROKERS (set by scripts/with-broker.ts), BENCH_SPANS (default 3 000 000),
  * BENCH_DATABASE_URL (the admin database of a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres:
  * each PostgreSQL run creates its own database there and drops it afterwards), BENCH_SKIP_PGLITE=1
  * (PostgreSQL only; the RESULT line then reports it), BENCH_PROCESSES (processes of run (c); 1 leaves it
@@ -34,7 +34,7 @@ import { spawn } from 'node:child_process';
 import { Session } from 'node:inspector';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -64,7 +64,7 @@ installWarningFilter();
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
-const TOTAL_SPANS = Number(process.env.BENCH_SPANS ?? 1_200_000);
+const TOTAL_SPANS = Number(process.env.BENCH_SPANS ?? 3_000_000);
 const PARTITIONS = 12;
 const SERVICES = 200;
 const SPANS_PER_RECORD = 100;
@@ -352,10 +352,12 @@ async function discoveryRun(prefix: string, expected: number, databaseUrl: strin
     maxWindow = Math.max(maxWindow, service.pipeline.windowItems());
     await sleep(10);
   }
+  const processedAt = performance.now();
   await service.flusher.flush();
   const last = performance.now();
   const cpu = process.cpuUsage(cpu0);
   const spansPerS = (expected / (last - first)) * 1000;
+  const runPeakMb = Math.max(peak, process.memoryUsage.rss()) / 2 ** 20;
   // Let the windows settle (root endpoints of the last traces) so every write is counted.
   await sleep(2_500);
   await service.flusher.flush();
@@ -368,12 +370,13 @@ async function discoveryRun(prefix: string, expected: number, databaseUrl: strin
   };
   console.log(`    detail: flushes ${histo('bkstream_discovery_flush_seconds')}; handler ${histo('bkstream_consumer_handle_seconds')}; ` +
     `most paused partitions ${maxPaused}; most window entries ${maxWindow}; ` +
-    `shape misses ${metricSum(registry, 'bkstream_discovery_shape_misses_total')}; run ${((last - first) / 1000).toFixed(1)} s`);
+    `shape misses ${metricSum(registry, 'bkstream_discovery_shape_misses_total')}; run ${((last - first) / 1000).toFixed(1)} s, ` +
+    `of which the last flush after the last span ${Math.round(last - processedAt)} ms`);
   const hitRatio = (registry.getSingleMetric('bkstream_discovery_cache_hit_ratio') as unknown as { hashMap: Record<string, { value: number }> }).hashMap[''];
 
   gc();
   const rssAfterRunMb = process.memoryUsage.rss() / 2 ** 20;
-  console.log(`    memory after the run: ${Math.round(rssAfterRunMb)} MB RSS with ${service.sink.cachedKeys()} cached keys`);
+  console.log(`    memory after the run: ${Math.round(rssAfterRunMb)} MB RSS with ${service.sink.cachedKeys()} cached keys (peak during the run ${Math.round(runPeakMb)} MB)`);
 
   // Memory with the cache full: realistic keys (endpoints of a service with unparameterised URLs,
   // instances) through the real sink; the rows are discarded instead of written.
@@ -643,6 +646,7 @@ function discoveryChild(prefix: string, expected: number, databaseUrl: string | 
     child.stdout.on('data', (c: Buffer) => {
       const text = c.toString();
       out += text;
+      if (process.env.BENCH_CHILD_OUT) appendFileSync(process.env.BENCH_CHILD_OUT, text);
       for (const line of text.split('\n')) if (line.startsWith('    ')) console.log(line);
     });
     child.once('exit', (code) => {

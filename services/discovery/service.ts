@@ -133,6 +133,7 @@ export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config
       handler: pipeline.handle,
       dlqTopic: topics.dlq,
       partitionsConsumedConcurrently: config.partitionsConcurrently,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
       maxInFlightRecords: config.maxInFlightRecords,
       onRevoke: (partitions) => pipeline.revoke(partitions),
     });

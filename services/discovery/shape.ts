@@ -115,19 +115,32 @@ export function shapeSpan(view: SpanView, i: number, rules: RuleSet): DiscoveryS
 
 /** Longest resource encoding {@link ResourceMemo} keeps (longer ones are hashed every time). */
 const MEMO_BYTES = 4_096;
+/** Resources {@link ResourceMemo} remembers (a power of two). */
+const MEMO_SLOTS = 4;
+/** Bytes at the end of a remembered encoding compared in JavaScript before the rest is compared natively. */
+const TAIL_BYTES = 24;
 
 /**
- * The resource map last hashed, by its encoded bytes, and the lanes of its hash: spans of one SDK batch
- * share their resource, and an Avro map's encoding delimits itself, so a span whose bytes at the resource's
- * position start with the same encoding has the same resource. Its bytes are copied (a record's buffer
- * may be a slice of a whole fetch response, which the memo must not keep alive). One per caller (the
- * pipeline); reads are synchronous.
+ * The resource maps hashed last (up to {@link MEMO_SLOTS}), by their encoded bytes, with the lanes of
+ * their hashes: spans of one SDK batch share their resource, and a record of one service holds the
+ * batches of its few instances interleaved, so a span's resource is almost always one of the last few.
+ * An Avro map's encoding delimits itself, so a span whose bytes at the resource's position start with a
+ * remembered encoding has that resource. The bytes are copied (a record's buffer may be a slice of a
+ * whole fetch response, which the memo must not keep alive). One per caller (the pipeline); reads are
+ * synchronous.
  */
 export class ResourceMemo {
-  readonly #bytes = Buffer.alloc(MEMO_BYTES);
-  #length = -1;
+  readonly #bytes = Buffer.alloc(MEMO_BYTES * MEMO_SLOTS);
+  /** Encoded length per slot; -1 for an empty slot. */
+  readonly #length = new Int32Array(MEMO_SLOTS).fill(-1);
+  readonly #a = new Int32Array(MEMO_SLOTS);
+  readonly #b = new Int32Array(MEMO_SLOTS);
+  /** The rule-set shape the slots were hashed under (its serial; another empties them). */
   #serial = 0;
-  /** The lanes of the remembered resource's hash. */
+  /** The slot that matched or was filled last (tried first), and the next slot to fill. */
+  #last = 0;
+  #next = 0;
+  /** The lanes of the resource's hash after {@link hash}. */
   a = 0;
   b = 0;
   readonly #hash = new Hasher();
@@ -135,15 +148,42 @@ export class ResourceMemo {
   /** Leaves the lanes of the resource map at `at` (under the rule-set shape `s`) in {@link a}, {@link b}. */
   hash(view: SpanView, at: number, s: RuleSetShape): void {
     const { buf } = view;
-    const length = this.#length;
-    if (this.#serial === s.serial && length >= 0 && at + length <= buf.length && buf.compare(this.#bytes, 0, length, at, at + length) === 0) return;
+    if (this.#serial !== s.serial) {
+      this.#length.fill(-1);
+      this.#serial = s.serial;
+    }
+    const lengths = this.#length;
+    const first = this.#last;
+    for (let k = 0; k < MEMO_SLOTS; k++) {
+      const slot = (first + k) & (MEMO_SLOTS - 1);
+      const length = lengths[slot] as number;
+      if (length < 0 || at + length > buf.length) continue;
+      const from = slot * MEMO_BYTES;
+      // The last bytes first, in JavaScript: a map's last value is where resources of one service's
+      // instances tend to differ (bk.instance.id), and a native compare costs a call.
+      const bytes = this.#bytes;
+      let j = length - 1;
+      const stop = Math.max(0, length - TAIL_BYTES);
+      while (j >= stop && buf[at + j] === bytes[from + j]) j--;
+      if (j >= stop) continue;
+      if (stop > 0 && buf.compare(bytes, from, from + stop, at, at + stop) !== 0) continue;
+      this.a = this.#a[slot] as number;
+      this.b = this.#b[slot] as number;
+      this.#last = slot;
+      return;
+    }
     const h = this.#hash;
     h.begin(0);
     const end = hashMapEntries(view, at, s.resource, h);
     this.a = h.a;
     this.b = h.b;
-    this.#serial = s.serial;
-    this.#length = end - at <= MEMO_BYTES ? buf.copy(this.#bytes, 0, at, end) : -1;
+    if (end - at > MEMO_BYTES) return;
+    const slot = this.#next;
+    this.#next = (slot + 1) & (MEMO_SLOTS - 1);
+    lengths[slot] = buf.copy(this.#bytes, slot * MEMO_BYTES, at, end);
+    this.#a[slot] = h.a;
+    this.#b[slot] = h.b;
+    this.#last = slot;
   }
 }
 

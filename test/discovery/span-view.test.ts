@@ -212,6 +212,29 @@ test('shape keys: a resource remembered from the previous span (the same encodin
   t.is(shapeKey(view, 5, defaultRules, hasher, memo), shapeKey(view, 5, defaultRules, hasher));
 });
 
+test('shape keys: resources of interleaved instances are remembered by their whole encoding, whichever slot holds them', (t) => {
+  const hasher = new Hasher();
+  // Six instances of one service: equal lengths, differing in the middle (net.host.ip) or only at the
+  // end (bk.instance.id), some with equal tails; more than the memo holds, interleaved and revisited.
+  const base = sampleSpan().resource;
+  const instance = (ip: string, id: string): Span['resource'] => ({ ...base, 'net.host.ip': ip, 'bk.instance.id': id });
+  const resources = [
+    instance('10.0.0.1', 'go:svc:a:10.0.0.1:8080'),
+    instance('10.0.0.2', 'go:svc:a:10.0.0.1:8080'),
+    instance('10.0.0.1', 'go:svc:b:10.0.0.1:8080'),
+    instance('10.0.0.3', 'go:svc:c:10.0.0.3:8080'),
+    instance('10.0.0.4', 'go:svc:d:10.0.0.4:8081'),
+    instance('10.0.0.5', 'go:svc:e:10.0.0.5:8082'),
+  ];
+  const order = [0, 1, 2, 0, 3, 4, 5, 1, 0, 2, 2, 5, 4, 3, 1, 0];
+  const spans = order.map((r, i) => sampleSpan({ kind: 1 + (i % 4), resource: resources[r] as Span['resource'] }));
+  const view = viewOf(spans);
+  const memo = new ResourceMemo();
+  const fresh = spans.map((_, i) => shapeKey(view, i, defaultRules, hasher));
+  for (let i = 0; i < spans.length; i++) t.is(shapeKey(view, i, defaultRules, hasher, memo), fresh[i] as number, `span ${i}`);
+  t.is(new Set(order.map((r, i) => `${r}:${i % 4}`)).size, new Set(fresh).size, 'distinct resources stay distinct');
+});
+
 test('discovery reads nothing outside a shape: spans decoded with only the shape keys discover exactly what full spans do', (t) => {
   const k8s = { 'k8s.bcs.cluster.id': 'BCS-K8S-1', 'k8s.pod.name': 'p-1', 'k8s.namespace.name': 'ns', target: 'tgt' };
   const variants: Partial<Span>[] = [
