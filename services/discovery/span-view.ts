@@ -235,6 +235,10 @@ class SpanReader {
   readonly #before: Skip[];
   readonly #after: Skip[];
   readonly #valueType: AvroType;
+  /** Union branches of the attribute value decoded here without avsc (-1 when the union has none). */
+  readonly #nullBranch: number;
+  readonly #booleanBranch: number;
+  readonly #stringBranch: number;
   /** Slots and app lists of released views, reused by the next records (every slot is written per span). */
   readonly #slotsPool: Float64Array[] = [];
   readonly #appsPool: string[][] = [];
@@ -265,6 +269,11 @@ class SpanReader {
       throw new TypeError(`${writer.file}: span attributes and resource must have the same value schema for the span reader`);
     }
     this.skipValue = compileSkipper(this.#valueType, WHAT);
+    // Plain branches (no logical type) of the value union, read directly: what most attributes are.
+    const branches = (this.#valueType.schema() as unknown[]).map((b) => (typeof b === 'string' ? b : ''));
+    this.#nullBranch = Array.isArray(this.#valueType.schema()) ? branches.indexOf('null') : -1;
+    this.#booleanBranch = Array.isArray(this.#valueType.schema()) ? branches.indexOf('boolean') : -1;
+    this.#stringBranch = Array.isArray(this.#valueType.schema()) ? branches.indexOf('string') : -1;
   }
 
   read(buf: Buffer, pos: number): SpanView {
@@ -315,8 +324,21 @@ class SpanReader {
     if (this.#appsPool.length < POOL_MAX) this.#appsPool.push(apps);
   }
 
-  /** The attribute value at `pos` (a value of the `attributes`/`resource` maps). */
+  /**
+   * The attribute value at `pos` (a value of the `attributes`/`resource` maps; the record was validated
+   * when read). Null, boolean and string values are read here (as avsc reads them, without its tap and
+   * result objects); other branches (numbers with their logical types, bytes, arrays) through avsc.
+   */
   decodeValue(buf: Buffer, pos: number): AttributeValue {
+    const read = this.result;
+    const at = readLong(buf, pos, read, WHAT);
+    const branch = read.value;
+    if (branch === this.#stringBranch) {
+      const start = readLong(buf, at, read, WHAT);
+      return buf.toString('utf8', start, start + read.value);
+    }
+    if (branch === this.#nullBranch) return null;
+    if (branch === this.#booleanBranch) return buf[at] !== 0;
     return this.#valueType.decode(buf, pos).value as AttributeValue;
   }
 }

@@ -51,6 +51,12 @@ function spansOf(view: SpanView): DiscoverySpan[] {
 test('a view reads the ids, times and app of each span, and decodes each span as the projection reader does', (t) => {
   const batch = sampleSpanBatch(4);
   batch.spans[1] = sampleSpan({ ...batch.spans[1], app_name: 'другое-приложение', bk_biz_id: -7, start_time: 2 ** 52, attributes: {} });
+  // Every branch of the attribute value union (null, booleans and strings are read without avsc).
+  batch.spans[2] = sampleSpan({
+    ...batch.spans[2],
+    attributes: { none: null, yes: true, no: false, empty: '', text: 'заказ 🚀 ok', count: 42, big: -(2 ** 40), ratio: 0.25, list: ['a', 1, true, null, 2.5] },
+    resource: { ...batch.spans[2]?.resource, 'service.name': '服务', flag: false },
+  });
   const buf = codec.encode(batch);
   const view = views.decode(buf);
   t.is(view.count, 4);
