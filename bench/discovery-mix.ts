@@ -1,7 +1,8 @@
 /**
  * The span mix of the discovery benchmark: 200 services × 50 endpoints, traces of ~9 spans (http entry,
  * http/grpc calls between services, mysql/redis clients, kafka producer → consumer, calls to an external
- * `peer.service`), 3 hosts/instances per service. Deterministic (seeded).
+ * `peer.service`), 3 hosts/instances per service, server spans carrying their caller's address with an
+ * ephemeral port. Deterministic (seeded).
  */
 import type { Span } from '../services/common/records.ts';
 
@@ -69,10 +70,13 @@ export function* traces(total: number): Generator<Span[]> {
       spans.push(s);
       return s;
     };
+    // The caller's address on server spans, as HTTP and gRPC server instrumentations with the older
+    // semantic conventions record it: an ephemeral port per connection.
+    const caller = (svc: number): Span['attributes'] => ({ 'net.peer.ip': `10.${svc >> 8}.${svc & 255}.1`, 'net.peer.port': 40_000 + Math.floor(r() * 20_000) });
     const gateway = Math.floor(r() * 20);
     const ep = Math.floor(r() * ENDPOINTS);
     const method = ep % 3 === 0 ? 'POST' : 'GET';
-    const root = mk(gateway, 2, `${method} /api/svc-${gateway}/r${ep}`, '', { 'http.method': method, 'http.route': `/api/svc-${gateway}/r${ep}`, 'http.status_code': 200, 'net.peer.ip': '10.255.0.1' }, 0, 20_000);
+    const root = mk(gateway, 2, `${method} /api/svc-${gateway}/r${ep}`, '', { 'http.method': method, 'http.route': `/api/svc-${gateway}/r${ep}`, 'http.status_code': 200, 'net.peer.ip': '10.255.0.1', 'net.peer.port': 40_000 + Math.floor(r() * 20_000) }, 0, 20_000);
     for (let call = 0; call < 2; call++) {
       // Each gateway calls a fixed handful of services, as real call graphs do.
       const callee = 20 + ((gateway * 9 + Math.floor(r() * 9)) % (SERVICES - 20));
@@ -81,7 +85,7 @@ export function* traces(total: number): Generator<Span[]> {
       const attrs: Span['attributes'] = grpc ? { 'rpc.system': 'grpc', 'rpc.service': `svc${callee}.Api`, 'rpc.method': `M${cep}` } : { 'http.method': 'GET', 'http.route': `/svc-${callee}/r${cep}`, 'http.status_code': 200 };
       const name = grpc ? `svc${callee}.Api/M${cep}` : `GET /svc-${callee}/r${cep}`;
       const client = mk(gateway, 3, name, root.span_id, attrs, 1_000 + call * 8_000, 7_000);
-      const server = mk(callee, 2, name, client.span_id, attrs, 1_200 + call * 8_000, 6_500);
+      const server = mk(callee, 2, name, client.span_id, { ...attrs, ...caller(gateway) }, 1_200 + call * 8_000, 6_500);
       const db = callee % 3 === 0 ? 'redis' : 'mysql';
       mk(callee, 3, db === 'redis' ? 'GET' : `SELECT t${cep % 10}`, server.span_id, { 'db.system': db, 'db.statement': 'SELECT ?', 'net.peer.name': `${db}-${callee % 7}`, 'net.peer.port': db === 'redis' ? 6379 : 3306 }, 1_500 + call * 8_000, 2_000);
       if (callee % 4 === 0) {

@@ -17,7 +17,8 @@ import { keyPair, SCALAR_FIELDS, SPAN_FIELD_NAMES, SPAN_FIELDS, type DiscoverySp
 import { Hasher } from './hash.ts';
 import { BoundedIdMap } from './id-table.ts';
 import type { RootEndpointRow } from './records.ts';
-import type { Field, RuleSet } from './rules.ts';
+import type { Field, Rule, RuleSet } from './rules.ts';
+import { readBlockCount, readLong } from '../common/avro/index.ts';
 import { FIELD_SLOTS, hashMapEntries, Slot, type SpanView } from './span-view.ts';
 import type { ChildFacts, ParentFacts } from './window.ts';
 
@@ -74,6 +75,59 @@ export interface RuleSetShape {
   resource: KeyTable;
   /** Top-level span fields that rules read (e.g. `span_name` as endpoint key). */
   top: { at: Slot; string: boolean }[];
+  /**
+   * Per attribute key (by its index in {@link attributes}), when it is read only as an instance or
+   * endpoint key of rules: those rules' attribute predicate keys, one bit mask (of key indexes) per rule
+   * — the key counts in a span's shape only when every key of one mask is present, since a rule reads its
+   * instance and endpoint keys only once its predicate holds. Empty for a key that always counts.
+   * Undefined when the set has more attribute keys than a mask holds (every key then counts).
+   */
+  conditions: (readonly number[])[] | undefined;
+  /** Where {@link hashAttributes} notes each key's value while walking a map (two slots per key). */
+  scratch: Int32Array;
+}
+
+/** Attribute keys a condition mask can name (bits of a small integer). */
+const MASK_KEYS = 30;
+
+/**
+ * {@link RuleSetShape.conditions}: a key is unconditional when discovery reads it outside the rules
+ * (FIXED_FIELDS), when it is any rule's predicate key, or when a rule that reads it has no attribute
+ * predicate key (its predicate may hold whatever the attributes are); otherwise it counts when all the
+ * attribute predicate keys of one rule that reads it are present (presence being necessary for a
+ * predicate to hold, the shape keeps every value discovery can read).
+ */
+function keyConditions(attributes: readonly string[], rules: readonly Rule[]): (readonly number[])[] | undefined {
+  if (attributes.length > MASK_KEYS) return undefined;
+  const index = new Map(attributes.map((k, i) => [k, i]));
+  const attributeKey = (f: Field): number | undefined => {
+    const [first, second] = keyPair(f.key);
+    return first === 'attributes' ? index.get(second) : undefined;
+  };
+  const always = new Set<number>();
+  for (const key of FIXED_FIELDS) {
+    const [first, second] = keyPair(key);
+    const k = index.get(second);
+    if (first === 'attributes' && k !== undefined) always.add(k);
+  }
+  const masks: number[][] = attributes.map(() => []);
+  for (const r of rules) {
+    let mask = 0;
+    for (const f of r.predicate) {
+      const k = attributeKey(f);
+      if (k !== undefined) {
+        always.add(k);
+        mask |= 1 << k;
+      }
+    }
+    for (const f of [...r.instanceKeys, ...(r.endpoint ? [r.endpoint] : [])]) {
+      const k = attributeKey(f);
+      if (k === undefined) continue;
+      if (mask === 0) always.add(k);
+      else masks[k]?.push(mask);
+    }
+  }
+  return masks.map((m, k) => (always.has(k) ? [] : m));
 }
 
 const ruleSets = new WeakMap<RuleSet, RuleSetShape>();
@@ -87,7 +141,8 @@ function shapeOf(rules: RuleSet): RuleSetShape {
     const add = (f: Field | undefined): void => {
       if (f) keys.add(f.key);
     };
-    for (const r of [...rules.category, rules.other, ...rules.system, ...rules.platform, ...rules.sdk]) {
+    const all = [...rules.category, rules.other, ...rules.system, ...rules.platform, ...rules.sdk];
+    for (const r of all) {
       r.predicate.forEach(add);
       r.instanceKeys.forEach(add);
       add(r.endpoint);
@@ -101,7 +156,16 @@ function shapeOf(rules: RuleSet): RuleSetShape {
       else if (first === 'resource') resource.push(second);
       else if (!Object.hasOwn(TOP_SLOTS, first) && Object.hasOwn(TOP_SLOTS, second)) top.add(second); // else the accessor reads nothing
     }
-    s = { serial: ++serials, attributes: new KeyTable(attributes), resource: new KeyTable(resource), top: [...top].map((f) => TOP_SLOTS[f] as { at: Slot; string: boolean }) };
+    const conditions = keyConditions(attributes, all);
+    s = {
+      serial: ++serials,
+      attributes: new KeyTable(attributes),
+      resource: new KeyTable(resource),
+      top: [...top].map((f) => TOP_SLOTS[f] as { at: Slot; string: boolean }),
+      // A set whose keys all count hashes attributes as they come (hashMapEntries).
+      conditions: conditions?.some((c) => c.length > 0) ? conditions : undefined,
+      scratch: new Int32Array(2 * attributes.length),
+    };
     ruleSets.set(rules, s);
   }
   return s;
@@ -212,11 +276,52 @@ export function hashShape(view: SpanView, i: number, rules: RuleSet, h: Hasher, 
       h.num(view.at(i, f.at));
     }
   }
-  hashMapEntries(view, view.at(i, Slot.ATTRIBUTES_AT), s.attributes, h);
+  if (s.conditions) hashAttributes(view, view.at(i, Slot.ATTRIBUTES_AT), s, s.conditions, h);
+  else hashMapEntries(view, view.at(i, Slot.ATTRIBUTES_AT), s.attributes, h);
   h.num(-1);
   memo.hash(view, view.at(i, Slot.RESOURCE_AT), s);
   h.mix(memo.a);
   h.mix(memo.b);
+}
+
+/**
+ * Hashes into `h` the attribute entries at `pos` that count in the shape under `s` (see
+ * {@link RuleSetShape.conditions}), in key order: each key's index, then its value's encoded bytes (the
+ * last entry of a key wins, as when the map is decoded). The view was validated when read.
+ */
+function hashAttributes(view: SpanView, pos: number, s: RuleSetShape, conditions: readonly (readonly number[])[], h: Hasher): void {
+  const { buf, skipValue, read } = view;
+  const keys = s.attributes;
+  const at = s.scratch;
+  let present = 0;
+  for (;;) {
+    pos = readBlockCount(buf, pos, read, 'SpanBatch body');
+    let n = read.value;
+    if (n === 0) break;
+    while (n-- > 0) {
+      pos = readLong(buf, pos, read, 'SpanBatch body');
+      const k = keys.find(buf, pos, read.value);
+      pos += read.value;
+      const end = skipValue(buf, pos);
+      if (k >= 0) {
+        present |= 1 << k;
+        at[2 * k] = pos;
+        at[2 * k + 1] = end;
+      }
+      pos = end;
+    }
+  }
+  for (let k = 0; present >>> k !== 0; k++) {
+    if ((present & (1 << k)) === 0) continue;
+    const masks = conditions[k] as readonly number[];
+    if (masks.length > 0) {
+      let holds = false;
+      for (const m of masks) if ((present & m) === m) holds = true;
+      if (!holds) continue;
+    }
+    h.num(k);
+    h.bytes(buf, at[2 * k] as number, at[2 * k + 1] as number);
+  }
 }
 
 /** {@link hashShape} as one 53-bit number (tests; the pipeline keys shapes by the two lanes). */

@@ -277,3 +277,71 @@ test('discovery reads nothing outside a shape: spans decoded with only the shape
     }
   }
 });
+
+test('shape keys: an instance or endpoint key counts only where a rule that reads it can match, and equal shapes discover equally', (t) => {
+  const hasher = new Hasher();
+  const bases: Span['attributes'][] = [
+    { 'http.method': 'GET' },
+    { 'db.system': 'mysql' },
+    { 'db.system': '' },
+    { 'messaging.system': 'kafka', 'messaging.destination': 'orders' },
+    { 'rpc.system': 'grpc' },
+    { 'db.system': 'redis', 'http.method': 'GET' },
+    {},
+  ];
+  const varied: Span['attributes'][] = [
+    {},
+    { 'net.peer.port': 51_000 },
+    { 'net.peer.port': 51_001 },
+    { 'net.peer.ip': '10.0.0.9', 'net.peer.port': 51_001 },
+    { 'net.peer.name': 'db-1' },
+    { 'db.name': 'orders', 'db.statement': 'SELECT 1' },
+    { 'db.name': 'users', 'db.statement': 'SELECT 2' },
+    { 'db.name': 'users', 'cluster.zone': 'a' },
+    { 'db.name': 'users', 'cluster.zone': 'b' },
+  ];
+  const spans: Span[] = [];
+  for (const [b, base] of bases.entries()) {
+    for (const extra of varied) for (const kind of [2, 3]) spans.push(sampleSpan({ kind, span_id: `${spans.length}`.padStart(16, '0'), attributes: { ...base, ...extra }, resource: { ...sampleSpan().resource, 'service.name': `svc-${b}` } }));
+  }
+  const rules = [
+    defaultRules,
+    rulesWith([{ type: 'category', category_id: 'db', topo_kind: 'component', predicate_key: 'attributes.db.system', instance_key: 'attributes.db.name', endpoint_key: 'attributes.db.statement', sort: -1 }]),
+    // Two predicate keys: the instance key counts only with both present.
+    rulesWith([{ type: 'category', category_id: 'db', topo_kind: 'component', predicate_key: 'attributes.db.system,attributes.db.name', instance_key: 'attributes.cluster.zone', endpoint_key: 'span_name', sort: -1 }]),
+  ];
+  const lookups = { host: () => ({ bk_cloud_id: 0, bk_host_id: 7 }), nodeKind: () => ({ kind: 'service', category: 'http' }) };
+  const discover = (s: DiscoverySpan, r: typeof defaultRules): string => {
+    const sink = new RecordingSink();
+    const c = classify(s, r);
+    discoverEndpoint(c, sink);
+    discoverHost(c, lookups, sink);
+    discoverInstance(c, sink);
+    discoverNode(c, sink);
+    discoverSingleSpanRelation(c, lookups, sink);
+    const { seenS: _, serial: _serial, ...facts } = shapeFacts(c, 0);
+    return JSON.stringify({ rows: sink.sightings, facts });
+  };
+  const view = viewOf(spans);
+  const full = projected.decode(codec.encode({ spans })).spans;
+  for (const [n, r] of rules.entries()) {
+    const byShape = new Map<number, string>();
+    let shared = 0;
+    for (let i = 0; i < spans.length; i++) {
+      const key = shapeKey(view, i, r, hasher);
+      const found = discover(full[i] as DiscoverySpan, r);
+      const seen = byShape.get(key);
+      if (seen === undefined) byShape.set(key, found);
+      else {
+        shared++;
+        t.is(found, seen, `rules ${n}, span ${i}: a shape seen before discovers the same`);
+      }
+    }
+    t.true(shared > 0, `rules ${n}: some spans share a shape`);
+  }
+  const key = (attributes: Span['attributes'], kind = 2, r = defaultRules): number => shapeKey(viewOf([sampleSpan({ kind, attributes })]), 0, r, hasher);
+  t.is(key({ 'http.method': 'GET', 'net.peer.port': 51_000 }), key({ 'http.method': 'GET', 'net.peer.port': 51_001 }), "an http server span's client port does not count");
+  t.not(key({ 'db.system': 'mysql', 'net.peer.port': 3306 }, 3), key({ 'db.system': 'mysql', 'net.peer.port': 3307 }, 3), "a database span's peer port does (an instance key of the db rule)");
+  t.not(key({ 'db.system': 'mysql', 'net.peer.port': 3306 }, 3), key({ 'db.system': 'mysql' }, 3), 'and so does its presence');
+  t.is(key({ 'http.method': 'GET', 'net.peer.port': 1 }), key({ 'http.method': 'GET' }), 'but not where no rule reading it can match');
+});
