@@ -48,6 +48,20 @@ function spansOf(view: SpanView): DiscoverySpan[] {
   return Array.from({ length: view.count }, (_, i) => view.spanReading(i, new EveryKey(), new EveryKey()));
 }
 
+/** Everything the per-span discoverers emit for a span, and its shape's pairing facts (no serials or times). */
+function discoverAll(s: DiscoverySpan, r: typeof defaultRules): unknown {
+  const lookups = { host: () => ({ bk_cloud_id: 0, bk_host_id: 7 }), nodeKind: () => ({ kind: 'service', category: 'http' }) };
+  const sink = new RecordingSink();
+  const c = classify(s, r);
+  discoverEndpoint(c, sink);
+  discoverHost(c, lookups, sink);
+  discoverInstance(c, sink);
+  discoverNode(c, sink);
+  discoverSingleSpanRelation(c, lookups, sink);
+  const { seenS: _, serial: _serial, ...facts } = shapeFacts(c, 0);
+  return { rows: sink.sightings, facts };
+}
+
 test('a view reads the ids, times and app of each span, and decodes each span as the projection reader does', (t) => {
   const batch = sampleSpanBatch(4);
   batch.spans[1] = sampleSpan({ ...batch.spans[1], app_name: 'другое-приложение', bk_biz_id: -7, start_time: 2 ** 52, attributes: {} });
@@ -255,25 +269,13 @@ test('discovery reads nothing outside a shape: spans decoded with only the shape
   ];
   const spans = variants.map((v, i) => sampleSpan({ ...v, span_id: `${i}`.padStart(16, '0') }));
   const rules = [defaultRules, rulesWith([{ type: 'category', category_id: 'db', topo_kind: 'component', predicate_key: 'attributes.db.system', instance_key: 'attributes.db.name,resource.host.id', endpoint_key: 'attributes.db.statement', sort: -1 }])];
-  const lookups = { host: () => ({ bk_cloud_id: 0, bk_host_id: 7 }), nodeKind: () => ({ kind: 'service', category: 'http' }) };
-  const discover = (s: DiscoverySpan, r: typeof defaultRules): unknown => {
-    const sink = new RecordingSink();
-    const c = classify(s, r);
-    discoverEndpoint(c, sink);
-    discoverHost(c, lookups, sink);
-    discoverInstance(c, sink);
-    discoverNode(c, sink);
-    discoverSingleSpanRelation(c, lookups, sink);
-    const { seenS: _, serial: _serial, ...facts } = shapeFacts(c, 0);
-    return { rows: sink.sightings, facts };
-  };
   for (const r of rules) {
     const view = viewOf(spans);
     const full = projected.decode(codec.encode({ spans })).spans;
     for (let i = 0; i < spans.length; i++) {
       const reading = shapeSpan(view, i, r);
       t.true(Object.keys(reading.attributes).length <= Object.keys(full[i]?.attributes ?? {}).length);
-      t.deepEqual(discover(reading, r), discover(full[i] as DiscoverySpan, r), `span ${i}`);
+      t.deepEqual(discoverAll(reading, r), discoverAll(full[i] as DiscoverySpan, r), `span ${i}`);
     }
   }
 });
@@ -310,18 +312,7 @@ test('shape keys: an instance or endpoint key counts only where a rule that read
     // Two predicate keys: the instance key counts only with both present.
     rulesWith([{ type: 'category', category_id: 'db', topo_kind: 'component', predicate_key: 'attributes.db.system,attributes.db.name', instance_key: 'attributes.cluster.zone', endpoint_key: 'span_name', sort: -1 }]),
   ];
-  const lookups = { host: () => ({ bk_cloud_id: 0, bk_host_id: 7 }), nodeKind: () => ({ kind: 'service', category: 'http' }) };
-  const discover = (s: DiscoverySpan, r: typeof defaultRules): string => {
-    const sink = new RecordingSink();
-    const c = classify(s, r);
-    discoverEndpoint(c, sink);
-    discoverHost(c, lookups, sink);
-    discoverInstance(c, sink);
-    discoverNode(c, sink);
-    discoverSingleSpanRelation(c, lookups, sink);
-    const { seenS: _, serial: _serial, ...facts } = shapeFacts(c, 0);
-    return JSON.stringify({ rows: sink.sightings, facts });
-  };
+  const discover = (span: DiscoverySpan, r: typeof defaultRules): string => JSON.stringify(discoverAll(span, r));
   const view = viewOf(spans);
   const full = projected.decode(codec.encode({ spans })).spans;
   for (const [n, r] of rules.entries()) {
