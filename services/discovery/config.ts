@@ -14,7 +14,7 @@ export const discoverySpec = {
   eventsGroupId: str({ env: 'DISCOVERY_EVENTS_GROUP_ID', default: 'bkstream-discovery-events', doc: 'consumer group on `<prefix>.events` (static host info → cmdb_host)' }),
   consumeReplay: bool({ env: 'DISCOVERY_CONSUME_REPLAY', default: true, doc: 'also consume `<prefix>.spans.replay` (backfill)' }),
   partitionsConcurrently: int({ env: 'DISCOVERY_PARTITIONS_CONCURRENTLY', default: 3, min: 1, max: 64, doc: 'partitions of one topic handled at the same time' }),
-  heartbeatIntervalMs: int({ env: 'DISCOVERY_HEARTBEAT_INTERVAL_MS', default: 1_000, min: 100, max: 10_000, doc: 'how often the span consumers heartbeat their group, ms: a member learns of a rebalance (another member joining or leaving) at its next heartbeat' }),
+  heartbeatIntervalMs: int({ env: 'DISCOVERY_HEARTBEAT_INTERVAL_MS', default: 1_000, min: 100, max: 10_000, doc: 'how often the consumers heartbeat their groups, ms: a member learns of a rebalance (another member joining or leaving) at its next heartbeat' }),
   maxInFlightRecords: int({ env: 'DISCOVERY_MAX_IN_FLIGHT_RECORDS', default: 20_000, min: 1, doc: 'Kafka records per partition accepted but not yet durable before the partition is paused' }),
   flushIntervalMs: int({ env: 'DISCOVERY_FLUSH_INTERVAL_MS', default: 1_000, min: 10, doc: 'how often pending rows are upserted into the store, ms' }),
   flushMaxRows: int({ env: 'DISCOVERY_FLUSH_MAX_ROWS', default: 5_000, min: 1, doc: 'pending rows that trigger a flush before the interval' }),

@@ -144,6 +144,7 @@ export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config
     topics: [topics.events],
     codec: codecFor('AgentEvent'),
     dlqTopic: topics.dlq,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
     handler: async (batch: Batch<AgentEvent>) => {
       const rows = batch.records.flatMap((r) => hostsFromEvent(r.value));
       if (rows.length === 0) return;
@@ -226,10 +227,13 @@ export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config
   lifecycle.add(sweeper);
   // Kafka in the background: the API is up (and not ready) until the broker answers and the groups join.
   const kafka = new Lifecycle({ logger: deps.logger, name: 'discovery-kafka' });
+  // The span groups join first: a consumer's start waits for its group to take it in, which another
+  // member notices only at its next heartbeat, so a member joining a running group would otherwise make
+  // its span partitions wait for the events group's rebalance as well.
   kafka.add(topicCheck);
-  kafka.add(consumerPart(events, config.stopDrainMs));
-  if (replay) kafka.add(consumerPart(replay, config.stopDrainMs));
   kafka.add(consumerPart(spans, config.stopDrainMs));
+  if (replay) kafka.add(consumerPart(replay, config.stopDrainMs));
+  kafka.add(consumerPart(events, config.stopDrainMs));
   lifecycle.add(startInBackground(kafka, { logger: deps.logger }));
 
   return {
