@@ -128,7 +128,8 @@ test('a route whose receiver is unknown holds the spool (not sent to the default
   const table = new RouteTable([], [{ channelId: 1001, name: 'dangling', targets: [{ streamToId: 9, topic: 'raw_1001' }] }]);
   const p = await pipeline(t, table);
   for (let i = 0; i < 4; i++) await p.emit(1001, i);
-  await waitFor('failed attempts with all four spooled', () => p.sender.state().lastError !== undefined && p.spool.stats().nextSeq === 5, 30_000, 5);
+  // The spool numbers a record before writing it and counts it pending after: wait for both.
+  await waitFor('failed attempts with all four spooled', () => p.sender.state().lastError !== undefined && p.spool.stats().nextSeq === 5 && p.spool.stats().pending === 4, 30_000, 5);
   t.regex(p.sender.state().lastError ?? '', /names no known receiver/);
   t.is(p.spool.stats().pending, 4);
   t.is(p.def.sent.length, 0, 'never the default instead');
