@@ -92,12 +92,13 @@ const MASK_KEYS = 30;
 
 /**
  * {@link RuleSetShape.conditions}: a key is unconditional when discovery reads it outside the rules
- * (FIXED_FIELDS), when it is any rule's predicate key, or when a rule that reads it has no attribute
- * predicate key (its predicate may hold whatever the attributes are); otherwise it counts when all the
- * attribute predicate keys of one rule that reads it are present (presence being necessary for a
- * predicate to hold, the shape keeps every value discovery can read).
+ * (FIXED_FIELDS), when it is any rule's predicate key, when a rule that reads it has no attribute
+ * predicate key (its predicate may hold whatever the attributes are), or when `fallback` reads it (the
+ * `other` rule is the category of a span no other rule matches, its predicate unchecked); otherwise it
+ * counts when all the attribute predicate keys of one rule that reads it are present (presence being
+ * necessary for a predicate to hold, the shape keeps every value discovery can read).
  */
-function keyConditions(attributes: readonly string[], rules: readonly Rule[]): (readonly number[])[] | undefined {
+function keyConditions(attributes: readonly string[], rules: readonly Rule[], fallback: Rule): (readonly number[])[] | undefined {
   if (attributes.length > MASK_KEYS) return undefined;
   const index = new Map(attributes.map((k, i) => [k, i]));
   const attributeKey = (f: Field): number | undefined => {
@@ -120,6 +121,7 @@ function keyConditions(attributes: readonly string[], rules: readonly Rule[]): (
         mask |= 1 << k;
       }
     }
+    if (r === fallback) mask = 0;
     for (const f of [...r.instanceKeys, ...(r.endpoint ? [r.endpoint] : [])]) {
       const k = attributeKey(f);
       if (k === undefined) continue;
@@ -156,7 +158,7 @@ function shapeOf(rules: RuleSet): RuleSetShape {
       else if (first === 'resource') resource.push(second);
       else if (!Object.hasOwn(TOP_SLOTS, first) && Object.hasOwn(TOP_SLOTS, second)) top.add(second); // else the accessor reads nothing
     }
-    const conditions = keyConditions(attributes, all);
+    const conditions = keyConditions(attributes, all, rules.other);
     s = {
       serial: ++serials,
       attributes: new KeyTable(attributes),

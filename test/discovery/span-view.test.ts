@@ -301,6 +301,8 @@ test('shape keys: an instance or endpoint key counts only where a rule that read
     { 'db.name': 'users', 'db.statement': 'SELECT 2' },
     { 'db.name': 'users', 'cluster.zone': 'a' },
     { 'db.name': 'users', 'cluster.zone': 'b' },
+    { 'cluster.zone': 'a', 'db.statement': 'SELECT 1' },
+    { 'cluster.zone': 'b', 'db.statement': 'SELECT 2' },
   ];
   const spans: Span[] = [];
   for (const [b, base] of bases.entries()) {
@@ -311,6 +313,8 @@ test('shape keys: an instance or endpoint key counts only where a rule that read
     rulesWith([{ type: 'category', category_id: 'db', topo_kind: 'component', predicate_key: 'attributes.db.system', instance_key: 'attributes.db.name', endpoint_key: 'attributes.db.statement', sort: -1 }]),
     // Two predicate keys: the instance key counts only with both present.
     rulesWith([{ type: 'category', category_id: 'db', topo_kind: 'component', predicate_key: 'attributes.db.system,attributes.db.name', instance_key: 'attributes.cluster.zone', endpoint_key: 'span_name', sort: -1 }]),
+    // An app's own `other` rule: the fallback, whose keys are read whether its predicate holds or not.
+    rulesWith([{ type: 'category', category_id: 'other', topo_kind: 'service', predicate_key: 'attributes.db.name', instance_key: 'attributes.cluster.zone', endpoint_key: 'attributes.db.statement', sort: -1 }]),
   ];
   const discover = (span: DiscoverySpan, r: typeof defaultRules): string => JSON.stringify(discoverAll(span, r));
   const view = viewOf(spans);
