@@ -270,10 +270,11 @@ class SpanReader {
     }
     this.skipValue = compileSkipper(this.#valueType, WHAT);
     // Plain branches (no logical type) of the value union, read directly: what most attributes are.
-    const branches = (this.#valueType.schema() as unknown[]).map((b) => (typeof b === 'string' ? b : ''));
-    this.#nullBranch = Array.isArray(this.#valueType.schema()) ? branches.indexOf('null') : -1;
-    this.#booleanBranch = Array.isArray(this.#valueType.schema()) ? branches.indexOf('boolean') : -1;
-    this.#stringBranch = Array.isArray(this.#valueType.schema()) ? branches.indexOf('string') : -1;
+    const union = this.#valueType.schema();
+    const branches = Array.isArray(union) ? union.map((b) => (typeof b === 'string' ? b : '')) : [];
+    this.#nullBranch = branches.indexOf('null');
+    this.#booleanBranch = branches.indexOf('boolean');
+    this.#stringBranch = branches.indexOf('string');
   }
 
   read(buf: Buffer, pos: number): SpanView {
@@ -328,6 +329,7 @@ class SpanReader {
    * The attribute value at `pos` (a value of the `attributes`/`resource` maps; the record was validated
    * when read). Null, boolean and string values are read here (as avsc reads them, without its tap and
    * result objects); other branches (numbers with their logical types, bytes, arrays) through avsc.
+   * Overwrites {@link result} (callers read it before calling).
    */
   decodeValue(buf: Buffer, pos: number): AttributeValue {
     const read = this.result;
