@@ -31,7 +31,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** A discovery process, its port, and the partitions of `topic` its latest assignment log line gave it. */
+/** A discovery process, its port, and the partitions of `topic` its span group's latest assignment log line gave it. */
 interface Instance {
   name: string;
   child: ChildProcess;
@@ -54,7 +54,10 @@ async function startInstance(t: { teardown(fn: () => void): void }, name: string
     for (const line of lines) {
       if (!line.includes('partitions assigned')) continue;
       try {
-        const entry = JSON.parse(line) as { assignment?: { topic: string; partitions: number[] }[] };
+        // Only the span group's lines: the replay and events groups log their own assignments (without
+        // the span topic), in any order relative to it.
+        const entry = JSON.parse(line) as { group?: string; assignment?: { topic: string; partitions: number[] }[] };
+        if (entry.group !== env.DISCOVERY_GROUP_ID) continue;
         const mine = entry.assignment?.filter((a) => a.topic === topic);
         if (mine) held = mine.flatMap((a) => a.partitions);
       } catch {
