@@ -14,14 +14,17 @@
  *   durable, it is paused; it resumes when that drops below half.
  * - On a rebalance kafkajs restarts every partition from its committed offset; in-flight work of the old
  *   generation is never committed, and `onRevoke` tells the handler which partitions it lost.
+ * - A crash kafkajs does not restart from (it restarts only after errors it deems retriable, and a broker
+ *   outage can end in "Failed to find group coordinator", which it does not: kafkajs issues 1445, 1630)
+ *   is followed by running the consumer again, with backoff, until it joins its group.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Consumer, EachBatchPayload, IHeaders, Kafka } from 'kafkajs';
+import type { Consumer, ConsumerRunConfig, EachBatchPayload, IHeaders, Kafka } from 'kafkajs';
 import { BkError, errorClass, errorMessage, isRetriable } from '../errors.ts';
 import type { Component } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { counter, gauge, histogram, type Registry } from '../metrics.ts';
-import { retry } from '../retry.ts';
+import { backoffDelay, retry } from '../retry.ts';
 import { CommitTracker, type Ticket } from './commit-tracker.ts';
 import { keepRetiredDisconnected } from './kafkajs-fixes.ts';
 import type { BusProducer } from './producer.ts';
@@ -87,6 +90,9 @@ export class BusConsumer<T> implements Component {
   #retired = false;
   #joined = false;
   #stopping: Promise<void> | undefined;
+  /** Runs again after crashes kafkajs does not restart from, since the last join. */
+  #reruns = 0;
+  #rerunTimer: NodeJS.Timeout | undefined;
   readonly #metrics: ReturnType<typeof consumerMetrics> | undefined;
 
   /** `producer` sends dead letters; the consumer starts and stops it. */
@@ -110,12 +116,46 @@ export class BusConsumer<T> implements Component {
     const { GROUP_JOIN, CRASH } = this.#consumer.events;
     keepRetiredDisconnected(this.#consumer, () => this.#retired);
     this.#consumer.on(GROUP_JOIN, (event) => {
-      if (!this.#retired) this.#onGroupJoin(event.payload.memberAssignment);
+      if (this.#retired) return;
+      this.#reruns = 0;
+      this.#onGroupJoin(event.payload.memberAssignment);
     });
     this.#consumer.on(CRASH, (event) => {
       if (this.#retired) return;
       this.#log.error('consumer crashed', { err: event.payload.error, restart: event.payload.restart });
+      if (!event.payload.restart) this.#rerunLater();
     });
+  }
+
+  /** After a crash kafkajs does not restart from (it has disconnected the consumer): run it again, with backoff. */
+  #rerunLater(): void {
+    if (this.#rerunTimer || this.#retired || this.#stopping || !this.#running) return;
+    const attempt = ++this.#reruns;
+    const delayMs = backoffDelay(attempt, { initialDelayMs: 500, maxDelayMs: 30_000 });
+    this.#log.error('consumer stopped by an error kafkajs does not restart from; running it again', { delayMs, attempt });
+    this.#rerunTimer = setTimeout(() => {
+      this.#rerunTimer = undefined;
+      if (this.#retired || this.#stopping || !this.#running) return;
+      // A failure inside run() is another CRASH (handled above); one before it (connect) is caught here.
+      this.#run().catch((err: unknown) => {
+        this.#log.warn('running the consumer again failed', { err, attempt });
+        this.#rerunLater();
+      });
+    }, delayMs);
+  }
+
+  async #run(): Promise<void> {
+    await this.#consumer.connect();
+    await this.#consumer.run(this.#runConfig());
+  }
+
+  #runConfig(): ConsumerRunConfig {
+    return {
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.#opts.partitionsConsumedConcurrently ?? 1,
+      eachBatch: (payload) => this.#eachBatch(payload),
+    };
   }
 
   /** Partitions currently assigned to this member. */
@@ -137,12 +177,7 @@ export class BusConsumer<T> implements Component {
     await this.#consumer.connect();
     await this.#consumer.subscribe({ topics: [...this.#opts.topics], fromBeginning: this.#opts.fromBeginning ?? true });
     this.#running = true;
-    await this.#consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.#opts.partitionsConsumedConcurrently ?? 1,
-      eachBatch: (payload) => this.#eachBatch(payload),
-    });
+    await this.#consumer.run(this.#runConfig());
     this.#log.info('started', { topics: this.#opts.topics });
   }
 
@@ -152,6 +187,8 @@ export class BusConsumer<T> implements Component {
    */
   stop(drainMs = 10_000): Promise<void> {
     this.#stopping ??= (async () => {
+      clearTimeout(this.#rerunTimer);
+      this.#rerunTimer = undefined;
       if (!this.#running) {
         // never started, or start failed part-way: close whatever connect() opened
         await this.#consumer.disconnect().catch(() => undefined);
