@@ -444,7 +444,7 @@ type MemberMessage =
   | { ready: true }
   | { progress: number; first: number; positions: Record<string, string> }
   | { flushed: number }
-  | { result: { written: number; cpuUs: number; peakRssMb: number; shapeMisses: number } };
+  | { result: { written: number; cpuUs: number; peakRssMb: number; shapeMisses: number; reread: number } };
 
 /**
  * One member of a multi-process run (`--member <prefix> <group>`, PostgreSQL at BENCH_RUN_DATABASE_URL,
@@ -505,6 +505,7 @@ async function memberRun(prefix: string, group: string, databaseUrl: string): Pr
     cpuUs: cpu.user + cpu.system,
     peakRssMb: Math.max(peak, process.memoryUsage.rss()) / 2 ** 20,
     shapeMisses: metricSum(registry, 'bkstream_discovery_shape_misses_total'),
+    reread: metricSum(registry, 'bkstream_discovery_reread_spans_total'),
   };
   await service.stop();
   await store.stop();
@@ -617,7 +618,7 @@ async function membersRun(prefix: string, topic: string, expected: number, admin
     await until('every member finished', () => members.every((m) => m.result !== undefined));
     const results = members.map((m) => m.result as NonNullable<typeof m.result>);
     const { rows, duplicates } = await tableCounts(store);
-    console.log(`    detail [${processes} processes]: shape misses ${results.map((r) => r.shapeMisses).join(' + ')}; run ${((last - first) / 1000).toFixed(1)} s`);
+    console.log(`    detail [${processes} processes]: shape misses ${results.map((r) => r.shapeMisses).join(' + ')}; spans read again and skipped (kept partitions) ${results.map((r) => r.reread).join(' + ')}; run ${((last - first) / 1000).toFixed(1)} s`);
     return {
       processes,
       spansPerS: steadyRate,

@@ -25,6 +25,7 @@ export function discoveryMetrics(registry: Registry, probes: DiscoveryProbes) {
     });
   return {
     spans: counter(registry, { name: 'bkstream_discovery_spans_total', help: 'Spans processed by the discoverers' }),
+    reread: counter(registry, { name: 'bkstream_discovery_reread_spans_total', help: 'Spans read again after a rebalance that this member had already processed (skipped: their work becomes durable with the first reading)' }),
     shapeMisses: counter(registry, { name: 'bkstream_discovery_shape_misses_total', help: 'Spans whose shape was not cached within the touch interval (the discoverers ran for them)' }),
     sightings: counter(registry, { name: 'bkstream_discovery_sightings_total', help: 'Discovered records by dedupe result (hit = already written, miss = queued)', labelNames: ['table', 'result'] }),
     written: counter(registry, { name: 'bkstream_discovery_records_written_total', help: 'Rows the store inserted or changed (a row sent that changed nothing is not counted)', labelNames: ['table'] }),

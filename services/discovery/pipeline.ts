@@ -6,9 +6,11 @@
  * window, and return `{ durable }` — the batch's ticket, which resolves once the batch's window entries
  * are settled and the flush covering its rows has completed. The bus commits offsets only then.
  *
- * Partition state is dropped on revoke, and whenever a partition is read again from an earlier offset
- * (after a rebalance or a failed flush the bus re-reads from the last commit): the entries of the old
- * reading are void, the new reading re-creates them.
+ * Partition state is dropped on revoke. After a rebalance the bus reads every partition again from its
+ * last commit; where this member kept a partition, the records it had already processed in its current
+ * reading are skipped, and the new batch's ticket waits for the tickets of that first reading (its rows,
+ * window entries and flush are still under way, whatever the bus forgot). A partition read again from
+ * before its current reading, or after a batch failed, drops its window and is processed anew.
  */
 import type { Batch, HandleResult, TopicPartitions } from '../common/bus/index.ts';
 import type { Logger } from '../common/log.ts';
@@ -33,6 +35,8 @@ import { PartitionWindow, type ChildFacts, type DropReason, type ParentFacts, ty
 
 export interface PipelineStats {
   spans: number;
+  /** Spans read again after a rebalance that this member had processed already (skipped). */
+  reread: number;
   /** Spans whose shape was not cached (the discoverers ran for them). */
   shapeMisses: number;
   paired: number;
@@ -72,10 +76,22 @@ const MEMO_RELATION = 1;
 const MEMO_REMOTE = 2;
 const MEMO_ROOT = 3;
 
+/** A batch of a partition's current reading whose ticket is not done yet. */
+interface Unsettled {
+  first: bigint;
+  last: bigint;
+  done: Promise<void>;
+  settled: boolean;
+}
+
 interface PartitionState {
   window: PartitionWindow;
   /** The offset after the last record handled; a batch starting before it is a re-read. */
   next: bigint | undefined;
+  /** Where the current reading began: every record from here to `next` was processed in it (undefined after a failure). */
+  from: bigint | undefined;
+  /** The current reading's batches whose work is not durable yet, in offset order. */
+  unsettled: Unsettled[];
 }
 
 export class SpanPipeline {
@@ -126,7 +142,7 @@ export class SpanPipeline {
   }
 
   static #zero(): PipelineStats {
-    return { spans: 0, shapeMisses: 0, paired: 0, dropped: { parent_evicted: 0, child_unpaired: 0, child_evicted: 0, trace_evicted: 0 } };
+    return { spans: 0, reread: 0, shapeMisses: 0, paired: 0, dropped: { parent_evicted: 0, child_unpaired: 0, child_evicted: 0, trace_evicted: 0 } };
   }
 
   /** Counts since the previous call. */
@@ -187,6 +203,9 @@ export class SpanPipeline {
         ticket.release();
       } catch (err) {
         this.#log.error('batch processing failed; the partition will be read again', { topic: batch.topic, partition: batch.partition, err });
+        // The bus reads the partition again from this batch, which was not processed: nothing may be skipped.
+        const state = this.#partitions.get(`${batch.topic}:${batch.partition}`);
+        if (state) state.from = undefined;
         ticket.fail(err);
       } finally {
         // Nothing reads a batch's views after this (the window keeps facts and hash lanes, not views).
@@ -199,14 +218,60 @@ export class SpanPipeline {
 
   #processBatch(batch: Batch<SpanView>, views: readonly SpanView[], ticket: Ticket): void {
     const state = this.#state(batch.topic, batch.partition);
-    const first = batch.records[0] ? BigInt(batch.records[0].offset) : undefined;
-    if (first !== undefined && state.next !== undefined && first < state.next) {
-      this.#log.debug('partition read again; its window is reset', { topic: batch.topic, partition: batch.partition, offset: String(first) });
-      state.window.clear();
+    const { records } = batch;
+    const last = BigInt(batch.lastOffset);
+    const first = records[0] ? BigInt(records[0].offset) : undefined;
+    let skip = 0;
+    if (first !== undefined && state.next !== undefined && first < state.next && state.from !== undefined && first >= state.from) {
+      // Read again (the partition stayed here across a rebalance): the records before `next` were
+      // processed in this reading; their work becomes durable with that reading's tickets.
+      const next = state.next;
+      while (skip < records.length && BigInt((records[skip] as (typeof records)[number]).offset) < next) {
+        this.#stats.reread += (views[skip] as SpanView).count;
+        skip++;
+      }
+      this.#awaitFirstReading(state, first, BigInt((records[skip - 1] as (typeof records)[number]).offset), ticket);
+    } else if (first !== undefined && (state.next === undefined || first !== state.next)) {
+      if (state.next !== undefined && first < state.next) {
+        this.#log.debug('partition read again from before its current reading; its window is reset', { topic: batch.topic, partition: batch.partition, offset: String(first) });
+        state.window.clear();
+      }
+      state.from = first;
+      state.unsettled = [];
     }
-    state.next = BigInt(batch.lastOffset) + 1n;
-    this.process(views, state.window, ticket);
+    if (state.next === undefined || last + 1n > state.next) state.next = last + 1n;
+    if (skip < records.length) {
+      this.process(skip === 0 ? views : views.slice(skip), state.window, ticket);
+      this.#unsettled(state, BigInt((records[skip] as (typeof records)[number]).offset), last, ticket);
+    }
     state.window.expire(this.#now());
+  }
+
+  /** Notes a batch of the current reading until its ticket is done (dropping those done before it). */
+  #unsettled(state: PartitionState, first: bigint, last: bigint, ticket: Ticket): void {
+    const list = state.unsettled;
+    while (list[0]?.settled) list.shift();
+    const entry: Unsettled = { first, last, done: ticket.done, settled: false };
+    const settle = (): void => {
+      entry.settled = true;
+    };
+    ticket.done.then(settle, settle);
+    list.push(entry);
+  }
+
+  /** Holds `ticket` until every batch of the current reading overlapping [from, to] is durable. */
+  #awaitFirstReading(state: PartitionState, from: bigint, to: bigint, ticket: Ticket): void {
+    const waits: Promise<void>[] = [];
+    for (const u of state.unsettled) {
+      if (u.first > to) break;
+      if (!u.settled && u.last >= from) waits.push(u.done);
+    }
+    if (waits.length === 0) return;
+    ticket.hold();
+    Promise.all(waits).then(
+      () => ticket.release(),
+      (err: unknown) => ticket.fail(err),
+    );
   }
 
   /** Waits until every queued batch has been processed. */
@@ -332,7 +397,7 @@ export class SpanPipeline {
   #state(topic: string, partition: number): PartitionState {
     const key = `${topic}:${partition}`;
     let s = this.#partitions.get(key);
-    if (!s) this.#partitions.set(key, (s = { window: new PartitionWindow(this.#opts.window, this.#events), next: undefined }));
+    if (!s) this.#partitions.set(key, (s = { window: new PartitionWindow(this.#opts.window, this.#events), next: undefined, from: undefined, unsettled: [] }));
     return s;
   }
 

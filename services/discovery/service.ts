@@ -113,6 +113,7 @@ export async function createDiscovery(deps: ServiceDeps<'store' | 'bus'>, config
   const syncMetrics = (): void => {
     const s = pipeline.stats();
     if (s.spans) m.spans.inc(s.spans);
+    if (s.reread) m.reread.inc(s.reread);
     if (s.shapeMisses) m.shapeMisses.inc(s.shapeMisses);
     if (s.paired) m.pairs.inc(s.paired);
     for (const [reason, n] of Object.entries(s.dropped)) if (n) m.dropped.inc({ reason }, n);

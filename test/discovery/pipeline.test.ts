@@ -26,6 +26,17 @@ function batchOf(spans: ReturnType<typeof span>[], offset = 0): Batch<SpanView> 
   };
 }
 
+/** A batch of one record per entry of `records`, at consecutive offsets from `offset`. */
+function batchOfRecords(records: ReturnType<typeof span>[][], offset: number): Batch<SpanView> {
+  const batch = batchOf([], offset);
+  batch.records = records.map((spans, i) => {
+    const raw = codec.encode({ spans });
+    return { topic: 't', partition: 0, offset: String(offset + i), key: null, value: views.decode(raw), timestamp: 0, headers: {}, raw };
+  });
+  batch.lastOffset = String(offset + records.length - 1);
+  return batch;
+}
+
 function setup(ensure: Lookups['ensure'] = () => undefined) {
   const written: Snapshot[] = [];
   const nodeKinds = new NodeKinds(100);
@@ -77,6 +88,62 @@ test('a partition read again from an earlier offset starts a fresh window', asyn
   t.is(pipeline.windowItems(), 0);
 });
 
+test('a partition read again from inside its current reading (kept across a rebalance): the records processed already are skipped, and the batch is durable only with the first reading', async (t) => {
+  const { pipeline, flusher, tick } = setup();
+  const client = (_n: number) => span({ kind: 3, attributes: { 'http.method': 'GET' } });
+  // First reading: offsets 10..12, three client spans waiting in the window for their children.
+  const first = await pipeline.handle(batchOfRecords([[client(1)], [client(2)], [client(3)]], 10));
+  let firstDurable = false;
+  void first?.durable.then(() => (firstDurable = true));
+  await pipeline.idle();
+  t.is(pipeline.processedSpans(), 3);
+  t.is(pipeline.windowItems(), 3);
+  t.deepEqual(pipeline.positions(), { 't:0': '13' });
+  pipeline.stats();
+
+  // The bus read the partition again from its last commit (11): 11 and 12 were processed, 13 is new.
+  const again = await pipeline.handle(batchOfRecords([[client(2)], [client(3)], [client(4), client(5)]], 11));
+  let againDurable = false;
+  void again?.durable.then(() => (againDurable = true));
+  await pipeline.idle();
+  t.is(pipeline.processedSpans(), 5, 'only the two spans of offset 13 were processed');
+  t.is(pipeline.stats().reread, 2);
+  t.is(pipeline.windowItems(), 5, 'the window of the first reading is kept');
+  t.deepEqual(pipeline.positions(), { 't:0': '14' });
+  await flusher.flush();
+  await new Promise((r) => setImmediate(r));
+  t.false(againDurable, 'the first reading of 11 and 12 still waits in the window');
+  tick(1_000);
+  pipeline.expire();
+  await flusher.flush();
+  await first?.durable;
+  await new Promise((r) => setImmediate(r));
+  t.false(againDurable, 'released once the first reading is durable, it waits for the next flush');
+  await flusher.flush();
+  await again?.durable;
+  t.true(firstDurable && againDurable);
+});
+
+test('a partition read again after a batch failed is processed anew from there (nothing skipped)', async (t) => {
+  let fail = false;
+  const { pipeline } = setup(() => (fail ? Promise.reject(new ValidationError('no rules')) : undefined));
+  void (await pipeline.handle(batchOfRecords([[span({})], [span({})]], 0)));
+  await pipeline.idle();
+  fail = true;
+  const failed = await pipeline.handle(batchOfRecords([[span({})]], 2));
+  await t.throwsAsync(() => failed?.durable ?? Promise.resolve(), { instanceOf: ValidationError });
+  fail = false;
+  void (await pipeline.handle(batchOfRecords([[span({})]], 3)));
+  await pipeline.idle();
+  t.is(pipeline.processedSpans(), 3);
+  pipeline.stats();
+  // The bus reads again from the failed batch: 2 was never processed, and 3 is read again with it.
+  void (await pipeline.handle(batchOfRecords([[span({})], [span({})]], 2)));
+  await pipeline.idle();
+  t.is(pipeline.processedSpans(), 5);
+  t.is(pipeline.stats().reread, 0);
+});
+
 test('a shape is discovered again when a lookup its discovery read has changed, and only then', async (t) => {
   const { pipeline, nodeKinds } = setup();
   // A SERVER span matching a component rule reads its service node's kind (relation toward the service);
@@ -86,7 +153,7 @@ test('a shape is discovered again when a lookup its discovery read has changed, 
     span({ kind: 3, end_time: T0 + at, attributes: { 'http.method': 'GET' } }),
   ];
   const misses = async (at: number): Promise<number> => {
-    void (await pipeline.handle(batchOf(spans(at))));
+    void (await pipeline.handle(batchOf(spans(at), at)));
     await pipeline.idle();
     return pipeline.stats().shapeMisses;
   };
