@@ -29,8 +29,10 @@
  * each PostgreSQL run creates its own database there and drops it afterwards), BENCH_SKIP_PGLITE=1
  * (PostgreSQL only; the RESULT line then reports it), BENCH_PROCESSES (processes of run (c); 1 leaves it
  * out), and for profiling BENCH_SKIP_BASELINE=1, BENCH_SKIP_MEMORY=1 (no cache fill), BENCH_CPU_PROF_DIR
- * (a V8 CPU profile of each discovery process). `--hot [spans]` runs discovery's hot path alone, with no
- * broker or store (see {@link hot}).
+ * (a V8 CPU profile of each discovery process), and for experiments BENCH_NODE_FLAGS (Node flags added to
+ * the deployed ones of every discovery process, e.g. `--single-threaded`). `--hot [spans]` runs
+ * discovery's hot path alone, with no broker or store (see {@link hot}); it prints the CPU per span of all
+ * threads and of the main thread alone.
  */
 import { spawn } from 'node:child_process';
 import { Session } from 'node:inspector';
@@ -225,6 +227,7 @@ async function hot(total: number): Promise<void> {
     await post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
   }
   const cpu0 = process.cpuUsage();
+  const main0 = process.threadCpuUsage();
   const started = performance.now();
   let spans = 0;
   const offsets = new Array<number>(PARTITIONS).fill(0);
@@ -250,6 +253,7 @@ async function hot(total: number): Promise<void> {
   }
   await pipeline.idle();
   const cpu = process.cpuUsage(cpu0);
+  const main = process.threadCpuUsage(main0);
   const ms = performance.now() - started;
   await sleep(10); // the last GC entries
   observer.disconnect();
@@ -259,7 +263,7 @@ async function hot(total: number): Promise<void> {
     inspector.disconnect();
   }
   const stats = pipeline.stats();
-  console.log(`hot path: ${spans} spans, ${((cpu.user + cpu.system) / spans).toFixed(3)} µs CPU per span, ${Math.round(spans / ms * 1000)} spans/s wall, ` +
+  console.log(`hot path: ${spans} spans, ${((cpu.user + cpu.system) / spans).toFixed(3)} µs CPU per span (main thread ${((main.user + main.system) / spans).toFixed(3)}), ${Math.round(spans / ms * 1000)} spans/s wall, ` +
     `shape misses ${stats.shapeMisses}, pairs ${stats.paired}, cached keys ${sink.cachedKeys()}; ` +
     `GC: ${gcs.minor} minor, ${gcs.major} major, ${((gcs.ms / ms) * 100).toFixed(1)} % of the time`);
 }
@@ -641,7 +645,7 @@ async function membersRun(prefix: string, topic: string, expected: number, admin
 }
 
 /** The Node flags and environment discovery is deployed with (deploy/Dockerfile, compose.yaml, k8s/discovery.yaml). */
-const DEPLOY_NODE_FLAGS = ['--max-semi-space-size=16', '--no-allocation-site-pretenuring', '--liftoff-only'];
+const DEPLOY_NODE_FLAGS = ['--max-semi-space-size=16', '--no-allocation-site-pretenuring', '--liftoff-only', ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
 const DEPLOY_ENV = { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2' };
 
 /**
