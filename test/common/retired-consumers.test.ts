@@ -91,10 +91,11 @@ test('a consumer that crashes, joins or connects after the follower stopped is d
   t.is(consumers.length, 1, 'no new consumer after the stop');
 });
 
-test('the bus consumer: one that crashes or rejoins after stop() disconnected it is disconnected again; before the stop a crash is logged only', async (t) => {
+/** A bus consumer on the stand-in, started; `c` is its kafkajs consumer. */
+async function startedBusConsumer(): Promise<{ consumer: BusConsumer<unknown>; consumers: FakeConsumer[]; c: FakeConsumer }> {
   const consumers: FakeConsumer[] = [];
   const producer = { start: async () => undefined, stop: async () => undefined } as unknown as BusProducer;
-  const consumer = new BusConsumer(fakeKafka(consumers), producer, silentLogger, undefined, {
+  const consumer = new BusConsumer<unknown>(fakeKafka(consumers), producer, silentLogger, undefined, {
     groupId: 'g',
     topics: ['t'],
     dlqTopic: 't.dlq',
@@ -102,7 +103,11 @@ test('the bus consumer: one that crashes or rejoins after stop() disconnected it
     handler: async () => undefined,
   });
   await consumer.start();
-  const c = consumers[0] as FakeConsumer;
+  return { consumer, consumers, c: consumers[0] as FakeConsumer };
+}
+
+test('the bus consumer: one that crashes or rejoins after stop() disconnected it is disconnected again; before the stop a crash is logged only', async (t) => {
+  const { consumer, c } = await startedBusConsumer();
   c.fire(EVENTS.CRASH, { error: new Error('broker gone'), restart: true });
   c.fire(EVENTS.GROUP_JOIN, { memberAssignment: { t: [0] } });
   await tick();
@@ -120,17 +125,7 @@ test('the bus consumer: one that crashes or rejoins after stop() disconnected it
 });
 
 test('the bus consumer: a crash kafkajs does not restart from is followed by running the consumer again, with backoff, until it joins; not after stop()', async (t) => {
-  const consumers: FakeConsumer[] = [];
-  const producer = { start: async () => undefined, stop: async () => undefined } as unknown as BusProducer;
-  const consumer = new BusConsumer(fakeKafka(consumers), producer, silentLogger, undefined, {
-    groupId: 'g',
-    topics: ['t'],
-    dlqTopic: 't.dlq',
-    codec: codecFor('SpanBatch'),
-    handler: async () => undefined,
-  });
-  await consumer.start();
-  const c = consumers[0] as FakeConsumer;
+  const { consumer, consumers, c } = await startedBusConsumer();
   t.is(c.runs, 1);
 
   // kafkajs restarts after retriable errors itself
